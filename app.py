@@ -1,0 +1,32 @@
+"""Helios: streaming events queryable in minutes. Entry point: ``streamlit run app.py``."""
+
+import streamlit as st
+
+from helios_core.errors import HeliosError
+from pages._shared import runtime, show_error
+
+st.set_page_config(page_title="Helios", page_icon=":material/wb_sunny:", layout="wide")
+
+PAGES = {
+    "Helios": [
+        st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+    ],
+    "Explore": [
+        st.Page("pages/databases.py", title="Databases", icon=":material/database:"),
+        st.Page("pages/sql_explorer.py", title="SQL explorer", icon=":material/terminal:"),
+    ],
+}
+
+navigation = st.navigation(PAGES)
+
+try:
+    rt = runtime()
+except HeliosError as exc:
+    st.title("Helios cannot start")
+    show_error(exc)
+    st.stop()
+
+with st.sidebar:
+    st.caption(f":material/database: {rt.clickhouse.describe()}")
+
+navigation.run()

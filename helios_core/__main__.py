@@ -1,0 +1,3 @@
+from helios_core.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,395 @@
+"""ClickHouse access: the one process-wide connection, guarded queries, the catalog.
+
+Embedded (chDB) and server ClickHouse are reached through clickhouse-connect
+with the same API. Guards are ClickHouse-side settings, never regexes:
+
+* Embedded: a small pool of dedicated reader handles, each locked with
+  ``readonly=1`` after its time and row limits are set. Under ``readonly=1``
+  a query cannot change any setting, so user SQL can neither write nor lift
+  its own limits. (A per-call ``readonly`` through the driver would leak:
+  its restore ``SET`` is itself refused in readonly mode.)
+* Server: one session-less HTTP client (so concurrent queries are allowed)
+  with ``readonly=2`` and the limits sent with every request.
+
+Helios's own statements (DDL, inserts, metadata) go through :meth:`execute`
+and :meth:`internal_query` on a separate writer handle.
+"""
+
+from __future__ import annotations
+
+import queue
+import re
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import pandas as pd
+import clickhouse_connect
+from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import ClickHouseError, DatabaseError
+
+from helios_core.config import Settings, get_settings
+from helios_core.errors import ClickHouseUnavailable, QueryError
+
+SYSTEM_DATABASES = ("system", "information_schema", "INFORMATION_SCHEMA")
+
+# ClickHouse error names → what to tell the user to do about them.
+_HINTS = {
+    "SYNTAX_ERROR": "Check the SQL near the position ClickHouse points at.",
+    "UNKNOWN_TABLE": "Check the table name; the Databases page lists what exists.",
+    "UNKNOWN_DATABASE": "Check the database name; the Databases page lists what exists.",
+    "UNKNOWN_IDENTIFIER": "Check the column names; the Databases page shows each table's columns.",
+    "READONLY": "This query changes data. Turn off read-only for this query if you really mean to write.",
+    "TIMEOUT_EXCEEDED": "Narrow the query (a WHERE on the sorting key, a LIMIT) or raise the time limit.",
+    "TABLE_ALREADY_EXISTS": "Choose another name, or drop the existing table first.",
+    "TYPE_MISMATCH": "A value does not fit the column's type.",
+    "ILLEGAL_TYPE_OF_ARGUMENT": "A function got an argument of the wrong type; cast it first.",
+    "MEMORY_LIMIT_EXCEEDED": "Aggregate or filter more before returning rows.",
+}
+_ENGINE_LOCKED = "Error initializing EmbeddedServer"
+
+
+@dataclass
+class QueryResult:
+    """A guarded query's answer: the seed's ``/api/query`` metadata and more."""
+
+    query: str
+    column_names: list[str]
+    column_types: list[str]
+    frame: pd.DataFrame
+    truncated: bool = False
+    limit: int = 0
+    elapsed_ms: float = 0.0
+    rows_read: int = 0
+    bytes_read: int = 0
+    written_rows: int = 0
+
+    @property
+    def row_count(self) -> int:
+        return len(self.frame)
+
+    def records(self) -> list[dict[str, Any]]:
+        return frame_records(self.frame)
+
+    def metadata(self) -> dict[str, Any]:
+        return {"query": self.query, "row_count": self.row_count, "column_names": self.column_names,
+                "column_types": self.column_types, "truncated": self.truncated,
+                "elapsed_ms": round(self.elapsed_ms, 2), "rows_read": self.rows_read,
+                "bytes_read": self.bytes_read}
+
+    def to_seed_json(self) -> dict[str, Any]:
+        """The seed's ``/api/query`` response shape, with extra metadata."""
+        return {"metadata": self.metadata(), "data": self.records()}
+
+
+def frame_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows as JSON-friendly dicts (timestamps as ISO text, NaN as null)."""
+    out = frame.astype(object).where(frame.notna(), None)
+    rows = out.to_dict(orient="records")
+    for row in rows:
+        for key, value in row.items():
+            if isinstance(value, (pd.Timestamp,)) or hasattr(value, "isoformat"):
+                row[key] = value.isoformat()
+            elif hasattr(value, "tolist"):
+                row[key] = value.tolist()
+            elif isinstance(value, (bytes, bytearray)):
+                row[key] = value.decode("utf-8", "replace")
+            elif not isinstance(value, (str, int, float, bool, list, dict, type(None))):
+                row[key] = str(value)
+    return rows
+
+
+def to_query_error(exc: Exception) -> QueryError:
+    """Turn a driver exception into a message a person can act on."""
+    text = str(exc)
+    code = getattr(exc, "code", None)
+    name = getattr(exc, "name", "") or ""
+    match = re.search(r"\(([A-Z_]{3,})\)", text)
+    if not name and match:
+        name = match.group(1)
+    # ClickHouse repeats "Code: N. DB::Exception:" prefixes and appends a stack/version tail.
+    core = re.sub(r"(Code: \d+\. )?DB::Exception: ", "", text)
+    core = re.sub(r"\s*\(version [^)]*\)", "", core)
+    core = re.sub(r"\s*\([A-Z_]{3,}\)\s*$", "", core.strip())
+    core = core.split("Stack trace")[0].strip().rstrip(".")
+    core = re.sub(r"^default: ", "", core)
+    core = core.replace("\n FORMAT Native", "").replace(" FORMAT Native", "")
+    expected = core.find(". Expected one of:")
+    if expected != -1:  # ClickHouse lists every token it could accept; a few are enough
+        options = core[expected + len(". Expected one of:"):].split(",")
+        core = core[:expected] + ". Expected one of:" + ",".join(options[:6]) + (", …" if len(options) > 6 else "")
+    if len(core) > 600:
+        core = core[:600] + "…"
+    label = f"ClickHouse error {code} ({name})" if code else "ClickHouse error"
+    return QueryError(f"{label}: {core}.", _HINTS.get(name, ""), code=code, name=name)
+
+
+def _summary_int(summary: dict[str, Any], key: str) -> int:
+    try:
+        return int(summary.get(key, 0) or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+class ClickHouse:
+    """The process-wide connection; safe to share between threads and sessions."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.embedded = settings.embedded
+        self._readers: queue.Queue[Client] = queue.Queue()
+        self._closed = False
+        if self.embedded:
+            settings.clickhouse_dir.mkdir(parents=True, exist_ok=True)
+            self._writer = self._open_embedded()
+            for _ in range(max(1, settings.reader_pool_size)):
+                self._readers.put(self._locked_reader())
+        else:
+            self._writer = self._open_server()
+            self._readers.put(self._writer)
+        self.version = str(self._writer.server_version)
+
+    # ---- opening ------------------------------------------------------------
+
+    def _open_embedded(self) -> Client:
+        path = self.settings.clickhouse_dir
+        try:
+            return clickhouse_connect.get_client(dsn=f"chdb://{path}")
+        except Exception as exc:  # chdb raises plain RuntimeErrors here
+            if _ENGINE_LOCKED in str(exc) or "BAD_ARGUMENTS" in str(exc):
+                raise ClickHouseUnavailable(
+                    f"The data directory {self.settings.data_dir} is in use by another Helios process "
+                    "(the embedded engine allows one process per directory).",
+                    "Stop the running Helios app first, or set HELIOS_DATA_DIR to another folder.") from exc
+            raise ClickHouseUnavailable(f"Could not open the embedded ClickHouse in {path}: {exc}") from exc
+
+    def _open_server(self) -> Client:
+        try:
+            # No session id: clickhouse-connect then allows concurrent queries on one client.
+            return clickhouse_connect.get_client(dsn=self.settings.clickhouse_url, autogenerate_session_id=False,
+                                                 connect_timeout=10)
+        except Exception as exc:
+            raise ClickHouseUnavailable(
+                f"Could not connect to ClickHouse at {self.settings.describe_clickhouse()}: {exc}",
+                "Check HELIOS_CLICKHOUSE_URL (host, port, user, password) and that the server is up.") from exc
+
+    def _locked_reader(self) -> Client:
+        client = self._open_embedded()
+        client.command(f"SET max_execution_time = {int(self.settings.query_timeout_s)}")
+        client.command(f"SET max_result_rows = {int(self.settings.max_result_rows) + 1}")
+        client.command("SET result_overflow_mode = 'break'")
+        client.command("SET readonly = 1")
+        return client
+
+    def new_client(self) -> Client:
+        """A dedicated read-write handle for a long-lived worker (ingest, jobs)."""
+        return self._open_embedded() if self.embedded else self._open_server()
+
+    # ---- guarded queries ----------------------------------------------------
+
+    @contextmanager
+    def _reader(self) -> Iterator[Client]:
+        client = self._readers.get()
+        try:
+            yield client
+        finally:
+            self._readers.put(client)
+
+    def _guard_settings(self, limit: int, timeout_s: int | None) -> dict[str, Any]:
+        if self.embedded:
+            return {}  # locked into the reader handle's session
+        return {"readonly": 2, "max_execution_time": timeout_s or self.settings.query_timeout_s,
+                "max_result_rows": limit + 1, "result_overflow_mode": "break"}
+
+    def query(self, sql: str, parameters: dict[str, Any] | None = None, *, write: bool = False,
+              limit: int | None = None, timeout_s: int | None = None) -> QueryResult:
+        """Run user or assistant SQL under ClickHouse-side guards.
+
+        Read-only unless ``write`` is set deliberately; at most ``limit`` rows
+        come back, with ``truncated`` set when more existed.
+        """
+        sql = sql.strip().rstrip(";").strip()
+        if not sql:
+            raise QueryError("The query is empty.", "Type a SQL statement, for example SELECT 1.")
+        cap = min(limit or self.settings.max_result_rows, self.settings.max_result_rows)
+        started = time.perf_counter()
+        try:
+            if write:
+                settings = {"max_execution_time": timeout_s or self.settings.query_timeout_s}
+                result = self._run(self._writer, sql, parameters, settings)
+            else:
+                with self._reader() as client:
+                    result = self._run(client, sql, parameters, self._guard_settings(cap, timeout_s))
+        except (ClickHouseError, DatabaseError) as exc:
+            raise to_query_error(exc) from exc
+        elapsed = (time.perf_counter() - started) * 1000
+        frame = getattr(result, "df_result", None)
+        if frame is None:  # a command (DDL) answers with a summary only
+            frame = pd.DataFrame()
+        truncated = len(frame) > cap
+        if truncated:
+            frame = frame.iloc[:cap]
+        summary = result.summary or {}
+        types = [t.name for t in (result.column_types or ())]
+        names = list(result.column_names or ())
+        if len(names) != len(frame.columns):
+            names = [str(c) for c in frame.columns]
+            types = types[: len(names)]
+        return QueryResult(query=sql, column_names=names, column_types=types, frame=frame, truncated=truncated,
+                           limit=cap, elapsed_ms=elapsed, rows_read=_summary_int(summary, "read_rows"),
+                           bytes_read=_summary_int(summary, "read_bytes"),
+                           written_rows=_summary_int(summary, "written_rows"))
+
+    @staticmethod
+    def _run(client: Client, sql: str, parameters: dict[str, Any] | None, settings: dict[str, Any]) -> Any:
+        context = client.create_query_context(query=sql, parameters=parameters, settings=settings or None,
+                                              use_numpy=True, as_pandas=True)
+        return client.query(context=context)
+
+    # ---- Helios's own statements -------------------------------------------
+
+    def execute(self, sql: str, parameters: dict[str, Any] | None = None,
+                settings: dict[str, Any] | None = None) -> Any:
+        """Run a statement Helios itself wrote (DDL, metadata writes)."""
+        try:
+            return self._writer.command(sql, parameters=parameters, settings=settings)
+        except (ClickHouseError, DatabaseError) as exc:
+            raise to_query_error(exc) from exc
+
+    def internal_query(self, sql: str, parameters: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Rows of a query Helios itself wrote, as dicts, with no row cap."""
+        try:
+            result = self._writer.query(sql, parameters=parameters)
+        except (ClickHouseError, DatabaseError) as exc:
+            raise to_query_error(exc) from exc
+        names = result.column_names
+        return [dict(zip(names, row)) for row in result.result_rows]
+
+    def internal_df(self, sql: str, parameters: dict[str, Any] | None = None) -> pd.DataFrame:
+        try:
+            return self._writer.query_df(sql, parameters=parameters)
+        except (ClickHouseError, DatabaseError) as exc:
+            raise to_query_error(exc) from exc
+
+    def insert_rows(self, table: str, rows: list[list[Any]], column_names: list[str], database: str,
+                    settings: dict[str, Any] | None = None) -> None:
+        try:
+            self._writer.insert(table, rows, column_names=column_names, database=database, settings=settings)
+        except (ClickHouseError, DatabaseError) as exc:
+            raise to_query_error(exc) from exc
+
+    @property
+    def writer(self) -> Client:
+        return self._writer
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        clients = {id(self._writer): self._writer}
+        while not self._readers.empty():
+            client = self._readers.get_nowait()
+            clients[id(client)] = client
+        for client in clients.values():
+            try:
+                client.close()
+            except Exception:
+                pass
+
+    def describe(self) -> str:
+        kind = "Embedded ClickHouse" if self.embedded else "ClickHouse server"
+        return f"{kind} {self.version} ({self.settings.describe_clickhouse()})"
+
+
+_instance: ClickHouse | None = None
+_instance_lock = threading.Lock()
+
+
+def get_clickhouse(settings: Settings | None = None) -> ClickHouse:
+    """The process-wide connection (the embedded engine allows one per process)."""
+    global _instance
+    with _instance_lock:
+        if _instance is None:
+            _instance = ClickHouse(settings or get_settings())
+            from helios_core.metadata import ensure_metadata  # late: metadata imports this module
+            ensure_metadata(_instance)
+        return _instance
+
+
+# ---- catalog --------------------------------------------------------------------
+
+
+@dataclass
+class TableInfo:
+    database: str
+    name: str
+    engine: str
+    sorting_key: str
+    partition_key: str
+    total_rows: int
+    total_bytes: int
+    uuid: str
+    comment: str = ""
+    columns: list[dict[str, Any]] = field(default_factory=list)
+
+
+def list_databases(ch: ClickHouse, include_system: bool = False) -> dict[str, list[str]]:
+    """The seed's ``/api/databases`` shape: ``{database: [tables]}``."""
+    rows = ch.internal_query(
+        "SELECT d.name AS database, t.name AS table FROM system.databases AS d "
+        "LEFT JOIN system.tables AS t ON t.database = d.name "
+        "WHERE {all:UInt8} OR d.name NOT IN {system:Array(String)} ORDER BY database, table",
+        {"all": int(include_system), "system": list(SYSTEM_DATABASES)})
+    out: dict[str, list[str]] = {}
+    for row in rows:
+        tables = out.setdefault(row["database"], [])
+        if row["table"]:
+            tables.append(row["table"])
+    return out
+
+
+def list_tables(ch: ClickHouse, database: str) -> list[TableInfo]:
+    rows = ch.internal_query(
+        "SELECT database, name, engine, sorting_key, partition_key, toUInt64(ifNull(total_rows, 0)) AS total_rows, "
+        "toUInt64(ifNull(total_bytes, 0)) AS total_bytes, toString(uuid) AS uuid, comment "
+        "FROM system.tables WHERE database = {db:String} ORDER BY name", {"db": database})
+    return [TableInfo(**row) for row in rows]
+
+
+def table_info(ch: ClickHouse, database: str, table: str) -> TableInfo:
+    from helios_core.errors import NotFound
+    infos = [t for t in list_tables(ch, database) if t.name == table]
+    if not infos:
+        raise NotFound(f"Table {database}.{table} does not exist.", "Pick a table from the Databases page.")
+    info = infos[0]
+    info.columns = table_columns(ch, database, table)
+    return info
+
+
+def table_columns(ch: ClickHouse, database: str, table: str) -> list[dict[str, Any]]:
+    return ch.internal_query(
+        "SELECT name, type, default_kind, default_expression, comment, is_in_sorting_key, is_in_partition_key "
+        "FROM system.columns WHERE database = {db:String} AND table = {t:String} ORDER BY position",
+        {"db": database, "t": table})
+
+
+def table_exists(ch: ClickHouse, database: str, table: str) -> bool:
+    rows = ch.internal_query("SELECT count() AS n FROM system.tables WHERE database = {db:String} AND name = {t:String}",
+                             {"db": database, "t": table})
+    return bool(rows[0]["n"])
+
+
+def preview(ch: ClickHouse, database: str, table: str, limit: int = 100) -> QueryResult:
+    """The first rows of a table, through the guarded path."""
+    from helios_core.identifiers import quote_ident
+    return ch.query(f"SELECT * FROM {quote_ident(database)}.{quote_ident(table)} LIMIT {int(limit)}", limit=limit)
+
+
+def is_empty(ch: ClickHouse) -> bool:
+    """True when no user table exists outside Helios's own metadata database."""
+    rows = ch.internal_query(
+        "SELECT count() AS n FROM system.tables WHERE database NOT IN {skip:Array(String)}",
+        {"skip": list(SYSTEM_DATABASES) + ["helios"]})
+    return rows[0]["n"] == 0

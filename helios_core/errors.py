@@ -1,0 +1,59 @@
+"""The few exceptions Helios raises on purpose.
+
+Every message is written for the person using Helios: what went wrong, and a
+hint of what to do about it. Pages and the CLI show ``str(error)`` and never a
+traceback.
+"""
+
+from __future__ import annotations
+
+
+class HeliosError(Exception):
+    """Base class: a user-facing message plus an optional hint."""
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} {self.hint}".strip()
+
+
+class ConfigError(HeliosError):
+    """A setting is missing or malformed."""
+
+
+class ClickHouseUnavailable(HeliosError):
+    """ClickHouse could not be reached or opened."""
+
+
+class QueryError(HeliosError):
+    """ClickHouse refused or failed a query; carries its error code and name."""
+
+    def __init__(self, message: str, hint: str = "", code: int | None = None, name: str = "") -> None:
+        super().__init__(message, hint)
+        self.code = code
+        self.name = name
+
+
+class ValidationError(HeliosError):
+    """Input that Helios will not accept; ``problems`` lists each one."""
+
+    def __init__(self, message: str, hint: str = "", problems: list[str] | None = None,
+                 missing_fields: list[str] | None = None) -> None:
+        super().__init__(message, hint)
+        self.problems = problems or []
+        self.missing_fields = missing_fields or []
+
+
+class NotFound(HeliosError):
+    """The thing asked for does not exist (an HTTP 404 in the seeds)."""
+
+
+class Conflict(HeliosError):
+    """The request clashes with the current state (an HTTP 409 in the seeds)."""
+
+
+class AwsError(HeliosError):
+    """AWS refused a call or could not be reached."""

@@ -1,0 +1,49 @@
+import streamlit as st
+
+from helios_core.clickhouse import list_databases, list_tables, preview, table_info
+from helios_core.identifiers import qualified
+from pages._shared import format_bytes, open_in_sql_explorer, runtime, user_errors
+
+ch = runtime().clickhouse
+st.title("Databases")
+
+with user_errors():
+    show_system = st.toggle("Show system databases", value=False)
+    databases = list_databases(ch, include_system=show_system)
+    if not databases:
+        st.info("No databases yet. Load the demo data from the Home page, or create a table from a stream.")
+        st.stop()
+
+    tree, detail = st.columns([1, 3], gap="large")
+    with tree:
+        names = list(databases)
+        wanted = st.session_state.get("db_selected_database")
+        default_db = names.index(wanted) if wanted in names else (names.index("demo") if "demo" in names else 0)
+        database = st.radio("Database", names, index=default_db, key="db_database")
+        tables = databases[database]
+        if not tables:
+            st.caption("This database has no tables.")
+            st.stop()
+        wanted_table = st.session_state.get("db_selected_table")
+        table = st.radio(f"Tables ({len(tables)})", tables,
+                         index=tables.index(wanted_table) if wanted_table in tables else 0, key="db_table")
+
+    with detail:
+        info = table_info(ch, database, table)
+        st.subheader(f"{database}.{table}")
+        c1, c2, c3 = st.columns(3)
+        c1.metric("Rows", f"{info.total_rows:,}")
+        c2.metric("Size on disk", format_bytes(info.total_bytes))
+        c3.metric("Engine", info.engine)
+        st.caption(f"Sorting key: `{info.sorting_key or '—'}` · Partition key: `{info.partition_key or '—'}` · "
+                   f"UUID: `{info.uuid}`")
+        st.markdown("**Columns**")
+        st.dataframe(
+            [{"name": c["name"], "type": c["type"], "default": c["default_expression"],
+              "in sorting key": bool(c["is_in_sorting_key"]), "comment": c["comment"]} for c in info.columns],
+            hide_index=True, width="stretch")
+        st.markdown("**First rows**")
+        first = preview(ch, database, table, limit=100)
+        st.dataframe(first.frame, hide_index=True, width="stretch")
+        if st.button("Query in SQL explorer", icon=":material/terminal:"):
+            open_in_sql_explorer(f"SELECT *\nFROM {qualified(database, table)}\nLIMIT 100")

@@ -1,0 +1,43 @@
+import streamlit as st
+
+from helios_core.clickhouse import is_empty, list_databases
+from helios_core.demo import load_demo
+from pages._shared import runtime, user_errors
+
+ch = runtime().clickhouse
+
+st.title("Helios")
+st.markdown(
+    "Streaming events, queryable in minutes. Connect your Amazon Kinesis streams (or the built-in sandbox), "
+    "preview events, get a ClickHouse schema inferred for you, and let Helios keep the table filled — "
+    "validated, with bad events kept aside. Then explore with SQL, charts, chat and reports."
+)
+
+left, right = st.columns(2)
+with left:
+    st.subheader("Connection")
+    st.metric("ClickHouse", "Embedded" if ch.embedded else "Server", help=ch.describe())
+    st.caption(ch.describe())
+with right:
+    st.subheader("Your data")
+    with user_errors():
+        databases = list_databases(ch)
+        st.metric("Databases", len(databases))
+        st.metric("Tables", sum(len(t) for t in databases.values()))
+
+with user_errors():
+    if ch.embedded and is_empty(ch):
+        st.info("Your embedded database is empty. Load a small demo dataset (users, activity, purchases and "
+                "captcha events — about 70,000 rows) to try every page.", icon=":material/lightbulb:")
+        if st.button("Load demo data", type="primary", key="load_demo"):
+            with st.status("Loading demo data…", expanded=True) as status:
+                loaded = load_demo(ch)
+                for table, rows in loaded.tables.items():
+                    st.write(f"`{loaded.database}.{table}`: {rows:,} rows")
+                status.update(label="Demo data loaded", state="complete")
+            st.rerun()
+
+st.subheader("Where to go")
+st.page_link("pages/databases.py", label="Databases — browse tables, columns and sizes", icon=":material/database:")
+st.page_link("pages/sql_explorer.py", label="SQL explorer — run SQL, chart and download results",
+             icon=":material/terminal:")
