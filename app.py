@@ -14,6 +14,7 @@ PAGES = {
     "Explore": [
         st.Page("pages/databases.py", title="Databases", icon=":material/database:"),
         st.Page("pages/sql_explorer.py", title="SQL explorer", icon=":material/terminal:"),
+        st.Page("pages/reports.py", title="Reports", icon=":material/monitoring:"),
     ],
 }
 

@@ -17,8 +17,11 @@ and :meth:`internal_query` on a separate writer handle.
 
 from __future__ import annotations
 
+import os
 import queue
 import re
+import sys
+import tempfile
 import threading
 import time
 from contextlib import contextmanager
@@ -49,6 +52,39 @@ _HINTS = {
     "MEMORY_LIMIT_EXCEEDED": "Aggregate or filter more before returning rows.",
 }
 _ENGINE_LOCKED = "Error initializing EmbeddedServer"
+
+
+def _report_storage_reads() -> None:
+    """Make the chDB backend's summary report rows/bytes scanned, as a server does.
+
+    clickhouse-connect's chDB backend fills ``read_rows`` from the engine's
+    result-row count; the engine also knows what it read from storage, which is
+    what "rows read" means on a server. If the driver changes shape, keep its value.
+    """
+    try:
+        from clickhouse_connect.driver._backend import chdb_backend
+    except ImportError:
+        return
+    backend = chdb_backend.ChdbBackend
+    original = backend.__dict__.get("_summary")
+    if original is None or getattr(original, "__helios__", False):
+        return
+    plain = original.__func__ if isinstance(original, staticmethod) else original
+
+    def summary(result: Any) -> dict[str, Any]:
+        out = plain(result)
+        try:
+            out["read_rows"] = str(result.storage_rows_read())
+            out["read_bytes"] = str(result.storage_bytes_read())
+        except Exception:
+            pass
+        return out
+
+    summary.__helios__ = True  # type: ignore[attr-defined]
+    backend._summary = staticmethod(summary)
+
+
+_report_storage_reads()
 
 
 @dataclass
@@ -133,6 +169,36 @@ def _summary_int(summary: dict[str, Any], key: str) -> int:
         return 0
 
 
+@dataclass
+class _Captured:
+    text: str = ""
+
+
+@contextmanager
+def _native_stderr_captured() -> Iterator[_Captured]:
+    """Hold back what the engine's native code prints on fd 2 while it starts.
+
+    A failed start prints its own "Cannot lock file" lines before raising; the
+    user should see one clear message from Helios instead.
+    """
+    captured = _Captured()
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield captured
+        return
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield captured
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            captured.text = sink.read().decode("utf-8", "replace")
+
+
 class ClickHouse:
     """The process-wide connection; safe to share between threads and sessions."""
 
@@ -156,7 +222,11 @@ class ClickHouse:
     def _open_embedded(self) -> Client:
         path = self.settings.clickhouse_dir
         try:
-            return clickhouse_connect.get_client(dsn=f"chdb://{path}")
+            with _native_stderr_captured() as captured:
+                client = clickhouse_connect.get_client(dsn=f"chdb://{path}")
+            if captured.text:
+                sys.stderr.write(captured.text)  # the engine started: its notes were not about a failure
+            return client
         except Exception as exc:  # chdb raises plain RuntimeErrors here
             if _ENGINE_LOCKED in str(exc) or "BAD_ARGUMENTS" in str(exc):
                 raise ClickHouseUnavailable(

@@ -13,6 +13,10 @@ state = st.session_state
 state.setdefault("sql_editor", "SELECT event_type, count() AS events\nFROM demo.user_activity\nGROUP BY event_type\n"
                                "ORDER BY events DESC")
 state.setdefault("sql_history", [])
+state.setdefault("sql_read_only", True)
+after_write = state.pop("sql_restore_read_only", False)
+if after_write:
+    state["sql_read_only"] = True  # writes are allowed for one query only
 
 
 def request_run() -> None:
@@ -26,13 +30,14 @@ st.text_area("SQL", key="sql_editor", height=180, on_change=request_run,
 c1, c2, c3 = st.columns([1, 1, 2])
 limit = c1.number_input("Row limit", min_value=1, max_value=settings.max_result_rows,
                         value=min(1000, settings.max_result_rows), step=100, key="sql_limit")
-read_only = c2.toggle("Read-only", value=True, key="sql_read_only",
+read_only = c2.toggle("Read-only", key="sql_read_only",
                       help="Turn off only to run a statement that changes data (DDL, INSERT), for this query.")
 if not read_only:
     st.warning("Read-only is off: the next query can change or delete data.", icon=":material/warning:")
 run_clicked = c3.button("Run", type="primary", icon=":material/play_arrow:", key="sql_run")
 
-if run_clicked or state.pop("sql_run_requested", False):
+run_requested = state.pop("sql_run_requested", False)
+if (run_clicked or run_requested) and not after_write:  # a rerun after a write keeps the click's trigger
     sql = state["sql_editor"]
     entry = {"when": datetime.now(timezone.utc).strftime("%H:%M:%S"), "sql": sql, "write": not read_only}
     try:
@@ -46,19 +51,43 @@ if run_clicked or state.pop("sql_run_requested", False):
     state["sql_history"].insert(0, entry)
     del state["sql_history"][50:]
     if not read_only:
-        state["sql_read_only"] = True  # writes are allowed for one query only
+        state["sql_restore_read_only"] = True
+        st.rerun()
 
 if state.get("sql_error") is not None:
     show_error(state["sql_error"])
 
 result = state.get("sql_result")
+
+
+def draw_chart_builder(result) -> None:
+    st.subheader("Chart")
+    suggested = suggest_chart(result.column_names, result.column_types)
+    cols = result.column_names
+    k1, k2, k3, k4 = st.columns(4)
+    kind = k1.selectbox("Chart", CHART_KINDS, index=CHART_KINDS.index(suggested.kind) if suggested else 1)
+    x = k2.selectbox("X", cols, index=cols.index(suggested.x) if suggested else 0)
+    y = k3.selectbox("Y", cols, index=cols.index(suggested.y) if suggested else min(1, len(cols) - 1))
+    color_options = ["(none)"] + cols
+    color = k4.selectbox("Color", color_options,
+                         index=color_options.index(suggested.color) if suggested and suggested.color else 0)
+    try:
+        figure = build_chart(result.frame, ChartSpec(kind, x, y, None if color == "(none)" else color))
+        st.plotly_chart(figure, width="stretch")
+    except Exception as exc:  # plotly refuses some column combinations
+        st.info(f"This combination cannot be drawn ({exc}). Pick other columns.")
+
+
 if result is not None:
-    st.caption(f"{result.row_count:,} rows · {result.elapsed_ms:,.0f} ms · read {result.rows_read:,} rows, "
+    noun = "row" if result.row_count == 1 else "rows"
+    st.caption(f"{result.row_count:,} {noun} · {result.elapsed_ms:,.0f} ms · read {result.rows_read:,} rows, "
                f"{format_bytes(result.bytes_read)}" + (f" · wrote {result.written_rows:,} rows" if result.written_rows else ""))
     if result.truncated:
         st.warning(f"Showing the first {result.limit:,} rows: the result has more. Add a LIMIT, aggregate, "
                    "or raise the row limit.", icon=":material/content_cut:")
-    if result.column_names:
+    if not result.column_names:
+        st.success("Done.")
+    else:
         st.dataframe(result.frame, hide_index=True, width="stretch")
         with st.expander("Column types"):
             st.dataframe({"column": result.column_names, "type": result.column_types}, hide_index=True)
@@ -67,25 +96,8 @@ if result is not None:
                            icon=":material/download:")
         d2.download_button("Download Parquet", to_parquet_bytes(result.frame), "result.parquet",
                            "application/octet-stream", icon=":material/download:")
-
-        st.subheader("Chart")
-        suggested = suggest_chart(result.column_names, result.column_types)
-        cols = result.column_names
-        k1, k2, k3, k4 = st.columns(4)
-        kind = k1.selectbox("Chart", CHART_KINDS, index=CHART_KINDS.index(suggested.kind) if suggested else 1)
-        x = k2.selectbox("X", cols, index=cols.index(suggested.x) if suggested else 0)
-        y_default = cols.index(suggested.y) if suggested else min(1, len(cols) - 1)
-        y = k3.selectbox("Y", cols, index=y_default)
-        color_options = ["(none)"] + cols
-        color_default = color_options.index(suggested.color) if suggested and suggested.color else 0
-        color = k4.selectbox("Color", color_options, index=color_default)
-        try:
-            figure = build_chart(result.frame, ChartSpec(kind, x, y, None if color == "(none)" else color))
-            st.plotly_chart(figure, width="stretch")
-        except Exception as exc:  # plotly refuses some column combinations
-            st.info(f"This combination cannot be drawn ({exc}). Pick other columns.")
-    else:
-        st.success("Done.")
+        if result.row_count > 1:
+            draw_chart_builder(result)
 
 with st.expander(f"History ({len(state['sql_history'])})", expanded=False):
     if not state["sql_history"]:

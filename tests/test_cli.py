@@ -1,0 +1,51 @@
+"""``python -m helios_core``: JSON out, one-line errors, exit codes.
+
+In-process calls share the test session's embedded engine (one process per data dir).
+"""
+
+from __future__ import annotations
+
+import json
+
+from helios_core.cli import EXIT_CONFLICT, EXIT_INVALID, EXIT_NOT_FOUND, exit_code_for, main
+from helios_core.errors import Conflict, NotFound, ValidationError
+
+
+def run(capsys, *argv: str) -> tuple[int, dict, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, json.loads(out) if out.strip() else {}, err
+
+
+def test_databases_prints_the_seed_shape(capsys, demo):
+    code, payload, _ = run(capsys, "databases")
+    assert code == 0 and payload["demo"] == ["captcha_events", "purchase_events", "user_activity", "users"]
+
+
+def test_query_prints_metadata_and_rows(capsys, demo):
+    code, payload, _ = run(capsys, "query", "SELECT count() AS count FROM demo.users WHERE plan = 'pro'")
+    assert code == 0
+    assert payload["metadata"]["column_names"] == ["count"] and payload["metadata"]["column_types"] == ["UInt64"]
+    assert payload["metadata"]["row_count"] == 1 and payload["data"][0]["count"] > 0
+
+
+def test_query_limit_and_write_flag(capsys, demo):
+    code, payload, _ = run(capsys, "query", "SELECT number FROM numbers(50)", "--limit", "10")
+    assert code == 0 and payload["metadata"]["row_count"] == 10 and payload["metadata"]["truncated"]
+    code, payload, err = run(capsys, "query", "CREATE TABLE default.cli_t (a UInt8) ENGINE = Memory")
+    assert code == 1 and "READONLY" in payload["error"] and err.count("\n") == 1 and err.startswith("error:")
+    code, _, _ = run(capsys, "query", "CREATE TABLE default.cli_t (a UInt8) ENGINE = Memory", "--write")
+    assert code == 0
+    run(capsys, "query", "DROP TABLE default.cli_t", "--write")
+
+
+def test_demo_load_is_idempotent(capsys, demo):
+    code, payload, _ = run(capsys, "demo", "load")
+    assert code == 0 and payload["tables"]["users"] == 2000 and payload["rows"] > 10000
+
+
+def test_error_classes_map_to_distinct_exit_codes():
+    assert exit_code_for(ValidationError("x")) == EXIT_INVALID
+    assert exit_code_for(NotFound("x")) == EXIT_NOT_FOUND
+    assert exit_code_for(Conflict("x")) == EXIT_CONFLICT
+    assert len({EXIT_INVALID, EXIT_NOT_FOUND, EXIT_CONFLICT, 1}) == 4

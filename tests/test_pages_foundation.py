@@ -1,0 +1,94 @@
+"""AppTest: the home, Databases and SQL explorer pages, driven from app.py."""
+
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+
+@pytest.fixture
+def app(app_path, ch):
+    return AppTest.from_file(app_path, default_timeout=60)
+
+
+def _texts(elements) -> str:
+    return " ".join(str(e.value) for e in elements)
+
+
+def test_home_shows_connection_and_offers_demo_data(app, ch, demo):
+    at = app.run()
+    assert not at.exception
+    assert at.title[0].value == "Helios"
+    assert "Embedded" in _texts(at.metric)
+    assert "Embedded ClickHouse" in _texts(at.caption)
+    # demo data is loaded by the fixture, so the offer is not shown
+    assert not [b for b in at.button if b.key == "load_demo"]
+
+
+def test_databases_page_shows_table_details(app, demo):
+    at = app.run()
+    at.switch_page("pages/databases.py").run()
+    assert not at.exception
+    at.radio(key="db_database").set_value("demo").run()
+    at.radio(key="db_table").set_value("users").run()
+    assert "demo.users" in _texts(at.subheader)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Rows"] == "2,000" and metrics["Engine"] == "MergeTree"
+    assert "Sorting key: `user_id`" in _texts(at.caption)
+    assert len(at.dataframe) == 2  # columns and first rows
+
+
+def test_sql_explorer_runs_a_query_and_shows_metadata(app, demo):
+    at = app.run()
+    at.switch_page("pages/sql_explorer.py").run()
+    at.text_area(key="sql_editor").set_value("SELECT plan, count() AS users FROM demo.users GROUP BY plan ORDER BY plan")
+    at.button(key="sql_run").click().run()
+    assert not at.exception and not at.error
+    frame = at.dataframe[0].value
+    assert list(frame.columns) == ["plan", "users"] and frame["users"].sum() == 2000
+    assert "3 rows" in _texts(at.caption)
+    assert at.get("plotly_chart"), "a chart is drawn for category + measure"
+    history = at.session_state["sql_history"]
+    assert history[0]["ok"] and history[0]["rows"] == 3
+
+
+def test_sql_explorer_shows_a_clean_error_for_bad_sql(app, demo):
+    at = app.run()
+    at.switch_page("pages/sql_explorer.py").run()
+    at.text_area(key="sql_editor").set_value("SELECT nope FROM demo.users")
+    at.button(key="sql_run").click().run()
+    assert not at.exception
+    assert "UNKNOWN_IDENTIFIER" in at.error[0].value
+    assert "Traceback" not in _texts(at.error)
+
+
+def test_sql_explorer_refuses_writes_in_read_only_mode(app, ch, demo):
+    at = app.run()
+    at.switch_page("pages/sql_explorer.py").run()
+    at.text_area(key="sql_editor").set_value("DROP TABLE demo.users")
+    at.button(key="sql_run").click().run()
+    assert not at.exception
+    assert "READONLY" in at.error[0].value
+    assert ch.query("SELECT count() AS n FROM demo.users").records() == [{"n": 2000}]
+
+
+def test_sql_explorer_writes_only_after_read_only_is_turned_off(app, ch):
+    at = app.run()
+    at.switch_page("pages/sql_explorer.py").run()
+    at.toggle(key="sql_read_only").set_value(False).run()
+    assert "can change or delete data" in _texts(at.warning)
+    at.text_area(key="sql_editor").set_value("CREATE TABLE IF NOT EXISTS default.page_scratch (a UInt8) ENGINE = Memory")
+    at.button(key="sql_run").click().run()
+    assert not at.exception and not at.error
+    assert at.toggle(key="sql_read_only").value is True, "read-only comes back on after one write"
+    ch.execute("DROP TABLE IF EXISTS default.page_scratch")
+
+
+def test_truncation_notice(app, demo):
+    at = app.run()
+    at.switch_page("pages/sql_explorer.py").run()
+    at.number_input(key="sql_limit").set_value(100)
+    at.text_area(key="sql_editor").set_value("SELECT * FROM demo.user_activity")
+    at.button(key="sql_run").click().run()
+    assert "first 100 rows" in _texts(at.warning)
+    assert len(at.dataframe[0].value) == 100
