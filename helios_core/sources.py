@@ -1,0 +1,394 @@
+"""Sources: a stream feeding one ClickHouse table, stored in ``helios.sources``.
+
+A source records which stream (name, ARN, connection without secrets), which
+table (database, name, UUID), how each column is read and validated
+(:class:`~helios_core.schema.ColumnSpec` list), where reading starts, and its
+status. One stream may feed several tables; a table takes one source.
+
+Rows are versioned (ReplacingMergeTree keyed by id, read with FINAL); deleting
+writes a tombstone row.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from helios_core.ddl import (TableOptions, check_columns, create_database_sql, create_quarantine_sql,
+                             create_table_sql, database_exists, default_literal_problem, normalize_type,
+                             quarantine_name, validate_table)
+from helios_core.errors import Conflict, HeliosError, NotFound, ValidationError
+from helios_core.identifiers import qualified
+from helios_core.metadata import METADATA_DB
+from helios_core.schema import ColumnSpec
+
+if TYPE_CHECKING:
+    from helios_core.clickhouse import ClickHouse
+
+SOURCES_TABLE = f"{METADATA_DB}.sources"
+START_POSITIONS = ("TRIM_HORIZON", "LATEST", "AT_TIMESTAMP")
+STATUSES = ("running", "paused", "failed")
+
+METADATA_TABLES = [
+    f"""CREATE TABLE IF NOT EXISTS {SOURCES_TABLE}
+(
+    id String,
+    version UInt64,
+    deleted UInt8,
+    stream_type LowCardinality(String),
+    stream_name String,
+    stream_arn String,
+    connection String,
+    database String,
+    table String,
+    table_uuid String,
+    columns String,
+    options String,
+    start_position LowCardinality(String),
+    start_timestamp String,
+    created_on DateTime64(3, 'UTC'),
+    status LowCardinality(String),
+    last_error String,
+    updated_at DateTime64(3, 'UTC')
+)
+ENGINE = ReplacingMergeTree(version)
+ORDER BY id""",
+]
+
+
+@dataclass
+class Connection:
+    """How the stream is reached; never any key or secret."""
+
+    region: str = "us-east-1"
+    endpoint_url: str | None = None
+    profile: str | None = None
+    sandbox: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> "Connection":
+        data = data or {}
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+@dataclass
+class Source:
+    id: str
+    stream_name: str
+    stream_arn: str
+    database: str
+    table: str
+    columns: list[ColumnSpec]
+    connection: Connection = field(default_factory=Connection)
+    table_uuid: str = ""
+    options: dict[str, Any] = field(default_factory=dict)
+    start_position: str = "TRIM_HORIZON"
+    start_timestamp: str = ""     # ISO time, for AT_TIMESTAMP
+    created_on: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    status: str = "running"
+    last_error: str = ""
+    stream_type: str = "kinesis"
+    version: int = 0
+
+    @property
+    def quarantine_table(self) -> str:
+        return quarantine_name(self.table)
+
+    def seed_shape(self) -> dict[str, Any]:
+        """The seed's ``/api/sources`` item plus status and ids."""
+        return {"streamName": self.stream_name, "streamType": self.stream_type, "tableName": self.table,
+                "createdOn": self.created_on.strftime("%m-%d-%Y"), "status": self.status, "id": self.id,
+                "database": self.database, "streamARN": self.stream_arn, "lastError": self.last_error,
+                "quarantineTable": self.quarantine_table}
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["columns"] = [c.to_json() for c in self.columns]
+        data["created_on"] = self.created_on.isoformat()
+        return data
+
+
+@dataclass
+class CreateRequest:
+    stream_name: str
+    stream_arn: str
+    columns: list[ColumnSpec]
+    options: TableOptions
+    connection: Connection = field(default_factory=Connection)
+    start_position: str = "TRIM_HORIZON"
+    start_timestamp: str = ""
+
+
+@dataclass
+class CreateResult:
+    success: bool
+    create_table_query: str
+    quarantine_table_query: str
+    message: str
+    table_uuid: str
+    stream_arn: str
+    source_id: str
+
+    def seed_shape(self) -> dict[str, Any]:
+        """The seed's ``/api/create-table`` response, plus the quarantine DDL and source id."""
+        return {"success": self.success, "createTableQuery": self.create_table_query, "message": self.message,
+                "tableUUID": self.table_uuid, "streamARN": self.stream_arn, "sourceId": self.source_id,
+                "quarantineTableQuery": self.quarantine_table_query}
+
+
+# ---- storing ------------------------------------------------------------------------------------
+
+_version_lock = threading.Lock()
+_last_version = 0
+
+
+def _next_version() -> int:
+    global _last_version
+    with _version_lock:
+        _last_version = max(_last_version + 1, time.time_ns())
+        return _last_version
+
+
+def _write(ch: "ClickHouse", source: Source, deleted: bool = False) -> None:
+    source.version = _next_version()
+    row = [source.id, source.version, int(deleted), source.stream_type, source.stream_name, source.stream_arn,
+           json.dumps(source.connection.to_json()), source.database, source.table, source.table_uuid,
+           json.dumps([c.to_json() for c in source.columns]), json.dumps(source.options, default=str),
+           source.start_position, source.start_timestamp, source.created_on, source.status, source.last_error,
+           datetime.now(timezone.utc)]
+    names = ["id", "version", "deleted", "stream_type", "stream_name", "stream_arn", "connection", "database",
+             "table", "table_uuid", "columns", "options", "start_position", "start_timestamp", "created_on",
+             "status", "last_error", "updated_at"]
+    ch.insert_rows("sources", [row], names, database=METADATA_DB)
+
+
+def _from_row(row: dict[str, Any]) -> Source:
+    created = row["created_on"]
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=timezone.utc)
+    return Source(id=row["id"], stream_name=row["stream_name"], stream_arn=row["stream_arn"],
+                  database=row["database"], table=row["table"],
+                  columns=[ColumnSpec.from_json(c) for c in json.loads(row["columns"] or "[]")],
+                  connection=Connection.from_json(json.loads(row["connection"] or "{}")),
+                  table_uuid=row["table_uuid"], options=json.loads(row["options"] or "{}"),
+                  start_position=row["start_position"], start_timestamp=row["start_timestamp"],
+                  created_on=created, status=row["status"], last_error=row["last_error"],
+                  stream_type=row["stream_type"], version=int(row["version"]))
+
+
+def list_sources(ch: "ClickHouse", status: str | None = None) -> list[Source]:
+    rows = ch.internal_query(f"SELECT * FROM {SOURCES_TABLE} FINAL WHERE deleted = 0 ORDER BY created_on, id")
+    sources = [_from_row(r) for r in rows]
+    return [s for s in sources if status is None or s.status == status]
+
+
+def get_source(ch: "ClickHouse", source_id: str) -> Source:
+    rows = ch.internal_query(f"SELECT * FROM {SOURCES_TABLE} FINAL WHERE id = {{id:String}} AND deleted = 0",
+                             {"id": source_id})
+    if not rows:
+        raise NotFound(f"There is no source with id {source_id!r}.", "The Sources page lists the sources.")
+    return _from_row(rows[0])
+
+
+def source_for_table(ch: "ClickHouse", database: str, table: str) -> Source | None:
+    for source in list_sources(ch):
+        if source.database == database and source.table == table:
+            return source
+    return None
+
+
+def sources_seed_shape(ch: "ClickHouse") -> list[dict[str, Any]]:
+    return [s.seed_shape() for s in list_sources(ch)]
+
+
+# ---- creating -----------------------------------------------------------------------------------
+
+
+def check_request(ch: "ClickHouse", req: CreateRequest) -> list[str]:
+    """Every problem with a create request, in one list (nothing runs)."""
+    problems: list[str] = []
+    if not req.stream_name:
+        problems.append("Choose a source stream.")
+    if req.start_position not in START_POSITIONS:
+        problems.append(f"The start position must be one of {', '.join(START_POSITIONS)}.")
+    if req.start_position == "AT_TIMESTAMP":
+        try:
+            datetime.fromisoformat(req.start_timestamp)
+        except (TypeError, ValueError):
+            problems.append("AT_TIMESTAMP needs a start time (ISO format, for example 2024-05-01T00:00:00Z).")
+    problems += validate_table(ch, req.options, req.columns)
+    if not problems and source_for_table(ch, req.options.database, req.options.table):
+        problems.append(f"The table {req.options.database}.{req.options.table} already has a source.")
+    return problems
+
+
+def preview_ddl(options: TableOptions, columns: list[ColumnSpec]) -> tuple[str, str]:
+    """The CREATE TABLE statements (table, quarantine) a request would run."""
+    return (create_table_sql(options, columns),
+            create_quarantine_sql(options.database, options.table, options.dedup_window))
+
+
+def _table_uuid(ch: "ClickHouse", database: str, table: str) -> str:
+    rows = ch.internal_query("SELECT toString(uuid) AS u FROM system.tables WHERE database = {d:String} "
+                             "AND name = {t:String}", {"d": database, "t": table})
+    return rows[0]["u"] if rows else ""
+
+
+def _normalized(columns: list[ColumnSpec]) -> list[ColumnSpec]:
+    out = []
+    for col in columns:
+        data = col.to_json()
+        data["type"] = normalize_type(col.type)
+        data["allowed_values"] = [str(v) for v in col.allowed_values or []]
+        out.append(ColumnSpec.from_json(data))
+    return out
+
+
+def create_table_and_source(ch: "ClickHouse", req: CreateRequest) -> CreateResult:
+    """Validate everything, create the table and its quarantine table, then record the source.
+
+    Refuses an existing table. On any failure after the first statement ran,
+    what this call created is dropped again, so no half-made table or orphan
+    source is left behind.
+    """
+    problems = check_request(ch, req)
+    if problems:
+        if any("already exists" in p or "already has a source" in p for p in problems) and len(problems) == 1:
+            raise Conflict(problems[0], "Choose another table name.")
+        raise ValidationError(f"The table cannot be created: {len(problems)} problem(s).",
+                              "Fix each problem listed and try again.", problems=problems)
+    opts = req.options
+    columns = _normalized(req.columns)
+    table_sql, quarantine_sql = preview_ddl(opts, columns)
+    created: list[str] = []  # what to undo, in reverse order
+    made_database = False
+    try:
+        if not database_exists(ch, opts.database):
+            ch.execute(create_database_sql(opts.database))
+            made_database = True
+        _run_create(ch, table_sql, opts.database, opts.table)
+        created.append(opts.table)
+        _run_create(ch, quarantine_sql, opts.database, opts.quarantine_table)
+        created.append(opts.quarantine_table)
+        table_uuid = _table_uuid(ch, opts.database, opts.table)
+        source = Source(id=uuid.uuid4().hex[:12], stream_name=req.stream_name, stream_arn=req.stream_arn,
+                        database=opts.database, table=opts.table, columns=columns, connection=req.connection,
+                        table_uuid=table_uuid, options=opts.to_json(), start_position=req.start_position,
+                        start_timestamp=req.start_timestamp or "", status="running")
+        _write(ch, source)
+    except BaseException:
+        _undo(ch, opts.database, created, made_database)
+        raise
+    return CreateResult(success=True, create_table_query=table_sql, quarantine_table_query=quarantine_sql,
+                        message=f"Table {opts.database}.{opts.table} and its quarantine table created; source "
+                                f"{source.id} reads stream {req.stream_name} from {req.start_position}.",
+                        table_uuid=table_uuid, stream_arn=req.stream_arn, source_id=source.id)
+
+
+def _run_create(ch: "ClickHouse", sql: str, database: str, table: str) -> None:
+    try:
+        ch.execute(sql)
+    except HeliosError as exc:
+        if getattr(exc, "name", "") == "TABLE_ALREADY_EXISTS":
+            raise Conflict(f"The table {database}.{table} already exists; Helios will not overwrite it.",
+                           "Choose another table name.") from exc
+        raise
+
+
+def _undo(ch: "ClickHouse", database: str, tables: list[str], drop_database: bool) -> None:
+    for table in reversed(tables):
+        try:
+            ch.execute(f"DROP TABLE IF EXISTS {qualified(database, table)} SYNC")
+        except HeliosError:
+            pass
+    if drop_database:
+        try:
+            rows = ch.internal_query("SELECT count() AS n FROM system.tables WHERE database = {d:String}",
+                                     {"d": database})
+            if rows and rows[0]["n"] == 0:
+                from helios_core.identifiers import quote_ident
+                ch.execute(f"DROP DATABASE IF EXISTS {quote_ident(database)}")
+        except HeliosError:
+            pass
+
+
+# ---- changing -----------------------------------------------------------------------------------
+
+
+def set_status(ch: "ClickHouse", source_id: str, status: str, last_error: str = "") -> Source:
+    if status not in STATUSES:
+        raise ValidationError(f"Unknown status {status!r}.", f"Use one of {', '.join(STATUSES)}.")
+    source = get_source(ch, source_id)
+    source.status = status
+    source.last_error = last_error[:2000]
+    _write(ch, source)
+    return source
+
+
+def pause_source(ch: "ClickHouse", source_id: str) -> Source:
+    return set_status(ch, source_id, "paused")
+
+
+def resume_source(ch: "ClickHouse", source_id: str) -> Source:
+    return set_status(ch, source_id, "running")
+
+
+RULE_FIELDS = ("required", "allowed_values", "format", "default")
+
+
+def update_rules(ch: "ClickHouse", source_id: str, rules: dict[str, dict[str, Any]]) -> Source:
+    """Change the validation rules of some columns: ``{column: {required, allowed_values, format, default}}``.
+
+    Only rules change: names, types and JSON paths are fixed by the table.
+    """
+    source = get_source(ch, source_id)
+    by_name = {c.name: c for c in source.columns}
+    problems: list[str] = []
+    for name, change in rules.items():
+        if name not in by_name:
+            problems.append(f"The source has no column {name!r}.")
+            continue
+        unknown = set(change) - set(RULE_FIELDS)
+        if unknown:
+            problems.append(f"Only the rules {', '.join(RULE_FIELDS)} can change, not {', '.join(sorted(unknown))}.")
+            continue
+        col = by_name[name]
+        for key, value in change.items():
+            if key == "allowed_values":
+                value = [str(v) for v in (value or [])]
+            if key == "default" and value == "":
+                value = None
+            setattr(col, key, value)
+    problems += check_columns(source.columns)
+    for col in source.columns:
+        if col.default not in (None, "") and col.name in rules:
+            reason = default_literal_problem(ch, str(col.default), col.type)
+            if reason:
+                problems.append(f"Column {col.name!r}: {reason}")
+    if problems:
+        raise ValidationError(problems[0], "Fix the rules and try again.", problems=problems)
+    _write(ch, source)
+    return source
+
+
+def delete_source(ch: "ClickHouse", source_id: str, drop_table: bool = False) -> Source:
+    """Forget the source (stop its ingestion first); optionally drop its table and quarantine table."""
+    source = get_source(ch, source_id)
+    _write(ch, source, deleted=True)
+    try:
+        from helios_core.ingest.store import delete_checkpoints
+        delete_checkpoints(ch, source_id)
+    except ImportError:
+        pass
+    if drop_table:
+        for table in (source.quarantine_table, source.table):
+            ch.execute(f"DROP TABLE IF EXISTS {qualified(source.database, table)} SYNC")
+    return source
