@@ -43,3 +43,74 @@ def demo(ch):
 @pytest.fixture(scope="session")
 def app_path() -> str:
     return str(ROOT / "app.py")
+
+
+# ---- AWS: a real moto server on loopback (helios_core.aws / helios_core.sandbox) ----
+
+@pytest.fixture(scope="session")
+def moto_server():
+    """A real moto server (ThreadedMotoServer) on 127.0.0.1, free port; yields its endpoint URL.
+
+    moto keeps its state per process, so this server and the sandbox's see the
+    same resources; tests use region ``eu-west-1`` (``aws_conn``) to stay apart
+    from the sandbox's demo streams in ``us-east-1``.
+    """
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def aws_conn(moto_server):
+    """An AwsConnection (fake keys "testing", region eu-west-1) to ``moto_server``."""
+    from helios_core.aws import AwsConnection
+    return AwsConnection(region="eu-west-1", access_key_id="testing", secret_access_key="testing",
+                         endpoint_url=moto_server)
+
+
+@pytest.fixture(scope="session")
+def aws_sandbox():
+    """The process-wide sandbox (helios_core.sandbox.get_sandbox()): demo streams prefilled, producer running.
+
+    It is the same object the pages get, so AppTests and core tests share it.
+    ``aws_sandbox.connection()`` gives its AwsConnection, ``.client("s3")`` a client.
+    """
+    from helios_core.sandbox import get_sandbox
+    sandbox = get_sandbox()
+    yield sandbox
+    sandbox.stop()
+
+
+@pytest.fixture
+def kinesis_stream(aws_conn):
+    """Factory: ``kinesis_stream(payloads, shards=2, name=None) -> name`` creates a stream on ``aws_conn``
+    and puts the payloads (bytes, or GeneratedEvent from helios_core.sandbox.generate_events)."""
+    import uuid
+
+    created: list[str] = []
+
+    def make(payloads=(), shards: int = 2, name: str | None = None) -> str:
+        client = aws_conn.client("kinesis")
+        name = name or f"test_{uuid.uuid4().hex[:10]}"
+        client.create_stream(StreamName=name, ShardCount=shards)
+        records = [{"Data": getattr(p, "payload", p), "PartitionKey": getattr(p, "partition_key", str(i))}
+                   for i, p in enumerate(payloads)]
+        for i in range(0, len(records), 500):
+            client.put_records(StreamName=name, Records=records[i:i + 500])
+        created.append(name)
+        return name
+
+    yield make
+    client = aws_conn.client("kinesis")
+    for name in created:
+        try:
+            client.delete_stream(StreamName=name)
+        except Exception:
+            pass
