@@ -4,8 +4,8 @@ A checkpoint row per (source, shard) holds:
 
 * ``committed_seq`` — every record up to and including it is in the table or
   the quarantine table;
-* ``pending_seq`` — the intent written *before* a batch is inserted: the batch
-  is exactly the records after ``committed_seq`` up to ``pending_seq``. After a
+* ``pending_from``/``pending_seq`` — the intent written *before* a batch is inserted: the batch
+  is exactly the records from ``pending_from`` up to ``pending_seq``. After a
   crash the consumer rebuilds that same batch and inserts it again with the same
   deduplication token, so ClickHouse drops it if the first attempt had landed;
 * ``finished`` — the shard is closed and read to its end (its children may start).
@@ -38,6 +38,7 @@ METADATA_TABLES = [
     shard_id String,
     version UInt64,
     committed_seq String,
+    pending_from String,
     pending_seq String,
     finished UInt8,
     updated_at DateTime64(3, 'UTC')
@@ -68,6 +69,7 @@ class Checkpoint:
     shard_id: str
     committed_seq: str = ""
     pending_seq: str = ""
+    pending_from: str = ""
     finished: bool = False
 
     @property
@@ -99,15 +101,17 @@ class CheckpointStore:
 
     def load(self) -> dict[str, Checkpoint]:
         result = self.client.query(
-            f"SELECT shard_id, committed_seq, pending_seq, finished FROM {CHECKPOINTS} FINAL "
+            f"SELECT shard_id, committed_seq, pending_seq, finished, pending_from FROM {CHECKPOINTS} FINAL "
             "WHERE source_id = {s:String}", parameters={"s": self.source_id})
-        return {r[0]: Checkpoint(r[0], r[1], r[2], bool(r[3])) for r in result.result_rows}
+        return {r[0]: Checkpoint(shard_id=r[0], committed_seq=r[1], pending_seq=r[2], finished=bool(r[3]),
+                                 pending_from=r[4]) for r in result.result_rows}
 
     def save(self, cp: Checkpoint) -> None:
         self.client.insert("ingest_checkpoints", [[self.source_id, cp.shard_id, _version(), cp.committed_seq,
-                                                   cp.pending_seq, int(cp.finished), datetime.now(timezone.utc)]],
-                           column_names=["source_id", "shard_id", "version", "committed_seq", "pending_seq",
-                                         "finished", "updated_at"], database=METADATA_DB)
+                                                   cp.pending_from, cp.pending_seq, int(cp.finished),
+                                                   datetime.now(timezone.utc)]],
+                           column_names=["source_id", "shard_id", "version", "committed_seq", "pending_from",
+                                         "pending_seq", "finished", "updated_at"], database=METADATA_DB)
 
 
 def load_checkpoints(ch: "ClickHouse", source_id: str) -> dict[str, Checkpoint]:

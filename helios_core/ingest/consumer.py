@@ -1,0 +1,460 @@
+"""One source's consumer: reads every shard, inserts batches, moves checkpoints.
+
+Per shard the loop is: GetRecords (at most ``5/s``), buffer, and flush when the
+buffer holds ``batch_rows`` records or is ``flush_seconds`` old. A flush is:
+
+1. write the intent (``pending_from``..``pending_seq``) to the checkpoint store;
+2. insert the valid rows into the table and the rest into the quarantine table,
+   each with an ``insert_deduplication_token`` derived from the shard and the
+   sequence range;
+3. move the checkpoint (``committed_seq``) and clear the intent.
+
+After a crash anywhere in there, the consumer rebuilds exactly the intended
+batch (same records, same token) so a batch that had landed is dropped by
+ClickHouse's deduplication, and one that had not lands now. Nothing advances
+while ClickHouse is unreachable; a batch ClickHouse rejects is bisected and the
+rows it refuses go to quarantine.
+
+Resharding: a child shard starts only when its parents are finished (read to
+the end of their closed range), which keeps the order per partition key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from helios_core.ddl import quarantine_name
+from helios_core.identifiers import qualified
+from helios_core.ingest.batch import MAX_EVENT_BYTES, BatchBuilder, Built, Problem, RawRecord, build_records
+from helios_core.ingest.metrics import SourceMetrics
+from helios_core.ingest.store import Checkpoint, CheckpointStore, seq_int
+from helios_core.sources import Source
+
+log = logging.getLogger("helios.ingest")
+
+# ClickHouse error codes that mean "this data cannot go in" (bisect), not "ClickHouse is not there" (retry).
+DATA_ERROR_CODES = {6, 26, 27, 32, 38, 41, 53, 69, 70, 72, 117, 131, 190, 321, 349, 376, 377, 441, 469, 675, 676,
+                    691, 1001}
+MIN_CALL_INTERVAL = 0.2       # Kinesis: 5 GetRecords calls per second per shard
+SHARD_REFRESH_SECONDS = 5.0
+
+
+class SimulatedCrash(BaseException):
+    """Raised by a test's crash hook: the consumer stops on the spot, with no cleanup."""
+
+
+@dataclass
+class IngestConfig:
+    batch_rows: int = 20_000          # flush at this many records …
+    flush_seconds: float = 1.0        # … or when the oldest buffered record waited this long
+    get_records_limit: int = 10_000
+    max_event_bytes: int = MAX_EVENT_BYTES
+    idle_sleep: float = 0.05
+    max_backoff: float = 30.0
+
+
+@dataclass
+class ShardState:
+    shard_id: str
+    parents: list[str]
+    ending_seq: str = ""                  # set when the shard is closed
+    starting_seq: str = ""
+    checkpoint: Checkpoint = field(default_factory=lambda: Checkpoint(""))
+    iterator: str | None = None
+    buffer: list[RawRecord] = field(default_factory=list)
+    buffer_since: float = 0.0
+    last_seen: str = ""                    # newest sequence number received (buffered or committed)
+    next_call: float = 0.0
+    backoff: float = 0.0
+    recover_to: str = ""                   # rebuild the pending batch up to here first
+    millis_behind: int = 0
+    empty_polls: int = 0
+
+
+class InsertRejected(Exception):
+    pass
+
+
+def _error_code(exc: BaseException) -> int | None:
+    code = getattr(exc, "code", None)
+    if isinstance(code, int):
+        return code
+    import re
+    match = re.search(r"Code: (\d+)", str(exc))
+    return int(match.group(1)) if match else None
+
+
+def is_data_error(exc: BaseException) -> bool:
+    return _error_code(exc) in DATA_ERROR_CODES
+
+
+class SourceConsumer:
+    """Reads one source's stream into its table until stopped. Runs in its own thread."""
+
+    def __init__(self, source: Source, clickhouse_client_factory: Callable[[], Any],
+                 kinesis_client_factory: Callable[[], Any], config: IngestConfig | None = None,
+                 metrics: SourceMetrics | None = None,
+                 crash_hook: Callable[[str], None] | None = None,
+                 on_fatal: Callable[[str], None] | None = None) -> None:
+        self.source = source
+        self.new_ch = clickhouse_client_factory
+        self.new_kinesis = kinesis_client_factory
+        self.config = config or IngestConfig()
+        self.metrics = metrics or SourceMetrics(source.id)
+        self.crash_hook = crash_hook or (lambda point: None)
+        self.on_fatal = on_fatal
+        self.stop_event = threading.Event()
+        self.thread: threading.Thread | None = None
+        self.shards: dict[str, ShardState] = {}
+        self.crashed = False
+        self._last_refresh = 0.0
+
+    # ---- lifecycle --------------------------------------------------------------------------------
+
+    def start(self) -> "SourceConsumer":
+        self.thread = threading.Thread(target=self._run, name=f"ingest-{self.source.id}", daemon=True)
+        self.thread.start()
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self.stop_event.set()
+        if self.thread and self.thread is not threading.current_thread():
+            self.thread.join(timeout)
+
+    @property
+    def alive(self) -> bool:
+        return bool(self.thread and self.thread.is_alive())
+
+    def _run(self) -> None:
+        try:
+            self.ch = self.new_ch()
+            self.kinesis = self.new_kinesis()
+            self.store = CheckpointStore(self.ch, self.source.id)
+            self.builders: dict[str, BatchBuilder] = {}
+            self._loop()
+            self._flush_all()  # a clean stop: nothing buffered is left behind
+        except SimulatedCrash:
+            self.crashed = True
+        except Exception as exc:  # unexpected: record it, never die silently
+            log.exception("ingest consumer %s stopped", self.source.id)
+            self.metrics.record_error(f"The consumer stopped: {type(exc).__name__}: {exc}")
+            if self.on_fatal:
+                self.on_fatal(f"{type(exc).__name__}: {exc}")
+        finally:
+            self.metrics.running = False
+            try:
+                self.ch.close()
+            except Exception:
+                pass
+
+    # ---- the loop ---------------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        self.metrics.running = True
+        while not self.stop_event.is_set():
+            now = time.monotonic()
+            if now - self._last_refresh >= SHARD_REFRESH_SECONDS or not self.shards:
+                if not self._refresh_shards():
+                    self._sleep(1.0)
+                    continue
+            did_work = False
+            for state in list(self.shards.values()):
+                if self.stop_event.is_set():
+                    break
+                if state.checkpoint.finished or not self._parents_done(state):
+                    continue
+                if time.monotonic() >= state.next_call:
+                    did_work |= self._poll(state)
+                if self._due(state):
+                    self._flush_with_retry(state)
+                    did_work = True
+                self._maybe_finish(state)
+            self.metrics.millis_behind = max((s.millis_behind for s in self.shards.values()
+                                              if not s.checkpoint.finished), default=0)
+            if not did_work:
+                self._sleep(self.config.idle_sleep)
+
+    def _sleep(self, seconds: float) -> None:
+        self.stop_event.wait(seconds)
+
+    # ---- shards -----------------------------------------------------------------------------------
+
+    def _list_shards(self) -> list[dict[str, Any]]:
+        shards: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {"StreamName": self.source.stream_name}
+        while True:
+            reply = self.kinesis.list_shards(**kwargs)
+            shards += reply.get("Shards", [])
+            token = reply.get("NextToken")
+            if not token:
+                return shards
+            kwargs = {"NextToken": token}
+
+    def _refresh_shards(self) -> bool:
+        self._last_refresh = time.monotonic()
+        try:
+            listed = self._list_shards()
+        except (ClientError, BotoCoreError) as exc:
+            self._aws_problem(exc)
+            return False
+        checkpoints = self.store_load()
+        first_start = not checkpoints
+        listed_ids = {s["ShardId"] for s in listed}
+        for info in listed:
+            shard_id = info["ShardId"]
+            rng = info.get("SequenceNumberRange", {})
+            state = self.shards.get(shard_id)
+            if state is None:
+                parents = [p for p in (info.get("ParentShardId"), info.get("AdjacentParentShardId"))
+                           if p and p in listed_ids]
+                state = ShardState(shard_id, parents, starting_seq=rng.get("StartingSequenceNumber", ""))
+                cp = checkpoints.get(shard_id)
+                if cp is not None:
+                    state.checkpoint = cp
+                    state.last_seen = cp.committed_seq
+                    if cp.has_pending:
+                        state.recover_to = cp.pending_seq
+                else:
+                    state.checkpoint = Checkpoint(shard_id)
+                    if first_start and self.source.start_position == "LATEST" and rng.get("EndingSequenceNumber"):
+                        # Nothing after "latest" can arrive in a closed shard: skip it (children then start at LATEST).
+                        state.checkpoint.finished = True
+                        self.store.save(state.checkpoint)
+                self.shards[shard_id] = state
+            state.ending_seq = rng.get("EndingSequenceNumber", "") or ""
+        return True
+
+    def store_load(self) -> dict[str, Checkpoint]:
+        return self.store.load()
+
+    def _parents_done(self, state: ShardState) -> bool:
+        for parent in state.parents:
+            p = self.shards.get(parent)
+            if p is not None and not p.checkpoint.finished:
+                return False
+        return True
+
+    def _start_iterator(self, state: ShardState) -> dict[str, Any]:
+        cp = state.checkpoint
+        if state.recover_to and cp.pending_from:
+            return {"ShardIteratorType": "AT_SEQUENCE_NUMBER", "StartingSequenceNumber": cp.pending_from}
+        if state.last_seen:
+            return {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "StartingSequenceNumber": state.last_seen}
+        parents = [self.shards.get(p) for p in state.parents]
+        if any(p is not None and p.checkpoint.committed_seq for p in parents) or \
+                any(p is not None and p.last_seen for p in parents):
+            return {"ShardIteratorType": "TRIM_HORIZON"}  # the parent was read here: continue from the child's start
+        position = self.source.start_position
+        if position == "AT_TIMESTAMP" and self.source.start_timestamp:
+            when = datetime.fromisoformat(self.source.start_timestamp.replace("Z", "+00:00"))
+            return {"ShardIteratorType": "AT_TIMESTAMP", "Timestamp": when}
+        if position == "LATEST" and state.parents:
+            return {"ShardIteratorType": "LATEST"}
+        return {"ShardIteratorType": position if position in ("TRIM_HORIZON", "LATEST") else "TRIM_HORIZON"}
+
+    def _poll(self, state: ShardState) -> bool:
+        """One GetRecords call for the shard; True when records arrived."""
+        state.next_call = time.monotonic() + MIN_CALL_INTERVAL
+        try:
+            if state.iterator is None:
+                reply = self.kinesis.get_shard_iterator(StreamName=self.source.stream_name, ShardId=state.shard_id,
+                                                        **self._start_iterator(state))
+                state.iterator = reply["ShardIterator"]
+            reply = self.kinesis.get_records(ShardIterator=state.iterator, Limit=self.config.get_records_limit)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code == "ExpiredIteratorException":
+                state.iterator = None  # a fresh one from the last record seen
+                return False
+            if code in ("ProvisionedThroughputExceededException", "LimitExceededException",
+                        "ThrottlingException", "KMSThrottlingException"):
+                state.backoff = min(max(0.5, state.backoff * 2), 10.0)
+                state.next_call = time.monotonic() + state.backoff * (0.5 + random.random())
+                self.metrics.throttled += 1
+                return False
+            if code == "ResourceNotFoundException" and "Shard" in str(exc):
+                state.checkpoint.finished = True  # expired from the stream
+                return False
+            self._aws_problem(exc)
+            state.next_call = time.monotonic() + 2.0
+            return False
+        except BotoCoreError as exc:
+            self._aws_problem(exc)
+            state.next_call = time.monotonic() + 2.0
+            return False
+        state.backoff = 0.0
+        state.iterator = reply.get("NextShardIterator")
+        state.millis_behind = int(reply.get("MillisBehindLatest", 0) or 0)
+        records = reply.get("Records", [])
+        if state.iterator is None:
+            state.empty_polls = 1_000_000  # the shard ended
+        if not records:
+            state.empty_polls += 1
+            return False
+        state.empty_polls = 0
+        new = [RawRecord.from_kinesis(r) for r in records]
+        last = seq_int(state.last_seen)
+        new = [r for r in new if seq_int(r.sequence_number) > last]  # never take a record twice
+        if new:
+            if not state.buffer:
+                state.buffer_since = time.monotonic()
+            state.buffer.extend(new)
+            state.last_seen = new[-1].sequence_number
+            self.metrics.records_read += len(new)
+        return bool(new)
+
+    def _due(self, state: ShardState) -> bool:
+        if not state.buffer:
+            return False
+        if state.recover_to:
+            return seq_int(state.buffer[-1].sequence_number) >= seq_int(state.recover_to) or \
+                (state.empty_polls >= 3 and state.millis_behind == 0)
+        return len(state.buffer) >= self.config.batch_rows or \
+            time.monotonic() - state.buffer_since >= self.config.flush_seconds
+
+    def _maybe_finish(self, state: ShardState) -> None:
+        """A closed shard read to its end is finished: its children may start."""
+        if state.buffer or state.recover_to or state.checkpoint.finished:
+            if state.recover_to and not state.buffer and state.empty_polls >= 3 and state.millis_behind == 0:
+                state.recover_to = ""  # the intended records are gone from the stream (retention)
+            return
+        ended = state.empty_polls >= 1_000_000
+        if state.ending_seq and state.empty_polls >= 1:
+            reached = seq_int(state.last_seen) >= seq_int(state.ending_seq)
+            empty_range = seq_int(state.ending_seq) <= seq_int(state.starting_seq) and not state.last_seen
+            ended = ended or reached or empty_range
+        if ended:
+            state.checkpoint.finished = True
+            self.store.save(state.checkpoint)
+            self._last_refresh = 0.0  # look for its children now
+
+    # ---- flushing ---------------------------------------------------------------------------------
+
+    def _flush_all(self) -> None:
+        for state in self.shards.values():
+            if state.buffer:
+                try:
+                    self._flush(state)
+                except Exception:
+                    return  # ClickHouse is away: the checkpoint did not move, nothing is lost
+
+    def _flush_with_retry(self, state: ShardState) -> None:
+        delay = 0.5
+        while True:
+            try:
+                self._flush(state)
+                return
+            except SimulatedCrash:
+                raise
+            except Exception as exc:
+                self.metrics.record_error(f"ClickHouse insert failed, retrying (checkpoint not moved): {exc}")
+                if self.stop_event.is_set():
+                    raise
+                self._sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, self.config.max_backoff)
+                if self.stop_event.is_set():
+                    raise
+
+    def _flush(self, state: ShardState) -> None:
+        cp = state.checkpoint
+        if state.recover_to:
+            limit = seq_int(state.recover_to)
+            batch = [r for r in state.buffer if seq_int(r.sequence_number) <= limit]
+        else:
+            batch = state.buffer[: self.config.batch_rows]
+        rest = state.buffer[len(batch):]
+        if not batch:
+            state.recover_to = ""
+            return
+        first, last = batch[0].sequence_number, batch[-1].sequence_number
+        if not state.recover_to:
+            cp.pending_from, cp.pending_seq = first, last
+            self.store.save(cp)
+            self.crash_hook("after_intent")
+        token = f"{self.source.id}:{state.shard_id}:{cp.pending_from or first}:{cp.pending_seq or last}"
+        builder = self.builders.get(state.shard_id)
+        if builder is None:
+            builder = self.builders[state.shard_id] = BatchBuilder(self.source.columns, state.shard_id)
+        built = build_records(builder, batch, self.config.max_event_bytes)
+        self.crash_hook("before_insert")
+        inserted, rejected = self._insert_table(built, token)
+        self.crash_hook("after_table_insert")
+        problems = built.problems + rejected
+        self._insert_quarantine(state.shard_id, problems, token)
+        self.crash_hook("after_insert")
+        cp.committed_seq = last
+        cp.pending_from = cp.pending_seq = ""
+        self.store.save(cp)
+        self.crash_hook("after_checkpoint")
+        state.buffer = rest
+        state.recover_to = ""
+        state.buffer_since = time.monotonic()
+        self.metrics.record_batch(inserted, len(problems))
+
+    def _insert_table(self, built: Built, token: str) -> tuple[int, list[Problem]]:
+        if built.table is None or built.table.num_rows == 0:
+            return 0, []
+        return self._insert_bisect(built, token, 0, built.table.num_rows)
+
+    def _insert_bisect(self, built: Built, token: str, lo: int, hi: int) -> tuple[int, list[Problem]]:
+        part = built.table.slice(lo, hi - lo)
+        try:
+            self.ch.insert_arrow(self.source.table, part, database=self.source.database,
+                                 settings={"insert_deduplication_token": f"{token}:t:{lo}-{hi}"})
+            return hi - lo, []
+        except Exception as exc:
+            if not is_data_error(exc):
+                raise
+            if hi - lo == 1:
+                origin = built.row_origin(lo)
+                from helios_core.clickhouse import to_query_error
+                origin.error_type = "rejected_by_clickhouse"
+                origin.message = f"ClickHouse refused the row: {to_query_error(exc).message}"
+                return 0, [origin]
+            mid = (lo + hi) // 2
+            a, pa_ = self._insert_bisect(built, token, lo, mid)
+            b, pb = self._insert_bisect(built, token, mid, hi)
+            return a + b, pa_ + pb
+
+    def _insert_quarantine(self, shard_id: str, problems: list[Problem], token: str) -> None:
+        if not problems:
+            return
+        insert_quarantine(self.ch, self.source, shard_id, problems, token)
+
+    # ---- errors -----------------------------------------------------------------------------------
+
+    def _aws_problem(self, exc: BaseException) -> None:
+        from helios_core.aws import to_aws_error
+        error = to_aws_error(exc) if isinstance(exc, (ClientError, BotoCoreError)) else exc
+        self.metrics.record_error(str(error))
+
+
+QUARANTINE_NAMES = ["received_at", "source", "source_id", "origin", "stream", "shard_id", "sequence_number",
+                    "sub_index", "partition_key", "arrival_time", "error_type", "error_message", "column_name",
+                    "raw", "record_id"]
+
+
+def insert_quarantine(client: Any, source: Source, shard_id: str, problems: list[Problem], token: str) -> None:
+    now = datetime.now(timezone.utc)
+    rows = []
+    for p in problems:
+        arrival = datetime.fromtimestamp(p.arrival_ms / 1000, tz=timezone.utc)
+        record_id = f"{shard_id}:{p.seq}:{p.sub}" if p.seq else \
+            "row:" + hashlib.sha1(p.raw).hexdigest()[:20]
+        rows.append([now, "kinesis", source.id, source.stream_name, source.stream_name, shard_id, p.seq, p.sub,
+                     p.pkey, arrival, p.error_type, p.message[:4000], p.column, p.raw, record_id])
+    client.insert(quarantine_name(source.table), rows, column_names=QUARANTINE_NAMES, database=source.database,
+                  settings={"insert_deduplication_token": f"{token}:q"})
+
+
+def quarantine_table_name(source: Source) -> str:
+    return qualified(source.database, quarantine_name(source.table))

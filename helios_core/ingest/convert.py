@@ -1,0 +1,327 @@
+"""Column values → Arrow arrays for ``insert_arrow``, checked on the way.
+
+Each column is converted in one C-level call (``pa.array(values, type)``);
+only when that fails (a value of the wrong kind somewhere) does a per-value
+path run to find and report the bad rows. Types ClickHouse parses well from
+text (UUID, IPs, Date, Decimal, JSON) travel as strings after a Python check,
+so ClickHouse never rejects a whole batch for one bad value.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from typing import Any, Callable
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from helios_core.ddl import INTEGER_TYPES, TypeNode
+
+_INT_ARROW = {"Int8": pa.int8(), "Int16": pa.int16(), "Int32": pa.int32(), "Int64": pa.int64(),
+              "UInt8": pa.uint8(), "UInt16": pa.uint16(), "UInt32": pa.uint32(), "UInt64": pa.uint64()}
+_INT_RANGE = {"Int8": (-2**7, 2**7 - 1), "Int16": (-2**15, 2**15 - 1), "Int32": (-2**31, 2**31 - 1),
+              "Int64": (-2**63, 2**63 - 1), "UInt8": (0, 2**8 - 1), "UInt16": (0, 2**16 - 1),
+              "UInt32": (0, 2**32 - 1), "UInt64": (0, 2**64 - 1)}
+UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
+DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# Zero values for string-carried types when a non-Nullable column gets no value.
+_ZERO_TEXT = {"UUID": "00000000-0000-0000-0000-000000000000", "IPv4": "0.0.0.0", "IPv6": "::",
+              "Date": "1970-01-01", "Date32": "1970-01-01", "Decimal": "0", "JSON": "{}"}
+_TEXT_CARRIED = set(_ZERO_TEXT)
+
+
+class BadValue(ValueError):
+    """A value that does not fit its column."""
+
+
+def _unit(node: TypeNode) -> str:
+    if node.name == "DateTime":
+        return "s"
+    precision = node.args[0] if node.args else 3
+    return "s" if precision == 0 else "ms" if precision <= 3 else "us" if precision <= 6 else "ns"
+
+
+def arrow_type(node: TypeNode) -> pa.DataType:
+    base = node.base()
+    name = base.name
+    if name in _INT_ARROW:
+        return _INT_ARROW[name]
+    if name == "Float32":
+        return pa.float32()
+    if name == "Float64":
+        return pa.float64()
+    if name == "Bool":
+        return pa.bool_()
+    if name in ("DateTime", "DateTime64"):
+        return pa.timestamp(_unit(base), tz="UTC")
+    if name == "Array":
+        return pa.list_(arrow_type(base.args[0]))
+    if name == "Map":
+        return pa.map_(pa.string(), arrow_type(base.args[1]))
+    return pa.string()  # String, FixedString, and the text-carried types
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_SCALE = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
+
+
+def parse_time(value: Any, unit: str = "ms") -> int:
+    """A time value (ISO text, epoch seconds or milliseconds) as an integer in ``unit`` since the epoch, UTC."""
+    if isinstance(value, bool):
+        raise BadValue("a boolean is not a time")
+    if isinstance(value, (int, float)):
+        seconds = value / 1000 if abs(value) > 1e11 else value  # epoch milliseconds vs seconds
+        return int(round(seconds * _SCALE[unit]))
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            raise BadValue("an empty string is not a time")
+        try:
+            parsed = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith(("Z", "z")) else text)
+        except ValueError:
+            if text.lstrip("-").replace(".", "", 1).isdigit():
+                return parse_time(float(text), unit)
+            raise BadValue(f"{value!r} is not an ISO time") from None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=timezone.utc)
+        delta = parsed - _EPOCH
+        return (delta.days * 86_400 + delta.seconds) * _SCALE[unit] + delta.microseconds * _SCALE[unit] // 1_000_000
+    if isinstance(value, datetime):
+        return parse_time(value.isoformat(), unit)
+    raise BadValue(f"a {type(value).__name__} is not a time")
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value) if isinstance(value, float) else str(value)
+    return orjson.dumps(value).decode()
+
+
+def coerce(node: TypeNode, value: Any) -> Any:
+    """One value converted for ``arrow_type(node)``; raises BadValue when it cannot fit."""
+    if value is None:
+        return None
+    base = node.base()
+    name = base.name
+    if name in INTEGER_TYPES:
+        if isinstance(value, bool):
+            number = int(value)
+        elif isinstance(value, int):
+            number = value
+        elif isinstance(value, float) and value.is_integer():
+            number = int(value)
+        elif isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
+            number = int(value)
+        else:
+            raise BadValue(f"{_short(value)} is not a whole number")
+        low, high = _INT_RANGE[name]
+        if not low <= number <= high:
+            raise BadValue(f"{number} is out of range for {name}")
+        return number
+    if name in ("Float32", "Float64"):
+        if isinstance(value, bool):
+            raise BadValue("a boolean is not a number")
+        if isinstance(value, (int, float)):
+            return float(value)
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise BadValue(f"{_short(value)} is not a number") from None
+    if name == "Bool":
+        if isinstance(value, bool):
+            return value
+        if value in (0, 1):
+            return bool(value)
+        if isinstance(value, str) and value.lower() in ("true", "false", "0", "1"):
+            return value.lower() in ("true", "1")
+        raise BadValue(f"{_short(value)} is not true/false")
+    if name in ("DateTime", "DateTime64"):
+        return parse_time(value, _unit(base))
+    if name == "Array":
+        if not isinstance(value, list):
+            raise BadValue(f"{_short(value)} is not a list")
+        return [coerce(base.args[0], v) for v in value]
+    if name == "Map":
+        if not isinstance(value, dict):
+            raise BadValue(f"{_short(value)} is not an object")
+        return [(str(k), coerce(base.args[1], v)) for k, v in value.items()]
+    if name == "JSON":
+        if not isinstance(value, dict):
+            raise BadValue(f"{_short(value)} is not a JSON object")
+        return orjson.dumps(value).decode()
+    text = _text(value)
+    check_text(base, text)
+    return text
+
+
+def check_text(base: TypeNode, text: str) -> None:
+    name = base.name
+    if name == "UUID" and not UUID_RE.match(text):
+        raise BadValue(f"{_short(text)} is not a UUID")
+    if name in ("IPv4", "IPv6"):
+        try:
+            address = ipaddress.ip_address(text)
+        except ValueError:
+            raise BadValue(f"{_short(text)} is not an IP address") from None
+        if name == "IPv4" and address.version != 4:
+            raise BadValue(f"{_short(text)} is not an IPv4 address")
+    if name in ("Date", "Date32"):
+        if not DATE_RE.match(text):
+            raise BadValue(f"{_short(text)} is not a date (YYYY-MM-DD)")
+        try:
+            parsed = date.fromisoformat(text)
+        except ValueError:
+            raise BadValue(f"{_short(text)} is not a date") from None
+        low, high = (date(1970, 1, 1), date(2149, 6, 6)) if name == "Date" else (date(1900, 1, 1), date(2299, 12, 31))
+        if not low <= parsed <= high:
+            raise BadValue(f"{text} is outside the range of {name}")
+    if name == "Decimal":
+        precision, scale = base.args
+        if not re.fullmatch(r"\s*-?\d+(\.\d+)?\s*", text):
+            raise BadValue(f"{_short(text)} is not a decimal number")
+        whole = text.strip().lstrip("-").split(".")[0].lstrip("0")
+        if len(whole) > precision - scale:
+            raise BadValue(f"{text} has too many digits for Decimal({precision}, {scale})")
+    if name == "FixedString" and len(text.encode()) > base.args[0]:
+        raise BadValue(f"{_short(text)} is longer than {base.args[0]} bytes")
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "…"
+
+
+@dataclass
+class Converted:
+    array: pa.Array
+    errors: dict[int, str]   # row index → why the value did not fit
+
+
+def convert_column(node: TypeNode, values: list[Any], fill: Any = None) -> Converted:
+    """Convert a column's values; ``fill`` replaces missing values (already coerced)."""
+    target = arrow_type(node)
+    base = node.base()
+    fast = _fast_path(base, values, target)
+    if fast is not None:
+        array = fast
+        errors: dict[int, str] = {}
+    else:
+        out: list[Any] = []
+        errors = {}
+        for i, value in enumerate(values):
+            try:
+                out.append(coerce(node, value))
+            except BadValue as exc:
+                errors[i] = str(exc)
+                out.append(None)
+            except (TypeError, ValueError, OverflowError) as exc:
+                errors[i] = f"{_short(value)} does not fit {node.render()}: {exc}"
+                out.append(None)
+        try:
+            array = pa.array(out, type=target)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as exc:  # should not happen after coerce
+            array = pa.array([None] * len(out), type=target)
+            errors.update({i: f"cannot convert: {exc}" for i in range(len(out))})
+    if array.null_count:
+        if fill is not None:
+            array = pc.fill_null(array, pa.scalar(fill, type=target))
+        elif not node.nullable and base.name in _TEXT_CARRIED:
+            array = pc.fill_null(array, pa.scalar(_ZERO_TEXT[base.name], type=target))
+    return Converted(array, errors)
+
+
+def _fast_path(base: TypeNode, values: list[Any], target: pa.DataType) -> pa.Array | None:
+    """One C-level conversion when every value already has the right kind, else None."""
+    name = base.name
+    try:
+        if name in INTEGER_TYPES:
+            array = pa.array(values, type=target)  # raises on floats, strings and overflow
+            return array
+        if name in ("Float32", "Float64"):
+            array = pa.array(values, type=pa.float64())
+            if array.type != pa.float64():
+                return None
+            return array.cast(target) if target != pa.float64() else array
+        if name == "Bool":
+            if any(v is not None and not isinstance(v, bool) for v in values):
+                return None
+            return pa.array(values, type=target)
+        if name in ("String", "LowCardinality", "FixedString", "UUID", "IPv4", "IPv6", "Date", "Date32",
+                    "Decimal"):
+            array = pa.array(values, type=pa.string())  # raises on any non-string value
+            if name == "String":
+                return array
+            if name == "UUID":
+                ok = pc.match_substring_regex(array, UUID_RE.pattern)
+                return array if pc.all(pc.fill_null(ok, True)).as_py() else None
+            if name == "Date" or name == "Date32":
+                ok = pc.match_substring_regex(array, DATE_RE.pattern)
+                if not pc.all(pc.fill_null(ok, True)).as_py():
+                    return None
+                low, high = ("1970-01-01", "2149-06-06") if name == "Date" else ("1900-01-01", "2299-12-31")
+                in_range = pc.and_(pc.greater_equal(array, low), pc.less_equal(array, high))
+                return array if pc.all(pc.fill_null(in_range, True)).as_py() else None
+            return None  # IPs, Decimal, FixedString: check each value
+        if name in ("DateTime", "DateTime64"):
+            return _fast_time(values, target)
+        if name in ("Array", "Map"):
+            return None if name == "Map" else pa.array(values, type=target)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError, ValueError):
+        return None
+    return None
+
+
+def _fast_time(values: list[Any], target: pa.TimestampType) -> pa.Array | None:
+    array = pa.array(values)
+    if pa.types.is_null(array.type):
+        return pa.array(values, type=target)
+    if pa.types.is_string(array.type):
+        for parse_as in (pa.timestamp("ns", tz="UTC"), pa.timestamp("ns")):
+            try:
+                parsed = pc.cast(array, parse_as)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                continue
+            if parse_as.tz is None:
+                parsed = pc.assume_timezone(parsed, "UTC")
+            return pc.cast(parsed, target, safe=False)
+        return None
+    if pa.types.is_integer(array.type):
+        if len(array) and pc.max(pc.abs(array)).as_py() > 1e11:   # epoch milliseconds
+            return pc.cast(pc.cast(array, pa.timestamp("ms", tz="UTC")), target, safe=False)
+        return pc.cast(pc.cast(array, pa.timestamp("s", tz="UTC")), target, safe=False)
+    return None
+
+
+def format_check(fmt: str) -> Callable[[Any], bool] | None:
+    if fmt == "uuid":
+        return lambda v: isinstance(v, str) and bool(UUID_RE.match(v))
+    if fmt == "iso_time":
+        def iso(v: Any) -> bool:
+            if not isinstance(v, str):
+                return False
+            try:
+                datetime.fromisoformat(v.replace("Z", "+00:00") if v.endswith(("Z", "z")) else v)
+                return "T" in v or " " in v or len(v) == 10
+            except ValueError:
+                return False
+        return iso
+    if fmt == "email":
+        return lambda v: isinstance(v, str) and bool(EMAIL_RE.match(v))
+    if fmt == "ip":
+        def ip(v: Any) -> bool:
+            try:
+                ipaddress.ip_address(str(v))
+                return True
+            except ValueError:
+                return False
+        return ip
+    return None

@@ -1,0 +1,203 @@
+"""The process-wide ingest manager: one consumer thread per running source.
+
+Started once per process (``get_ingest_manager()`` registers it as the runtime
+service ``"ingest"``). A supervisor thread keeps consumers in line with the
+source records every few seconds — starting running sources, stopping paused or
+deleted ones, restarting a consumer whose rules changed — and writes metrics
+samples to ``helios.ingest_metrics``. Pages call :meth:`sync` after a change so
+it takes effect at once.
+
+Credentials are never stored: a source connected with explicit keys gets them
+from :meth:`register_connection` (in memory, for this process); otherwise the
+stored connection is rebuilt from its region / profile / endpoint, and sandbox
+sources use the running sandbox.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any, Callable
+
+from helios_core.clickhouse import ClickHouse
+from helios_core.errors import HeliosError
+from helios_core.ingest.consumer import IngestConfig, SourceConsumer
+from helios_core.ingest.metrics import SourceMetrics
+from helios_core.ingest.store import write_metrics
+from helios_core.sources import Source, list_sources, set_status
+
+log = logging.getLogger("helios.ingest")
+
+
+def connection_for(source: Source, registered: Any = None):
+    """An AwsConnection for a source (never from stored secrets: there are none)."""
+    from helios_core.aws import AwsConnection
+    if registered is not None:
+        return registered
+    conn = source.connection
+    if conn.sandbox:
+        from helios_core.sandbox import get_sandbox, sandbox_if_running
+        sandbox = sandbox_if_running() or get_sandbox()
+        return sandbox.connection()
+    return AwsConnection(region=conn.region, profile=conn.profile or None, endpoint_url=conn.endpoint_url or None)
+
+
+class IngestManager:
+    def __init__(self, ch: ClickHouse, config: IngestConfig | None = None, poll_seconds: float = 3.0,
+                 metrics_every: float = 30.0) -> None:
+        self.ch = ch
+        self.config = config or IngestConfig()
+        self.poll_seconds = poll_seconds
+        self.metrics_every = metrics_every
+        self.consumers: dict[str, SourceConsumer] = {}
+        self.metrics: dict[str, SourceMetrics] = {}
+        self.connections: dict[str, Any] = {}
+        self.crash_hooks: dict[str, Callable[[str], None]] = {}
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_metrics = time.monotonic()
+
+    # ---- lifecycle --------------------------------------------------------------------------------
+
+    def start(self) -> "IngestManager":
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._stop.clear()
+                self.sync()
+                self._thread = threading.Thread(target=self._supervise, name="ingest-manager", daemon=True)
+                self._thread.start()
+        return self
+
+    def shutdown(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout)
+        with self._lock:
+            for source_id in list(self.consumers):
+                self.stop_source(source_id, timeout)
+        self._write_metrics()
+
+    @property
+    def running(self) -> bool:
+        return bool(self._thread and self._thread.is_alive())
+
+    def _supervise(self) -> None:
+        while not self._stop.wait(self.poll_seconds):
+            try:
+                self.sync()
+                if time.monotonic() - self._last_metrics >= self.metrics_every:
+                    self._write_metrics()
+            except HeliosError as exc:  # ClickHouse away for a moment: try again next round
+                log.warning("ingest supervisor: %s", exc)
+            except Exception:
+                log.exception("ingest supervisor")
+
+    # ---- consumers --------------------------------------------------------------------------------
+
+    def sync(self) -> None:
+        """Make consumers match the source records."""
+        sources = {s.id: s for s in list_sources(self.ch)}
+        with self._lock:
+            for source_id, consumer in list(self.consumers.items()):
+                source = sources.get(source_id)
+                if source is None or source.status != "running":
+                    self.stop_source(source_id)
+                elif consumer.source.version != source.version and _rules_changed(consumer.source, source):
+                    self.stop_source(source_id)
+            for source in sources.values():
+                if source.status != "running":
+                    continue
+                consumer = self.consumers.get(source.id)
+                if consumer is not None and (consumer.alive or consumer.crashed):
+                    continue
+                self._start(source)
+
+    def _start(self, source: Source) -> None:
+        metrics = self.metrics.setdefault(source.id, SourceMetrics(source.id))
+        registered = self.connections.get(source.id)
+
+        def kinesis():
+            return connection_for(source, registered).client("kinesis")
+
+        def fatal(message: str) -> None:
+            try:
+                set_status(self.ch, source.id, "failed", message)
+            except HeliosError:
+                pass
+
+        consumer = SourceConsumer(source, self.ch.new_client, kinesis, self.config, metrics,
+                                  crash_hook=self.crash_hooks.get(source.id), on_fatal=fatal)
+        self.consumers[source.id] = consumer.start()
+
+    def stop_source(self, source_id: str, timeout: float = 30.0) -> None:
+        with self._lock:
+            consumer = self.consumers.pop(source_id, None)
+        if consumer is not None:
+            consumer.stop(timeout)
+
+    def restart_source(self, source_id: str) -> None:
+        """Drop the consumer (as after a crash) and start a fresh one from the checkpoints."""
+        self.stop_source(source_id)
+        self.sync()
+
+    def register_connection(self, source_id: str, connection: Any) -> None:
+        """Credentials for a source, kept in memory for this process only."""
+        self.connections[source_id] = connection
+
+    def metrics_for(self, source_id: str) -> dict[str, Any]:
+        metrics = self.metrics.get(source_id)
+        consumer = self.consumers.get(source_id)
+        snap = metrics.snapshot() if metrics else SourceMetrics(source_id).snapshot()
+        snap["running"] = bool(consumer and consumer.alive)
+        return snap
+
+    def _write_metrics(self) -> None:
+        self._last_metrics = time.monotonic()
+        try:
+            write_metrics(self.ch.writer, [m.sample_row() for m in self.metrics.values()])
+        except Exception as exc:  # metrics are best effort
+            log.warning("could not write ingest metrics: %s", exc)
+
+
+def _rules_changed(old: Source, new: Source) -> bool:
+    return [c.to_json() for c in old.columns] != [c.to_json() for c in new.columns] or \
+        old.connection != new.connection
+
+
+def get_ingest_manager(start: bool = True) -> IngestManager:
+    """The process-wide manager (runtime service ``"ingest"``), started on first use."""
+    from helios_core.runtime import get_runtime
+    runtime = get_runtime()
+    manager: IngestManager = runtime.service("ingest", lambda: IngestManager(runtime.clickhouse))
+    if start and not manager.running:
+        manager.start()
+    return manager
+
+
+def remove_source(ch: ClickHouse, source_id: str, drop_table: bool = False) -> Source:
+    """Stop a source's consumer, then delete the source (and optionally its tables)."""
+    from helios_core.runtime import get_runtime
+    from helios_core.sources import delete_source
+    manager = get_runtime().services.get("ingest")
+    if manager is not None:
+        manager.stop_source(source_id)
+    return delete_source(ch, source_id, drop_table=drop_table)
+
+
+def pause(ch: ClickHouse, source_id: str) -> Source:
+    from helios_core.runtime import get_runtime
+    from helios_core.sources import pause_source
+    source = pause_source(ch, source_id)
+    manager = get_runtime().services.get("ingest")
+    if manager is not None:
+        manager.stop_source(source_id)
+    return source
+
+
+def resume(ch: ClickHouse, source_id: str) -> Source:
+    from helios_core.sources import resume_source
+    source = resume_source(ch, source_id)
+    get_ingest_manager().sync()
+    return source

@@ -1,0 +1,68 @@
+"""Live per-source counters, shared between a consumer thread and the pages (thread-safe)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+
+@dataclass
+class SourceMetrics:
+    source_id: str
+    records_read: int = 0
+    rows_inserted: int = 0
+    rows_quarantined: int = 0
+    batches: int = 0
+    errors: int = 0
+    throttled: int = 0
+    millis_behind: int = 0
+    last_insert: datetime | None = None
+    last_error: str = ""
+    last_error_at: datetime | None = None
+    running: bool = False
+    # (minute start as epoch seconds, rows inserted, rows quarantined), newest last
+    per_minute: deque = field(default_factory=lambda: deque(maxlen=120))
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def _bucket(self, inserted: int, quarantined: int) -> None:
+        minute = int(time.time() // 60 * 60)
+        if self.per_minute and self.per_minute[-1][0] == minute:
+            _, i, q = self.per_minute[-1]
+            self.per_minute[-1] = (minute, i + inserted, q + quarantined)
+        else:
+            self.per_minute.append((minute, inserted, quarantined))
+
+    def record_batch(self, inserted: int, quarantined: int) -> None:
+        with self.lock:
+            self.rows_inserted += inserted
+            self.rows_quarantined += quarantined
+            self.batches += 1
+            self.last_insert = datetime.now(timezone.utc)
+            self._bucket(inserted, quarantined)
+
+    def record_error(self, message: str) -> None:
+        with self.lock:
+            self.errors += 1
+            self.last_error = message[:1000]
+            self.last_error_at = datetime.now(timezone.utc)
+
+    def snapshot(self) -> dict[str, Any]:
+        with self.lock:
+            return {"source_id": self.source_id, "running": self.running, "records_read": self.records_read,
+                    "rows_inserted": self.rows_inserted, "rows_quarantined": self.rows_quarantined,
+                    "batches": self.batches, "errors": self.errors, "throttled": self.throttled,
+                    "millis_behind": self.millis_behind, "last_insert": self.last_insert,
+                    "last_error": self.last_error, "last_error_at": self.last_error_at,
+                    "per_minute": [{"minute": datetime.fromtimestamp(m, tz=timezone.utc), "inserted": i,
+                                    "quarantined": q} for m, i, q in self.per_minute]}
+
+    def sample_row(self) -> dict[str, Any]:
+        with self.lock:
+            return {"ts": datetime.now(timezone.utc), "source_id": self.source_id,
+                    "rows_inserted": self.rows_inserted, "rows_quarantined": self.rows_quarantined,
+                    "batches": self.batches, "errors": self.errors, "millis_behind": self.millis_behind,
+                    "last_insert": self.last_insert, "last_error": self.last_error}

@@ -1,0 +1,356 @@
+"""Ingestion reliability against a real moto server and the embedded engine.
+
+Consumers are driven directly (``SourceConsumer``) so a test can crash them at
+chosen points; the manager runs the same class.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import random
+import threading
+import time
+import uuid
+from collections import OrderedDict
+
+import orjson
+import pytest
+
+from helios_core import sources
+from helios_core.ddl import TableOptions
+from helios_core.ingest.consumer import IngestConfig, SimulatedCrash, SourceConsumer
+from helios_core.ingest.store import load_checkpoints
+from helios_core.sandbox import generate_events
+from helios_core.schema import ColumnSpec
+
+FAST = IngestConfig(batch_rows=40, flush_seconds=0.1, idle_sleep=0.02, max_backoff=0.5)
+
+
+def activity_columns(**rules) -> list[ColumnSpec]:
+    cols = [
+        ColumnSpec("event_id", "UUID", "event_id", required=True),
+        ColumnSpec("user_id", "UInt32", "user_id", required=True),
+        ColumnSpec("event_type", "LowCardinality(String)", "event_type", required=True),
+        ColumnSpec("timestamp", "DateTime64(3, 'UTC')", "timestamp", required=True),
+        ColumnSpec("device", "LowCardinality(String)", "device"),
+        ColumnSpec("ip", "IPv4", "ip"),
+        ColumnSpec("screen_width", "UInt16", "screen.width"),
+        ColumnSpec("referrer", "Nullable(String)", "referrer"),
+        ColumnSpec("duration_ms", "UInt32", "duration_ms"),
+        ColumnSpec("shard", "LowCardinality(String)", virtual="_shard_id"),
+        ColumnSpec("seq", "String", virtual="_sequence_number"),
+        ColumnSpec("arrived", "DateTime64(3, 'UTC')", virtual="_arrival_time"),
+    ]
+    for name, change in rules.items():
+        for col in cols:
+            if col.name == name:
+                for key, value in change.items():
+                    setattr(col, key, value)
+    return cols
+
+
+def make_source(ch, moto_server, stream: str, columns=None, table: str | None = None,
+                start: str = "TRIM_HORIZON") -> sources.Source:
+    table = table or f"t_{uuid.uuid4().hex[:8]}"
+    req = sources.CreateRequest(
+        stream_name=stream, stream_arn=f"arn:aws:kinesis:eu-west-1:123456789012:stream/{stream}",
+        columns=columns or activity_columns(),
+        options=TableOptions(database="ingest_test", table=table, order_by=["event_type", "timestamp"],
+                             create_database=True),
+        connection=sources.Connection(region="eu-west-1", endpoint_url=moto_server), start_position=start)
+    result = sources.create_table_and_source(ch, req)
+    return sources.get_source(ch, result.source_id)
+
+
+def consumer(ch, aws_conn, source, hook=None, config: IngestConfig = FAST) -> SourceConsumer:
+    return SourceConsumer(source, ch.new_client, lambda: aws_conn.client("kinesis"), config,
+                          crash_hook=hook).start()
+
+
+def put(aws_conn, stream: str, payloads: list[tuple[bytes, str]]) -> list[tuple[str, str]]:
+    """PutRecords; returns (shard, sequence number) of each record, in order."""
+    client = aws_conn.client("kinesis")
+    out: list[tuple[str, str]] = []
+    for i in range(0, len(payloads), 200):
+        chunk = payloads[i:i + 200]
+        reply = client.put_records(StreamName=stream, Records=[{"Data": d, "PartitionKey": k} for d, k in chunk])
+        out += [(r["ShardId"], r["SequenceNumber"]) for r in reply["Records"]]
+    return out
+
+
+def landed(ch, source) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    db, t = source.database, source.table
+    rows = ch.internal_query(f"SELECT shard, seq FROM `{db}`.`{t}`")
+    quarantined = ch.internal_query(f"SELECT shard_id, sequence_number FROM `{db}`.`{t}_quarantine`")
+    return ([(r["shard"], r["seq"]) for r in rows],
+            [(r["shard_id"], r["sequence_number"]) for r in quarantined])
+
+
+def wait_for(predicate, timeout: float = 30.0, step: float = 0.1) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return predicate()
+
+
+def all_landed(ch, source, expected: int):
+    def check() -> bool:
+        rows, quarantined = landed(ch, source)
+        return len(rows) + len(quarantined) >= expected
+    return check
+
+
+def test_end_to_end_counts_match_exactly(ch, aws_conn, moto_server, kinesis_stream):
+    events = generate_events("user_activity", 400, seed=11, bad_ratio=0.08)
+    stream = kinesis_stream(shards=2)
+    ids = put(aws_conn, stream, [(e.payload, e.partition_key) for e in events])
+    source = make_source(ch, moto_server, stream)
+    c = consumer(ch, aws_conn, source)
+    try:
+        assert wait_for(all_landed(ch, source, len(events)))
+    finally:
+        c.stop()
+    rows, quarantined = landed(ch, source)
+    bad = [e for e in events if e.defect]
+    assert len(quarantined) == len(bad) > 0
+    assert len(rows) == len(events) - len(bad)
+    assert sorted(rows + quarantined) == sorted(ids)
+    # the right rows went to the right place, with their values
+    by_id = {sid: e for sid, e in zip(ids, events)}
+    assert all(not by_id[r].defect for r in rows)
+    table = ch.internal_query(f"SELECT toString(event_id) AS id, screen_width FROM ingest_test.`{source.table}`")
+    good = {e.event["event_id"]: e.event for e in events if not e.defect}
+    assert {r["id"] for r in table} == set(good)
+    assert all(r["screen_width"] == good[r["id"]]["screen"]["width"] for r in table)
+    expected_types = {"invalid_json": "decode_error", "missing_field": "missing_required",
+                      "wrong_type": "type_mismatch", "bad_timestamp": "type_mismatch"}
+    q = ch.internal_query(f"SELECT shard_id, sequence_number, error_type, column_name, raw "
+                          f"FROM ingest_test.`{source.table}_quarantine`")
+    for row in q:
+        event = by_id[(row["shard_id"], row["sequence_number"])]
+        assert row["error_type"] == expected_types[event.defect], (event.defect, row)
+        assert row["raw"].encode() == event.payload
+    cps = load_checkpoints(ch, source.id)
+    assert set(cps) == {s for s, _ in ids} and all(not cp.pending_seq for cp in cps.values())
+
+
+CRASH_POINTS = ("poll", "after_intent", "before_insert", "after_table_insert", "after_insert", "after_checkpoint")
+
+
+def test_crash_safety_every_event_exactly_once(ch, aws_conn, moto_server, kinesis_stream):
+    stream = kinesis_stream(shards=2)
+    source = make_source(ch, moto_server, stream)
+    rng = random.Random(5)
+    events = generate_events("user_activity", 1400, seed=3, bad_ratio=0.05)
+    produced: list[tuple[str, str]] = []
+    stop_producing = threading.Event()
+
+    def produce() -> None:
+        i = 0
+        while i < len(events) and not stop_producing.is_set():
+            chunk = events[i:i + 35]
+            produced.extend(put(aws_conn, stream, [(e.payload, e.partition_key) for e in chunk]))
+            i += len(chunk)
+            time.sleep(0.05)
+
+    producer = threading.Thread(target=produce, daemon=True)
+    producer.start()
+    crashes = 0
+    try:
+        for round_ in range(20):
+            point = rng.choice(CRASH_POINTS)
+            after = rng.randint(0, 3)
+            seen = {"n": 0}
+
+            def hook(name: str, point=point, after=after, seen=seen) -> None:
+                if name == point:
+                    seen["n"] += 1
+                    if seen["n"] > after:
+                        raise SimulatedCrash(name)
+
+            c = SourceConsumer(source, ch.new_client, lambda: aws_conn.client("kinesis"), FAST, crash_hook=hook)
+            if point == "poll":  # abrupt stop while records sit in the buffer, between flushes
+                original = c._poll
+
+                def poll(state, original=original, hook=hook):
+                    got = original(state)
+                    if got:
+                        hook("poll")
+                    return got
+                c._poll = poll
+            c.start()
+            wait_for(lambda: c.crashed or not c.alive, timeout=8.0, step=0.05)
+            c.stop(timeout=10)
+            crashes += int(c.crashed)
+        producer.join(60)
+    finally:
+        stop_producing.set()
+    assert crashes >= 15  # nearly every round really crashed
+    final = consumer(ch, aws_conn, source)
+    try:
+        assert wait_for(all_landed(ch, source, len(produced)), timeout=60)
+        time.sleep(0.5)  # anything extra (a duplicate) would land now
+    finally:
+        final.stop()
+    rows, quarantined = landed(ch, source)
+    assert len(produced) == len(events)
+    everything = rows + quarantined
+    assert len(everything) == len(set(everything)), "an event landed twice"
+    assert sorted(everything) == sorted(produced), "an event is missing"
+    bad = sum(1 for e in events if e.defect)
+    assert len(quarantined) == bad
+
+
+def test_bad_input_kinds_land_in_quarantine_with_their_error_type(ch, aws_conn, moto_server, kinesis_stream):
+    good = generate_events("user_activity", 6, seed=21, bad_ratio=0)
+    base = dict(good[0].event)
+
+    def variant(**changes) -> bytes:
+        event = {**base, "event_id": str(uuid.uuid4()), **changes}
+        return orjson.dumps({k: v for k, v in event.items() if v is not ...})
+
+    cases = OrderedDict([
+        ("good", (variant(), None)),
+        ("good_gzip_lines", (gzip.compress(variant() + b"\n" + variant()), None)),
+        ("good_json_lines", (variant() + b"\n" + variant(), None)),
+        ("invalid_json", (variant()[:-5], "decode_error")),
+        ("binary_garbage", (os.urandom(300).replace(b"\x1f\x8b", b"zz"), "decode_error")),
+        ("corrupt_gzip", (b"\x1f\x8b" + os.urandom(100), "decode_error")),
+        ("json_array_of_numbers", (b"[1, 2, 3]", "not_an_object")),
+        ("json_string", (b'"hello"', "not_an_object")),
+        ("missing_required", (variant(user_id=...), "missing_required")),
+        ("null_required", (variant(event_type=None), "missing_required")),
+        ("wrong_type", (variant(user_id="user-12"), "type_mismatch")),
+        ("out_of_range", (variant(user_id=-5), "type_mismatch")),
+        ("bad_time", (variant(timestamp="31/02/2025 10:00"), "type_mismatch")),
+        ("bad_uuid", (variant(event_id="not-a-uuid"), "type_mismatch")),
+        ("bad_ip", (variant(ip="999.1.1.1"), "type_mismatch")),
+        ("not_allowed", (variant(device="toaster"), "not_allowed")),
+        ("one_megabyte", (variant(referrer="x" * 1_000_100), "too_large")),
+        ("rejected_by_clickhouse", (variant(duration_ms=4_000_000), "rejected_by_clickhouse")),
+    ])
+    expected_good = 1 + 2 + 2
+    stream = kinesis_stream(shards=1)
+    columns = activity_columns(device={"allowed_values": ["desktop", "mobile", "tablet"]})
+    source = make_source(ch, moto_server, stream, columns=columns)
+    # A rule only ClickHouse knows: it rejects the whole batch, which must be bisected.
+    ch.execute(f"ALTER TABLE ingest_test.`{source.table}` ADD CONSTRAINT short_visits CHECK duration_ms < 3600000")
+    ids = put(aws_conn, stream, [(payload, name) for name, (payload, _) in cases.items()])
+    c = consumer(ch, aws_conn, source)
+    try:
+        assert wait_for(all_landed(ch, source, expected_good + len(cases) - 3))
+    finally:
+        c.stop()
+    by_seq = {seq: name for (_, seq), name in zip(ids, cases)}
+    q = ch.internal_query(f"SELECT sequence_number, error_type, column_name, error_message, length(raw) AS n "
+                          f"FROM ingest_test.`{source.table}_quarantine`")
+    got = {by_seq.get(r["sequence_number"], "?"): r for r in q}
+    for name, (payload, error_type) in cases.items():
+        if error_type is None:
+            assert name not in got
+            continue
+        assert name in got, f"{name} not quarantined"
+        assert got[name]["error_type"] == error_type, (name, got[name])
+    assert got["one_megabyte"]["n"] > 1_000_000  # the payload is kept whole
+    assert got["not_allowed"]["column_name"] == "device"
+    rows = ch.internal_query(f"SELECT count() AS n FROM ingest_test.`{source.table}`")[0]["n"]
+    assert rows == expected_good
+
+
+@pytest.fixture
+def kinesis_resharding():
+    """moto's split_shard moves the parent's records into the children and keeps routing new
+    records to the closed parent; real Kinesis keeps the parent's records in the (closed)
+    parent and routes new records to the children. Make moto behave as Kinesis does."""
+    from moto.kinesis import models
+
+    def split_shard(self, shard_to_split: str, new_starting_hash_key: str) -> None:
+        shard = self.shards[shard_to_split]
+        new_start = int(new_starting_hash_key)
+        last_id = max(s._shard_id for s in self.shards.values())
+        for i, (lo, hi) in enumerate(((shard.starting_hash, new_start), (new_start, shard.ending_hash)), 1):
+            child = models.Shard(last_id + i, lo, hi, parent=shard.shard_id)
+            self.shards[child.shard_id] = child
+        shard.is_open = False
+
+    def get_shard_for_key(self, partition_key: str, explicit_hash_key: str):
+        import hashlib
+        key = int(explicit_hash_key) if explicit_hash_key else int(hashlib.md5(partition_key.encode()).hexdigest(), 16)
+        for s in self.shards.values():
+            if s.is_open and s.starting_hash <= key < s.ending_hash:
+                return s
+        return None
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(models.Stream, "split_shard", split_shard)
+    mp.setattr(models.Stream, "get_shard_for_key", get_shard_for_key)
+    yield
+    mp.undo()
+
+
+def test_resharding_no_loss_and_order_per_key(ch, aws_conn, moto_server, kinesis_stream, kinesis_resharding):
+    stream = kinesis_stream(shards=1)
+    columns = [ColumnSpec("k", "String", "k", required=True), ColumnSpec("n", "UInt32", "n", required=True),
+               ColumnSpec("event_type", "String", "k"), ColumnSpec("timestamp", "DateTime64(3, 'UTC')", "ts"),
+               ColumnSpec("shard", "LowCardinality(String)", virtual="_shard_id"),
+               ColumnSpec("seq", "String", virtual="_sequence_number")]
+    source = make_source(ch, moto_server, stream, columns=columns)
+    ch.execute(f"ALTER TABLE ingest_test.`{source.table}` ADD COLUMN landed_at DateTime64(6) DEFAULT now64(6)")
+    counters = {f"key{i}": 0 for i in range(12)}
+
+    def batch(count: int) -> list[tuple[bytes, str]]:
+        out = []
+        for j in range(count):
+            key = f"key{j % 12}"
+            counters[key] += 1
+            out.append((orjson.dumps({"k": key, "n": counters[key], "ts": "2025-01-01T00:00:00Z"}), key))
+        return out
+
+    c = consumer(ch, aws_conn, source)
+    try:
+        produced = put(aws_conn, stream, batch(120))
+        time.sleep(0.3)  # part of the parent is read before the split
+        client = aws_conn.client("kinesis")
+        shard = client.list_shards(StreamName=stream)["Shards"][0]
+        mid = (int(shard["HashKeyRange"]["StartingHashKey"]) + int(shard["HashKeyRange"]["EndingHashKey"])) // 2
+        client.split_shard(StreamName=stream, ShardToSplit=shard["ShardId"], NewStartingHashKey=str(mid))
+        produced += put(aws_conn, stream, batch(120))
+        produced += put(aws_conn, stream, batch(60))
+        assert wait_for(all_landed(ch, source, len(produced)), timeout=40)
+    finally:
+        c.stop()
+    rows, quarantined = landed(ch, source)
+    assert not quarantined
+    assert sorted(rows) == sorted(produced) and len(set(rows)) == len(rows)
+    assert len({s for s, _ in rows}) == 3  # the parent and both children were read
+    table = ch.internal_query(f"SELECT k, n, landed_at FROM ingest_test.`{source.table}` ORDER BY k, n")
+    last: dict[str, object] = {}
+    for row in table:
+        if row["k"] in last:
+            assert row["landed_at"] >= last[row["k"]], f"{row['k']} #{row['n']} landed before an earlier event"
+        last[row["k"]] = row["landed_at"]
+    assert {r["k"]: r["n"] for r in table} == counters
+
+
+def test_clickhouse_unavailable_retries_without_advancing(ch, aws_conn, moto_server, kinesis_stream):
+    events = generate_events("user_activity", 60, seed=8, bad_ratio=0)
+    stream = kinesis_stream(shards=1)
+    source = make_source(ch, moto_server, stream)
+    hidden = f"{source.table}_away"
+    ch.execute(f"RENAME TABLE ingest_test.`{source.table}` TO ingest_test.`{hidden}`")
+    ids = put(aws_conn, stream, [(e.payload, e.partition_key) for e in events])
+    c = consumer(ch, aws_conn, source)
+    try:
+        assert wait_for(lambda: c.metrics.errors >= 2, timeout=20)
+        cps = load_checkpoints(ch, source.id)
+        assert all(not cp.committed_seq for cp in cps.values())  # nothing advanced
+        ch.execute(f"RENAME TABLE ingest_test.`{hidden}` TO ingest_test.`{source.table}`")
+        assert wait_for(all_landed(ch, source, len(ids)), timeout=30)
+    finally:
+        c.stop()
+    rows, quarantined = landed(ch, source)
+    assert sorted(rows) == sorted(ids) and not quarantined
+    assert "retrying" in c.metrics.last_error
