@@ -17,6 +17,7 @@ The local sandbox (moto server + demo producers) lives in
 
 from __future__ import annotations
 
+import re
 import threading
 import weakref
 from concurrent.futures import ThreadPoolExecutor
@@ -214,6 +215,11 @@ def to_aws_error(exc: Exception, action: str = "", conn: AwsConnection | None = 
         error = exc.response.get("Error", {})
         code = str(error.get("Code", ""))
         text = str(error.get("Message", "")) or code
+        if "<Code>" in text:  # an XML error body where JSON was expected (some emulators): read it anyway
+            found = re.search(r"<Code>([^<]*)</Code>", text)
+            said = re.search(r"<Message>([^<]*)</Message>", text)
+            code = found.group(1) if found else code
+            text = said.group(1) if said else code
         if code in _WRONG_KEY:
             return AwsError(f"AWS does not recognise the access key{doing}: {text}",
                             "Check the access key id (and its session token), or that it is active in IAM. "
@@ -292,7 +298,7 @@ def caller_identity(conn: AwsConnection) -> CallerIdentity:
     """STS ``GetCallerIdentity``. Custom endpoints without STS (kinesalite) give an identity with a note."""
     try:
         with aws_errors("sts:GetCallerIdentity", conn):
-            reply = conn.client("sts").get_caller_identity()
+            reply = conn.client("sts", retries={"mode": "standard", "max_attempts": 2}).get_caller_identity()
     except AwsError as exc:
         if conn.endpoint_url and "Could not reach" not in exc.message and "AWS returned" in exc.message:
             return CallerIdentity(None, None, note="the endpoint does not offer STS; identity unknown")

@@ -218,18 +218,22 @@ class Producer:
 
     ``rate_per_s`` is per stream. Stops after ``max_events`` per stream (memory
     of the in-process server is bounded); ``stop()`` ends it promptly.
+    ``streams`` names demo streams; ``targets`` ({stream name: demo kind})
+    writes demo events of a kind to streams with other names instead.
     """
 
     def __init__(self, conn: AwsConnection, streams: tuple[str, ...] = DEMO_STREAMS, rate_per_s: float = 2.0,
                  bad_ratio: float = 0.01, seed: int | None = None, max_events: int = 200_000,
-                 tick_s: float = 0.5) -> None:
+                 tick_s: float = 0.5, targets: dict[str, str] | None = None) -> None:
         self.conn = conn
-        self.streams = streams
+        targets = targets or {s: s for s in streams}
+        self.streams = tuple(targets)
         self.rate_per_s = rate_per_s
         self.max_events = max_events
         self.tick_s = tick_s
-        self.generators = {s: EventGenerator(s, None if seed is None else seed + i, bad_ratio)
-                           for i, s in enumerate(streams)}
+        self.generators = {name: EventGenerator(kind, None if seed is None else seed + i, bad_ratio)
+                           for i, (name, kind) in enumerate(targets.items())}
+        streams = self.streams
         self.stats = {s: StreamStats() for s in streams}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -348,7 +352,10 @@ class Sandbox:
                                      bad_ratio=self.bad_ratio, start=start,
                                      interval_ms=1000.0 / max(self.rate_per_s, 0.1))
             with aws_errors("kinesis:PutRecords", self.connection()):
-                put_events(client, stream, events)
+                accepted = put_events(client, stream, events)
+            if self.producer is not None and stream in self.producer.stats:
+                self.producer.stats[stream].sent += accepted
+                self.producer.stats[stream].bad += sum(1 for e in events if e.defect)
 
     def stop(self) -> None:
         """Stop the producer and the server this sandbox started."""

@@ -114,3 +114,30 @@ def kinesis_stream(aws_conn):
             client.delete_stream(StreamName=name)
         except Exception:
             pass
+
+
+@pytest.fixture
+def moto_auth(moto_server, aws_conn):
+    """Turn on moto's IAM checks for one test; yields keys of an IAM user with no permissions.
+
+    Process-wide while it lasts (moto has one setting): other clients, such as
+    the sandbox producer, get auth errors until the test ends.
+    """
+    import urllib.request
+    import uuid
+
+    iam = aws_conn.client("iam")
+    user = f"analyst-{uuid.uuid4().hex[:8]}"
+    iam.create_user(UserName=user)
+    key = iam.create_access_key(UserName=user)["AccessKey"]
+
+    def set_auth(value: bytes) -> None:
+        request = urllib.request.Request(f"{moto_server}/moto-api/reset-auth", data=value, method="POST",
+                                         headers={"Content-Type": "text/plain"})
+        urllib.request.urlopen(request, timeout=5).read()
+
+    set_auth(b"0")
+    try:
+        yield {"user": user, "access_key_id": key["AccessKeyId"], "secret_access_key": key["SecretAccessKey"]}
+    finally:
+        set_auth(b"inf")

@@ -31,13 +31,15 @@ def _connection(args: argparse.Namespace) -> Iterator[AwsConnection]:
     if not args.sandbox:
         yield connection_from_settings(region=args.region, profile=args.profile, endpoint_url=args.endpoint_url)
         return
-    from helios_core.sandbox import get_sandbox
+    from helios_core.sandbox import get_sandbox, sandbox_if_running
 
+    already_running = sandbox_if_running() is not None
     sandbox = get_sandbox()
     try:
         yield sandbox.connection()
     finally:
-        sandbox.stop()
+        if not already_running:  # only stop what this command started
+            sandbox.stop()
 
 
 def _streams(args: argparse.Namespace) -> dict[str, Any]:
