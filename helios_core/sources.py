@@ -261,7 +261,7 @@ def create_table_and_source(ch: "ClickHouse", req: CreateRequest) -> CreateResul
     """
     problems = check_request(ch, req)
     if problems:
-        if any("already exists" in p or "already has a source" in p for p in problems) and len(problems) == 1:
+        if all("already exists" in p or "already has a source" in p for p in problems):
             raise Conflict(problems[0], "Choose another table name.")
         raise ValidationError(f"The table cannot be created: {len(problems)} problem(s).",
                               "Fix each problem listed and try again.", problems=problems)

@@ -232,3 +232,36 @@ def test_all_problems_listed_before_anything_runs(ch):
                                                     order_by=["missing"]))
     assert len(info.value.problems) >= 4
     assert ch.internal_query("SELECT count() AS n FROM system.databases WHERE name = 'never_db'")[0]["n"] == 0
+
+
+def test_cli_create_table_and_sources(ch, tmp_path, capsys):
+    import json
+
+    from helios_core.cli import main
+    schema = tmp_path / "schema.json"
+    schema.write_text(json.dumps({"inferredSchema": [c.to_json() for c in base_columns()],
+                                  "orderBy": ["ts"], "partitionBy": "toYYYYMM(ts)"}))
+    args = ["create-table", "--stream", "clicks", "--database", "cli_db", "--table", "clicks", "--schema",
+            str(schema), "--order-by", "kind,ts", "--partition-by", "toYYYYMMDD(ts)",
+            "--stream-arn", "arn:aws:kinesis:us-east-1:1:stream/clicks"]
+    assert main(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["success"] and "ORDER BY (`kind`, `ts`)" in out["createTableQuery"]
+    assert "PARTITION BY toYYYYMMDD(`ts`)" in out["createTableQuery"] and out["tableUUID"]
+    assert main(args) == 5  # refuses to overwrite
+    assert "already exists" in json.loads(capsys.readouterr().out)["error"]
+    bad = args[:]
+    bad[bad.index("cli_db")] = "cli db"
+    bad[bad.index("kind,ts")] = "nope"
+    assert main(bad) == 3
+    problems = json.loads(capsys.readouterr().out)["problems"]
+    assert len(problems) >= 2
+    assert main(["sources"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    mine = [s for s in listed if s["tableName"] == "clicks"][0]
+    assert mine["streamName"] == "clicks" and mine["status"] == "running" and mine["createdOn"]
+    assert main(["source", "pause", mine["id"]]) == 0
+    assert json.loads(capsys.readouterr().out)["status"] == "paused"
+    assert main(["source", "delete", mine["id"], "--drop-table"]) == 0
+    capsys.readouterr()
+    assert not ch.internal_query("SELECT name FROM system.tables WHERE database = 'cli_db'")

@@ -1,0 +1,144 @@
+"""Commands: ``create-table``, ``sources``, ``source pause|resume|delete|rules``.
+
+``create-table`` runs the wizard's validation and creation: every problem is
+listed (exit 3) before anything is created; an existing table is refused
+(exit 5). It prints the seed's ``/api/create-table`` shape.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from helios_core.cli.streams import _aws_args, _connection
+from helios_core.clickhouse import get_clickhouse
+from helios_core.ddl import ENGINES, PARTITION_FUNCTIONS, TTL_UNITS, PartitionSpec, TableOptions, TtlSpec
+from helios_core.errors import ValidationError
+from helios_core.schema import ColumnSpec
+from helios_core.sources import (START_POSITIONS, Connection, CreateRequest, create_table_and_source, delete_source,
+                                 get_source, pause_source, resume_source, sources_seed_shape, update_rules)
+
+
+def read_schema_file(path: str) -> tuple[list[ColumnSpec], dict[str, Any]]:
+    """Columns from a JSON file: ``helios_core infer`` output, ``{"inferredSchema": […]}``, or a list."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise ValidationError(f"Cannot read the schema file {path}: {exc.strerror}.") from exc
+    except json.JSONDecodeError as exc:
+        raise ValidationError(f"The schema file {path} is not JSON: {exc}.") from exc
+    extra: dict[str, Any] = {}
+    if isinstance(data, dict):
+        schema = data.get("schema", data)
+        if isinstance(schema, dict):
+            extra = {"order_by": schema.get("orderBy") or [], "partition_by": schema.get("partitionBy") or ""}
+            schema = schema.get("inferredSchema", schema.get("columns"))
+        data = schema
+    if not isinstance(data, list) or not all(isinstance(c, dict) and c.get("name") for c in data):
+        raise ValidationError(f"The schema file {path} must hold a list of columns with name and type.",
+                              'Example: [{"name": "user_id", "type": "UInt64", "json_path": "user_id"}]')
+    return [ColumnSpec.from_json(c) for c in data], extra
+
+
+def _partition(text: str | None) -> PartitionSpec | None:
+    """``column`` or ``function(column)`` / ``column:function`` from the allow-list."""
+    if not text:
+        return None
+    text = text.strip()
+    if text.endswith(")") and "(" in text:
+        function, column = text[:-1].split("(", 1)
+    elif ":" in text:
+        column, function = text.split(":", 1)
+    else:
+        column, function = text, ""
+    function = function.strip()
+    if function not in PARTITION_FUNCTIONS:
+        raise ValidationError(f"Unknown partition function {function!r}.",
+                              f"Use one of: {', '.join(f for f in PARTITION_FUNCTIONS if f)}, or a bare column.")
+    return PartitionSpec(column.strip().strip("`"), function)
+
+
+def _ttl(text: str | None) -> TtlSpec | None:
+    if not text:
+        return None
+    parts = text.split(":")
+    if len(parts) != 3 or not parts[1].isdigit():
+        raise ValidationError(f"--ttl must be COLUMN:AMOUNT:UNIT (for example ts:30:DAY), not {text!r}.")
+    return TtlSpec(parts[0], int(parts[1]), parts[2].upper())
+
+
+def _create_table(args: argparse.Namespace) -> dict[str, Any]:
+    columns, suggested = read_schema_file(args.schema)
+    order_by = [c.strip() for c in args.order_by.split(",") if c.strip()] if args.order_by \
+        else suggested.get("order_by") or []
+    partition = _partition(args.partition_by or suggested.get("partition_by") or None)
+    ch = get_clickhouse()
+    database_exists = bool(ch.internal_query("SELECT count() AS n FROM system.databases WHERE name = {d:String}",
+                                             {"d": args.database})[0]["n"])
+    options = TableOptions(database=args.database, table=args.table, order_by=order_by, engine=args.engine,
+                           version_column=args.version_column or "", partition=partition, ttl=_ttl(args.ttl),
+                           create_database=not database_exists)
+    with _connection(args) as conn:
+        arn = args.stream_arn
+        if not arn:
+            from helios_core.aws import describe_stream
+            arn = describe_stream(conn, args.stream).arn or ""
+        connection = Connection(region=conn.region, endpoint_url=None if conn.sandbox else conn.endpoint_url,
+                                profile=conn.profile, sandbox=conn.sandbox)
+    request = CreateRequest(stream_name=args.stream, stream_arn=arn, columns=columns, options=options,
+                            connection=connection, start_position=args.start_position,
+                            start_timestamp=args.start_timestamp or "")
+    return create_table_and_source(ch, request).seed_shape()
+
+
+def _rules(args: argparse.Namespace) -> dict[str, Any]:
+    try:
+        rules = json.loads(args.rules)
+    except json.JSONDecodeError as exc:
+        raise ValidationError(f"--rules is not JSON: {exc}.",
+                              'Example: {"event_type": {"allowed_values": ["click", "view"]}}') from exc
+    return update_rules(get_clickhouse(), args.id, rules).seed_shape()
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("create-table", help="create a table + quarantine table from a schema file and a source "
+                                            "for a stream (the seed's /api/create-table)")
+    p.add_argument("--stream", required=True, help="the Kinesis stream that feeds the table")
+    p.add_argument("--database", required=True)
+    p.add_argument("--table", required=True)
+    p.add_argument("--schema", required=True, help="JSON file: `python -m helios_core infer` output or a column list")
+    p.add_argument("--order-by", help="sorting key columns, comma-separated (default: the schema's suggestion)")
+    p.add_argument("--partition-by", help="COLUMN, or FUNCTION(COLUMN) with FUNCTION one of "
+                                          + ", ".join(f for f in PARTITION_FUNCTIONS if f))
+    p.add_argument("--engine", choices=ENGINES, default="MergeTree")
+    p.add_argument("--version-column", help="ReplacingMergeTree's version column")
+    p.add_argument("--ttl", help=f"COLUMN:AMOUNT:UNIT, UNIT one of {', '.join(TTL_UNITS)}")
+    p.add_argument("--start-position", choices=START_POSITIONS, default="TRIM_HORIZON")
+    p.add_argument("--start-timestamp", help="ISO time for AT_TIMESTAMP")
+    p.add_argument("--stream-arn", help="skip looking the stream up in AWS and use this ARN")
+    _aws_args(p)
+    p.set_defaults(handler=_create_table)
+
+    p = sub.add_parser("sources", help="sources with their status (the seed's /api/sources)")
+    p.set_defaults(handler=lambda a: sources_seed_shape(get_clickhouse()))
+
+    p = sub.add_parser("source", help="show, pause, resume, delete a source or change its rules")
+    action = p.add_subparsers(dest="source_command", required=True)
+    show = action.add_parser("show", help="the full source record")
+    show.add_argument("id")
+    show.set_defaults(handler=lambda a: get_source(get_clickhouse(), a.id).to_json())
+    for name, fn in (("pause", pause_source), ("resume", resume_source)):
+        q = action.add_parser(name, help=f"{name} ingestion")
+        q.add_argument("id")
+        q.set_defaults(handler=lambda a, fn=fn: fn(get_clickhouse(), a.id).seed_shape())
+    delete = action.add_parser("delete", help="delete the source (keeps the table unless --drop-table)")
+    delete.add_argument("id")
+    delete.add_argument("--drop-table", action="store_true", help="also drop the table and its quarantine table")
+    delete.set_defaults(handler=lambda a: {"deleted": delete_source(get_clickhouse(), a.id, a.drop_table).id,
+                                           "droppedTable": a.drop_table})
+    rules = action.add_parser("rules", help='change validation rules: --rules \'{"col": {"required": true}}\'')
+    rules.add_argument("id")
+    rules.add_argument("--rules", required=True)
+    rules.set_defaults(handler=_rules)
