@@ -53,11 +53,11 @@ def _objects(value: Any, where: str = "") -> list[dict[str, Any]]:
         return [value]
     if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
         return value
-    kind = {list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number",
-            type(None): "null"}.get(type(value), type(value).__name__)
+    kind = {str: "a JSON string", bool: "a JSON boolean", int: "a JSON number", float: "a JSON number",
+            type(None): "JSON null"}.get(type(value), f"a JSON {type(value).__name__}")
     if isinstance(value, list):
-        kind = "an empty array" if not value else "an array of non-objects"
-    raise DecodeError(f"{where}JSON {kind}, not an object")
+        kind = "an empty JSON array" if not value else "a JSON array of non-objects"
+    raise DecodeError(f"{where}{kind}, not an object")
 
 
 def decode_record(data: bytes) -> list[dict[str, Any]]:
@@ -246,7 +246,8 @@ def sample_stream(conn: AwsConnection, stream: str, n: int = DEFAULT_SAMPLE, sta
 
     TRIM_HORIZON and AT_TIMESTAMP read what is stored and stop when every shard
     is caught up (or after ``wait_s`` seconds); LATEST waits up to ``wait_s``
-    for new events. ``progress(fraction, message)`` is called after every round
+    for new events (AT_TIMESTAMP has whole-second resolution: boto3 sends
+    seconds). ``progress(fraction, message)`` is called after every round
     of calls (from the calling thread). Throughput errors back off
     exponentially; events are spread across shards.
     """
