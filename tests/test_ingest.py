@@ -354,3 +354,38 @@ def test_clickhouse_unavailable_retries_without_advancing(ch, aws_conn, moto_ser
     rows, quarantined = landed(ch, source)
     assert sorted(rows) == sorted(ids) and not quarantined
     assert "retrying" in c.metrics.last_error
+
+
+def test_quarantine_browse_and_reprocess_after_fixing_rules(ch, aws_conn, moto_server, kinesis_stream):
+    from helios_core import quarantine
+    good = generate_events("user_activity", 30, seed=4, bad_ratio=0)
+    payloads = [(e.payload, e.partition_key) for e in good]
+    strange = [dict(e.event, device="smart_tv") for e in generate_events("user_activity", 5, seed=9, bad_ratio=0)]
+    payloads += [(orjson.dumps(e), "k") for e in strange] + [(b"{not json", "k")]
+    stream = kinesis_stream(shards=1)
+    source = make_source(ch, moto_server, stream,
+                         columns=activity_columns(device={"allowed_values": ["desktop", "mobile", "tablet"]}))
+    put(aws_conn, stream, payloads)
+    c = consumer(ch, aws_conn, source)
+    try:
+        assert wait_for(all_landed(ch, source, len(payloads))), c.metrics.last_error
+    finally:
+        c.stop()
+    assert quarantine.quarantine_summary(ch, source) == {"not_allowed": 5, "decode_error": 1}
+    frame = quarantine.quarantine_rows(ch, source, quarantine.QuarantineFilter(text="smart_tv"))
+    assert len(frame) == 5 and set(frame["error_type"]) == {"not_allowed"}
+    hostile = quarantine.quarantine_rows(ch, source, quarantine.QuarantineFilter(text="') OR 1=1 --"))
+    assert hostile.empty
+    unique = quarantine.quarantine_rows(ch, source, quarantine.QuarantineFilter(unique=True))
+    assert sorted(unique["occurrences"].tolist()) == [1, 5]
+    by_type = quarantine.quarantine_rows(ch, source, quarantine.QuarantineFilter(error_type="decode_error"))
+    assert len(by_type) == 1
+
+    sources.update_rules(ch, source.id, {"device": {"allowed_values": ["desktop", "mobile", "tablet", "smart_tv"]}})
+    fixed = sources.get_source(ch, source.id)
+    result = quarantine.reprocess(ch, fixed)
+    assert result.inserted == 5 and result.still_invalid == 1
+    again = quarantine.reprocess(ch, fixed)  # nothing moves twice
+    assert again.inserted == 0
+    rows, quarantined = landed(ch, source)
+    assert len(rows) == 35 and len(set(rows)) == 35 and len(quarantined) == 1

@@ -53,6 +53,7 @@ class Events:
     sub: list[int] = field(default_factory=list)
     pkey: list[str] = field(default_factory=list)
     arrival_ms: list[int] = field(default_factory=list)
+    rec: list[int] = field(default_factory=list)   # index of the record each event came from
 
 
 @dataclass
@@ -73,7 +74,7 @@ def decode(records: list[RawRecord], max_event_bytes: int = MAX_EVENT_BYTES) -> 
     events = Events()
     problems: list[Problem] = []
     loads = orjson.loads
-    for rec in records:
+    for rec_index, rec in enumerate(records):
         data = rec.data
         if len(data) > max_event_bytes:
             problems.append(Problem(data, rec.sequence_number, 0, rec.partition_key, rec.arrival_ms, "too_large",
@@ -109,6 +110,7 @@ def decode(records: list[RawRecord], max_event_bytes: int = MAX_EVENT_BYTES) -> 
             events.sub.append(i)
             events.pkey.append(rec.partition_key)
             events.arrival_ms.append(rec.arrival_ms)
+            events.rec.append(rec_index)
     return events, problems
 
 
@@ -136,9 +138,15 @@ def _extract(objs: list[dict[str, Any]], path: str) -> list[Any]:
 class _LazyOrigin:
     """Maps a valid row's position back to its record without building a list per batch."""
 
-    def __init__(self, kept: list[int] | None, make) -> None:
+    def __init__(self, kept: list[int] | None, make, record_of=None) -> None:
         self.kept = kept
         self.make = make
+        self.record_of = record_of
+
+    def record_positions(self, n_valid: int) -> list[int]:
+        """For each valid row, the index of the input record it came from."""
+        rows = self.kept if self.kept is not None else list(range(n_valid))
+        return [self.record_of[i] for i in rows] if self.record_of is not None else rows
 
     def __getitem__(self, i: int) -> Problem:
         return self.make(self.kept[i] if self.kept is not None else i)
@@ -231,7 +239,8 @@ class BatchBuilder:
                                         events.arrival_ms[i], error_type, message, column))
         built = Built(table if table.num_rows else None, problems, table.num_rows)
         built.origin = _LazyOrigin([i for i in range(n) if i not in bad], lambda i: Problem(
-            events.raw[i], events.seq[i], events.sub[i], events.pkey[i], events.arrival_ms[i], "", ""))
+            events.raw[i], events.seq[i], events.sub[i], events.pkey[i], events.arrival_ms[i], "", ""),
+            record_of=events.rec)
         return built
 
     def _virtual(self, kind: str, events: Events) -> list[Any]:
