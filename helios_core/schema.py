@@ -105,7 +105,7 @@ _TIME_NAME = re.compile(r"(^|_)(time|timestamp|ts|date|datetime|at|epoch|created
                         r"received|sent|seen|started|ended|expires|expiry|when)(_|$)|(time|stamp|date)$")
 _COUNT_NAME = re.compile(r"(^|_)(id|count|cnt|num|number|qty|quantity|size|bytes|length|len|duration|ms|millis|"
                          r"seconds|secs|total|width|height|port|age|views|clicks|hits|retries|attempts|seq|"
-                         r"sequence|offset|index|idx|rank|items|version|status|code|level|pages)$")
+                         r"sequence|offset|index|idx|rank|position|items|version|status|code|level|pages)$")
 _ID_NAME = re.compile(r"(^|_)(id|uuid|guid|key|hash|token)$")
 _BOUNDED = (  # name pattern, (low, high) the values must stay within, type, what
     (re.compile(r"(^|_)age$"), (0, 150), "UInt8", "an age"),
