@@ -11,6 +11,11 @@ PAGES = {
     "Helios": [
         st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
     ],
+    "Streams": [
+        st.Page("pages/create_table.py", title="Create table", icon=":material/add_circle:"),
+        st.Page("pages/sources.py", title="Sources", icon=":material/conversion_path:"),
+        st.Page("pages/quarantine.py", title="Quarantine", icon=":material/report:"),
+    ],
     "Explore": [
         st.Page("pages/databases.py", title="Databases", icon=":material/database:"),
         st.Page("pages/sql_explorer.py", title="SQL explorer", icon=":material/terminal:"),

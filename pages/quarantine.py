@@ -1,0 +1,88 @@
+"""Quarantine: the events a source could not insert, why, and re-processing after a rules fix."""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta, timezone
+
+import streamlit as st
+
+from helios_core.export import to_csv_bytes
+from helios_core.quarantine import QuarantineFilter, quarantine_rows, quarantine_summary, reprocess
+from helios_core.sources import list_sources
+from pages._shared import runtime, user_errors
+
+ch = runtime().clickhouse
+state = st.session_state
+st.title("Quarantine")
+
+with user_errors():
+    all_sources = list_sources(ch)
+if not all_sources:
+    st.info("No sources yet: quarantine tables belong to sources.")
+    st.stop()
+
+ids = [s.id for s in all_sources]
+if state.get("quarantine_source") not in ids:
+    state["quarantine_source"] = ids[0]
+labels = {s.id: f"{s.database}.{s.quarantine_table}  ←  {s.stream_name}" for s in all_sources}
+source_id = st.selectbox("Quarantine table", ids, format_func=labels.get, key="quarantine_source")
+source = next(s for s in all_sources if s.id == source_id)
+
+with user_errors():
+    summary = quarantine_summary(ch, source)
+    if summary:
+        cols = st.columns(min(len(summary), 6))
+        for col, (kind, n) in zip(cols, summary.items()):
+            col.metric(kind, f"{n:,}")
+    else:
+        st.success("Nothing in quarantine for this source.", icon=":material/check_circle:")
+
+    f1, f2, f3 = st.columns([2, 1, 2])
+    window = f1.selectbox("Time range", ["Last hour", "Last 24 hours", "Last 7 days", "All", "Custom"],
+                          index=3, key="q_window")
+    since = until = None
+    now = datetime.now(timezone.utc)
+    if window == "Custom":
+        d1, d2 = f1.columns(2)
+        start_day = d1.date_input("From", now.date() - timedelta(days=1), key="q_from")
+        end_day = d2.date_input("To", now.date(), key="q_to")
+        since = datetime.combine(start_day, time.min, tzinfo=timezone.utc)
+        until = datetime.combine(end_day, time.max, tzinfo=timezone.utc)
+    elif window != "All":
+        since = now - {"Last hour": timedelta(hours=1), "Last 24 hours": timedelta(days=1),
+                       "Last 7 days": timedelta(days=7)}[window]
+    error_type = f2.selectbox("Error type", [""] + list(summary), key="q_type",
+                              format_func=lambda v: v or "any")
+    text = f3.text_input("Search message, payload or column", key="q_text")
+    g1, g2, _ = st.columns([1, 1, 3])
+    unique = g1.toggle("Unique errors only", key="q_unique")
+    limit = g2.number_input("Limit", 1, 100_000, 500, step=100, key="q_limit")
+    flt = QuarantineFilter(since=since, until=until, error_type=error_type, text=text.strip(), unique=unique,
+                           limit=int(limit))
+    frame = quarantine_rows(ch, source, flt)
+    if "raw" in frame.columns:
+        frame["raw"] = frame["raw"].map(lambda v: v.decode("utf-8", "replace") if isinstance(v, bytes) else v)
+    if "example_raw" in frame.columns:
+        frame["example_raw"] = frame["example_raw"].map(
+            lambda v: v.decode("utf-8", "replace") if isinstance(v, bytes) else v)
+    st.caption(f"{len(frame):,} row(s)")
+    st.dataframe(frame, hide_index=True, width="stretch")
+    st.download_button("Export CSV", to_csv_bytes(frame), f"{source.table}_quarantine.csv", "text/csv",
+                       icon=":material/download:", key="q_csv")
+
+    st.divider()
+    st.markdown("**Re-process** — after fixing the source's rules (Sources page), move the rows that now pass into "
+                f"`{source.database}.{source.table}`. Rows that still fail stay here. Nothing is inserted twice.")
+    scope = "matching the filters above" if (error_type or text or since) else "all quarantined rows"
+    if st.button(f"Re-process {scope}", type="primary", icon=":material/replay:", key="q_reprocess",
+                 disabled=not summary):
+        with st.status("Re-processing…") as status:
+            result = reprocess(ch, source, QuarantineFilter(since=since, until=until, error_type=error_type,
+                                                            text=text.strip(), limit=100_000))
+            status.update(label=f"{result.inserted:,} moved into the table, {result.still_invalid:,} still failing",
+                          state="complete")
+        state["q_last_result"] = result.to_json()
+    if state.get("q_last_result"):
+        r = state["q_last_result"]
+        st.caption(f"Last re-process: examined {r['examined']:,}, moved {r['inserted']:,}, "
+                   f"still failing {r['stillInvalid']:,}.")

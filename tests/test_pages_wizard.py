@@ -1,0 +1,88 @@
+"""AppTest: the table wizard end to end on the sandbox, then the Sources and Quarantine pages."""
+
+from __future__ import annotations
+
+import time
+
+from streamlit.testing.v1 import AppTest
+
+
+def _click(at, key: str) -> None:
+    at.button(key=key).click().run()
+    assert not at.exception, at.exception
+
+
+def _texts(at) -> str:
+    parts = []
+    for kind in ("markdown", "caption", "info", "error", "warning", "success", "title", "subheader", "code"):
+        parts += [str(getattr(e, "value", "")) for e in getattr(at, kind)]
+    return " ".join(parts)
+
+
+def test_wizard_end_to_end_on_the_sandbox(app_path, ch, aws_sandbox):
+    at = AppTest.from_file(app_path, default_timeout=90).run()
+    at.switch_page("pages/create_table.py").run()
+    assert not at.exception, at.exception
+    _click(at, "wiz_use_sandbox")                       # connect to the sandbox
+    assert "Step 1 of 6" in at.get("progress")[0].proto.text
+    at.selectbox(key="wiz_stream_select").set_value("user_activity").run()
+    _click(at, "wiz_next_0")                            # 2: sample + schema (samples by itself)
+    assert "Sample events" in _texts(at)
+    _click(at, "wiz_next_1")                            # 3: edit schema
+    cols = {r["name"]: r for r in at.session_state["wiz_columns"]}
+    assert "user_id" in cols and "event_type" in cols
+    at.selectbox(key="wiz_quick_col").set_value("user_id")
+    at.text_input(key="wiz_quick_name").set_value("customer_id")
+    at.selectbox(key="wiz_quick_type").set_value("UInt64")
+    _click(at, "wiz_quick_apply")
+    cols = {r["name"]: r for r in at.session_state["wiz_columns"]}
+    assert cols["customer_id"]["type"] == "UInt64" and cols["customer_id"]["json_path"] == "user_id"
+    at.multiselect(key="wiz_virtual").set_value(["_shard_id"]).run()
+    _click(at, "wiz_next_2")                            # 4: options
+    at.radio(key="wiz_db_mode").set_value("New").run()
+    at.text_input(key="wiz_new_db").set_value("wizard_db")
+    at.text_input(key="wiz_table").set_value("activity")
+    at.multiselect(key="wiz_order_by").set_value(["event_type", "customer_id"]).run()
+    _click(at, "wiz_back_3")                            # going back keeps the edits
+    assert any(r["name"] == "customer_id" for r in at.session_state["wiz_columns"])
+    _click(at, "wiz_next_2")
+    assert at.text_input(key="wiz_table").value == "activity"
+    _click(at, "wiz_next_3")                            # 5: review
+    assert not at.error, [e.value for e in at.error]
+    ddl = " ".join(c.value for c in at.code)
+    assert "CREATE TABLE `wizard_db`.`activity`" in ddl and "ORDER BY (`event_type`, `customer_id`)" in ddl
+    assert "`customer_id` UInt64" in ddl and "`activity_quarantine`" in ddl
+    _click(at, "wiz_create")                            # 6: created
+    result = at.session_state["wiz_result"]
+    assert result["success"] and result["tableUUID"] and result["streamARN"].endswith("stream/user_activity")
+    info = ch.internal_query("SELECT sorting_key FROM system.tables WHERE database = 'wizard_db' AND name = 'activity'")
+    assert info[0]["sorting_key"] == "event_type, customer_id"
+
+    at.switch_page("pages/sources.py").run()
+    assert not at.exception, at.exception
+    listed = next(d.value for d in at.dataframe if "streamName" in d.value.columns)
+    row = listed[listed["table"] == "wizard_db.activity"].iloc[0]
+    assert row["streamName"] == "user_activity" and row["status"] == "running"
+
+    # events flow from the sandbox into the table
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if ch.internal_query("SELECT count() AS n FROM wizard_db.activity")[0]["n"] > 0:
+            break
+        time.sleep(0.3)
+    assert ch.internal_query("SELECT count() AS n FROM wizard_db.activity")[0]["n"] > 0
+
+    source_id = result["sourceId"]
+    _click(at, f"src_quarantine_{source_id}")
+    at.switch_page("pages/quarantine.py").run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="quarantine_source").value == source_id
+
+    at.switch_page("pages/sources.py").run()
+    _click(at, f"src_pause_{source_id}")
+    from helios_core.sources import get_source
+    assert get_source(ch, source_id).status == "paused"
+    _click(at, f"src_delete_{source_id}")
+    at.radio(key=f"src_keep_{source_id}").set_value("Drop them (data is lost)").run()
+    _click(at, f"src_confirm_{source_id}")
+    assert not ch.internal_query("SELECT name FROM system.tables WHERE database = 'wizard_db'")
