@@ -1,0 +1,163 @@
+""""Explain these errors": a summary of quarantined rows, offline by default.
+
+The input is a DataFrame of quarantine rows with the columns ``error_type``,
+``error_message``, ``column_name`` and ``raw`` (the raw payload); other columns
+are ignored and missing ones are treated as empty. The summary gives counts by
+error type and by column, typical examples and the likely fix for each kind of
+error. The wording of the fixes is keyed on words in the error type and
+message, so it works whatever exact error names the ingester uses.
+
+An LLM provider may add a narrative, but only from the counts and messages;
+raw payloads are sent only when the user allows it (they can hold personal data).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from helios_core.chat.providers import LLMProvider
+
+EXAMPLES_PER_GROUP = 2
+RAW_PREVIEW = 160
+
+# (words in the error type or message, what probably happened, what to do)
+_FIXES: list[tuple[tuple[str, ...], str, str]] = [
+    (("json", "decode", "malformed", "invalid payload", "utf", "unparseable", "not an object"),
+     "the payload is not valid JSON (or not a JSON object)",
+     "Fix the producer's encoding (one JSON object per record, UTF-8), or choose the right payload format "
+     "(gzip JSON, JSON lines) for the source."),
+    (("missing", "required", "null", "absent", "not nullable"),
+     "a required field is missing or null",
+     "Make the column Nullable or give it a DEFAULT, or fix the producer so it always sends the field."),
+    (("overflow", "out of range", "range", "too large", "too big", "negative"),
+     "a number does not fit the column's type",
+     "Widen the column type (e.g. UInt32 → UInt64/Int64, or Float64), or fix the values at the source."),
+    (("date", "time", "timestamp", "datetime"),
+     "a date/time value is in a format the column does not accept",
+     "Send ISO-8601 or epoch values consistently, or change the column to String and parse it in queries."),
+    (("type", "cannot parse", "convert", "mismatch", "invalid", "parse", "cast", "expected"),
+     "a value has the wrong type for its column",
+     "Change the column type to accept the values (e.g. String or Nullable), or fix the producer's types."),
+    (("unknown", "unexpected", "extra", "new field", "schema"),
+     "events carry fields the table does not know",
+     "Add the new columns to the table (and the source's schema), or ignore unknown fields."),
+    (("size", "length", "too long", "limit"),
+     "a value or record is larger than allowed",
+     "Raise the limit for that column or truncate the value at the source."),
+]
+
+
+@dataclass
+class ErrorGroup:
+    error_type: str
+    column_name: str
+    count: int
+    examples: list[dict[str, str]] = field(default_factory=list)
+    cause: str = ""
+    fix: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"error_type": self.error_type, "column_name": self.column_name, "count": self.count,
+                "examples": self.examples, "cause": self.cause, "fix": self.fix}
+
+
+@dataclass
+class ErrorSummary:
+    total: int
+    by_type: dict[str, int]
+    by_column: dict[str, int]
+    groups: list[ErrorGroup]
+    text: str
+    narrative: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"total": self.total, "by_type": self.by_type, "by_column": self.by_column,
+                "groups": [g.to_json() for g in self.groups], "text": self.text, "narrative": self.narrative}
+
+    def to_markdown(self) -> str:
+        lines = [self.text, ""]
+        for g in self.groups:
+            where = f" in `{g.column_name}`" if g.column_name else ""
+            lines.append(f"- **{g.error_type}**{where}: {g.count:,} rows — {g.cause}. *Fix:* {g.fix}")
+            for ex in g.examples:
+                lines.append(f"  - e.g. {ex['message']}" + (f" · `{ex['raw']}`" if ex.get("raw") else ""))
+        if self.narrative:
+            lines += ["", self.narrative]
+        return "\n".join(lines)
+
+
+def likely_fix(error_type: str, message: str = "") -> tuple[str, str]:
+    text = f"{error_type} {message}".lower().replace("_", " ")
+    for words, cause, fix in _FIXES:
+        if any(w in text for w in words):
+            return cause, fix
+    return ("the ingester could not store these events",
+            "Read the example messages; fix the producer or adjust the table's schema to match the events.")
+
+
+def _text(value: Any) -> str:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return ""
+    if isinstance(value, (bytes, bytearray)):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+def explain_errors(frame: pd.DataFrame, provider: LLMProvider | None = None, allow_raw: bool = False,
+                   max_groups: int = 10) -> ErrorSummary:
+    """Summarise quarantined rows: counts by error type and column, examples, likely fixes."""
+    data = frame.copy() if frame is not None else pd.DataFrame()
+    for column in ("error_type", "error_message", "column_name", "raw"):
+        if column not in data.columns:
+            data[column] = ""
+        data[column] = data[column].map(_text)
+    data["error_type"] = data["error_type"].replace("", "unknown")
+    total = len(data)
+    if total == 0:
+        return ErrorSummary(0, {}, {}, [], "There are no quarantined rows in view.")
+    by_type = data["error_type"].value_counts().to_dict()
+    by_column = data.loc[data["column_name"] != "", "column_name"].value_counts().to_dict()
+    groups: list[ErrorGroup] = []
+    counted = data.groupby(["error_type", "column_name"], sort=False).size().sort_values(ascending=False)
+    for (etype, column), count in counted.head(max_groups).items():
+        rows = data[(data["error_type"] == etype) & (data["column_name"] == column)]
+        examples = []
+        for message, sample in rows.groupby("error_message", sort=False):
+            raw = sample["raw"].iloc[0]
+            examples.append({"message": message or "(no message)",
+                             "raw": raw[:RAW_PREVIEW] + ("…" if len(raw) > RAW_PREVIEW else "")})
+            if len(examples) >= EXAMPLES_PER_GROUP:
+                break
+        cause, fix = likely_fix(etype, " ".join(e["message"] for e in examples))
+        groups.append(ErrorGroup(etype, column, int(count), examples, cause, fix))
+    top_type, top_count = next(iter(by_type.items()))
+    share = top_count / total
+    text = (f"{total:,} quarantined rows in {len(by_type)} error type{'s' if len(by_type) != 1 else ''}; "
+            f"the most common is {top_type} ({top_count:,}, {share:.0%})")
+    if by_column:
+        top_col, col_count = next(iter(by_column.items()))
+        text += f", and the column with the most errors is {top_col} ({col_count:,})"
+    text += f". Likely fix for {top_type}: {groups[0].fix if groups else ''}"
+    summary = ErrorSummary(total, {k: int(v) for k, v in by_type.items()},
+                           {k: int(v) for k, v in by_column.items()}, groups, text)
+    if provider is not None:
+        summary.narrative = _narrative(provider, summary, allow_raw)
+    return summary
+
+
+def _narrative(provider: LLMProvider, summary: ErrorSummary, allow_raw: bool) -> str:
+    facts = summary.to_json()
+    if not allow_raw:
+        for g in facts["groups"]:
+            for ex in g["examples"]:
+                ex.pop("raw", None)
+    prompt = ("Quarantined events (rows an ingester could not store), summarised as JSON:\n"
+              f"{facts}\n\nIn at most five sentences, explain to an analyst what went wrong and what to fix first. "
+              "Use only the numbers given.")
+    try:
+        return provider.complete("You explain data-ingestion errors plainly and briefly.", prompt).strip()
+    except Exception as exc:  # the offline summary stands on its own
+        return f"(The {provider.name} model could not add an explanation: {exc})"

@@ -1,0 +1,252 @@
+"""Chats and their messages, kept in the ``helios`` metadata database.
+
+A chat is a mutable record (ReplacingMergeTree keyed by id, read with FINAL):
+its name, the database it is about and, for "Ask about this result", the SQL
+of the query it is about. Messages are append-only facts (MergeTree): the
+chat id, their order, role, content type and content (text, tables as capped
+rows with column types, charts as plotly figure JSON, queries as SQL).
+
+No secret ever enters these tables: the provider's name is kept, never its
+key or a URL's password, and message text is scrubbed of key-shaped strings.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from helios_core.clickhouse import ClickHouse
+from helios_core.errors import NotFound, ValidationError
+
+CONTENT_TYPES = ("text", "table", "query", "chart")
+ROLES = ("user", "assistant")
+MAX_NAME = 120
+
+METADATA_TABLES = [
+    """CREATE TABLE IF NOT EXISTS helios.chats (
+        id String,
+        name String,
+        database String,
+        subject_sql String,
+        subject_label String,
+        created_at DateTime64(3, 'UTC'),
+        updated_at DateTime64(3, 'UTC'),
+        deleted UInt8 DEFAULT 0,
+        version UInt64
+    ) ENGINE = ReplacingMergeTree(version) ORDER BY id""",
+    """CREATE TABLE IF NOT EXISTS helios.chat_messages (
+        chat_id String,
+        seq UInt32,
+        turn UInt32,
+        role LowCardinality(String),
+        content_type LowCardinality(String),
+        content String,
+        created_at DateTime64(3, 'UTC')
+    ) ENGINE = MergeTree ORDER BY (chat_id, seq)""",
+]
+
+_CHAT_COLUMNS = ["id", "name", "database", "subject_sql", "subject_label", "created_at", "updated_at", "deleted",
+                 "version"]
+_MESSAGE_COLUMNS = ["chat_id", "seq", "turn", "role", "content_type", "content", "created_at"]
+
+# Shapes of credentials that must never be stored even if someone pastes one into a question.
+_SECRET_PATTERNS = [
+    re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"),                  # AWS access key ids
+    re.compile(r"\bsk-[A-Za-z0-9_\-]{16,}\b"),                      # OpenAI-style API keys
+    re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._\-]{16,}"),           # bearer tokens
+    re.compile(r"(?i)(aws_secret_access_key\s*[=:]\s*)\S+"),
+]
+
+
+def scrub(text: str) -> str:
+    """Mask key-shaped strings and URL passwords before anything is stored."""
+    for pattern in _SECRET_PATTERNS:
+        text = pattern.sub(lambda m: (m.group(1) if m.groups() else "") + "***", text)
+    return re.sub(r"\b(https?://[^\s/:@]+:)[^\s/@]+@", r"\1***@", text)
+
+
+@dataclass
+class Chat:
+    id: str
+    name: str
+    database: str
+    subject_sql: str = ""
+    subject_label: str = ""
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    @property
+    def is_query_subject(self) -> bool:
+        return bool(self.subject_sql)
+
+    def describe_subject(self) -> str:
+        if self.subject_sql:
+            return self.subject_label or "a saved query"
+        return f"database {self.database}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "database": self.database, "subject_sql": self.subject_sql,
+                "subject_label": self.subject_label,
+                "created_at": self.created_at.isoformat() if self.created_at else None,
+                "updated_at": self.updated_at.isoformat() if self.updated_at else None}
+
+
+@dataclass
+class Message:
+    chat_id: str
+    seq: int
+    turn: int
+    role: str
+    content_type: str
+    content: Any  # text: str; table/chart/query: a dict (stored as JSON)
+    created_at: datetime | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"chat_id": self.chat_id, "seq": self.seq, "turn": self.turn, "role": self.role,
+                "content_type": self.content_type, "content": self.content,
+                "created_at": self.created_at.isoformat() if self.created_at else None}
+
+
+@dataclass
+class NewMessage:
+    role: str
+    content_type: str
+    content: Any = field(default="")
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _version() -> int:
+    return time.time_ns()
+
+
+def _clean_name(name: str) -> str:
+    name = " ".join(str(name or "").split())
+    if not name:
+        raise ValidationError("A chat needs a name.", "Type a short name, for example 'Revenue questions'.")
+    return name[:MAX_NAME]
+
+
+class ChatStore:
+    """Create, list, rename and delete chats; append and read their messages."""
+
+    def __init__(self, ch: ClickHouse) -> None:
+        self.ch = ch
+        self._lock = threading.Lock()  # message order within this process
+
+    # ---- chats --------------------------------------------------------------
+
+    def create(self, name: str, database: str, subject_sql: str = "", subject_label: str = "") -> Chat:
+        if not database and not subject_sql:
+            raise ValidationError("A chat is about a database or a query; neither was given.",
+                                  "Pick a database (or open the chat from a query in the SQL explorer).")
+        now = _now()
+        chat = Chat(id=uuid.uuid4().hex[:12], name=_clean_name(name), database=database or "",
+                    subject_sql=subject_sql.strip(), subject_label=scrub(subject_label)[:200],
+                    created_at=now, updated_at=now)
+        self._write(chat, deleted=False)
+        return chat
+
+    def get(self, chat_id: str) -> Chat:
+        rows = self.ch.internal_query(
+            "SELECT * FROM helios.chats FINAL WHERE id = {id:String} AND deleted = 0", {"id": chat_id})
+        if not rows:
+            raise NotFound(f"There is no chat {chat_id!r}.", "List chats with the Chat page's sidebar.")
+        return self._chat(rows[0])
+
+    def list(self) -> list[Chat]:
+        rows = self.ch.internal_query(
+            "SELECT * FROM helios.chats FINAL WHERE deleted = 0 ORDER BY updated_at DESC, created_at DESC")
+        return [self._chat(r) for r in rows]
+
+    def rename(self, chat_id: str, name: str) -> Chat:
+        chat = self.get(chat_id)
+        chat.name = _clean_name(name)
+        chat.updated_at = _now()
+        self._write(chat, deleted=False)
+        return chat
+
+    def touch(self, chat: Chat) -> None:
+        chat.updated_at = _now()
+        self._write(chat, deleted=False)
+
+    def delete(self, chat_id: str) -> None:
+        chat = self.get(chat_id)
+        chat.updated_at = _now()
+        self._write(chat, deleted=True)
+        # The messages go too: a deleted chat keeps nothing around.
+        self.ch.execute("DELETE FROM helios.chat_messages WHERE chat_id = {id:String}", {"id": chat_id})
+
+    def _write(self, chat: Chat, deleted: bool) -> None:
+        row = [chat.id, chat.name, chat.database, chat.subject_sql, chat.subject_label, chat.created_at,
+               chat.updated_at, int(deleted), _version()]
+        self.ch.insert_rows("chats", [row], _CHAT_COLUMNS, database="helios")
+
+    @staticmethod
+    def _chat(row: dict[str, Any]) -> Chat:
+        return Chat(id=row["id"], name=row["name"], database=row["database"], subject_sql=row["subject_sql"],
+                    subject_label=row["subject_label"], created_at=row["created_at"], updated_at=row["updated_at"])
+
+    # ---- messages -----------------------------------------------------------
+
+    def add_turn(self, chat_id: str, messages: list[NewMessage]) -> list[Message]:
+        """Append messages as one turn (a question or an answer), in order, in one insert."""
+        for m in messages:
+            if m.role not in ROLES:
+                raise ValidationError(f"Unknown role {m.role!r}.")
+            if m.content_type not in CONTENT_TYPES:
+                raise ValidationError(f"Unknown content type {m.content_type!r}.")
+        with self._lock:
+            last = self.ch.internal_query(
+                "SELECT max(seq) AS seq, max(turn) AS turn, count() AS n FROM helios.chat_messages "
+                "WHERE chat_id = {id:String}", {"id": chat_id})[0]
+            seq = int(last["seq"]) + 1 if last["n"] else 0
+            turn = int(last["turn"]) + 1 if last["n"] else 0
+            now = _now()
+            stored: list[Message] = []
+            rows = []
+            for i, m in enumerate(messages):
+                text = m.content if isinstance(m.content, str) else json.dumps(m.content, default=str)
+                text = scrub(text)
+                rows.append([chat_id, seq + i, turn, m.role, m.content_type, text, now])
+                stored.append(Message(chat_id, seq + i, turn, m.role, m.content_type,
+                                      _decode(m.content_type, text), now))
+            if rows:
+                self.ch.insert_rows("chat_messages", rows, _MESSAGE_COLUMNS, database="helios")
+        return stored
+
+    def messages(self, chat_id: str) -> list[Message]:
+        rows = self.ch.internal_query(
+            "SELECT * FROM helios.chat_messages WHERE chat_id = {id:String} ORDER BY seq", {"id": chat_id})
+        return [Message(r["chat_id"], int(r["seq"]), int(r["turn"]), r["role"], r["content_type"],
+                        _decode(r["content_type"], r["content"]), r["created_at"]) for r in rows]
+
+    def last_query(self, chat_id: str) -> dict[str, Any] | None:
+        """The content of the chat's most recent ``query`` message (for follow-ups)."""
+        rows = self.ch.internal_query(
+            "SELECT content FROM helios.chat_messages WHERE chat_id = {id:String} AND content_type = 'query' "
+            "AND NOT JSONExtractBool(content, 'failed') ORDER BY seq DESC LIMIT 1", {"id": chat_id})
+        return _decode("query", rows[0]["content"]) if rows else None
+
+
+def _decode(content_type: str, text: str) -> Any:
+    if content_type == "text":
+        return text
+    try:
+        return json.loads(text)
+    except ValueError:
+        return {"error": "unreadable message"}
+
+
+def safe_subject_label(sql: str, limit: int = 80) -> str:
+    """A one-line label for a query subject (URLs inside masked)."""
+    line = scrub(" ".join(sql.split()))
+    return line if len(line) <= limit else line[: limit - 1] + "…"
