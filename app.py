@@ -3,7 +3,7 @@
 import streamlit as st
 
 from helios_core.errors import HeliosError
-from pages._shared import runtime, show_error
+from pages._shared import runtime, sandbox_badge, show_error
 
 st.set_page_config(page_title="Helios", page_icon=":material/wb_sunny:", layout="wide")
 
@@ -12,6 +12,8 @@ PAGES = {
         st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
     ],
     "Streams": [
+        st.Page("pages/connect.py", title="Connect", icon=":material/login:"),
+        st.Page("pages/stream_preview.py", title="Stream preview", icon=":material/stream:"),
         st.Page("pages/create_table.py", title="Create table", icon=":material/add_circle:"),
         st.Page("pages/sources.py", title="Sources", icon=":material/conversion_path:"),
         st.Page("pages/quarantine.py", title="Quarantine", icon=":material/report:"),
@@ -34,5 +36,6 @@ except HeliosError as exc:
 
 with st.sidebar:
     st.caption(f":material/database: {rt.clickhouse.describe()}")
+    sandbox_badge()
 
 navigation.run()

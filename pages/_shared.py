@@ -52,3 +52,54 @@ def open_in_sql_explorer(sql: str) -> None:
     st.session_state["sql_editor"] = sql
     st.session_state["sql_run_requested"] = True
     st.switch_page("pages/sql_explorer.py")
+
+
+# ---- AWS connection of this browser session (credentials live in st.session_state only) ----
+
+AWS_CONNECTION_KEY = "aws_connection"
+AWS_IDENTITY_KEY = "aws_identity"
+AWS_STREAMS_KEY = "aws_streams"
+
+
+def aws_connection():
+    """This session's :class:`~helios_core.aws.AwsConnection`, or None when not connected."""
+    return st.session_state.get(AWS_CONNECTION_KEY)
+
+
+def set_aws_connection(conn, identity=None, streams=None) -> None:
+    """Remember a working connection for this browser session (never written anywhere else)."""
+    st.session_state[AWS_CONNECTION_KEY] = conn
+    st.session_state[AWS_IDENTITY_KEY] = identity
+    st.session_state[AWS_STREAMS_KEY] = streams
+
+
+def forget_aws_connection() -> None:
+    for key in (AWS_CONNECTION_KEY, AWS_IDENTITY_KEY, AWS_STREAMS_KEY):
+        st.session_state.pop(key, None)
+
+
+def sandbox() -> "object":
+    """The process-wide local sandbox (moto server + demo producers), started on first use."""
+    from helios_core.sandbox import get_sandbox
+
+    return runtime().service("sandbox", get_sandbox)
+
+
+def connect_sandbox():
+    """Start (or reuse) the sandbox and make it this session's connection; returns the connection."""
+    from helios_core.aws import list_streams
+
+    with st.spinner("Starting the local sandbox…"):
+        conn = sandbox().connection()
+        identity = conn.validate()
+        streams = list_streams(conn)
+    set_aws_connection(conn, identity, streams)
+    return conn
+
+
+def sandbox_badge() -> None:
+    """A visible "Sandbox" label whenever this session uses the local sandbox."""
+    conn = aws_connection()
+    if conn is not None and getattr(conn, "sandbox", False):
+        st.badge("Sandbox", icon=":material/science:", color="orange",
+                 help="Connected to the local sandbox (a moto server in this process with demo streams), not AWS.")

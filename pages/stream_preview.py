@@ -1,0 +1,180 @@
+"""Stream preview: sample events from every shard, see them decoded, and the schema Helios infers."""
+
+from datetime import datetime, time, timedelta, timezone
+from pathlib import Path
+
+import orjson
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from helios_core.aws import list_streams
+from helios_core.schema import clickhouse_describe, infer_schema
+from helios_core.streams import DEFAULT_SAMPLE, MAX_SAMPLE, sample_stream
+from pages._shared import (AWS_STREAMS_KEY, aws_connection, connect_sandbox, runtime, sandbox_badge, user_errors)
+
+_WIZARD_PAGE = Path(__file__).parent / "create_table.py"
+_STARTS = {"TRIM_HORIZON (oldest stored)": "trim_horizon", "LATEST (wait for new events)": "latest",
+           "AT_TIMESTAMP (from a time)": "at_timestamp"}
+
+st.title("Stream preview")
+sandbox_badge()
+
+conn = aws_connection()
+if conn is None:
+    st.info("Connect to AWS first, or use the local sandbox with its demo streams.", icon=":material/link:")
+    c1, c2 = st.columns([1, 3])
+    if c1.button("Use the local sandbox", icon=":material/science:", key="preview_use_sandbox"):
+        with user_errors():
+            connect_sandbox()
+            st.rerun()
+    c2.page_link("pages/connect.py", label="Go to Connect", icon=":material/login:")
+    st.stop()
+
+streams = st.session_state.get(AWS_STREAMS_KEY)
+if streams is None:
+    with user_errors(), st.spinner("Listing streams…"):
+        streams = list_streams(conn, details=False)
+        st.session_state[AWS_STREAMS_KEY] = streams
+names = [s.name for s in streams or []]
+if not names:
+    st.info("There are no streams in this account and region.")
+    st.stop()
+
+wanted = st.session_state.get("preview_stream")
+if wanted not in names:
+    st.session_state["preview_stream"] = names[0]
+c1, c2, c3 = st.columns([2, 1, 2])
+stream = c1.selectbox("Stream", names, key="preview_stream")
+n = c2.number_input("Events", min_value=1, max_value=MAX_SAMPLE, value=DEFAULT_SAMPLE, step=100, key="preview_n")
+start_label = c3.selectbox("Start position", list(_STARTS), key="preview_start")
+start = _STARTS[start_label]
+wait_s = 10.0
+at = None
+if start == "latest":
+    wait_s = float(st.slider("Wait for events up to (seconds)", 1, 120, 10, key="preview_wait"))
+elif start == "at_timestamp":
+    now = datetime.now(timezone.utc) - timedelta(hours=1)
+    d1, d2 = st.columns(2)
+    day = d1.date_input("Date (UTC)", value=now.date(), key="preview_at_date")
+    clock = d2.time_input("Time (UTC)", value=time(now.hour, now.minute), key="preview_at_time")
+    at = datetime.combine(day, clock, tzinfo=timezone.utc)
+
+if st.button("Sample events", icon=":material/download:", type="primary", key="preview_run"):
+    with user_errors():
+        with st.status(f"Reading {stream} from every open shard…", expanded=True) as status:
+            bar = st.progress(0.0, text="Starting…")
+            sample = sample_stream(conn, stream, n=int(n), start=start, at=at, wait_s=wait_s,
+                                   progress=lambda fraction, message: bar.progress(min(max(fraction, 0.0), 1.0),
+                                                                                   text=message))
+            schema = infer_schema(sample.events)
+            status.update(label=f"{len(sample.events)} events, {len(sample.undecodable)} undecodable, "
+                                f"from {len(sample.shards)} shards in {sample.elapsed_s:.1f} s",
+                          state="complete", expanded=False)
+        st.session_state["preview_sample"] = sample
+        st.session_state["preview_schema"] = schema
+        st.session_state.pop("preview_describe", None)
+
+sample = st.session_state.get("preview_sample")
+schema = st.session_state.get("preview_schema")
+if sample is None or sample.stream != stream:
+    st.caption("Choose how many events and where to start, then sample.")
+    st.stop()
+
+
+def display_frame(rows: list[dict]) -> pd.DataFrame:
+    """Nested objects flattened to dotted columns; lists and mixed-type columns shown as text."""
+    frame = pd.json_normalize(rows, sep=".") if rows else pd.DataFrame()
+    for column in frame.columns:
+        values = frame[column]
+        if values.dtype == object:
+            kinds = {type(v) for v in values if v is not None and v == v}
+            if len(kinds) > 1 or kinds & {list, dict}:
+                frame[column] = values.map(lambda v: None if v is None else
+                                           orjson.dumps(v).decode() if isinstance(v, (list, dict)) else str(v))
+    return frame
+
+
+m1, m2, m3, m4, m5 = st.columns(5)
+m1.metric("Events", f"{len(sample.events):,}")
+m2.metric("Records read", f"{sample.records_read:,}")
+m3.metric("Undecodable", f"{len(sample.undecodable):,}")
+m4.metric("Shards", len(sample.shards))
+m5.metric("Columns inferred", len(schema.columns) if schema else 0)
+for note in sample.notes:
+    st.info(note, icon=":material/info:")
+if sample.throttled:
+    st.caption(f"Kinesis throttled {sample.throttled} calls; Helios backed off and retried.")
+
+tab_table, tab_raw, tab_meta, tab_bad, tab_schema = st.tabs(
+    ["Table", "Raw JSON", "Record metadata", f"Undecodable ({len(sample.undecodable)})", "Inferred schema"])
+
+with tab_table:
+    if sample.events:
+        st.dataframe(display_frame(sample.events), hide_index=True, width="stretch")
+    else:
+        st.caption("No events.")
+
+with tab_raw:
+    shown = sample.events[:200]
+    st.code("\n".join(orjson.dumps(e).decode() for e in shown) or "(no events)", language="json")
+    if len(sample.events) > len(shown):
+        st.caption(f"The first {len(shown)} of {len(sample.events)} events, one per line.")
+
+with tab_meta:
+    meta = pd.DataFrame([m.to_json() for m in sample.meta])
+    if not meta.empty:
+        meta["arrival_time"] = pd.to_datetime(meta["arrival_time"], utc=True)
+        st.dataframe(meta, hide_index=True, width="stretch")
+        figure = px.histogram(meta, x="arrival_time", color="shard_id", nbins=40,
+                              title="Sampled events by arrival time and shard")
+        st.plotly_chart(figure, width="stretch")
+    else:
+        st.caption("No records.")
+
+with tab_bad:
+    if sample.undecodable:
+        st.warning("These records are not JSON, gzip JSON or JSON lines. The ingester sends such records to the "
+                   "quarantine table; they are never dropped.", icon=":material/report:")
+        st.dataframe(pd.DataFrame([u.to_json() for u in sample.undecodable]), hide_index=True, width="stretch")
+    else:
+        st.success("Every sampled record decoded.", icon=":material/check:")
+
+with tab_schema:
+    if schema is None or not schema.columns:
+        st.caption("Nothing to infer from: sample some events first.")
+    else:
+        st.dataframe(pd.DataFrame([{"column": c.name, "type": c.type, "JSON path": c.json_path,
+                                    "in every event": c.present_in_all, "required": c.required,
+                                    "reason": c.reason, "examples": ", ".join(c.examples)}
+                                   for c in schema.columns]),
+                     hide_index=True, width="stretch", key="preview_schema_table")
+        st.markdown(f"**Sorting key:** `({', '.join(schema.order_by)})` · "
+                    f"**Partition:** `{schema.partition_by or 'none'}`")
+        for note in schema.notes:
+            st.caption(note)
+        if schema.conflicts:
+            st.warning("**Type conflicts and outliers**\n\n" + "\n".join(f"- {c}" for c in schema.conflicts),
+                       icon=":material/warning:")
+        with st.expander("Compare with ClickHouse's own inference (DESCRIBE format JSONEachRow)"):
+            if st.button("Compare", key="preview_compare"):
+                with user_errors():
+                    st.session_state["preview_describe"] = clickhouse_describe(runtime().clickhouse,
+                                                                               sample.events[:1000])
+            described = st.session_state.get("preview_describe")
+            if described:
+                theirs = {d["name"]: d["type"] for d in described}
+                st.dataframe(pd.DataFrame([{"JSON path": c.json_path, "Helios": c.type,
+                                            "ClickHouse": theirs.get(c.json_path.split(".")[0], "—")}
+                                           for c in schema.columns]), hide_index=True, width="stretch")
+
+st.divider()
+if st.button("Continue to create table", icon=":material/table_chart:", type="primary",
+             disabled=not (schema and schema.columns), key="preview_continue"):
+    st.session_state["wizard_stream"] = sample.stream
+    st.session_state["wizard_schema"] = schema
+    st.session_state["wizard_sample"] = list(sample.events)
+    if _WIZARD_PAGE.exists():
+        st.switch_page("pages/create_table.py")
+    else:
+        st.info("The schema and sample are saved for the table wizard, which is not available yet.")
