@@ -34,6 +34,13 @@ except HeliosError as exc:
     show_error(exc)
     st.stop()
 
+try:
+    from helios_core.ingest.manager import get_ingest_manager
+    get_ingest_manager()  # once per process: every running source ingests from app start
+except HeliosError as exc:
+    with st.sidebar:
+        st.warning(f"Ingestion is not running: {exc.message}", icon=":material/warning:")
+
 with st.sidebar:
     st.caption(f":material/database: {rt.clickhouse.describe()}")
     sandbox_badge()

@@ -27,6 +27,7 @@ if aws_connection() is None and not st.session_state.get("aws_auto_checked"):
         with user_errors():
             connect_sandbox()
             st.session_state["aws_auto_sandbox"] = True
+            st.rerun()  # so the sidebar shows the Sandbox label at once
 
 conn = aws_connection()
 sandbox_badge()
@@ -41,7 +42,7 @@ if conn is not None:
         if identity is not None:
             st.markdown(f"Account `{identity.account or 'unknown'}` · ARN `{identity.arn or 'unknown'}`"
                         + (f" · {identity.note}" if identity.note else ""))
-        c1, c2, _ = st.columns([1, 1, 4])
+        c1, c2, _ = st.columns([2, 2, 5])
         if c1.button("Refresh streams", icon=":material/refresh:", key="aws_refresh"):
             with user_errors(), st.spinner("Listing streams…"):
                 st.session_state[AWS_STREAMS_KEY] = list_streams(conn)

@@ -148,7 +148,8 @@ with tab_schema:
                                     "in every event": c.present_in_all, "required": c.required,
                                     "reason": c.reason, "examples": ", ".join(c.examples)}
                                    for c in schema.columns]),
-                     hide_index=True, width="stretch", key="preview_schema_table")
+                     hide_index=True, width="stretch", key="preview_schema_table",
+                     column_config={"reason": st.column_config.TextColumn(width="large")})
         st.markdown(f"**Sorting key:** `({', '.join(schema.order_by)})` · "
                     f"**Partition:** `{schema.partition_by or 'none'}`")
         for note in schema.notes:

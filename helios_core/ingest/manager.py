@@ -85,6 +85,8 @@ class IngestManager:
 
     def _supervise(self) -> None:
         while not self._stop.wait(self.poll_seconds):
+            if getattr(self.ch, "_closed", False):
+                return  # the process is shutting down
             try:
                 self.sync()
                 if time.monotonic() - self._last_metrics >= self.metrics_every:
