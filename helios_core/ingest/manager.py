@@ -85,8 +85,9 @@ class IngestManager:
 
     def _supervise(self) -> None:
         while not self._stop.wait(self.poll_seconds):
-            if getattr(self.ch, "_closed", False):
-                return  # the process is shutting down
+            if getattr(self.ch, "_closed", False) or (self.ch.embedded and
+                                                      not self.ch.settings.clickhouse_dir.exists()):
+                return  # the process is shutting down (or its data dir is gone)
             try:
                 self.sync()
                 if time.monotonic() - self._last_metrics >= self.metrics_every:
