@@ -23,6 +23,9 @@ PAGES = {
         st.Page("pages/sql_explorer.py", title="SQL explorer", icon=":material/terminal:"),
         st.Page("pages/reports.py", title="Reports", icon=":material/monitoring:"),
     ],
+    "Import": [
+        st.Page("pages/jobs.py", title="Jobs", icon=":material/upload_file:"),
+    ],
 }
 
 navigation = st.navigation(PAGES)

@@ -33,6 +33,7 @@ _FALSE = {"f", "false", "0", "no", "n", "off"}
 DATE_MIN, DATE32_MIN, DATE_MAX, DATE32_MAX = date(1970, 1, 1), date(1900, 1, 1), date(2149, 6, 6), date(2299, 12, 31)
 _TS = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?)?\s*"
                  r"(Z|[+-]\d{2}(?::?\d{2}(?::?\d{2})?)?)?$", re.IGNORECASE)
+_EPOCH = re.compile(r"^-?\d{9,13}(\.\d+)?$")
 
 
 class RowError(ValueError):
@@ -109,6 +110,8 @@ def _epoch_or_text_timestamp(value: Any) -> datetime:
         return value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
     if isinstance(value, date):
         return datetime(value.year, value.month, value.day, tzinfo=timezone.utc)
+    if isinstance(value, str) and _EPOCH.match(value.strip()):
+        value = float(value)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         seconds = value / 1000 if abs(value) > 10_000_000_000 else value  # epoch milliseconds vs seconds
         return datetime.fromtimestamp(seconds, tz=timezone.utc)
@@ -365,7 +368,8 @@ class RowSink:
     """
 
     def __init__(self, ch: Any, database: str, table: str, columns: list[tuple[str, str]], *,
-                 source: str, source_id: str, origin: str, batch_rows: int = 5000, client: Any = None) -> None:
+                 source: str, source_id: str, origin: str, batch_rows: int = 5000, client: Any = None,
+                 token_prefix: str | None = None) -> None:
         self.ch, self.database, self.table, self.columns = ch, database, table, columns
         self.names = [n for n, _ in columns]
         self.converters = [converter_for(t, n) for n, t in columns]
@@ -378,6 +382,12 @@ class RowSink:
         self.bad: list[QuarantineRow] = []
         self.counts = SinkCounts()
         self._quarantine_ready = False
+        # With a token prefix every batch carries an insert_deduplication_token, so loading the same
+        # file again (a job resumed after a restart) inserts nothing twice on tables with a dedup window.
+        self.token_prefix = token_prefix
+        self._received_at = datetime.now(timezone.utc)
+        self._batches = 0
+        self._bad_batches = 0
 
     def add(self, values: dict[str, Any] | list[Any], raw: str, index: int) -> None:
         """One row, by column name (missing keys = NULL) or in column order."""
@@ -415,12 +425,19 @@ class RowSink:
     def flush(self) -> None:
         if self.good:
             batch, self.good = self.good, []
-            self._insert(batch)
+            self._batches += 1
+            self._insert(batch, f"{self._batches}")
         self._flush_bad()
 
-    def _insert(self, batch: list[tuple[list[Any], str, int]]) -> None:
+    def _settings(self, token: str) -> dict[str, Any] | None:
+        if not self.token_prefix:
+            return None
+        return {"insert_deduplication_token": f"{self.token_prefix}:{token}"}
+
+    def _insert(self, batch: list[tuple[list[Any], str, int]], token: str) -> None:
         try:
-            self.client.insert(self.table, [r for r, _, _ in batch], column_names=self.names, database=self.database)
+            self.client.insert(self.table, [r for r, _, _ in batch], column_names=self.names, database=self.database,
+                               settings=self._settings(token))
             self.counts.inserted += len(batch)
         except Exception as exc:  # noqa: BLE001 - ClickHouse or the driver refused the batch: find the bad rows
             if len(batch) == 1:
@@ -430,8 +447,8 @@ class RowSink:
                                           "", index))
                 return
             middle = len(batch) // 2
-            self._insert(batch[:middle])
-            self._insert(batch[middle:])
+            self._insert(batch[:middle], f"{token}a")
+            self._insert(batch[middle:], f"{token}b")
 
     def _flush_bad(self) -> None:
         if not self.bad:
@@ -440,15 +457,18 @@ class RowSink:
             ensure_quarantine(self.ch, self.database, self.table)
             self._quarantine_ready = True
         rows, self.bad = self.bad, []
-        now = datetime.now(timezone.utc)
+        # A fixed time per origin keeps a re-sent quarantine batch identical (deduplicated).
+        now = self._received_at
         data = [[now, self.source, self.source_id, self.origin, "", "", "", r.sub_index, "",
                  datetime(1970, 1, 1, tzinfo=timezone.utc), r.error_type, r.error_message, r.column_name, r.raw,
                  f"{self.source_id}:{self.origin}:{r.sub_index}"] for r in rows]
         names = ["received_at", "source", "source_id", "origin", "stream", "shard_id", "sequence_number",
                  "sub_index", "partition_key", "arrival_time", "error_type", "error_message", "column_name", "raw",
                  "record_id"]
+        self._bad_batches += 1
         try:
-            self.client.insert(quarantine_table_name(self.table), data, column_names=names, database=self.database)
+            self.client.insert(quarantine_table_name(self.table), data, column_names=names, database=self.database,
+                               settings=self._settings(f"q{self._bad_batches}"))
         except Exception as exc:  # noqa: BLE001
             raise QueryError(f"Could not write {len(rows)} rejected rows to "
                              f"{self.database}.{quarantine_table_name(self.table)}: {str(exc)[:300]}",
@@ -477,3 +497,13 @@ def iter_batches(items: Iterable[Any], size: int) -> Iterable[list[Any]]:
     if batch:
         yield batch
 
+
+
+def dedup_window(ch: Any, database: str, table: str) -> int:
+    """The table's ``non_replicated_deduplication_window`` (0: a repeated insert is not deduplicated)."""
+    rows = ch.internal_query("SELECT create_table_query AS q FROM system.tables WHERE database = {d:String} "
+                             "AND name = {t:String}", {"d": database, "t": table})
+    if not rows:
+        return 0
+    match = re.search(r"non_replicated_deduplication_window\s*=\s*(\d+)", rows[0]["q"])
+    return int(match.group(1)) if match else 0

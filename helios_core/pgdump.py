@@ -30,6 +30,8 @@ from helios_core.errors import Conflict, ValidationError
 from helios_core.identifiers import check_identifier, qualified, quote_ident, sanitize_name
 from helios_core.loading import RowError, RowSink, converter_for
 
+DEDUP_WINDOW = 10_000
+
 LineSource = Callable[[], Iterator[str]]
 
 # ---- reading the dump: statements and COPY data -------------------------------------------------------
@@ -533,9 +535,10 @@ class PgTable:
     def create_sql(self, database: str) -> str:
         body = ",\n".join(f"    {quote_ident(c.ch_name)} {c.ch_type}" for c in self.columns)
         order = ", ".join(quote_ident(c) for c in self.order_by())
+        # The deduplication window lets a resumed import re-send batches without duplicating them.
         return (f"CREATE TABLE {qualified(database, self.ch_name)}\n(\n{body}\n)\nENGINE = MergeTree\n"
-                f"ORDER BY ({order})" if order else
-                f"CREATE TABLE {qualified(database, self.ch_name)}\n(\n{body}\n)\nENGINE = MergeTree\nORDER BY tuple()")
+                f"ORDER BY {'(' + order + ')' if order else 'tuple()'}\n"
+                f"SETTINGS non_replicated_deduplication_window = {DEDUP_WINDOW}")
 
 
 @dataclass
@@ -1107,7 +1110,7 @@ def create_tables(ch: Any, database: str, plan: DumpPlan) -> None:
 def load_dump(ch: Any, data: str | bytes | Path | LineSource, database: str, *, replace: bool = False,
               append: bool = False, source_id: str = "", origin: str = "dump", source: str = "import",
               client: Any = None, progress: Callable[[str, int], None] | None = None,
-              batch_rows: int = 5000) -> DumpReport:
+              batch_rows: int = 5000, token_prefix: str | None = None) -> DumpReport:
     """Load a ``pg_dump -F p`` dump into ``database`` (new unless ``replace``/``append``)."""
     lines = data if callable(data) else line_source(data)
     plan = plan_dump(lines)
@@ -1127,7 +1130,8 @@ def load_dump(ch: Any, data: str | bytes | Path | LineSource, database: str, *, 
             table = plan.tables[key]
             sinks[key] = RowSink(ch, database, table.ch_name, [(c.ch_name, c.ch_type) for c in table.columns],
                                  source=source, source_id=source_id, origin=f"{origin}:{table.source_name}",
-                                 batch_rows=batch_rows, client=client)
+                                 batch_rows=batch_rows, client=client,
+                                 token_prefix=f"{token_prefix}:{table.ch_name}" if token_prefix else None)
             converters[key] = {c.name: value_converter(c) for c in table.columns}
         return sinks[key]
 
@@ -1168,6 +1172,8 @@ def load_dump(ch: Any, data: str | bytes | Path | LineSource, database: str, *, 
                     continue
                 fields = [decode_copy_field(f, plan.encoding) for f in split_copy_line(text)]
                 add_row(key, cols, fields, text, row_index[key])
+                if progress and row_index[key] % 5000 == 0:
+                    progress(table.ch_name, row_index[key])
             if progress:
                 progress(table.ch_name, row_index[key])
         elif st.kind == "sql" and re.match(r"^INSERT\s+INTO\s", st.text[:20], re.IGNORECASE):

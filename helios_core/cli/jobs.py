@@ -1,12 +1,21 @@
-"""Commands: ``jobs create|register-owner|submit|status|list|run`` and ``load-dump``."""
+"""Commands: ``jobs create|register-owner|upload|infer-schema|confirm-schema|submit|status|list`` and ``load-dump``.
+
+Uploads live in S3: AWS from boto3's standard chain (or ``HELIOS_AWS_ENDPOINT_URL``
+for an S3-compatible server), in the bucket ``HELIOS_IMPORT_BUCKET`` (created
+when missing). Without any AWS configuration the in-process sandbox is used,
+which lives only as long as the command. ``jobs submit`` waits for the load to
+finish (the embedded engine belongs to this process) and reports the outcome.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import Any
 
 from helios_core.clickhouse import get_clickhouse
+from helios_core.errors import ValidationError
 from helios_core.pgdump import line_source, load_dump, plan_dump
 
 
@@ -18,6 +27,84 @@ def _load_dump(args: argparse.Namespace) -> Any:
                      source="import").to_json()
 
 
+def _service():
+    from helios_core.jobs import get_job_service
+    return get_job_service()
+
+
+def _create(args: argparse.Namespace) -> Any:
+    spec: dict[str, Any] = {}
+    if args.spec:
+        try:
+            spec = json.loads(args.spec)
+        except json.JSONDecodeError as exc:
+            raise ValidationError(f"--spec is not valid JSON ({exc.msg}).") from exc
+        if not isinstance(spec, dict):
+            raise ValidationError("--spec must be a JSON object.")
+    for key in ("name", "format", "target", "database", "table", "bucket"):
+        value = getattr(args, key)
+        if value:
+            spec[key] = value
+    job = _service().create(spec)
+    return {"job_id": job.id}
+
+
+def _register(args: argparse.Namespace) -> Any:
+    return _service().register_owner(args.job_id or args.job_id_opt, args.data_owner or args.owner_opt,
+                                      files=args.files, expires_in=args.expires)
+
+
+def _upload(args: argparse.Namespace) -> Any:
+    path = Path(args.file)
+    if not path.is_file():
+        raise ValidationError(f"There is no file {path}.")
+    upload = _service().upload(args.job_id, args.owner, path.name, path.read_bytes())
+    return {"job_id": args.job_id, "data_owner": upload.owner, "key": upload.key, "size": upload.size}
+
+
+def _infer(args: argparse.Namespace) -> Any:
+    from helios_core.jobs import infer_job_schema
+    job = infer_job_schema(_service(), args.job_id)
+    return {"job_id": job.id, "schema": [c.to_json() for c in job.schema], "order_by": job.order_by,
+            "schema_confirmed": job.schema_confirmed}
+
+
+def _confirm(args: argparse.Namespace) -> Any:
+    from helios_core.jobs import confirm_schema
+    columns = None
+    if args.columns:
+        try:
+            columns = json.loads(args.columns)
+        except json.JSONDecodeError as exc:
+            raise ValidationError(f"--columns is not valid JSON ({exc.msg}).") from exc
+    order = [c.strip() for c in args.order_by.split(",") if c.strip()] if args.order_by else None
+    job = confirm_schema(get_clickhouse(), args.job_id, columns, order)
+    return {"job_id": job.id, "schema_confirmed": job.schema_confirmed, "order_by": job.order_by}
+
+
+def _submit(args: argparse.Namespace) -> Any:
+    from helios_core.jobs import job_status
+    service = _service()
+    answer = service.submit(args.job_id)
+    service.wait_idle(args.timeout)
+    status = job_status(get_clickhouse(), args.job_id)
+    answer["job_status"] = status["status"]
+    answer.update({k: status[k] for k in ("error", "inserted", "quarantined") if k in status})
+    return answer
+
+
+def _status(args: argparse.Namespace) -> Any:
+    from helios_core.jobs import job_status
+    _service()  # starting the service resumes or fails jobs a stop interrupted
+    return job_status(get_clickhouse(), args.job_id)
+
+
+def _list(args: argparse.Namespace) -> Any:
+    from helios_core.jobs import job_summary, list_jobs
+    ch = get_clickhouse()
+    return [job_summary(ch, job) for job in list_jobs(ch)]
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("load-dump", help="load a PostgreSQL plain dump (pg_dump -F p) into a new database")
     p.add_argument("file", help="the .sql file written by pg_dump -F p")
@@ -25,3 +112,53 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--replace", action="store_true", help="drop the database first if it exists")
     p.add_argument("--plan", action="store_true", help="only show the tables, types and unsupported statements")
     p.set_defaults(handler=_load_dump)
+
+    p = sub.add_parser("jobs", help="import jobs: data owners upload through presigned URLs, Helios loads")
+    js = p.add_subparsers(dest="jobs_command", required=True)
+
+    c = js.add_parser("create", help='create a job; prints {"job_id": …}')
+    c.add_argument("--name")
+    c.add_argument("--format", help="csv, jsonl, parquet or pg_dump")
+    c.add_argument("--target", help="existing (table), new (table, schema from the first upload) or database (dumps)")
+    c.add_argument("--database")
+    c.add_argument("--table")
+    c.add_argument("--bucket", help="the S3 bucket for uploads (default: HELIOS_IMPORT_BUCKET or Helios's own)")
+    c.add_argument("--spec", help="all of the above as one JSON object")
+    c.set_defaults(handler=_create)
+
+    r = js.add_parser("register-owner", help='presigned PUT URLs for a data owner; prints {"presigned_urls", "job_id"}')
+    r.add_argument("job_id", nargs="?")
+    r.add_argument("data_owner", nargs="?")
+    r.add_argument("--job-id", dest="job_id_opt")
+    r.add_argument("--data-owner", dest="owner_opt")
+    r.add_argument("--files", type=int, default=1, help="how many files the owner may upload (URLs)")
+    r.add_argument("--expires", type=int, default=3600, help="seconds the URLs stay valid")
+    r.set_defaults(handler=_register)
+
+    u = js.add_parser("upload", help="upload your own file to a job (as owner --owner)")
+    u.add_argument("job_id")
+    u.add_argument("file")
+    u.add_argument("--owner", default="analyst")
+    u.set_defaults(handler=_upload)
+
+    i = js.add_parser("infer-schema", help="propose the new table's columns from the first upload")
+    i.add_argument("job_id")
+    i.set_defaults(handler=_infer)
+
+    k = js.add_parser("confirm-schema", help="accept the proposed (or given) columns for the new table")
+    k.add_argument("job_id")
+    k.add_argument("--columns", help="the columns as JSON [{name, type, json_path}, …] (default: as proposed)")
+    k.add_argument("--order-by", help="sorting key columns, comma-separated (default: as proposed)")
+    k.set_defaults(handler=_confirm)
+
+    s = js.add_parser("submit", help='submit and wait; prints {"status": "success", "job_id", "job_status", …}')
+    s.add_argument("job_id")
+    s.add_argument("--timeout", type=float, default=None, help="stop waiting after this many seconds")
+    s.set_defaults(handler=_submit)
+
+    t = js.add_parser("status", help='the job\'s stage; prints {"status", "job_id"} (+ "error" on Fail)')
+    t.add_argument("job_id")
+    t.set_defaults(handler=_status)
+
+    ls = js.add_parser("list", help="all import jobs")
+    ls.set_defaults(handler=_list)

@@ -1,0 +1,289 @@
+"""Import jobs: create, hand data owners presigned upload URLs, upload your own files, submit, watch.
+
+Also loads a PostgreSQL plain dump straight into a new database.
+"""
+
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from helios_core.clickhouse import list_databases
+from helios_core.errors import HeliosError, ValidationError
+from helios_core.jobs import (ACTIVE_STAGES, FAIL, FORMAT_LABELS, FORMATS, STAGES, SUCCESS, confirm_schema,
+                              get_job, get_job_service, infer_job_schema, job_summary, list_jobs, list_owners)
+from helios_core.pgdump import load_dump
+from helios_core.schema import ColumnSpec
+from pages._shared import aws_connection, format_bytes, open_in_sql_explorer, runtime, show_error, user_errors
+
+ch = runtime().clickhouse
+state = st.session_state
+TARGET_LABELS = {"existing": "An existing table", "new": "A new table (schema from the first upload)",
+                 "database": "A new database (PostgreSQL dumps)"}
+
+st.title("Import")
+tab_jobs, tab_dump = st.tabs(["Import jobs", "Load a PostgreSQL dump"])
+
+
+def show_validation(exc: HeliosError) -> None:
+    show_error(exc)
+    missing = getattr(exc, "missing_fields", None)
+    if missing:
+        st.caption("Missing: " + ", ".join(missing))
+
+
+def live_status(job_id: str) -> None:
+    """The job's stages and counts; refreshes itself every second while the job runs."""
+    if get_job(ch, job_id).status in ACTIVE_STAGES:
+        st.fragment(run_every=1.0)(_status_panel)(job_id, True)
+    else:
+        _status_panel(job_id, False)
+
+
+def _status_panel(job_id: str, watching: bool) -> None:
+    current = get_job(ch, job_id)
+    if watching and current.status not in ACTIVE_STAGES:
+        st.rerun()  # finished: redraw the whole page once, then stop refreshing
+    steps = [s for s in STAGES if s != FAIL]
+    reached = steps.index(current.status) + 1 if current.status in steps else \
+        max((steps.index(s["stage"]) + 1 for s in current.stages if s["stage"] in steps), default=1)
+    st.progress(reached / len(steps), text=f"**{current.status}**")
+    progress = get_job_service().progress.get(job_id)
+    if current.status in ACTIVE_STAGES and progress is not None and progress.files_total:
+        st.caption(f"File {min(progress.files_done + 1, progress.files_total)} of {progress.files_total}: "
+                   f"{progress.file} · {progress.rows:,} rows read · {progress.inserted:,} inserted · "
+                   f"{progress.quarantined:,} quarantined")
+    if current.status == FAIL:
+        st.error(current.error, icon=":material/error:")
+    st.dataframe(pd.DataFrame(current.stages), hide_index=True, width="stretch")
+    files = current.result.get("files", [])
+    if files:
+        frame = pd.DataFrame([{"file": f"{f['owner']}/{f['file']}", "inserted": f["inserted"],
+                               "quarantined": f["quarantined"]} for f in files])
+        long = frame.melt(id_vars="file", var_name="rows", value_name="count")
+        figure = px.bar(long, x="file", y="count", color="rows", barmode="group",
+                        color_discrete_map={"inserted": "#2e7d32", "quarantined": "#c62828"})
+        figure.update_layout(height=300, margin=dict(l=10, r=10, t=10, b=10))
+        st.plotly_chart(figure, width="stretch")
+        if current.status == SUCCESS and frame["quarantined"].sum() and current.table:
+            if st.button("Open the quarantined rows in the SQL explorer", key="jobs_open_quarantine"):
+                open_in_sql_explorer(
+                    f"SELECT origin, sub_index, error_type, column_name, error_message, raw\n"
+                    f"FROM `{current.database}`.`{current.table}_quarantine`\n"
+                    f"WHERE source = 'import' AND source_id = '{current.id}'\nORDER BY origin, sub_index")
+
+
+# ---- where uploads go -------------------------------------------------------------------------------------
+
+def jobs_tab() -> None:
+    try:
+        service = get_job_service()
+        conn = aws_connection()
+        if conn is not None and not getattr(conn, "sandbox", False):
+            use_aws = st.toggle("Keep uploads in my AWS account (this session's connection)", key="jobs_use_aws")
+            if use_aws and service.connection is not conn:
+                service.use_connection(conn)
+            elif not use_aws and service.connection is conn:
+                service.use_connection(None)
+        with st.spinner("Preparing upload storage…"):
+            where = f"bucket **{service.bucket}** via {service.connection.describe()}"
+        st.caption(f":material/cloud_upload: Uploads are kept in {where}. Data owners get write-only links.")
+    except HeliosError as exc:
+        show_error(exc)
+        return
+
+    # ---- create a job -----------------------------------------------------------------------------------
+
+    with st.expander("New import job", expanded=not list_jobs(ch), icon=":material/add:"):
+        c1, c2 = st.columns(2)
+        name = c1.text_input("Name", key="jobs_new_name", placeholder="Partner sales, May")
+        fmt = c2.selectbox("Format", list(FORMATS), format_func=FORMAT_LABELS.get, key="jobs_new_format")
+        targets = ["database"] if fmt == "pg_dump" else ["existing", "new"]
+        target = st.radio("Load into", targets, format_func=TARGET_LABELS.get, horizontal=True,
+                          key=f"jobs_new_target_{fmt == 'pg_dump'}")
+        d1, d2 = st.columns(2)
+        databases = [d for d in list_databases(ch) if d != "helios"]
+        if target == "existing":
+            database = d1.selectbox("Database", databases, key="jobs_new_db") if databases else ""
+            tables = list_databases(ch).get(database, []) if database else []
+            table = d2.selectbox("Table", [t for t in tables if not t.endswith("_quarantine")], key="jobs_new_table")
+        else:
+            database = d1.text_input("Database", key="jobs_new_db_text",
+                                     help="An existing or new database" if target == "new" else
+                                     "A new database: one table per table in the dump")
+            table = d2.text_input("New table", key="jobs_new_table_text") if target == "new" else ""
+        if st.button("Create job", type="primary", key="jobs_create", icon=":material/add_task:"):
+            try:
+                job = service.create({"name": name, "format": fmt, "target": target, "database": database or "",
+                                      "table": table or ""})
+                state["jobs_selected"] = job.id
+                st.success(f"Created job {job.name} ({job.id}). Register data owners below.")
+            except HeliosError as exc:
+                show_validation(exc)
+
+    # ---- the jobs ---------------------------------------------------------------------------------------------
+
+    jobs = list_jobs(ch)
+    if not jobs:
+        st.info("No import jobs yet. Create one above.")
+        return
+    st.dataframe(pd.DataFrame([job_summary(ch, j) for j in jobs]), hide_index=True, width="stretch",
+                 column_config={"job_id": st.column_config.TextColumn("Job id", width="small")})
+    ids = [j.id for j in jobs]
+    linked = st.query_params.get("job")
+    if linked in ids and "jobs_selected" not in state:
+        state["jobs_selected"] = linked
+    if state.get("jobs_selected") not in ids:
+        state["jobs_selected"] = ids[0]
+    labels = {j.id: f"{j.name} · {j.status} · {j.id[:8]}" for j in jobs}
+    selected = st.selectbox("Job", ids, format_func=labels.get, key="jobs_selected")
+    st.query_params["job"] = selected
+    job = get_job(ch, selected)
+
+    st.subheader(job.name)
+    st.caption(f"{FORMAT_LABELS[job.format]} into the {job.target_label()} · job id `{job.id}`")
+
+    # ---- data owners and uploads (before submission) ------------------------------------------------------------
+
+    owners = list_owners(ch, job.id)
+    if not job.submitted:
+        o1, o2 = st.columns(2)
+        with o1.container(border=True):
+            st.markdown("**Data owners**")
+            owner = st.text_input("Data owner (an id or a name)", key="jobs_owner")
+            files = st.number_input("Files", min_value=1, max_value=20, value=1, key="jobs_owner_files")
+            if st.button("Get upload links", key="jobs_register", icon=":material/link:"):
+                try:
+                    grant = service.register_owner(job.id, owner, files=int(files))
+                    state[f"jobs_grant_{job.id}"] = grant
+                except HeliosError as exc:
+                    show_validation(exc)
+            grant = state.get(f"jobs_grant_{job.id}")
+            if grant:
+                st.caption(f"For {grant['data_owner']}: valid {grant['expires_in'] // 60} minutes, upload only "
+                           "(PUT). Asking again gives fresh links.")
+                for url in grant["presigned_urls"]:
+                    st.code(f'curl -X PUT -T data.{FORMATS[job.format]} "{url}"', language="bash")
+        with o2.container(border=True):
+            st.markdown("**Upload your own file**")
+            uploaded = st.file_uploader("File", key=f"jobs_file_{job.id}",
+                                        type=[FORMATS[job.format], "txt"] if job.format != "parquet" else ["parquet"])
+            me = st.text_input("As owner", value="analyst", key="jobs_me")
+            if uploaded is not None and st.button("Upload", key="jobs_upload", icon=":material/upload:"):
+                with st.status(f"Uploading {uploaded.name}…", expanded=False) as status:
+                    try:
+                        done = service.upload(job.id, me, uploaded.name, uploaded.getvalue())
+                        status.update(label=f"Uploaded {uploaded.name} ({format_bytes(done.size)}).",
+                                      state="complete")
+                    except HeliosError as exc:
+                        status.update(label="Upload failed", state="error")
+                        show_error(exc)
+
+    with user_errors():
+        uploads = service.uploads(job)
+        if owners or uploads:
+            seen = {u.owner for u in uploads}
+            st.dataframe(pd.DataFrame(
+                [{"owner": o.owner, "links issued": o.urls_issued, "uploaded": o.owner in seen,
+                  "files": ", ".join(f"{u.file} ({format_bytes(u.size)})" for u in uploads if u.owner == o.owner)}
+                 for o in owners]), hide_index=True, width="stretch")
+
+    # ---- a new table: infer and confirm its schema ------------------------------------------------------------
+
+    if job.target == "new" and not job.submitted:
+        with st.container(border=True):
+            st.markdown("**The new table's columns**")
+            if st.button("Infer from the first upload", key="jobs_infer", icon=":material/auto_fix_high:"):
+                with st.spinner("Reading the first upload…"):
+                    try:
+                        job = infer_job_schema(service, job.id)
+                    except HeliosError as exc:
+                        show_error(exc)
+            if job.schema:
+                frame = pd.DataFrame([{"name": c.name, "type": c.type, "from": c.json_path} for c in job.schema])
+                edited = st.data_editor(frame, key=f"jobs_schema_{job.id}", hide_index=True, width="stretch",
+                                        num_rows="dynamic")
+                order = st.multiselect("Sorting key", list(edited["name"].dropna()),
+                                       default=[c for c in job.order_by if c in set(edited["name"])],
+                                       key=f"jobs_order_{job.id}")
+                label = "Confirmed ✓ — confirm again after edits" if job.schema_confirmed else "Confirm columns"
+                if st.button(label, key="jobs_confirm", icon=":material/check:"):
+                    try:
+                        by_name = {c.name: c for c in job.schema}
+                        specs = []
+                        for row in edited.dropna(subset=["name"]).to_dict(orient="records"):
+                            base = by_name.get(row["name"], ColumnSpec(name=row["name"], type=row["type"]))
+                            specs.append(ColumnSpec(name=str(row["name"]), type=str(row["type"]),
+                                                    json_path=str(row.get("from") or row["name"]),
+                                                    required=base.required, default=base.default))
+                        job = confirm_schema(ch, job.id, specs, order)
+                        st.success("Columns confirmed; the table is created when the job loads.")
+                    except HeliosError as exc:
+                        show_error(exc)
+            else:
+                st.caption("Upload a file first, then infer the columns and confirm them.")
+
+    # ---- submit and watch -------------------------------------------------------------------------------------
+
+    if not job.submitted:
+        if st.button("Submit job", type="primary", key="jobs_submit", icon=":material/play_arrow:"):
+            try:
+                service.submit(job.id)
+                st.toast("Submitted.")
+                st.rerun()
+            except HeliosError as exc:
+                show_validation(exc)
+
+    if job.submitted:
+        live_status(job.id)
+
+
+
+# ---- a PostgreSQL dump, loaded now ----------------------------------------------------------------------------
+
+def dump_tab() -> None:
+    st.caption("A plain-format dump (`pg_dump -F p`, the .sql file) becomes a new ClickHouse database: one table "
+               "per table, types mapped, rows that do not fit kept in each table's quarantine. No PostgreSQL needed.")
+    dump_file = st.file_uploader("Dump file", type=["sql", "txt", "dump"], key="dump_file")
+    dump_db = st.text_input("New database", key="dump_db", placeholder="shop")
+    replace = st.checkbox("Replace the database if it exists", key="dump_replace")
+    if st.button("Load dump", type="primary", key="dump_load", disabled=dump_file is None,
+                 icon=":material/database_upload:"):
+        with st.status("Loading the dump…", expanded=True) as status:
+            bar = st.progress(0.0, text="Reading tables")
+            try:
+                if not dump_db:
+                    raise ValidationError("missing necessary fields", "Name the new database.",
+                                          missing_fields=["database"])
+                seen: dict[str, int] = {}
+
+                def on_progress(table: str, rows: int) -> None:
+                    seen[table] = rows
+                    bar.progress(min(0.95, 0.05 + 0.1 * len(seen)), text=f"{table}: {rows:,} rows")
+
+                report = load_dump(ch, dump_file.getvalue(), dump_db, replace=replace, origin=dump_file.name,
+                                   progress=on_progress)
+                bar.progress(1.0, text="Done")
+                status.update(label=f"Loaded {report.inserted:,} rows into {dump_db}"
+                                    + (f" ({report.quarantined:,} quarantined)" if report.quarantined else ""),
+                              state="complete")
+                state["dump_report"] = report.to_json()
+            except HeliosError as exc:
+                status.update(label="The dump was not loaded", state="error")
+                show_validation(exc)
+    report = state.get("dump_report")
+    if report:
+        st.dataframe(pd.DataFrame(report["tables"]), hide_index=True, width="stretch")
+        if report["unsupported"]:
+            st.warning(f"{len(report['unsupported'])} statement(s) were not loaded:", icon=":material/warning:")
+            st.dataframe(pd.DataFrame(report["unsupported"]), hide_index=True, width="stretch")
+        with st.expander("Ignored statements and notes"):
+            st.dataframe(pd.DataFrame([{"kind": k, "count": v} for k, v in report["ignored"].items()]),
+                         hide_index=True)
+            for note in report["notes"]:
+                st.markdown(f"- {note}")
+
+
+with tab_jobs:
+    jobs_tab()
+with tab_dump:
+    dump_tab()
