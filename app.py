@@ -44,6 +44,13 @@ except HeliosError as exc:
     with st.sidebar:
         st.warning(f"Ingestion is not running: {exc.message}", icon=":material/warning:")
 
+try:
+    from helios_core.jobs import get_job_service
+    get_job_service()  # once per process: import jobs a restart interrupted are resumed or marked failed
+except HeliosError as exc:
+    with st.sidebar:
+        st.warning(f"Import jobs are not running: {exc.message}", icon=":material/warning:")
+
 with st.sidebar:
     st.caption(f":material/database: {rt.clickhouse.describe()}")
     sandbox_badge()
