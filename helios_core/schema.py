@@ -90,7 +90,8 @@ from typing import Iterable  # noqa: E402
 from helios_core.identifiers import sanitize_name  # noqa: E402
 
 MAX_DISTINCT = 10_000          # distinct strings tracked per column (LowCardinality stays below this)
-MAX_MISSES = 3                 # distinct values that may miss a format before it is ruled out
+MAX_MISSES = 3                 # distinct values that may miss a format before it is ruled out …
+OBSERVE_OUTLIER_SHARE = 0.05   # … unless they are at most this share of the distinct values seen
 OUTLIER_MIN_EVENTS = 50        # outliers are only called outliers with this much evidence
 WIDE_OBJECT_KEYS = 40          # objects with more keys are kept as one JSON column
 DAILY_PARTITION_RATE = 1000.0  # events per second above which daily partitions beat monthly ones
@@ -229,7 +230,11 @@ def _miss(node: _Node, flag: int, value: str, formats: int) -> int:
     node.misses[flag] = count
     if count == 1:
         node.miss_example[flag] = value
-    return formats & ~flag if count > MAX_MISSES else formats
+    # Rule a format out after a few misses, unless they stay a small share (outliers in a big sample);
+    # infer_schema's outlier_ratio makes the final call.
+    if count > MAX_MISSES and count > OBSERVE_OUTLIER_SHARE * node.classified:
+        return formats & ~flag
+    return formats
 
 
 def _classify(node: _Node, v: str) -> None:

@@ -236,6 +236,14 @@ def test_rare_outliers_are_quarantined_rather_than_widening():
     assert types_of(strict)["user_id"] == "String" and types_of(strict)["kind"] == "LowCardinality(Nullable(String))"
 
 
+def test_outliers_stay_outliers_in_big_samples():
+    events = [g.event for g in generate_events("captcha_events", 10_000, seed=21) if g.event is not None]
+    schema = infer_schema(events)
+    assert types_of(schema) == {"time": "DateTime64(3, 'UTC')", "type": "LowCardinality(String)",
+                                "correlation_id": "UUID", "site_id": "UUID"}
+    assert any(c.startswith("time:") and "quarantined" in c for c in schema.conflicts)
+
+
 def test_nullable_only_where_nulls_or_missing_keys_were_seen():
     events = [{"a": 1, "b": "x", "c": None, "d": [1]}, {"a": 2, "b": "y", "d": [None, 2]}, {"a": 3, "b": None}]
     schema = infer_schema(events)
