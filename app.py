@@ -22,6 +22,7 @@ PAGES = {
         st.Page("pages/databases.py", title="Databases", icon=":material/database:"),
         st.Page("pages/sql_explorer.py", title="SQL explorer", icon=":material/terminal:"),
         st.Page("pages/reports.py", title="Reports", icon=":material/monitoring:"),
+        st.Page("pages/chat.py", title="Chat", icon=":material/chat:"),
     ],
     "Import": [
         st.Page("pages/jobs.py", title="Jobs", icon=":material/upload_file:"),

@@ -91,11 +91,20 @@ if result is not None:
         st.dataframe(result.frame, hide_index=True, width="stretch")
         with st.expander("Column types"):
             st.dataframe({"column": result.column_names, "type": result.column_types}, hide_index=True)
-        d1, d2, _ = st.columns([1, 1, 3])
+        d1, d2, d3, _ = st.columns([1, 1, 1, 2])
         d1.download_button("Download CSV", to_csv_bytes(result.frame), "result.csv", "text/csv",
                            icon=":material/download:")
         d2.download_button("Download Parquet", to_parquet_bytes(result.frame), "result.parquet",
                            "application/octet-stream", icon=":material/download:")
+        if d3.button("Ask about this result", key="sql_ask_chat", icon=":material/chat:",
+                     help="Open a chat whose questions run over this query's result."):
+            from helios_core.chat.assistant import start_query_chat  # the Chat page's concern
+            from helios_core.chat.store import ChatStore
+            try:
+                state["chat_active_id"] = start_query_chat(ch, ChatStore(ch), result.query).id
+                st.switch_page("pages/chat.py")
+            except HeliosError as exc:
+                show_error(exc)
         if result.row_count > 1:
             draw_chart_builder(result)
 

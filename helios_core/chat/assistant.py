@@ -261,3 +261,13 @@ def turns(messages: list[Message]) -> list[list[Message]]:
 def new_chat_name(question_or_subject: str) -> str:
     words = " ".join(question_or_subject.split())
     return (words[:48] + "…") if len(words) > 49 else (words or "New chat")
+
+
+def start_query_chat(ch: ClickHouse, store: ChatStore, sql: str, name: str = "") -> Chat:
+    """A chat about a saved query's result ("Ask about this result"): the query must pass the gate."""
+    from helios_core.chat.store import safe_subject_label
+    checked = gate.check_subject_sql(ch, sql)
+    databases = [t.split(".", 1)[0] for t in checked.tables if "." in t]
+    label = safe_subject_label(sql)
+    return store.create(name or f"About: {label}", databases[0] if databases else "default",
+                        subject_sql=checked.sql, subject_label=label)

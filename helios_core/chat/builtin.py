@@ -320,9 +320,9 @@ class Lexicon:
         self.max_len = 1
         self._build()
 
-    def add(self, words: Iterable[str], meaning: Meaning) -> None:
+    def add(self, words: Iterable[str], meaning: Meaning, force: bool = False) -> None:
         key = tuple(stem(w) for w in words)
-        if not key or all(k in STOPWORDS for k in key):
+        if not key or (all(k in STOPWORDS for k in key) and not force):
             return
         bucket = self.phrases.setdefault(key, [])
         for i, existing in enumerate(bucket):
@@ -341,7 +341,7 @@ class Lexicon:
         entity_tables = {stem(t.name): t for t in tables if t.is_keyed_by}
         for t in tables:
             words = _words(t.name)
-            self.add(words, Meaning("table", t.name, strength=3.0))
+            self.add(words, Meaning("table", t.name, strength=3.0), force=True)
             if len(words) > 1:
                 for w in words:
                     s = stem(w)
@@ -1242,8 +1242,11 @@ class Builder:
         return measures
 
     def _default_agg(self, column: str) -> str:
+        """Amounts and counts add up ("revenue by plan"); ages and scores average."""
         name = column.lower()
-        return "sum" if any(h in name for h in ADDITIVE_HINTS) else "avg"
+        last = name.split("_")[-1]
+        counted = name in ("n", "cnt", "c") or (len(last) > 3 and last.endswith("s") and not last.endswith("ss"))
+        return "sum" if counted or any(h in name for h in ADDITIVE_HINTS) else "avg"
 
     def _rows_label(self, parts: Parts, table: TableInfo) -> str:
         if parts.head is not None:
@@ -1791,7 +1794,10 @@ def answer(question: str, ctx: SubjectContext, with_suggestions: bool = True) ->
         if prev_plan is not None and _is_follow_up(reading, parts, prev_plan):
             plan = merge_follow_up(prev_plan, reading, parts, builder)
         else:
-            if not _has_subject(parts, reading):
+            if _WHY.match(question):
+                raise NotUnderstood("I can count, sum and compare what is in the data, but not explain causes or "
+                                    "predict the future.")
+            if not _has_subject(parts, reading, ctx) or _only_a_noun(parts, reading):
                 raise NotUnderstood(_not_understood_message(reading))
             plan = builder.build(reading, parts)
         sql = Compiler(ctx).compile(plan)
@@ -1800,9 +1806,11 @@ def answer(question: str, ctx: SubjectContext, with_suggestions: bool = True) ->
     return BuiltinAnswer(True, sql=sql, plan=plan, description=describe(plan), chart=plan.chart)
 
 
-def _has_subject(parts: Parts, reading: Reading) -> bool:
+def _has_subject(parts: Parts, reading: Reading, ctx: SubjectContext) -> bool:
     if parts.head is not None or parts.rate is not None:
         return True
+    if len(ctx.tables) == 1 and any(f in ("count", "") for f, _t, _h in parts.aggs):
+        return True  # "how many rows?" about a single table (a saved query's result)
     if any(t is not None for _f, t, _h in parts.aggs):
         return True
     if parts.dims or any(_has(e, "table") for e in parts.evidence):
@@ -1810,6 +1818,16 @@ def _has_subject(parts: Parts, reading: Reading) -> bool:
     if parts.filters and (parts.aggs or reading.grains or reading.window):
         return True
     return False
+
+
+_WHY = re.compile(r"^\s*(why|how come|explain|predict|forecast|will|should|would|could you explain)\b", re.I)
+
+
+def _only_a_noun(parts: Parts, reading: Reading) -> bool:
+    """ "people churn": one recognised noun among words that mean nothing here — do not guess."""
+    structure = (parts.aggs or parts.dims or parts.filters or parts.compares or parts.rate or reading.grains
+                 or reading.window or reading.limit or parts.latest)
+    return bool(reading.unknown) and not structure
 
 
 def _not_understood_message(reading: Reading) -> str:

@@ -89,7 +89,35 @@ class ErrorSummary:
         return "\n".join(lines)
 
 
+# The ingester's error types (helios_core.ddl.ERROR_TYPES) → (cause, fix); other names fall back to keywords.
+_KNOWN: dict[str, tuple[str, str]] = {
+    "decode_error": ("the payload is not JSON, gzip JSON or JSON lines",
+                     "Check the producer's encoding, or pick the payload format the stream really uses "
+                     "(Sources page → rules)."),
+    "not_an_object": ("the events are JSON but not objects (arrays or bare values)",
+                      "Send one JSON object per event, or unwrap arrays in the producer."),
+    "missing_required": ("a required field is missing or null",
+                         "Make the column Nullable or give it a default (Sources page → rules), or fix the "
+                         "producer so it always sends the field."),
+    "type_mismatch": ("values do not fit the column's type",
+                      "Widen the column type (e.g. String, Float64, Nullable) or fix the producer's values; "
+                      "then re-process the quarantined rows."),
+    "not_allowed": ("values are outside the column's allowed list",
+                    "Add the new values to the allowed list (Sources page → rules), then re-process."),
+    "bad_format": ("values do not match the column's format (uuid, iso_time, …)",
+                   "Relax the format rule or fix the producer's format, then re-process."),
+    "too_large": ("records are larger than Helios accepts",
+                  "Split large records in the producer, or raise the size limit."),
+    "rejected_by_clickhouse": ("ClickHouse refused rows on insert",
+                               "Read the message (often a type or constraint problem) and adjust the table."),
+    "import_error": ("an import job could not load these rows",
+                     "Check the file's format and columns against the table, then run the import again."),
+}
+
+
 def likely_fix(error_type: str, message: str = "") -> tuple[str, str]:
+    if error_type in _KNOWN:
+        return _KNOWN[error_type]
     text = f"{error_type} {message}".lower().replace("_", " ")
     for words, cause, fix in _FIXES:
         if any(w in text for w in words):

@@ -1,0 +1,187 @@
+"""Chat: ask questions about a database (or a saved query's result); answers come with a table, a chart and SQL."""
+
+from __future__ import annotations
+
+import json
+
+import plotly.io as pio
+import streamlit as st
+
+from helios_core.charts import CHART_KINDS, ChartSpec, build_chart
+from helios_core.chat.assistant import Assistant, frame_from_table, new_chat_name, turns
+from helios_core.chat.providers import (DEFAULT_BEDROCK_MODEL, BedrockProvider, BuiltinProvider,
+                                        OpenAICompatibleProvider, what_is_sent)
+from helios_core.chat.store import Chat, ChatStore, Message
+from helios_core.clickhouse import list_databases
+from helios_core.errors import HeliosError
+from pages._shared import aws_connection, open_in_sql_explorer, runtime, show_error, user_errors
+
+ch = runtime().clickhouse
+store = ChatStore(ch)
+state = st.session_state
+PROVIDER_LABELS = {"builtin": "Built-in (offline)", "bedrock": "Amazon Bedrock", "openai": "OpenAI-compatible"}
+
+st.title("Chat")
+
+
+def user_databases() -> list[str]:
+    """Databases with tables, Helios's own metadata excepted (demo first)."""
+    names = [d for d, tables in list_databases(ch).items() if d != "helios" and tables]
+    return sorted(names, key=lambda d: (d != "demo", d))
+
+
+# ---- sidebar: the chats ----------------------------------------------------------------------------
+
+with user_errors():
+    chats = store.list()
+ids = [c.id for c in chats]
+by_id = {c.id: c for c in chats}
+if state.get("chat_active_id") not in by_id:
+    state["chat_active_id"] = ids[0] if ids else None
+if ids:
+    state["chat_pick"] = state["chat_active_id"]
+
+with st.sidebar:
+    st.subheader("Chats")
+    with st.expander("New chat", expanded=not ids, icon=":material/add_comment:"):
+        databases = user_databases()
+        st.text_input("Name", key="chat_new_name", placeholder="e.g. Revenue questions")
+        st.selectbox("About database", databases, key="chat_new_db")
+        if st.button("Create chat", key="chat_create", icon=":material/add:", disabled=not databases):
+            with user_errors():
+                chat = store.create(state.get("chat_new_name") or f"Chat about {state['chat_new_db']}",
+                                    state["chat_new_db"])
+                state["chat_active_id"] = chat.id
+                st.rerun()
+    if ids:
+        picked = st.radio("Your chats", ids, key="chat_pick", format_func=lambda i: by_id[i].name,
+                          label_visibility="collapsed")
+        state["chat_active_id"] = picked
+        with st.expander("Rename or delete", icon=":material/edit:"):
+            st.text_input("New name", key="chat_rename_to", placeholder=by_id[picked].name)
+            if st.button("Rename", key="chat_rename", icon=":material/drive_file_rename_outline:"):
+                with user_errors():
+                    store.rename(picked, state.get("chat_rename_to", ""))
+                    st.rerun()
+            sure = st.checkbox("Yes, delete this chat and its messages", key="chat_delete_confirm")
+            if st.button("Delete chat", key="chat_delete", icon=":material/delete:", disabled=not sure):
+                with user_errors():
+                    store.delete(picked)
+                    state["chat_active_id"] = None
+                    state.pop("chat_delete_confirm", None)
+                    st.rerun()
+
+chat: Chat | None = by_id.get(state.get("chat_active_id") or "")
+
+# ---- assistant settings (keys stay in this browser session) ----------------------------------------
+
+with st.expander("Assistant settings", icon=":material/tune:"):
+    provider_name = st.radio("Provider", list(PROVIDER_LABELS), format_func=PROVIDER_LABELS.get, horizontal=True,
+                             key="chat_provider")
+    if provider_name == "bedrock":
+        st.text_input("Bedrock model id", value=DEFAULT_BEDROCK_MODEL, key="chat_bedrock_model")
+        conn = aws_connection()
+        if conn is None:
+            st.caption("No AWS connection in this session: the default credential chain and region are used. "
+                       "Connect on the Connect page to choose.")
+        elif getattr(conn, "sandbox", False):
+            st.warning("The local sandbox does not offer Bedrock: connect to real AWS on the Connect page.",
+                       icon=":material/science:")
+        else:
+            st.caption(f"Uses this session's AWS connection: {conn.describe()}.")
+    elif provider_name == "openai":
+        st.text_input("Base URL", key="chat_openai_url", placeholder="https://api.openai.com/v1 or "
+                      "http://localhost:11434/v1")
+        st.text_input("Model", key="chat_openai_model", placeholder="gpt-4o-mini, llama3.1, …")
+        st.text_input("API key (optional)", key="chat_openai_key", type="password",
+                      help="Kept only in this browser session; never stored or logged.")
+    if provider_name != "builtin":
+        st.checkbox("Allow sending result rows (up to 20 rows of the previous answer)", key="chat_allow_rows")
+    st.caption(what_is_sent(provider_name, bool(state.get("chat_allow_rows")) and provider_name != "builtin"))
+
+
+def current_provider():
+    name = state.get("chat_provider", "builtin")
+    if name == "bedrock":
+        return BedrockProvider(state.get("chat_bedrock_model") or DEFAULT_BEDROCK_MODEL, connection=aws_connection())
+    if name == "openai":
+        return OpenAICompatibleProvider(state.get("chat_openai_url", ""), state.get("chat_openai_model", ""),
+                                        state.get("chat_openai_key") or None)
+    return BuiltinProvider()
+
+
+# ---- history ---------------------------------------------------------------------------------------
+
+
+def render_chart(content: dict, table: dict | None, key: str) -> None:
+    spec = ChartSpec(**content["spec"])
+    kinds = list(CHART_KINDS)
+    kind = st.selectbox("Chart", kinds, index=kinds.index(spec.kind) if spec.kind in kinds else 0,
+                        key=f"chat_kind_{key}", label_visibility="collapsed")
+    try:
+        if kind == spec.kind:
+            figure = pio.from_json(json.dumps(content["figure"]))
+        else:
+            figure = build_chart(frame_from_table(table or {}), ChartSpec(kind, spec.x, spec.y, spec.color))
+        st.plotly_chart(figure, key=f"chat_chart_{key}", width="stretch")
+    except Exception as exc:  # a stored figure plotly cannot redraw: the table still answers
+        st.caption(f"The chart cannot be drawn as {kind} ({exc}).")
+
+
+def render_turn(messages: list[Message], chat_id: str) -> None:
+    role = messages[0].role
+    table = next((m.content for m in messages if m.content_type == "table"), None)
+    with st.chat_message(role):
+        for m in messages:
+            key = f"{chat_id}_{m.seq}"
+            if m.content_type == "text":
+                st.markdown(m.content)
+            elif m.content_type == "table":
+                frame = frame_from_table(m.content)
+                st.dataframe(frame, hide_index=True, width="stretch", key=f"chat_table_{key}")
+                types = " · ".join(f"{c}: {t}" for c, t in zip(m.content.get("columns", []),
+                                                             m.content.get("types", [])))
+                more = " (first rows shown)" if m.content.get("truncated") else ""
+                st.caption(f"{m.content.get('row_count', len(frame)):,} rows{more} — {types}")
+            elif m.content_type == "chart":
+                render_chart(m.content, table, key)
+            elif m.content_type == "query":
+                sql = m.content.get("sql", "")
+                label = "SQL (failed)" if m.content.get("failed") else "SQL"
+                with st.expander(label, icon=":material/code:"):
+                    st.code(sql, language="sql")
+                    if st.button("Open in SQL explorer", key=f"chat_open_sql_{key}", icon=":material/terminal:"):
+                        open_in_sql_explorer(sql)
+
+
+if chat is None:
+    st.info("Create a chat in the sidebar, or just ask: a new chat starts with your first question.",
+            icon=":material/forum:")
+    databases = user_databases()
+    if not databases:
+        st.warning("There is no database to ask about yet. Load the demo data on the Home page, or create a table.")
+        st.stop()
+    st.selectbox("Ask about database", databases, key="chat_quick_db")
+else:
+    st.caption(f"About {chat.describe_subject()}" + (f" (database {chat.database})" if chat.subject_sql else ""))
+    with user_errors():
+        for turn in turns(store.messages(chat.id)):
+            render_turn(turn, chat.id)
+
+subject_name = chat.describe_subject() if chat else f"database {state.get('chat_quick_db', '')}"
+question = st.chat_input(f"Ask about {subject_name}…", key="chat_input")
+if question:
+    try:
+        provider = current_provider()
+        if chat is None:
+            chat = store.create(new_chat_name(question), state["chat_quick_db"])
+            state["chat_active_id"] = chat.id
+        with st.chat_message("user"):
+            st.markdown(question)
+        with st.chat_message("assistant"):
+            with st.spinner("Thinking…"):
+                Assistant(ch, store, provider).ask(question, chat,
+                                                   allow_rows=bool(state.get("chat_allow_rows")))
+        st.rerun()
+    except HeliosError as exc:
+        show_error(exc)

@@ -1,0 +1,117 @@
+"""The built-in assistant on the question set (results compared as row sets with hand-written SQL),
+on a schema it has never seen, over a saved query, and when it cannot understand."""
+
+from __future__ import annotations
+
+import pytest
+
+from helios_core.chat import builtin
+from helios_core.chat.assistant import Assistant
+from helios_core.chat.context import PreviousTurn, Subject, build_context, invalidate
+from helios_core.chat.eval_set import CASES, UNANSWERABLE, run_case, same_rows
+
+import pandas as pd
+
+
+def test_the_question_set_is_big_and_varied():
+    assert len(CASES) >= 40
+    kinds = {c.kind for c in CASES}
+    assert {"aggregate", "group", "filter", "time", "join", "rate", "follow-up"} <= kinds
+    assert sum(len(c.questions) > 1 for c in CASES) >= 8
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.label for c in CASES])
+def test_question(ch, demo, case):
+    result = run_case(ch, case)
+    assert result.ok, f"{case.label}: {result.reason}\n{result.sql}"
+
+
+def test_same_rows_ignores_order_and_names_but_not_values():
+    a = pd.DataFrame({"x": ["a", "b"], "n": [1, 2]})
+    assert same_rows(a, pd.DataFrame({"n": [2, 1], "y": ["b", "a"]}))
+    assert not same_rows(a, pd.DataFrame({"x": ["a", "b"], "n": [1, 3]}))
+    assert not same_rows(a, pd.DataFrame({"x": ["a"], "n": [1]}))
+    assert same_rows(pd.DataFrame({"v": [0.1 + 0.2]}), pd.DataFrame({"v": [0.3]}))
+
+
+@pytest.mark.parametrize("question", UNANSWERABLE)
+def test_unanswerable_questions_say_so_with_three_answerable_suggestions(ch, demo, question):
+    ctx = build_context(ch, Subject("demo"))
+    result = builtin.answer(question, ctx)
+    assert not result.ok and result.message
+    assert len(result.suggestions) == 3
+    for suggestion in result.suggestions:
+        assert builtin.answer(suggestion, ctx).ok, suggestion
+
+
+def test_answers_are_deterministic(ch, demo):
+    ctx = build_context(ch, Subject("demo"))
+    first = builtin.answer("Revenue by plan in the last 7 days", ctx)
+    again = builtin.answer("Revenue by plan in the last 7 days", ctx)
+    assert first.ok and first.sql == again.sql and first.plan.to_json() == again.plan.to_json()
+
+
+def test_a_schema_it_has_never_seen(ch):
+    """Driven by the schema and sampled values, not by the demo's names."""
+    ch.execute("CREATE DATABASE IF NOT EXISTS shop")
+    ch.execute("DROP TABLE IF EXISTS shop.orders")
+    ch.execute("""CREATE TABLE shop.orders (ordered_at DateTime, region LowCardinality(String),
+                  channel Enum8('web' = 1, 'store' = 2, 'phone' = 3), total Float64, quantity UInt16)
+                  ENGINE = MergeTree ORDER BY ordered_at""")
+    ch.execute("""INSERT INTO shop.orders SELECT now() - toIntervalMinute(number * 37), ['north','south','east'][1 + number % 3],
+                  ['web','store','phone'][1 + number % 3 = 1 ? 1 : 1 + number % 2 + 1], (number % 97) * 1.5, 1 + number % 5
+                  FROM numbers(3000)""")
+    invalidate("shop")
+    ctx = build_context(ch, Subject("shop"))
+    assistant = Assistant(ch)
+    cases = {
+        "Total sales by region": "SELECT region, sum(total) FROM shop.orders GROUP BY region",
+        "How many orders in the south via phone?":
+            "SELECT count() FROM shop.orders WHERE region = 'south' AND channel = 'phone'",
+        "Average quantity per channel": "SELECT channel, avg(quantity) FROM shop.orders GROUP BY channel",
+        "Orders per day in the last 3 days":
+            "SELECT toDate(ordered_at) AS d, count() FROM shop.orders WHERE ordered_at >= now() - INTERVAL 3 DAY "
+            "GROUP BY d",
+        "Top 2 regions by revenue":
+            "SELECT region, sum(total) AS r FROM shop.orders GROUP BY region ORDER BY r DESC LIMIT 2",
+    }
+    for question, expected in cases.items():
+        answer = assistant.ask(question, subject=ctx.subject)
+        assert answer.ok, f"{question}: {answer.text}"
+        assert same_rows(answer.frame, ch.query(expected).frame), f"{question}\n{answer.sql}"
+    ch.execute("DROP DATABASE shop")
+    invalidate("shop")
+
+
+def test_chat_over_a_saved_query(ch, demo):
+    sql = "SELECT event_type, device, count() AS events FROM demo.user_activity GROUP BY event_type, device"
+    subject = Subject("demo", sql, "events by type and device")
+    assistant = Assistant(ch)
+    answer = assistant.ask("events by device", subject=subject)
+    assert answer.ok, answer.text
+    assert answer.sql.startswith("WITH result AS")
+    expected = ch.query("SELECT device, count() FROM demo.user_activity GROUP BY device").frame
+    assert same_rows(answer.frame, expected)
+    follow = assistant.ask("only mobile", subject=subject,
+                           previous=PreviousTurn("events by device", answer.sql, answer.column_names,
+                                                 answer.column_types, answer.plan))
+    assert follow.ok and len(follow.frame) == 1 and follow.frame.iloc[0]["device"] == "mobile"
+    rows = assistant.ask("How many rows of result?", subject=subject)
+    assert rows.ok and int(rows.frame.iloc[0, 0]) == 18  # 6 event types × 3 devices
+
+
+def test_answer_text_uses_numbers_from_the_result(ch, demo):
+    answer = Assistant(ch).ask("How many purchases in EUR?", subject=Subject("demo"))
+    n = int(ch.internal_query("SELECT count() AS n FROM demo.purchase_events WHERE currency = 'EUR'")[0]["n"])
+    assert f"{n:,}" in answer.text
+    grouped = Assistant(ch).ask("Revenue by plan", subject=Subject("demo"))
+    top = grouped.frame.sort_values(grouped.column_names[1], ascending=False).iloc[0]
+    assert str(top["plan"]) in grouped.text and f"{top[grouped.column_names[1]]:,.2f}" in grouped.text
+    assert grouped.chart is not None and grouped.chart.kind == "bar" and grouped.figure
+    series = Assistant(ch).ask("Purchases per day", subject=Subject("demo"))
+    assert series.chart is not None and series.chart.kind == "line"
+
+
+def test_follow_up_without_a_previous_turn_is_not_guessed(ch, demo):
+    ctx = build_context(ch, Subject("demo"))
+    assert not builtin.answer("now by day", ctx).ok
