@@ -340,7 +340,7 @@ def default_connection():
     """Where jobs keep uploads when no connection is given: configured AWS, else the local sandbox."""
     from helios_core.aws import connection_from_settings, default_credentials_available
     from helios_core.config import get_settings
-    if get_settings().aws_endpoint_url or os.environ.get("HELIOS_JOBS_USE_AWS") or default_credentials_available():
+    if get_settings().aws_endpoint_url or default_credentials_available():
         return connection_from_settings()
     from helios_core.sandbox import get_sandbox
     return get_sandbox().connection()

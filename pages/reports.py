@@ -70,6 +70,17 @@ def definition_from_widgets(measures: pd.DataFrame, filters: pd.DataFrame) -> Re
                             limit=int(state.get("rp_limit") or 5000))
 
 
+def readable(frame: pd.DataFrame) -> pd.DataFrame:
+    """UUIDs and IP addresses as text (the grid would show their raw bytes)."""
+    out = frame.copy()
+    for name in out.columns:
+        if out[name].dtype == object:
+            sample = out[name].dropna().head(1).tolist()
+            if sample and not isinstance(sample[0], (str, bytes, list, dict, bool, int, float)):
+                out[name] = out[name].map(lambda v: None if v is None else str(v))
+    return out
+
+
 def run_and_remember(d: ReportDefinition) -> None:
     try:
         with st.spinner("Running the report…"):
@@ -195,7 +206,7 @@ if result is not None and compiled is not None:
     frame = result.frame
     st.caption(f"{result.row_count:,} rows · {result.elapsed_ms:,.0f} ms · read {result.rows_read:,} rows"
                + (" · truncated: raise the row limit or narrow the filters" if result.truncated else ""))
-    st.dataframe(frame, hide_index=True, width="stretch")
+    st.dataframe(readable(frame), hide_index=True, width="stretch")
     if not frame.empty and compiled.measure_names:
         dims = list(compiled.definition.dimensions)
         y = st.selectbox("Chart measure", compiled.measure_names, key="rp_chart_y")
