@@ -58,6 +58,7 @@ class IngestManager:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_metrics = time.monotonic()
+        self._last_warning = ""
 
     # ---- lifecycle --------------------------------------------------------------------------------
 
@@ -93,7 +94,10 @@ class IngestManager:
                 if time.monotonic() - self._last_metrics >= self.metrics_every:
                     self._write_metrics()
             except HeliosError as exc:  # ClickHouse away for a moment: try again next round
-                log.warning("ingest supervisor: %s", exc)
+                message = str(exc)
+                level = logging.DEBUG if message == self._last_warning else logging.WARNING
+                self._last_warning = message
+                log.log(level, "ingest supervisor: %s", message[:300])
             except Exception:
                 log.exception("ingest supervisor")
 
