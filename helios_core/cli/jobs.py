@@ -95,7 +95,9 @@ def _submit(args: argparse.Namespace) -> Any:
 
 def _status(args: argparse.Namespace) -> Any:
     from helios_core.jobs import job_status
-    _service()  # starting the service resumes or fails jobs a stop interrupted
+    # Starting the service resumes or fails jobs a stop interrupted; a resumed load finishes before this
+    # process (which owns the embedded engine) exits, instead of being interrupted again.
+    _service().wait_idle(args.timeout)
     return job_status(get_clickhouse(), args.job_id)
 
 
@@ -158,6 +160,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     t = js.add_parser("status", help='the job\'s stage; prints {"status", "job_id"} (+ "error" on Fail)')
     t.add_argument("job_id")
+    t.add_argument("--timeout", type=float, default=None, help="wait at most this long for resumed jobs")
     t.set_defaults(handler=_status)
 
     ls = js.add_parser("list", help="all import jobs")
