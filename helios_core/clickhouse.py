@@ -137,6 +137,28 @@ def frame_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return rows
 
 
+_TEXT_TYPES = ("UUID", "IPv4", "IPv6")
+
+
+def _text_for_objects(frame: pd.DataFrame, types: list[str]) -> pd.DataFrame:
+    """UUID and IP columns as text: tables, charts and downloads all show them as people write them."""
+    if len(types) != len(frame.columns):
+        return frame
+    convert = [name for name, t in zip(frame.columns, types) if any(k in t for k in _TEXT_TYPES)]
+    if not convert:
+        return frame
+    frame = frame.copy()
+    for name in convert:
+        frame[name] = frame[name].map(_as_text, na_action="ignore")
+    return frame
+
+
+def _as_text(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return [_as_text(v) for v in value]
+    return None if value is None else str(value)
+
+
 def to_query_error(exc: Exception) -> QueryError:
     """Turn a driver exception into a message a person can act on."""
     text = str(exc)
@@ -303,6 +325,7 @@ class ClickHouse:
             frame = frame.iloc[:cap]
         summary = result.summary or {}
         types = [t.name for t in (result.column_types or ())]
+        frame = _text_for_objects(frame, types)
         names = list(result.column_names or ())
         if len(names) != len(frame.columns):
             names = [str(c) for c in frame.columns]

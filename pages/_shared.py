@@ -14,6 +14,27 @@ from helios_core.errors import HeliosError
 from helios_core.runtime import Runtime, get_runtime
 
 
+def _leave_pages_folder_mode() -> None:
+    """Run deep links through app.py's navigation.
+
+    Streamlit treats a ``pages/`` folder as an old-style multipage app until
+    ``st.navigation`` has run once in the process. A link such as ``/connect``
+    opened first after the server starts would run that page alone: no groups,
+    no wide layout, our helper module listed as a page. Leaving that mode and
+    rerunning lets app.py resolve the same page (v1 and v2 hash it alike).
+    """
+    try:
+        from streamlit.runtime.pages_manager import PagesManager
+    except ImportError:  # a Streamlit without the old mode
+        return
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
+_leave_pages_folder_mode()
+
+
 @st.cache_resource(show_spinner="Starting Helios…")
 def runtime() -> Runtime:
     """The process-wide runtime, shared by every browser session."""

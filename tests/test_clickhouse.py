@@ -147,3 +147,12 @@ def test_a_second_process_on_the_same_data_dir_gets_a_plain_message(ch, tmp_path
     assert proc.returncode == 1
     assert "in use by another Helios process" in proc.stderr
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_uuid_and_ip_columns_come_back_as_text(ch, demo):
+    result = ch.query("SELECT session_id, ip, [ip] AS ips FROM demo.user_activity LIMIT 3")
+    row = result.records()[0]
+    assert isinstance(row["session_id"], str) and len(row["session_id"]) == 36
+    assert isinstance(row["ip"], str) and row["ip"].count(".") == 3
+    assert isinstance(row["ips"][0], str)
+    assert result.column_types[:2] == ["UUID", "IPv4"]

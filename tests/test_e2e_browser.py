@@ -77,6 +77,20 @@ def app_url(tmp_path_factory):
     log.close()
 
 
+def test_a_deep_link_opened_first_gets_the_app_navigation(browser, app_url):
+    # Runs first on a fresh server: Streamlit would otherwise treat pages/ as an old-style multipage app.
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(60_000)
+    page.goto(f"{app_url}/databases")
+    page.get_by_role("heading", name="Databases").first.wait_for()
+    nav = page.locator("[data-testid='stSidebarNav']")
+    nav.wait_for()
+    text = nav.inner_text()
+    assert "Explore" in text and "SQL explorer" in text
+    assert "shared" not in text.lower()
+    page.close()
+
+
 def test_load_demo_and_run_a_query_in_the_browser(browser, app_url):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.set_default_timeout(60_000)
