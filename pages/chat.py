@@ -116,8 +116,9 @@ def current_provider():
 def render_chart(content: dict, table: dict | None, key: str) -> None:
     spec = ChartSpec(**content["spec"])
     kinds = list(CHART_KINDS)
-    kind = st.selectbox("Chart", kinds, index=kinds.index(spec.kind) if spec.kind in kinds else 0,
-                        key=f"chat_kind_{key}", label_visibility="collapsed")
+    pick, _ = st.columns([1, 4])
+    kind = pick.selectbox("Chart", kinds, index=kinds.index(spec.kind) if spec.kind in kinds else 0,
+                          key=f"chat_kind_{key}", help="Switch the chart kind; the data stays the same.")
     try:
         if kind == spec.kind:
             figure = pio.from_json(json.dumps(content["figure"]))

@@ -230,11 +230,16 @@ def chart_figure(frame: pd.DataFrame, spec: ChartSpec) -> dict[str, Any] | None:
 
 def frame_from_table(content: dict[str, Any]) -> pd.DataFrame:
     """A stored table message back as a DataFrame (time columns parsed), e.g. to redraw its chart."""
-    from helios_core.charts import is_time_type
+    from helios_core.chat.context import base_type
     frame = pd.DataFrame(content.get("rows") or [], columns=content.get("columns") or None)
     for name, ctype in zip(content.get("columns") or [], content.get("types") or []):
-        if is_time_type(ctype) and name in frame.columns:
-            frame[name] = pd.to_datetime(frame[name], errors="coerce")
+        if name not in frame.columns:
+            continue
+        base = base_type(ctype)
+        if base.startswith("DateTime"):
+            frame[name] = pd.to_datetime(frame[name], errors="coerce", utc="'UTC'" in base)
+        elif base.startswith("Date"):
+            frame[name] = pd.to_datetime(frame[name], errors="coerce").dt.date  # a day, shown without a time
     return frame
 
 

@@ -235,7 +235,7 @@ _kw("agg", "max", "maximum", "max", "highest", "largest", "biggest", "longest", 
 _kw("rate", "", "rate", "ratio", "share of", "share", "percentage of", "percentage", "percent of", "percent", "%",
     "proportion of", "proportion", "fraction of", "rates", "ratios", "shares")
 _kw("by", "", "by", "per", "for each", "for every", "each", "across", "grouped by", "group by", "broken down by",
-    "break down by", "split by", "breakdown by", "in each", "by each", "for all", "among")
+    "break down by", "split by", "breakdown by", "in each", "by each", "among")
 _kw("neg", "", "not", "excluding", "exclude", "except", "without", "other than", "non", "but not", "apart from")
 _kw("active", "", "active")
 _kw("prep", "", "in", "on", "from", "for", "with", "where", "during", "via", "using", "through", "of type",
@@ -243,9 +243,8 @@ _kw("prep", "", "in", "on", "from", "for", "with", "where", "during", "via", "us
 _kw("and", "", "and", "or", "plus")
 _kw("clear", "filters", "without filters", "without filter", "no filters", "no filter", "remove the filter",
     "remove filters", "remove the filters", "drop the filter", "all data", "everything")
-_kw("clear", "window", "all time", "overall", "ever", "in total", "of all time", "whole period")
 _kw("all", "", "all", "any", "every")
-_kw("also", "", "also", "as well", "additionally", "add")
+_kw("also", "", "also", "as well", "additionally", "add", "too", "and also", "in addition")
 _kw("latest", "desc", "latest", "newest", "most recent", "recent", "last")
 _kw("latest", "asc", "oldest", "earliest", "first")
 _kw("show", "", "show", "list", "display")
@@ -439,6 +438,7 @@ class Reading:
     rank_by_count: bool = False
     latest: str = ""             # "latest 5 …" (desc) or "first 5 …" (asc): rows by time
     follow_marker: bool = False
+    question_lower: str = ""
     unknown: list[str] = field(default_factory=list)
 
 
@@ -450,6 +450,8 @@ _WINDOW_PATTERNS = [
     (re.compile(r"\b(?:for|on|from|since)?\s*(today|yesterday)(?:'s)?\b", re.I), "day"),
     (re.compile(r"\b(?:in|during|for)?\s*this\s+(week|month|year)\b", re.I), "this"),
 ]
+_ALL_TIME = re.compile(r"\b(?:for\s+|over\s+|across\s+|in\s+)?(?:all[- ]time|of all time|the whole period|"
+                       r"all dates|all days|any time|ever)\b", re.I)
 _GRAIN_PATTERNS = [
     (re.compile(r"\b(?:per|by|each|every|a|for each|for every|in each|broken down by|split by|grouped by|group by)"
                 r"\s+(minute|hour|day|date|week|month|year)\b", re.I), None),
@@ -505,12 +507,17 @@ def read_question(question: str, lex: Lexicon) -> Reading:
         text = pattern.sub(replacement, text)
     reading = Reading(items=[])
     lowered = text.lower()
+    reading.question_lower = lowered.strip()
     reading.follow_marker = lowered.strip().startswith(_FOLLOW_START) or " instead" in lowered
 
     def cut(match: re.Match, marker: str = " ") -> None:
         nonlocal text
         text = text[: match.start()] + f" {marker} " + text[match.end():]
 
+    m = _ALL_TIME.search(text)
+    if m:
+        reading.clear_window = True
+        cut(m)
     for pattern, kind in _WINDOW_PATTERNS:
         m = pattern.search(text)
         if not m:
@@ -1416,7 +1423,7 @@ def merge_follow_up(prev: Plan, reading: Reading, parts: Parts, builder: Builder
             raise NotUnderstood(f"{plan.table} has no date or time column to group by {reading.grains[0]}.")
         new_dims = [Dim(plan.time_table, plan.time_column, g) for g in reading.grains] + new_dims
     if new_dims:
-        if parts.also:
+        if parts.also or reading.question_lower.startswith(("and by", "and per", "and for each")):
             kept = [d for d in plan.dims if not (d.grain and any(n.grain for n in new_dims))]
             plan.dims = kept + [d for d in new_dims if d not in kept]
         else:
@@ -1452,7 +1459,7 @@ def merge_follow_up(prev: Plan, reading: Reading, parts: Parts, builder: Builder
         if not plan.time_column:
             raise NotUnderstood(f"{plan.table} has no date or time column for “{reading.window.describe()}”.")
         plan.window = reading.window
-    elif reading.clear_window or any(i.kind == "clear" and i.arg == "window" for i in reading.items):
+    elif reading.clear_window:
         plan.window = None
     if reading.limit:
         plan.limit = reading.limit
@@ -1704,6 +1711,8 @@ def describe(plan: Plan) -> str:
         text += f", {plan.window.describe()}"
     if plan.limit and not plan.rows:
         text += f", {'top' if plan.order != 'asc' else 'bottom'} {plan.limit}"
+    elif plan.order == "asc" and plan.dims and not plan.rows:
+        text += ", smallest first"
     return text
 
 
@@ -1791,7 +1800,7 @@ def answer(question: str, ctx: SubjectContext, with_suggestions: bool = True) ->
         parts = interpret(reading, ctx)
         builder = Builder(ctx, lex)
         prev_plan = Plan.from_json(ctx.previous.plan) if ctx.previous and ctx.previous.plan else None
-        if prev_plan is not None and _is_follow_up(reading, parts, prev_plan):
+        if prev_plan is not None and _is_follow_up(reading, parts, prev_plan, builder):
             plan = merge_follow_up(prev_plan, reading, parts, builder)
         else:
             if _WHY.match(question):
@@ -1837,15 +1846,18 @@ def _not_understood_message(reading: Reading) -> str:
     return "I could not tell what to count or measure in this question."
 
 
-def _is_follow_up(reading: Reading, parts: Parts, prev: Plan) -> bool:
-    names_table = any(_has(e, "table") and not _has(e, "column") for e in parts.evidence) or (
-        parts.head is not None and _has(parts.head, "table"))
-    has_target = any(t is not None for _f, t, _h in parts.aggs) or parts.head is not None
-    if reading.follow_marker and not names_table:
+def _is_follow_up(reading: Reading, parts: Parts, prev: Plan, builder: "Builder") -> bool:
+    """A short modification of the previous answer, rather than a question of its own?"""
+    res = builder.res
+    related = {prev.table} | {t.name for t in builder.ctx.tables if res.joinable(prev.table, t.name)
+                              or res.semi_joinable(prev.table, t.name)}
+    named = {m.table for item in parts.evidence + ([parts.head] if parts.head else [])
+             for m in item.meanings if m.kind == "table" and m.strength >= 2}
+    if named and not (named & related):
+        return False  # "now purchases by day" after a question about events: a new question
+    if reading.follow_marker:
         return True
-    if names_table or has_target:
-        if names_table and parts.head is not None and any(m.table == prev.table for m in parts.head.meanings
-                                                          if m.kind == "table") and reading.follow_marker:
-            return True
+    has_target = any(t is not None for _f, t, _h in parts.aggs) or parts.head is not None
+    if named or has_target:
         return False
     return True
