@@ -8,7 +8,7 @@ import plotly.io as pio
 import streamlit as st
 
 from helios_core.charts import CHART_KINDS, ChartSpec, build_chart
-from helios_core.chat.assistant import Assistant, frame_from_table, new_chat_name, turns
+from helios_core.chat.assistant import Assistant, frame_from_table, new_chat_name, start_query_chat, turns
 from helios_core.chat.providers import (DEFAULT_BEDROCK_MODEL, BedrockProvider, BuiltinProvider,
                                         OpenAICompatibleProvider, what_is_sent)
 from helios_core.chat.store import Chat, ChatStore, Message
@@ -46,11 +46,21 @@ with st.sidebar:
     with st.expander("New chat", expanded=not ids, icon=":material/add_comment:"):
         databases = user_databases()
         st.text_input("Name", key="chat_new_name", placeholder="e.g. Revenue questions")
-        st.selectbox("About database", databases, key="chat_new_db")
-        if st.button("Create chat", key="chat_create", icon=":material/add:", disabled=not databases):
+        about = st.radio("About", ["database", "query"], key="chat_new_kind", horizontal=True,
+                         format_func={"database": "A database", "query": "A query's result"}.get)
+        if about == "database":
+            st.selectbox("Database", databases, key="chat_new_db")
+        else:
+            st.text_area("SQL of the query", key="chat_new_sql", height=100,
+                         placeholder="SELECT … — questions then run over its result")
+        ready = bool(databases) if about == "database" else bool(state.get("chat_new_sql", "").strip())
+        if st.button("Create chat", key="chat_create", icon=":material/add:", disabled=not ready):
             with user_errors():
-                chat = store.create(state.get("chat_new_name") or f"Chat about {state['chat_new_db']}",
-                                    state["chat_new_db"])
+                if about == "database":
+                    chat = store.create(state.get("chat_new_name") or f"Chat about {state['chat_new_db']}",
+                                        state["chat_new_db"])
+                else:
+                    chat = start_query_chat(ch, store, state["chat_new_sql"], state.get("chat_new_name", ""))
                 state["chat_active_id"] = chat.id
                 st.rerun()
     if ids:

@@ -128,3 +128,24 @@ def test_ask_about_this_result_from_the_sql_explorer(ch, demo, app_path):
     total = ch.internal_query("SELECT count() AS n FROM demo.user_activity")[0]["n"]
     assert f"{total:,}" in at.chat_message[1].markdown[0].value
     assert any(c.startswith("WITH result AS") for c in codes(at))
+
+
+def test_new_chat_about_a_query_from_the_sidebar(ch, demo, app_path):
+    at = chat_page(app_path)
+    at.radio(key="chat_new_kind").set_value("query").run()
+    at.text_area(key="chat_new_sql").input("SELECT plan, count() AS users FROM demo.users GROUP BY plan")
+    at.text_input(key="chat_new_name").input("Plans")
+    at.run()
+    at.button(key="chat_create").click().run()
+    assert not at.exception, at.exception
+    chat = ChatStore(ch).get(at.session_state["chat_active_id"])
+    assert chat.name == "Plans" and "demo.users" in chat.subject_sql
+    at.chat_input(key="chat_input").set_value("users by plan").run()
+    assert not at.exception, at.exception
+    assert sorted(at.dataframe[0].value["plan"]) == ["enterprise", "free", "pro"]
+    # a statement that is not a SELECT is refused with a message, not a traceback
+    at.radio(key="chat_new_kind").set_value("query").run()
+    at.text_area(key="chat_new_sql").input("DROP TABLE demo.users")
+    at.run()
+    at.button(key="chat_create").click().run()
+    assert not at.exception and any("SELECT" in e.value for e in at.error)

@@ -1305,7 +1305,9 @@ class Builder:
         for item, negated in parts.filters:
             m, _s, _how = self.res.reach(item, main, ("value",))
             if m is None:
-                continue
+                where = sorted({f"{x.column} of {x.table}" for x in item.meanings if x.kind == "value"})
+                raise NotUnderstood(f"{item.text!r} is a value of {' and '.join(where) or 'another table'}, "
+                                    f"which I cannot relate to {main}.")
             key = (m.table, m.column, negated)
             if m.value not in by_column.setdefault(key, []):
                 by_column[key].append(m.value)
