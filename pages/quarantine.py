@@ -6,6 +6,7 @@ from datetime import datetime, time, timedelta, timezone
 
 import streamlit as st
 
+from helios_core.chat.explain import explain_errors
 from helios_core.export import to_csv_bytes
 from helios_core.quarantine import QuarantineFilter, quarantine_rows, quarantine_summary, reprocess
 from helios_core.sources import list_sources
@@ -67,8 +68,15 @@ with user_errors():
             lambda v: v.decode("utf-8", "replace") if isinstance(v, bytes) else v)
     st.caption(f"{len(frame):,} row(s)")
     st.dataframe(frame, hide_index=True, width="stretch")
-    st.download_button("Export CSV", to_csv_bytes(frame), f"{source.table}_quarantine.csv", "text/csv",
+    e1, e2, _ = st.columns([1, 1, 3])
+    e1.download_button("Export CSV", to_csv_bytes(frame), f"{source.table}_quarantine.csv", "text/csv",
                        icon=":material/download:", key="q_csv")
+    if e2.button("Explain these errors", icon=":material/psychology:", key="q_explain", disabled=frame.empty):
+        # The offline assistant summarises the rows in view; nothing leaves this process.
+        state["q_explanation"] = explain_errors(frame).to_markdown()
+    if state.get("q_explanation"):
+        with st.container(border=True):
+            st.markdown(state["q_explanation"])
 
     st.divider()
     st.markdown("**Re-process** — after fixing the source's rules (Sources page), move the rows that now pass into "
