@@ -38,6 +38,17 @@ with user_errors():
             st.rerun()
 
 st.subheader("Where to go")
-st.page_link("pages/databases.py", label="Databases — browse tables, columns and sizes", icon=":material/database:")
-st.page_link("pages/sql_explorer.py", label="SQL explorer — run SQL, chart and download results",
-             icon=":material/terminal:")
+LINKS = [
+    ("pages/connect.py", "Connect — your AWS account or the local sandbox", ":material/login:"),
+    ("pages/stream_preview.py", "Stream preview — sample events and get a schema", ":material/stream:"),
+    ("pages/create_table.py", "Create table — from a stream, in six guided steps", ":material/add_circle:"),
+    ("pages/sources.py", "Sources — live ingestion and its metrics", ":material/conversion_path:"),
+    ("pages/databases.py", "Databases — browse tables, columns and sizes", ":material/database:"),
+    ("pages/sql_explorer.py", "SQL explorer — run SQL, chart and download results", ":material/terminal:"),
+    ("pages/chat.py", "Chat — ask questions in plain language", ":material/chat:"),
+    ("pages/reports.py", "Reports — daily numbers with safe filters", ":material/monitoring:"),
+    ("pages/jobs.py", "Jobs — import files and PostgreSQL dumps", ":material/upload_file:"),
+]
+left, right = st.columns(2)
+for i, (page, label, icon) in enumerate(LINKS):
+    (left if i % 2 == 0 else right).page_link(page, label=label, icon=icon)
