@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from helios_core.ddl import (TableOptions, check_columns, create_database_sql, create_quarantine_sql,
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 SOURCES_TABLE = f"{METADATA_DB}.sources"
 START_POSITIONS = ("TRIM_HORIZON", "LATEST", "AT_TIMESTAMP")
 STATUSES = ("running", "paused", "failed")
+LATEST_CLOCK_GUARD = timedelta(seconds=1)
 
 METADATA_TABLES = [
     f"""CREATE TABLE IF NOT EXISTS {SOURCES_TABLE}
@@ -63,15 +64,33 @@ ORDER BY id""",
 
 @dataclass
 class Connection:
-    """How the stream is reached; never any key or secret."""
+    """How the stream is reached; never any key or secret.
+
+    ``auth`` names how the user signed in (``keys``, ``profile``, ``default``,
+    ``sandbox``; empty for sources made before it was recorded) so that after a
+    restart Helios knows a ``keys`` source has no credentials until the user
+    signs in again, instead of silently trying the default chain.
+    """
 
     region: str = "us-east-1"
     endpoint_url: str | None = None
     profile: str | None = None
     sandbox: bool = False
+    auth: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_aws(cls, conn: Any) -> "Connection":
+        """The storable part of an :class:`~helios_core.aws.AwsConnection` (its keys are dropped)."""
+        return cls(region=conn.region, endpoint_url=None if conn.sandbox else conn.endpoint_url,
+                   profile=conn.profile, sandbox=conn.sandbox, auth=conn.method)
+
+    @property
+    def needs_keys(self) -> bool:
+        """Signed in with access keys, which are never stored: a new process must be given them again."""
+        return self.auth == "keys"
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | None) -> "Connection":
@@ -91,7 +110,7 @@ class Source:
     table_uuid: str = ""
     options: dict[str, Any] = field(default_factory=dict)
     start_position: str = "TRIM_HORIZON"
-    start_timestamp: str = ""     # ISO time, for AT_TIMESTAMP
+    start_timestamp: str = ""     # ISO time: for AT_TIMESTAMP, and LATEST's anchor (see start_anchor)
     created_on: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     status: str = "running"
     last_error: str = ""
@@ -101,6 +120,23 @@ class Source:
     @property
     def quarantine_table(self) -> str:
         return quarantine_name(self.table)
+
+    def start_anchor(self) -> datetime | None:
+        """Where a shard with no checkpoint starts reading, as a time (``AT_TIMESTAMP``); None: TRIM_HORIZON.
+
+        LATEST is resolved once, when the source is created, to that moment (kept in
+        ``start_timestamp``); otherwise a consumer restarted before a shard's first
+        checkpoint would ask for LATEST again and miss what arrived in between.
+        Kinesis compares with ``ApproximateArrivalTimestamp`` (its own clock), so the
+        anchor is moved back by :data:`LATEST_CLOCK_GUARD` to absorb clock skew:
+        reading a few events from just before creation beats losing any after it.
+        """
+        if self.start_position not in ("LATEST", "AT_TIMESTAMP") or not self.start_timestamp:
+            return None
+        when = datetime.fromisoformat(self.start_timestamp.replace("Z", "+00:00"))
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        return when - LATEST_CLOCK_GUARD if self.start_position == "LATEST" else when
 
     def seed_shape(self) -> dict[str, Any]:
         """The seed's ``/api/sources`` item plus status and ids."""
@@ -125,6 +161,18 @@ class CreateRequest:
     connection: Connection = field(default_factory=Connection)
     start_position: str = "TRIM_HORIZON"
     start_timestamp: str = ""
+    # Optional: chosen beforehand (new_source_id()) so that a caller can hand the ingest manager
+    # in-memory credentials for the source before the source exists and its consumer starts.
+    source_id: str = ""
+
+
+def new_source_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+def latest_anchor(when: datetime) -> str:
+    """LATEST pinned to a time (ISO, UTC, milliseconds) for ``start_timestamp``."""
+    return when.astimezone(timezone.utc).isoformat(timespec="milliseconds")
 
 
 @dataclass
@@ -224,6 +272,9 @@ def check_request(ch: "ClickHouse", req: CreateRequest) -> list[str]:
             datetime.fromisoformat(req.start_timestamp)
         except (TypeError, ValueError):
             problems.append("AT_TIMESTAMP needs a start time (ISO format, for example 2024-05-01T00:00:00Z).")
+    if req.source_id and ch.internal_query(f"SELECT count() AS n FROM {SOURCES_TABLE} WHERE id = {{id:String}}",
+                                           {"id": req.source_id})[0]["n"]:
+        problems.append(f"A source with id {req.source_id!r} already exists.")
     problems += validate_table(ch, req.options, req.columns)
     if not problems and source_for_table(ch, req.options.database, req.options.table):
         problems.append(f"The table {req.options.database}.{req.options.table} already has a source.")
@@ -279,10 +330,15 @@ def create_table_and_source(ch: "ClickHouse", req: CreateRequest) -> CreateResul
         _run_create(ch, quarantine_sql, opts.database, opts.quarantine_table)
         created.append(opts.quarantine_table)
         table_uuid = _table_uuid(ch, opts.database, opts.table)
-        source = Source(id=uuid.uuid4().hex[:12], stream_name=req.stream_name, stream_arn=req.stream_arn,
-                        database=opts.database, table=opts.table, columns=columns, connection=req.connection,
-                        table_uuid=table_uuid, options=opts.to_json(), start_position=req.start_position,
-                        start_timestamp=req.start_timestamp or "", status="running")
+        created_on = datetime.now(timezone.utc)
+        start_timestamp = req.start_timestamp or ""
+        if req.start_position == "LATEST":  # resolved once, here: see Source.start_anchor
+            start_timestamp = latest_anchor(created_on)
+        source = Source(id=req.source_id or new_source_id(), stream_name=req.stream_name,
+                        stream_arn=req.stream_arn, database=opts.database, table=opts.table, columns=columns,
+                        connection=req.connection, table_uuid=table_uuid, options=opts.to_json(),
+                        start_position=req.start_position, start_timestamp=start_timestamp, created_on=created_on,
+                        status="running")
         _write(ch, source)
     except BaseException:
         _undo(ch, opts.database, created, made_database)
@@ -330,6 +386,15 @@ def set_status(ch: "ClickHouse", source_id: str, status: str, last_error: str = 
     source.status = status
     source.last_error = last_error[:2000]
     _write(ch, source)
+    return source
+
+
+def pin_latest_start(ch: "ClickHouse", source_id: str, when: datetime | None = None) -> Source:
+    """Give a LATEST source made before anchors existed its anchor (now), once; a no-op otherwise."""
+    source = get_source(ch, source_id)
+    if source.start_position == "LATEST" and not source.start_timestamp:
+        source.start_timestamp = latest_anchor(when or datetime.now(timezone.utc))
+        _write(ch, source)
     return source
 
 

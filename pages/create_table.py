@@ -16,7 +16,7 @@ from helios_core.errors import HeliosError
 from helios_core.identifiers import check_identifier, qualified, sanitize_name
 from helios_core.schema import FORMATS, VIRTUAL_SOURCES, ColumnSpec, infer_schema
 from helios_core.sources import START_POSITIONS, Connection, CreateRequest, check_request, create_table_and_source, \
-    preview_ddl
+    new_source_id, preview_ddl
 from helios_core.streams import sample_stream
 from pages._shared import (AWS_STREAMS_KEY, aws_connection, connect_sandbox, open_in_sql_explorer, runtime,
                            sandbox_badge, show_error, user_errors)
@@ -99,8 +99,7 @@ def current_request(conn) -> CreateRequest:
     stream = state.get("wizard_stream", "")
     arn = next((s.arn for s in state.get(AWS_STREAMS_KEY) or [] if s.name == stream and s.arn), "") or \
         f"arn:aws:kinesis:{conn.region}:000000000000:stream/{stream}"
-    connection = Connection(region=conn.region, endpoint_url=None if conn.sandbox else conn.endpoint_url,
-                            profile=conn.profile, sandbox=conn.sandbox)
+    connection = Connection.from_aws(conn)
     return CreateRequest(stream_name=stream, stream_arn=arn, columns=column_specs(), options=current_options(),
                          connection=connection, start_position=state.get("wiz_start", "TRIM_HORIZON"),
                          start_timestamp=state.get("wiz_start_ts", ""))
@@ -356,18 +355,21 @@ elif step == 4:
     if c2.button("Create table", type="primary", icon=":material/add_circle:", key="wiz_create",
                  disabled=bool(problems)):
         try:
-            with st.spinner("Creating…"):
-                result = create_table_and_source(ch, request)
             from helios_core.ingest.manager import get_ingest_manager
             manager = get_ingest_manager()
-            if conn.method == "keys":
-                manager.register_connection(result.source_id, conn)
+            request.source_id = new_source_id()
+            if conn.method == "keys":  # before the source exists, so its consumer starts with these keys
+                manager.register_connection(request.source_id, conn)
+            with st.spinner("Creating…"):
+                result = create_table_and_source(ch, request)
             manager.sync()
             state["wiz_result"] = result.seed_shape()
             state["wiz_result_table"] = (request.options.database, request.options.table)
             go(5)
             st.rerun()
         except HeliosError as exc:
+            if request.source_id:  # nothing was created: forget the keys handed over for it
+                get_ingest_manager().connections.pop(request.source_id, None)
             show_error(exc)
 
 # 6 ─ result

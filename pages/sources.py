@@ -11,7 +11,7 @@ from helios_core.identifiers import qualified
 from helios_core.ingest.manager import get_ingest_manager, pause, remove_source, resume
 from helios_core.schema import FORMATS
 from helios_core.sources import list_sources, update_rules
-from pages._shared import open_in_sql_explorer, runtime, show_error, user_errors
+from pages._shared import aws_connection, open_in_sql_explorer, runtime, show_error, user_errors
 
 ch = runtime().clickhouse
 state = st.session_state
@@ -56,7 +56,9 @@ def live_metrics(source_id: str) -> None:
 for source in all_sources:
     label = f"{STATUS_ICON.get(source.status, '')} {source.stream_name} → {source.database}.{source.table}"
     with st.expander(label, expanded=len(all_sources) == 1 or state.get("src_open") == source.id):
-        st.caption(f"Source `{source.id}` · {source.status} · reads from {source.start_position} · "
+        start = source.start_position + (f" ({source.start_timestamp})" if source.start_position != "TRIM_HORIZON"
+                                          and source.start_timestamp else "")
+        st.caption(f"Source `{source.id}` · {source.status} · reads from {start} · "
                    f"stream ARN `{source.stream_arn}` · table UUID `{source.table_uuid}`")
         if source.status == "failed" and source.last_error:
             st.error(source.last_error)
@@ -68,7 +70,8 @@ for source in all_sources:
                     pause(ch, source.id)
                     st.rerun()
             elif a[0].button("Resume", icon=":material/play_arrow:", key=f"src_resume_{source.id}"):
-                resume(ch, source.id)
+                signed_in = aws_connection()  # keys live in this session only: hand them to the consumer
+                resume(ch, source.id, signed_in if signed_in is not None and signed_in.method == "keys" else None)
                 st.rerun()
         except HeliosError as exc:
             show_error(exc)

@@ -389,3 +389,275 @@ def test_quarantine_browse_and_reprocess_after_fixing_rules(ch, aws_conn, moto_s
     assert again.inserted == 0
     rows, quarantined = landed(ch, source)
     assert len(rows) == 35 and len(set(rows)) == 35 and len(quarantined) == 1
+
+
+# ---- isolation from the app's process-wide manager --------------------------------------------------
+
+@pytest.fixture(autouse=True, scope="module")
+def _quiet_process_manager(ch):
+    """AppTests earlier in the session start the app's process-wide ingest manager, which would run its own
+    consumers for this module's sources next to the ones these tests drive. Pause it here; afterwards pause
+    this module's sources so that it (or the next module's app) leaves them alone."""
+    from helios_core import runtime as runtime_module
+    current = runtime_module._runtime
+    manager = current.services.get("ingest") if current is not None else None
+    was_running = manager is not None and manager.running
+    if was_running:
+        manager.shutdown()
+    yield
+    for source in sources.list_sources(ch, status="running"):
+        if source.database == "ingest_test":
+            sources.pause_source(ch, source.id)
+    if was_running:
+        manager.start()
+
+
+# ---- LATEST is pinned once: a restart before the first checkpoint misses nothing --------------------
+
+def _into_next_second() -> None:
+    """moto reads GetShardIterator's Timestamp as whole seconds (Kinesis keeps milliseconds): events put
+    before this call are then older than any anchor taken after it, in moto's eyes too."""
+    time.sleep(1.02 - time.time() % 1)
+
+
+def _no_clock_guard(monkeypatch) -> None:
+    # moto stamps arrivals with this machine's clock: no skew to absorb, so LATEST means exactly "from creation"
+    monkeypatch.setattr(sources, "LATEST_CLOCK_GUARD", sources.timedelta(0))
+
+
+def test_latest_restart_before_first_checkpoint_misses_nothing(ch, aws_conn, moto_server, kinesis_stream,
+                                                               monkeypatch):
+    _no_clock_guard(monkeypatch)
+    stream = kinesis_stream(shards=2)
+    old = generate_events("user_activity", 30, seed=30, bad_ratio=0)
+    put(aws_conn, stream, [(e.payload, e.partition_key) for e in old])  # before the source: not "latest"
+    _into_next_second()
+    source = make_source(ch, moto_server, stream, start="LATEST")
+    assert source.start_position == "LATEST" and source.start_timestamp  # pinned when created, stored
+    first = consumer(ch, aws_conn, source)
+    try:
+        assert wait_for(lambda: len(first.shards) == 2 and all(s.iterator for s in first.shards.values()))
+    finally:
+        first.stop()
+    assert all(not cp.committed_seq for cp in load_checkpoints(ch, source.id).values())  # no checkpoint yet
+
+    events = generate_events("user_activity", 80, seed=31, bad_ratio=0.05)
+    ids = put(aws_conn, stream, [(e.payload, e.partition_key) for e in events])  # while nothing runs
+    restarted = consumer(ch, aws_conn, sources.get_source(ch, source.id))
+    try:
+        assert wait_for(all_landed(ch, source, len(ids)), timeout=30)
+        more = put(aws_conn, stream, [(e.payload, e.partition_key)
+                                      for e in generate_events("user_activity", 20, seed=32, bad_ratio=0)])
+        assert wait_for(all_landed(ch, source, len(ids) + len(more)), timeout=30)
+        time.sleep(0.5)  # a duplicate, or an event from before the source, would land now
+    finally:
+        restarted.stop()
+    rows, quarantined = landed(ch, source)
+    everything = rows + quarantined
+    assert len(everything) == len(set(everything)), "an event landed twice"
+    assert sorted(everything) == sorted(ids + more), "an event is missing, or one from before the source came in"
+    assert len(quarantined) == sum(1 for e in events if e.defect)
+
+
+def test_latest_source_reads_children_of_a_shard_closed_before_it(ch, aws_conn, moto_server, kinesis_stream,
+                                                                  kinesis_resharding, monkeypatch):
+    """Closed shards are read from the anchor too (no longer skipped at a first start, which a restart
+    repeated): one closed before the source ends at once and its children carry the new events."""
+    _no_clock_guard(monkeypatch)
+    stream = kinesis_stream(shards=1)
+    put(aws_conn, stream, [(e.payload, e.partition_key)
+                           for e in generate_events("user_activity", 20, seed=40, bad_ratio=0)])
+    client = aws_conn.client("kinesis")
+    shard = client.list_shards(StreamName=stream)["Shards"][0]
+    mid = (int(shard["HashKeyRange"]["StartingHashKey"]) + int(shard["HashKeyRange"]["EndingHashKey"])) // 2
+    client.split_shard(StreamName=stream, ShardToSplit=shard["ShardId"], NewStartingHashKey=str(mid))
+    _into_next_second()
+    source = make_source(ch, moto_server, stream, start="LATEST")
+    c = consumer(ch, aws_conn, source)
+    try:
+        ids = put(aws_conn, stream, [(e.payload, e.partition_key)
+                                     for e in generate_events("user_activity", 60, seed=41, bad_ratio=0)])
+        assert wait_for(all_landed(ch, source, len(ids)), timeout=30)
+        time.sleep(0.3)
+    finally:
+        c.stop()
+    rows, quarantined = landed(ch, source)
+    assert sorted(rows) == sorted(ids) and not quarantined
+    assert load_checkpoints(ch, source.id)[shard["ShardId"]].finished
+
+
+# ---- Kinesis faults moto never raises: a fault-injecting wrapper around the real client --------------
+
+class FaultInjector:
+    """The real boto3 Kinesis client (talking to moto), except that chosen GetRecords calls raise the real
+    botocore ``ClientError`` Kinesis would send. Everything else passes through; calls are recorded."""
+
+    def __init__(self, client) -> None:
+        self.client = client
+        self.lock = threading.Lock()
+        self.calls = 0
+        self.planned: dict[int, str] = {}      # GetRecords call number -> error code to raise
+        self.raised: list[str] = []
+        self.iterator_requests: list[dict] = []
+
+    def fail_next(self, code: str, times: int = 1) -> None:
+        with self.lock:
+            for n in range(self.calls + 1, self.calls + 1 + times):
+                self.planned[n] = code
+
+    def get_records(self, **kwargs):
+        from botocore.exceptions import ClientError
+        with self.lock:
+            self.calls += 1
+            code = self.planned.pop(self.calls, None)
+            if code:
+                self.raised.append(code)
+        if code:
+            raise ClientError({"Error": {"Code": code, "Message": f"injected {code}"},
+                               "ResponseMetadata": {"HTTPStatusCode": 400}}, "GetRecords")
+        return self.client.get_records(**kwargs)
+
+    def get_shard_iterator(self, **kwargs):
+        with self.lock:
+            self.iterator_requests.append(kwargs)
+        return self.client.get_shard_iterator(**kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.client, name)
+
+
+def test_throughput_exceeded_backs_off_and_loses_nothing(ch, aws_conn, moto_server, kinesis_stream):
+    stream = kinesis_stream(shards=2)
+    events = generate_events("user_activity", 150, seed=50, bad_ratio=0.05)
+    ids = put(aws_conn, stream, [(e.payload, e.partition_key) for e in events])
+    source = make_source(ch, moto_server, stream)
+    faults = FaultInjector(aws_conn.client("kinesis"))
+    faults.fail_next("ProvisionedThroughputExceededException", times=4)  # the first four GetRecords calls
+    config = IngestConfig(batch_rows=40, flush_seconds=0.1, idle_sleep=0.02, max_backoff=0.2)
+    c = SourceConsumer(source, ch.new_client, lambda: faults, config).start()
+    try:
+        assert wait_for(all_landed(ch, source, len(ids)), timeout=30), c.metrics.last_error
+        time.sleep(0.3)
+    finally:
+        c.stop()
+    assert faults.raised == ["ProvisionedThroughputExceededException"] * 4
+    assert c.metrics.throttled == 4 and c.metrics.throttle_wait_s > 0  # each one backed off (counted)
+    assert c.metrics.errors == 0  # a throttle is handled, not an error
+    rows, quarantined = landed(ch, source)
+    everything = rows + quarantined
+    assert len(everything) == len(set(everything)) and sorted(everything) == sorted(ids)
+
+
+def test_expired_iterator_is_refreshed_from_the_checkpoint(ch, aws_conn, moto_server, kinesis_stream):
+    stream = kinesis_stream(shards=1)
+    source = make_source(ch, moto_server, stream)
+    faults = FaultInjector(aws_conn.client("kinesis"))
+    c = SourceConsumer(source, ch.new_client, lambda: faults, FAST).start()
+    try:
+        first = put(aws_conn, stream, [(e.payload, e.partition_key)
+                                       for e in generate_events("user_activity", 50, seed=60, bad_ratio=0)])
+        shard_id, last_seq = first[-1]
+        assert wait_for(lambda: load_checkpoints(ch, source.id).get(shard_id, None) is not None
+                        and load_checkpoints(ch, source.id)[shard_id].committed_seq == last_seq)
+        before = len(faults.iterator_requests)
+        faults.fail_next("ExpiredIteratorException")
+        assert wait_for(lambda: faults.raised)
+        second = put(aws_conn, stream, [(e.payload, e.partition_key)
+                                        for e in generate_events("user_activity", 50, seed=61, bad_ratio=0)])
+        assert wait_for(all_landed(ch, source, len(first) + len(second)), timeout=30)
+        time.sleep(0.3)
+    finally:
+        c.stop()
+    assert faults.raised == ["ExpiredIteratorException"] and c.metrics.iterator_refreshes == 1
+    refresh = faults.iterator_requests[before:]
+    assert refresh == [{"StreamName": stream, "ShardId": shard_id, "ShardIteratorType": "AFTER_SEQUENCE_NUMBER",
+                        "StartingSequenceNumber": last_seq}]  # one fresh iterator, right after the checkpoint
+    rows, quarantined = landed(ch, source)
+    assert not quarantined and len(rows) == len(set(rows)) and sorted(rows) == sorted(first + second)
+
+
+# ---- credentials are never stored: a keys source after a restart says so ---------------------------
+
+def _manager(ch):
+    from helios_core.ingest.manager import IngestManager
+    return IngestManager(ch, FAST)  # its supervisor thread is not started: the test calls sync()
+
+
+def test_keys_source_after_restart_needs_credentials_and_resumes_with_new_sign_in(ch, moto_server, kinesis_stream,
+                                                                                   aws_conn):
+    from helios_core.aws import AwsConnection
+    from helios_core.errors import AwsError, ValidationError
+    key_id, secret = "AKIAHELIOSKEY7Q3Z", "never-stored-secret-4f9c2e"
+    keys = AwsConnection(region="eu-west-1", access_key_id=key_id, secret_access_key=secret,
+                         endpoint_url=moto_server)
+    stream = kinesis_stream(shards=1)
+    req = sources.CreateRequest(
+        stream_name=stream, stream_arn=f"arn:aws:kinesis:eu-west-1:123456789012:stream/{stream}",
+        columns=activity_columns(),
+        options=TableOptions(database="ingest_test", table=f"t_{uuid.uuid4().hex[:8]}",
+                             order_by=["event_type", "timestamp"], create_database=True),
+        connection=sources.Connection.from_aws(keys), source_id=sources.new_source_id())
+    manager = _manager(ch)
+    manager.register_connection(req.source_id, keys)  # as the wizard does, before the source exists
+    source = sources.get_source(ch, sources.create_table_and_source(ch, req).source_id)
+    assert source.connection.auth == "keys"
+    ids = put(aws_conn, stream, [(e.payload, e.partition_key)
+                                 for e in generate_events("user_activity", 40, seed=70, bad_ratio=0)])
+    manager.sync()
+    try:
+        assert wait_for(all_landed(ch, source, len(ids)))
+    finally:
+        manager.shutdown()
+
+    restarted = _manager(ch)  # a new process: no keys
+    restarted.sync()
+    failed = sources.get_source(ch, source.id)
+    assert failed.status == "failed"
+    assert "access keys" in failed.last_error and "Open Connect and sign in again; Helios never stores keys" \
+        in failed.last_error
+    assert restarted.metrics_for(source.id)["running"] is False
+    assert "never stores keys" in restarted.metrics_for(source.id)["last_error"]
+    restarted.sync()
+    assert source.id not in restarted.consumers  # stays failed: not retried with other credentials
+
+    with pytest.raises(AwsError) as refused:
+        restarted.resume(source.id)  # no sign-in
+    assert "sign in again" in refused.value.hint
+    with pytest.raises(ValidationError):
+        restarted.resume(source.id, AwsConnection(region="us-west-2", access_key_id=key_id,
+                                                  secret_access_key=secret, endpoint_url=moto_server))
+    assert sources.get_source(ch, source.id).status == "failed"
+
+    more = put(aws_conn, stream, [(e.payload, e.partition_key)
+                                  for e in generate_events("user_activity", 30, seed=71, bad_ratio=0)])
+    try:
+        assert restarted.resume(source.id, keys).status == "running"  # signed in again
+        assert wait_for(all_landed(ch, source, len(ids) + len(more)))
+        time.sleep(0.3)
+    finally:
+        restarted.shutdown()
+    rows, quarantined = landed(ch, source)
+    assert sorted(rows) == sorted(ids + more) and not quarantined
+
+    stored = [ch.internal_query(f"SELECT * FROM helios.{t} WHERE {c} = {{s:String}}", {"s": source.id})
+              for t, c in (("sources", "id"), ("ingest_checkpoints", "source_id"), ("ingest_metrics", "source_id"))]
+    assert stored[0] and stored[1]
+    assert secret not in repr(stored) and key_id not in repr(stored)  # no key, ever
+
+
+def test_rejected_credentials_fail_the_source_with_a_hint(ch, moto_server, kinesis_stream, request):
+    """A source from before the sign-in method was recorded falls back to the default chain; when AWS keeps
+    rejecting (or finding no) credentials the source is marked failed with what to do, not left "running"."""
+    stream = kinesis_stream(shards=1)
+    source = make_source(ch, moto_server, stream)
+    request.getfixturevalue("moto_auth")  # from here moto checks credentials: the default chain's are rejected
+    assert source.connection.auth == ""
+    manager = _manager(ch)
+    manager.sync()
+    try:
+        assert wait_for(lambda: sources.get_source(ch, source.id).status == "failed", timeout=20)
+    finally:
+        manager.shutdown()
+    failed = sources.get_source(ch, source.id)
+    assert failed.last_error.startswith("Needs credentials") and "never stores keys" in failed.last_error
+    assert manager.metrics_for(source.id)["errors"] >= 3

@@ -85,8 +85,7 @@ def _create_table(args: argparse.Namespace) -> dict[str, Any]:
         if not arn:
             from helios_core.aws import describe_stream
             arn = describe_stream(conn, args.stream).arn or ""
-        connection = Connection(region=conn.region, endpoint_url=None if conn.sandbox else conn.endpoint_url,
-                                profile=conn.profile, sandbox=conn.sandbox)
+        connection = Connection.from_aws(conn)
     request = CreateRequest(stream_name=args.stream, stream_arn=arn, columns=columns, options=options,
                             connection=connection, start_position=args.start_position,
                             start_timestamp=args.start_timestamp or "")

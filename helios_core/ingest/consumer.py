@@ -17,6 +17,19 @@ rows it refuses go to quarantine.
 
 Resharding: a child shard starts only when its parents are finished (read to
 the end of their closed range), which keeps the order per partition key.
+
+Where a shard with no checkpoint starts: TRIM_HORIZON, or ``AT_TIMESTAMP`` at the
+source's anchor (:meth:`Source.start_anchor`) for AT_TIMESTAMP and LATEST sources —
+LATEST is pinned to a time once, so a restart before the first checkpoint resumes
+there instead of skipping what arrived while the consumer was down.
+
+Kinesis faults: ``ProvisionedThroughputExceededException`` (and the other
+throttles) back the shard off exponentially, counted in the metrics;
+``ExpiredIteratorException`` gets a fresh iterator after the newest record
+received (buffered records stay buffered, so nothing is lost or read twice).
+Missing or rejected credentials several times in a row stop the consumer with a
+message for the user (the manager marks the source failed), instead of failing
+every call while the source looks "running".
 """
 
 from __future__ import annotations
@@ -24,20 +37,21 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
+import re
 import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError
 
 from helios_core.ddl import quarantine_name
 from helios_core.identifiers import qualified
 from helios_core.ingest.batch import MAX_EVENT_BYTES, BatchBuilder, Built, Problem, RawRecord, build_records
 from helios_core.ingest.metrics import SourceMetrics
 from helios_core.ingest.store import Checkpoint, CheckpointStore, seq_int
-from helios_core.sources import Source
+from helios_core.sources import Source, latest_anchor
 
 log = logging.getLogger("helios.ingest")
 
@@ -46,10 +60,49 @@ DATA_ERROR_CODES = {6, 26, 27, 32, 38, 41, 53, 69, 70, 72, 117, 131, 190, 321, 3
                     691, 1001}
 MIN_CALL_INTERVAL = 0.2       # Kinesis: 5 GetRecords calls per second per shard
 SHARD_REFRESH_SECONDS = 5.0
+THROTTLE_MAX_BACKOFF = 10.0
+CREDENTIAL_FAILURES_TO_STOP = 3   # in a row, with no successful call between
+THROTTLE_CODES = {"ProvisionedThroughputExceededException", "LimitExceededException", "ThrottlingException",
+                  "KMSThrottlingException"}
+CREDENTIAL_CODES = {"UnrecognizedClientException", "InvalidClientTokenId", "InvalidAccessKeyId", "AuthFailure",
+                    "SignatureDoesNotMatch", "InvalidSignatureException", "IncompleteSignature", "ExpiredToken",
+                    "ExpiredTokenException", "RequestExpired", "TokenRefreshRequired", "MissingAuthenticationToken"}
+KEYS_HINT = "Open Connect and sign in again; Helios never stores keys. Then resume the source on the Sources page."
 
 
 class SimulatedCrash(BaseException):
     """Raised by a test's crash hook: the consumer stops on the spot, with no cleanup."""
+
+
+class CredentialsProblem(Exception):
+    """AWS keeps finding no credentials, or rejecting them: only the user can fix it."""
+
+
+def is_credentials_error(exc: BaseException) -> bool:
+    if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
+        return True
+    if not isinstance(exc, ClientError):
+        return False
+    error = exc.response.get("Error", {})
+    code = str(error.get("Code", ""))
+    found = re.search(r"<Code>([^<]*)</Code>", str(error.get("Message", "")))
+    if found:  # an XML error body where JSON was expected (some emulators)
+        code = found.group(1)
+    return code in CREDENTIAL_CODES
+
+
+def credentials_message(source: Source, detail: str) -> str:
+    """What the user reads on the Sources page (status failed); no secret is in it."""
+    auth = source.connection.auth
+    if auth == "keys":
+        return (f"Needs credentials: this source was connected with access keys, which Helios keeps in memory "
+                f"only, so since Helios restarted it has none ({detail}). {KEYS_HINT}")
+    if auth in ("profile", "default"):
+        return (f"Needs credentials: AWS found no valid credentials for this source ({detail}). Make them "
+                f"available to Helios (environment, ~/.aws profile or instance role) or open Connect and sign "
+                f"in again, then resume the source on the Sources page.")
+    return (f"Needs credentials: AWS found no valid credentials for this source ({detail}). If it was connected "
+            f"with access keys: {KEYS_HINT}")
 
 
 @dataclass
@@ -70,6 +123,7 @@ class ShardState:
     starting_seq: str = ""
     checkpoint: Checkpoint = field(default_factory=lambda: Checkpoint(""))
     iterator: str | None = None
+    from_anchor: bool = False              # the iterator started AT_TIMESTAMP at the source's anchor
     buffer: list[RawRecord] = field(default_factory=list)
     buffer_since: float = 0.0
     last_seen: str = ""                    # newest sequence number received (buffered or committed)
@@ -88,7 +142,6 @@ def _error_code(exc: BaseException) -> int | None:
     code = getattr(exc, "code", None)
     if isinstance(code, int):
         return code
-    import re
     match = re.search(r"Code: (\d+)", str(exc))
     return int(match.group(1)) if match else None
 
@@ -117,6 +170,7 @@ class SourceConsumer:
         self.shards: dict[str, ShardState] = {}
         self.crashed = False
         self._last_refresh = 0.0
+        self._credential_failures = 0
 
     # ---- lifecycle --------------------------------------------------------------------------------
 
@@ -135,6 +189,11 @@ class SourceConsumer:
         return bool(self.thread and self.thread.is_alive())
 
     def _run(self) -> None:
+        if self.source.start_position == "LATEST" and not self.source.start_timestamp:
+            # A source from before anchors existed, run without the manager (which pins it in the
+            # source record): pin it for this run at least.
+            log.warning("source %s: LATEST without an anchor; pinned in memory to now", self.source.id)
+            self.source.start_timestamp = latest_anchor(datetime.now(timezone.utc))
         try:
             self.ch = self.new_ch()
             self.kinesis = self.new_kinesis()
@@ -144,6 +203,10 @@ class SourceConsumer:
             self._flush_all()  # a clean stop: nothing buffered is left behind
         except SimulatedCrash:
             self.crashed = True
+        except CredentialsProblem as exc:
+            self.metrics.record_error(str(exc))
+            if self.on_fatal:
+                self.on_fatal(str(exc))
         except Exception as exc:  # unexpected: record it, never die silently
             log.exception("ingest consumer %s stopped", self.source.id)
             self.metrics.record_error(f"The consumer stopped: {type(exc).__name__}: {exc}")
@@ -206,8 +269,8 @@ class SourceConsumer:
         except (ClientError, BotoCoreError) as exc:
             self._aws_problem(exc)
             return False
+        self._credential_failures = 0
         checkpoints = self.store_load()
-        first_start = not checkpoints
         listed_ids = {s["ShardId"] for s in listed}
         for info in listed:
             shard_id = info["ShardId"]
@@ -225,10 +288,6 @@ class SourceConsumer:
                         state.recover_to = cp.pending_seq
                 else:
                     state.checkpoint = Checkpoint(shard_id)
-                    if first_start and self.source.start_position == "LATEST" and rng.get("EndingSequenceNumber"):
-                        # Nothing after "latest" can arrive in a closed shard: skip it (children then start at LATEST).
-                        state.checkpoint.finished = True
-                        self.store.save(state.checkpoint)
                 self.shards[shard_id] = state
             state.ending_seq = rng.get("EndingSequenceNumber", "") or ""
         return True
@@ -253,13 +312,11 @@ class SourceConsumer:
         if any(p is not None and p.checkpoint.committed_seq for p in parents) or \
                 any(p is not None and p.last_seen for p in parents):
             return {"ShardIteratorType": "TRIM_HORIZON"}  # the parent was read here: continue from the child's start
-        position = self.source.start_position
-        if position == "AT_TIMESTAMP" and self.source.start_timestamp:
-            when = datetime.fromisoformat(self.source.start_timestamp.replace("Z", "+00:00"))
-            return {"ShardIteratorType": "AT_TIMESTAMP", "Timestamp": when}
-        if position == "LATEST" and state.parents:
-            return {"ShardIteratorType": "LATEST"}
-        return {"ShardIteratorType": position if position in ("TRIM_HORIZON", "LATEST") else "TRIM_HORIZON"}
+        anchor = self.source.start_anchor()
+        if anchor is not None:
+            state.from_anchor = True
+            return {"ShardIteratorType": "AT_TIMESTAMP", "Timestamp": anchor}
+        return {"ShardIteratorType": "TRIM_HORIZON"}
 
     def _poll(self, state: ShardState) -> bool:
         """One GetRecords call for the shard; True when records arrived."""
@@ -273,13 +330,15 @@ class SourceConsumer:
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             if code == "ExpiredIteratorException":
-                state.iterator = None  # a fresh one from the last record seen
+                state.iterator = None  # a fresh one after the newest record received (see _start_iterator)
+                self.metrics.count("iterator_refreshes")
                 return False
-            if code in ("ProvisionedThroughputExceededException", "LimitExceededException",
-                        "ThrottlingException", "KMSThrottlingException"):
-                state.backoff = min(max(0.5, state.backoff * 2), 10.0)
-                state.next_call = time.monotonic() + state.backoff * (0.5 + random.random())
-                self.metrics.throttled += 1
+            if code in THROTTLE_CODES:
+                cap = min(self.config.max_backoff, THROTTLE_MAX_BACKOFF)
+                state.backoff = min(max(min(0.5, cap), state.backoff * 2), cap)
+                wait = state.backoff * (0.5 + random.random())
+                state.next_call = time.monotonic() + wait
+                self.metrics.count("throttled", wait)
                 return False
             if code == "ResourceNotFoundException" and "Shard" in str(exc):
                 state.checkpoint.finished = True  # expired from the stream
@@ -292,6 +351,7 @@ class SourceConsumer:
             state.next_call = time.monotonic() + 2.0
             return False
         state.backoff = 0.0
+        self._credential_failures = 0
         state.iterator = reply.get("NextShardIterator")
         state.millis_behind = int(reply.get("MillisBehindLatest", 0) or 0)
         records = reply.get("Records", [])
@@ -331,7 +391,11 @@ class SourceConsumer:
         if state.ending_seq and state.empty_polls >= 1:
             reached = seq_int(state.last_seen) >= seq_int(state.ending_seq)
             empty_range = seq_int(state.ending_seq) <= seq_int(state.starting_seq) and not state.last_seen
-            ended = ended or reached or empty_range
+            # Started at the anchor, which lies after everything the closed shard holds (Kinesis then
+            # ends the iterator; emulators may keep returning empty pages at the tip instead).
+            past_anchor = state.from_anchor and not state.last_seen and state.empty_polls >= 3 and \
+                state.millis_behind == 0
+            ended = ended or reached or empty_range or past_anchor
         if ended:
             state.checkpoint.finished = True
             self.store.save(state.checkpoint)
@@ -436,6 +500,10 @@ class SourceConsumer:
         from helios_core.aws import to_aws_error
         error = to_aws_error(exc) if isinstance(exc, (ClientError, BotoCoreError)) else exc
         self.metrics.record_error(str(error))
+        if is_credentials_error(exc) and not self.source.connection.sandbox:
+            self._credential_failures += 1
+            if self._credential_failures >= CREDENTIAL_FAILURES_TO_STOP:
+                raise CredentialsProblem(credentials_message(self.source, getattr(error, "message", str(error))))
 
 
 QUARANTINE_NAMES = ["received_at", "source", "source_id", "origin", "stream", "shard_id", "sequence_number",

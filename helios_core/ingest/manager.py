@@ -10,7 +10,10 @@ it takes effect at once.
 Credentials are never stored: a source connected with explicit keys gets them
 from :meth:`register_connection` (in memory, for this process); otherwise the
 stored connection is rebuilt from its region / profile / endpoint, and sandbox
-sources use the running sandbox.
+sources use the running sandbox. After a restart a keys source has no keys: it
+is not started with some other credentials but marked failed, with a message
+telling the user to sign in again; :meth:`resume` with their new connection
+starts it again.
 """
 
 from __future__ import annotations
@@ -21,13 +24,16 @@ import time
 from typing import Any, Callable
 
 from helios_core.clickhouse import ClickHouse
-from helios_core.errors import HeliosError
-from helios_core.ingest.consumer import IngestConfig, SourceConsumer
+from helios_core.errors import AwsError, HeliosError, ValidationError
+from helios_core.ingest.consumer import KEYS_HINT, IngestConfig, SourceConsumer
 from helios_core.ingest.metrics import SourceMetrics
 from helios_core.ingest.store import write_metrics
-from helios_core.sources import Source, list_sources, set_status
+from helios_core.sources import Source, get_source, list_sources, pin_latest_start, resume_source, set_status
 
 log = logging.getLogger("helios.ingest")
+
+NO_KEYS = ("Needs credentials: this source was connected with access keys, which Helios keeps in memory only, "
+           "so since Helios restarted it has none to read the stream with. " + KEYS_HINT)
 
 
 def connection_for(source: Source, registered: Any = None):
@@ -124,6 +130,17 @@ class IngestManager:
     def _start(self, source: Source) -> None:
         metrics = self.metrics.setdefault(source.id, SourceMetrics(source.id))
         registered = self.connections.get(source.id)
+        if registered is None and source.connection.needs_keys:
+            # Not the default chain instead (it would read with someone else's rights, or fail on
+            # every call while the source looks "running"): tell the user what to do.
+            metrics.record_error(NO_KEYS)
+            try:
+                set_status(self.ch, source.id, "failed", NO_KEYS)
+            except HeliosError as exc:
+                log.warning("could not mark source %s failed: %s", source.id, exc)
+            return
+        if source.start_position == "LATEST" and not source.start_timestamp:
+            source = pin_latest_start(self.ch, source.id)  # made before LATEST was pinned at creation
 
         def kinesis():
             return connection_for(source, registered).client("kinesis")
@@ -153,6 +170,33 @@ class IngestManager:
         """Credentials for a source, kept in memory for this process only."""
         self.connections[source_id] = connection
 
+    def resume(self, source_id: str, connection: Any = None) -> Source:
+        """Set a paused or failed source running again, with ``connection`` (the user's sign-in) if given.
+
+        A source connected with access keys cannot run without them: refused with
+        the hint to sign in again, rather than started to fail on every call.
+        """
+        source = get_source(self.ch, source_id)
+        if connection is not None and source.connection.needs_keys:
+            check_connection_fits(source, connection)
+            self.register_connection(source_id, connection)
+        elif connection is not None and source.connection.auth == "" and not source.connection.sandbox:
+            try:  # made before the sign-in method was recorded: it may have been keys
+                check_connection_fits(source, connection)
+                self.register_connection(source_id, connection)
+            except ValidationError:
+                pass
+        elif source.connection.needs_keys and source_id not in self.connections:
+            raise AwsError("This source reads its stream with access keys, and Helios has none for it now "
+                           "(keys live in memory only and are gone after a restart).", KEYS_HINT)
+        source = resume_source(self.ch, source_id)
+        metrics = self.metrics.get(source_id)
+        if metrics is not None:
+            with metrics.lock:
+                metrics.last_error = ""
+        self.sync()
+        return source
+
     def metrics_for(self, source_id: str) -> dict[str, Any]:
         metrics = self.metrics.get(source_id)
         consumer = self.consumers.get(source_id)
@@ -166,6 +210,17 @@ class IngestManager:
             write_metrics(self.ch.writer, [m.sample_row() for m in self.metrics.values()])
         except Exception as exc:  # metrics are best effort
             log.warning("could not write ingest metrics: %s", exc)
+
+
+def check_connection_fits(source: Source, connection: Any) -> None:
+    """The user's connection must reach the source's stream: same region and endpoint, not the sandbox."""
+    stored = source.connection
+    if connection.sandbox or connection.region != stored.region or \
+            (connection.endpoint_url or None) != (stored.endpoint_url or None):
+        where = f"{stored.region}" + (f" via {stored.endpoint_url}" if stored.endpoint_url else "")
+        raise ValidationError(f"You are connected to {connection.describe()}, but this source reads the stream "
+                              f"{source.stream_name} in {where}.",
+                              f"Open Connect and sign in for {where}, then resume the source.")
 
 
 def _rules_changed(old: Source, new: Source) -> bool:
@@ -203,8 +258,6 @@ def pause(ch: ClickHouse, source_id: str) -> Source:
     return source
 
 
-def resume(ch: ClickHouse, source_id: str) -> Source:
-    from helios_core.sources import resume_source
-    source = resume_source(ch, source_id)
-    get_ingest_manager().sync()
-    return source
+def resume(ch: ClickHouse, source_id: str, connection: Any = None) -> Source:
+    """Resume a source in the process-wide manager (``connection``: the user's current sign-in, if any)."""
+    return get_ingest_manager().resume(source_id, connection)

@@ -18,7 +18,9 @@ class SourceMetrics:
     rows_quarantined: int = 0
     batches: int = 0
     errors: int = 0
-    throttled: int = 0
+    throttled: int = 0                 # GetRecords calls Kinesis throttled (each backed off)
+    throttle_wait_s: float = 0.0       # back-off scheduled for them, in total
+    iterator_refreshes: int = 0        # fresh shard iterators after ExpiredIteratorException
     millis_behind: int = 0
     last_insert: datetime | None = None
     last_error: str = ""
@@ -44,6 +46,12 @@ class SourceMetrics:
             self.last_insert = datetime.now(timezone.utc)
             self._bucket(inserted, quarantined)
 
+    def count(self, name: str, wait_s: float = 0.0) -> None:
+        """Count a Kinesis fault handled in place (``throttled`` with its back-off, ``iterator_refreshes``)."""
+        with self.lock:
+            setattr(self, name, getattr(self, name) + 1)
+            self.throttle_wait_s += wait_s
+
     def record_error(self, message: str) -> None:
         with self.lock:
             self.errors += 1
@@ -55,6 +63,7 @@ class SourceMetrics:
             return {"source_id": self.source_id, "running": self.running, "records_read": self.records_read,
                     "rows_inserted": self.rows_inserted, "rows_quarantined": self.rows_quarantined,
                     "batches": self.batches, "errors": self.errors, "throttled": self.throttled,
+                    "throttle_wait_s": round(self.throttle_wait_s, 3), "iterator_refreshes": self.iterator_refreshes,
                     "millis_behind": self.millis_behind, "last_insert": self.last_insert,
                     "last_error": self.last_error, "last_error_at": self.last_error_at,
                     "per_minute": [{"minute": datetime.fromtimestamp(m, tz=timezone.utc), "inserted": i,

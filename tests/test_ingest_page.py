@@ -1,0 +1,52 @@
+"""AppTest: a source connected with access keys, after a restart, on the Sources page: it says it needs a
+new sign-in (keys are never stored) and resumes with the keys of the user's current session."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from streamlit.testing.v1 import AppTest
+
+from helios_core import sources
+from helios_core.ddl import TableOptions
+from helios_core.schema import ColumnSpec
+
+
+def test_keys_source_needs_sign_in_after_restart_and_resumes_from_the_page(app_path, ch, aws_conn, moto_server):
+    from helios_core.aws import AwsConnection
+    from helios_core.ingest.manager import get_ingest_manager, remove_source
+
+    keys = AwsConnection(region="eu-west-1", access_key_id="AKIAPAGETEST0042", secret_access_key="page-secret-x1",
+                         endpoint_url=moto_server)
+    stream = f"page_{uuid.uuid4().hex[:8]}"
+    kinesis = aws_conn.client("kinesis")
+    kinesis.create_stream(StreamName=stream, ShardCount=1)
+    req = sources.CreateRequest(
+        stream_name=stream, stream_arn=f"arn:aws:kinesis:eu-west-1:123456789012:stream/{stream}",
+        columns=[ColumnSpec("k", "String", "k", required=True)],
+        options=TableOptions(database="ingest_page_test", table="keyed", order_by=["k"], create_database=True),
+        connection=sources.Connection.from_aws(keys))
+    source_id = sources.create_table_and_source(ch, req).source_id  # as if made before a restart: no keys here
+    try:
+        at = AppTest.from_file(app_path, default_timeout=60).run()
+        get_ingest_manager().sync()
+        assert sources.get_source(ch, source_id).status == "failed"
+        at.switch_page("pages/sources.py").run()
+        assert not at.exception, at.exception
+        errors = " ".join(str(e.value) for e in at.error)
+        assert "Open Connect and sign in again; Helios never stores keys" in errors
+
+        at.session_state["aws_connection"] = keys  # the user signed in again (Connect page)
+        at.button(key=f"src_resume_{source_id}").click().run()
+        assert not at.exception, at.exception
+        assert sources.get_source(ch, source_id).status == "running"
+        kinesis.put_record(StreamName=stream, Data=b'{"k": "after sign-in"}', PartitionKey="p")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not ch.internal_query(
+                "SELECT count() AS n FROM ingest_page_test.keyed")[0]["n"]:
+            time.sleep(0.2)
+        assert ch.internal_query("SELECT k FROM ingest_page_test.keyed") == [{"k": "after sign-in"}]
+    finally:
+        remove_source(ch, source_id, drop_table=True)
+        kinesis.delete_stream(StreamName=stream)
