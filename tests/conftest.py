@@ -28,6 +28,27 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     shutil.rmtree(_DATA_DIR, ignore_errors=True)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _stop_services_before_cleanup():
+    """At the end of the session, stop the process services (ingest manager, job runner, sandbox producer)
+    while the data dir still exists: pytest_unconfigure deletes it, and a supervisor still polling the
+    engine then would print FILE_DOESNT_EXIST after the summary line."""
+    yield
+    from helios_core import runtime as runtime_module
+    from helios_core.sandbox import sandbox_if_running
+
+    current = runtime_module._runtime  # never create a runtime just to stop it
+    services = list(current.services.values()) if current is not None else []
+    services += [s for s in (sandbox_if_running(),) if s is not None and s not in services]
+    for service in services:
+        stop = getattr(service, "shutdown", None) or getattr(service, "stop", None)
+        if stop is not None:
+            try:
+                stop()
+            except Exception:  # teardown: one stubborn service must not keep the others running
+                pass
+
+
 @pytest.fixture(scope="session")
 def ch():
     from helios_core.clickhouse import get_clickhouse
