@@ -46,6 +46,7 @@ from helios_core.errors import AwsError, Conflict, HeliosError, NotFound, Valida
 from helios_core.identifiers import check_identifier, sanitize_name
 from helios_core.loading import RowSink, dedup_window, quarantine_table_name, table_schema
 from helios_core.schema import ColumnSpec, InferredSchema, infer_schema
+from helios_core.metadata import next_version
 
 FORMATS = {"csv": "csv", "jsonl": "jsonl", "parquet": "parquet", "pg_dump": "sql"}
 FORMAT_LABELS = {"csv": "CSV (with a header row)", "jsonl": "JSON lines", "parquet": "Parquet",
@@ -96,18 +97,6 @@ METADATA_TABLES = [
         message String
     ) ENGINE = MergeTree ORDER BY (job_id, seq)""",
 ]
-
-_version_lock = threading.Lock()
-_last_version = 0
-
-
-def _version() -> int:
-    """Strictly increasing, so two updates in the same microsecond still order."""
-    global _last_version
-    with _version_lock:
-        _last_version = max(_last_version + 1, int(time.time() * 1_000_000))
-        return _last_version
-
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
@@ -212,7 +201,7 @@ def _write_job(ch: ClickHouse, job: Job) -> None:
     ch.insert_rows("jobs", [[job.id, job.name, job.format, job.target, job.database, job.table,
                              json.dumps([c.to_json() for c in job.schema]), int(job.schema_confirmed),
                              json.dumps(job.order_by), job.bucket, json.dumps(job.result, default=str),
-                             job.created_at or _now(), _now(), _version()]], _JOB_COLUMNS, database="helios")
+                             job.created_at or _now(), _now(), next_version()]], _JOB_COLUMNS, database="helios")
 
 
 def _job_from_row(row: dict[str, Any]) -> Job:
@@ -260,7 +249,7 @@ def list_jobs(ch: ClickHouse) -> list[Job]:
 
 
 def add_stage(ch: ClickHouse, job_id: str, stage: str, message: str = "") -> None:
-    ch.insert_rows("job_stages", [[job_id, _version(), stage, _now(), message]],
+    ch.insert_rows("job_stages", [[job_id, next_version(), stage, _now(), message]],
                    ["job_id", "seq", "stage", "at", "message"], database="helios")
 
 
@@ -273,7 +262,7 @@ def list_owners(ch: ClickHouse, job_id: str) -> list[Owner]:
 
 def _write_owner(ch: ClickHouse, owner: Owner) -> None:
     ch.insert_rows("job_owners", [[owner.job_id, owner.owner, owner.key_prefix, owner.files,
-                                   owner.registered_at or _now(), owner.urls_issued, _version()]],
+                                   owner.registered_at or _now(), owner.urls_issued, next_version()]],
                    ["job_id", "owner", "key_prefix", "files", "registered_at", "urls_issued", "version"],
                    database="helios")
 

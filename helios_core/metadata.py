@@ -9,6 +9,8 @@ Mutable records are ReplacingMergeTree rows keyed by id with a version column
 from __future__ import annotations
 
 import importlib
+import threading
+import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -22,6 +24,22 @@ _RECORD_MODULES = (
     "helios_core.jobs",
     "helios_core.reports",
 )
+
+
+_version_lock = threading.Lock()
+_last_version = 0
+
+
+def next_version() -> int:
+    """A version for a ReplacingMergeTree row: nanoseconds, strictly increasing in this process.
+
+    Two writes of the same record within one clock tick must still be ordered,
+    or FINAL could keep the older one.
+    """
+    global _last_version
+    with _version_lock:
+        _last_version = max(_last_version + 1, time.time_ns())
+        return _last_version
 
 
 def ensure_metadata(ch: "ClickHouse") -> None:

@@ -959,7 +959,6 @@ def _literal(tokens: list[Token]) -> str | None:
 def value_converter(col: PgColumn) -> Callable[[str | None], Any]:
     """PostgreSQL's text form of a value → the Python value for the ClickHouse column."""
     base = converter_for(col.ch_type, col.ch_name)
-    head = col.ch_type.split("(")[0]
     is_time = "DateTime64" in col.ch_type or "Date32" in col.ch_type
 
     def check_time(text: str) -> None:

@@ -12,13 +12,14 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Any
 
 from helios_core.clickhouse import ClickHouse, QueryResult, table_columns, table_exists
 from helios_core.errors import NotFound, ValidationError
 from helios_core.identifiers import check_identifier, quote_ident, sanitize_name
+from helios_core.metadata import next_version
 
 GRAINS = ("hour", "day", "week", "month")
 MEASURE_KINDS = ("count", "distinct", "sum", "avg", "min", "max", "ratio", "median_gap")
@@ -625,9 +626,6 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _version() -> int:
-    return int(_now().timestamp() * 1_000_000)
-
 
 def save_report(ch: ClickHouse, definition: ReportDefinition, name: str | None = None,
                 report_id: str | None = None) -> SavedReport:
@@ -644,7 +642,7 @@ def save_report(ch: ClickHouse, definition: ReportDefinition, name: str | None =
     else:
         report_id = str(uuid.uuid4())
     now = _now()
-    ch.insert_rows("reports", [[report_id, name, json.dumps(definition.to_json()), created, now, 0, _version()]],
+    ch.insert_rows("reports", [[report_id, name, json.dumps(definition.to_json()), created, now, 0, next_version()]],
                    ["id", "name", "definition", "created_at", "updated_at", "deleted", "version"], database="helios")
     return get_report(ch, report_id)
 
@@ -679,5 +677,5 @@ def get_report(ch: ClickHouse, report_id: str) -> SavedReport:
 def delete_report(ch: ClickHouse, report_id: str) -> None:
     saved = get_report(ch, report_id)
     ch.insert_rows("reports", [[saved.id, saved.name, json.dumps(saved.definition.to_json()),
-                                datetime.fromisoformat(saved.created_at), _now(), 1, _version()]],
+                                datetime.fromisoformat(saved.created_at), _now(), 1, next_version()]],
                    ["id", "name", "definition", "created_at", "updated_at", "deleted", "version"], database="helios")

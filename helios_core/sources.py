@@ -12,8 +12,6 @@ writes a tombstone row.
 from __future__ import annotations
 
 import json
-import threading
-import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -24,7 +22,7 @@ from helios_core.ddl import (TableOptions, check_columns, create_database_sql, c
                              quarantine_name, validate_table)
 from helios_core.errors import Conflict, HeliosError, NotFound, ValidationError
 from helios_core.identifiers import qualified
-from helios_core.metadata import METADATA_DB
+from helios_core.metadata import METADATA_DB, next_version
 from helios_core.schema import ColumnSpec
 
 if TYPE_CHECKING:
@@ -194,19 +192,8 @@ class CreateResult:
 
 # ---- storing ------------------------------------------------------------------------------------
 
-_version_lock = threading.Lock()
-_last_version = 0
-
-
-def _next_version() -> int:
-    global _last_version
-    with _version_lock:
-        _last_version = max(_last_version + 1, time.time_ns())
-        return _last_version
-
-
 def _write(ch: "ClickHouse", source: Source, deleted: bool = False) -> None:
-    source.version = _next_version()
+    source.version = next_version()
     row = [source.id, source.version, int(deleted), source.stream_type, source.stream_name, source.stream_arn,
            json.dumps(source.connection.to_json()), source.database, source.table, source.table_uuid,
            json.dumps([c.to_json() for c in source.columns]), json.dumps(source.options, default=str),

@@ -118,6 +118,21 @@ def connect_sandbox():
     return conn
 
 
+def require_aws_connection(key: str):
+    """This session's connection; otherwise offer the sandbox or the Connect page and stop the page."""
+    conn = aws_connection()
+    if conn is not None:
+        return conn
+    st.info("Connect to AWS first, or use the local sandbox with its demo streams.", icon=":material/link:")
+    c1, c2 = st.columns([1, 3])
+    if c1.button("Use the local sandbox", icon=":material/science:", key=key):
+        with user_errors():
+            connect_sandbox()
+            st.rerun()
+    c2.page_link("pages/connect.py", label="Go to Connect", icon=":material/login:")
+    st.stop()
+
+
 def sandbox_badge() -> None:
     """A visible "Sandbox" label whenever this session uses the local sandbox."""
     conn = aws_connection()

@@ -18,8 +18,8 @@ from helios_core.schema import FORMATS, VIRTUAL_SOURCES, ColumnSpec, infer_schem
 from helios_core.sources import START_POSITIONS, Connection, CreateRequest, check_request, create_table_and_source, \
     new_source_id, preview_ddl
 from helios_core.streams import sample_stream
-from pages._shared import (AWS_STREAMS_KEY, aws_connection, connect_sandbox, open_in_sql_explorer, runtime,
-                           sandbox_badge, show_error, user_errors)
+from pages._shared import (AWS_STREAMS_KEY, open_in_sql_explorer, require_aws_connection, runtime, sandbox_badge,
+                           show_error, user_errors)
 
 STEPS = ["Source", "Sample & schema", "Edit schema", "Table options", "Review", "Create"]
 VIRTUAL_NAMES = {"_arrival_time": "arrival time", "_partition_key": "partition key", "_shard_id": "shard",
@@ -125,16 +125,7 @@ step = state["wiz_step"]
 st.progress((step + 1) / len(STEPS), text=f"Step {step + 1} of {len(STEPS)}: **{STEPS[step]}**")
 st.caption("  →  ".join(f"**{s}**" if i == step else s for i, s in enumerate(STEPS)))
 
-conn = aws_connection()
-if conn is None:
-    st.info("Connect to AWS first, or use the local sandbox with its demo streams.", icon=":material/link:")
-    c1, c2 = st.columns([1, 3])
-    if c1.button("Use the local sandbox", icon=":material/science:", key="wiz_use_sandbox"):
-        with user_errors():
-            connect_sandbox()
-            st.rerun()
-    c2.page_link("pages/connect.py", label="Go to Connect", icon=":material/login:")
-    st.stop()
+conn = require_aws_connection("wiz_use_sandbox")
 
 # 1 ─ source
 if step == 0:

@@ -1,6 +1,6 @@
 import streamlit as st
 
-from helios_core.clickhouse import list_databases, list_tables, preview, table_info
+from helios_core.clickhouse import list_databases, preview, table_info
 from helios_core.identifiers import qualified
 from pages._shared import format_bytes, open_in_sql_explorer, runtime, user_errors
 

@@ -11,7 +11,7 @@ import streamlit as st
 from helios_core.aws import list_streams
 from helios_core.schema import clickhouse_describe, infer_schema
 from helios_core.streams import DEFAULT_SAMPLE, MAX_SAMPLE, sample_stream
-from pages._shared import (AWS_STREAMS_KEY, aws_connection, connect_sandbox, runtime, sandbox_badge, user_errors)
+from pages._shared import AWS_STREAMS_KEY, require_aws_connection, runtime, sandbox_badge, user_errors
 
 _WIZARD_PAGE = Path(__file__).parent / "create_table.py"
 _STARTS = {"TRIM_HORIZON (oldest stored)": "trim_horizon", "LATEST (wait for new events)": "latest",
@@ -20,16 +20,7 @@ _STARTS = {"TRIM_HORIZON (oldest stored)": "trim_horizon", "LATEST (wait for new
 st.title("Stream preview")
 sandbox_badge()
 
-conn = aws_connection()
-if conn is None:
-    st.info("Connect to AWS first, or use the local sandbox with its demo streams.", icon=":material/link:")
-    c1, c2 = st.columns([1, 3])
-    if c1.button("Use the local sandbox", icon=":material/science:", key="preview_use_sandbox"):
-        with user_errors():
-            connect_sandbox()
-            st.rerun()
-    c2.page_link("pages/connect.py", label="Go to Connect", icon=":material/login:")
-    st.stop()
+conn = require_aws_connection("preview_use_sandbox")
 
 streams = st.session_state.get(AWS_STREAMS_KEY)
 if streams is None:

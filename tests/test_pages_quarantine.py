@@ -25,7 +25,8 @@ def test_explain_these_errors_summarises_the_quarantine(app_path, ch, aws_conn, 
         stream_name=stream, stream_arn=f"arn:aws:kinesis:eu-west-1:123456789012:stream/{stream}", columns=columns,
         options=TableOptions(database="quarantine_page", table="events", order_by=["user_id"], create_database=True),
         connection=sources.Connection(region="eu-west-1", endpoint_url=moto_server)))
-    source = sources.get_source(ch, created.source_id)
+    # Paused, so the app's process-wide ingest manager leaves it to this test's own consumer.
+    source = sources.pause_source(ch, created.source_id)
     events = [e.event for e in generate_events("user_activity", 6, seed=3, bad_ratio=0)]
     payloads = [orjson.dumps(e) for e in events[:3]] + [orjson.dumps(dict(e, device="smart_tv")) for e in events[3:]]
     payloads.append(b"\x00\x01 not json")

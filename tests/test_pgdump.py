@@ -23,8 +23,7 @@ import pytest
 
 from helios_core.cli import main as cli_main
 from helios_core.errors import Conflict, ValidationError
-from helios_core.pgdump import (DumpScanner, decode_copy_field, line_source, load_dump, map_pg_type, parse_pg_array,
-                                plan_dump, tokenize)
+from helios_core.pgdump import DumpScanner, decode_copy_field, load_dump, map_pg_type, parse_pg_array, tokenize
 
 FIXTURE = Path(__file__).parent / "fixtures" / "pg_dump_shop.sql"
 

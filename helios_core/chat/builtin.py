@@ -874,7 +874,6 @@ def interpret(reading: Reading, ctx: SubjectContext) -> Parts:
                 segment = "main"
             pending_agg.append(item.arg)
         elif kind == "rate":
-            values = [p for p in parts.filters if p[0] is items[idx - 1]] if idx else []
             prev_mention = items[idx - 1] if idx and items[idx - 1].kind == "mention" else None
             if prev_mention is not None and _has(prev_mention, "value"):
                 parts.filters = [f for f in parts.filters if f[0] is not prev_mention]
@@ -884,7 +883,6 @@ def interpret(reading: Reading, ctx: SubjectContext) -> Parts:
             else:
                 parts.rate = (None, False)
                 after_rate = True
-            del values
         elif kind == "by":
             segment = "by"
         elif kind == "neg":

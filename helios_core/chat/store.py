@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import re
 import threading
-import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -23,6 +22,7 @@ from typing import Any
 
 from helios_core.clickhouse import ClickHouse
 from helios_core.errors import NotFound, ValidationError
+from helios_core.metadata import next_version
 
 CONTENT_TYPES = ("text", "table", "query", "chart")
 ROLES = ("user", "assistant")
@@ -124,8 +124,6 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _version() -> int:
-    return time.time_ns()
 
 
 def _clean_name(name: str) -> str:
@@ -187,7 +185,7 @@ class ChatStore:
 
     def _write(self, chat: Chat, deleted: bool) -> None:
         row = [chat.id, chat.name, chat.database, chat.subject_sql, chat.subject_label, chat.created_at,
-               chat.updated_at, int(deleted), _version()]
+               chat.updated_at, int(deleted), next_version()]
         self.ch.insert_rows("chats", [row], _CHAT_COLUMNS, database="helios")
 
     @staticmethod

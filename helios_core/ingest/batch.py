@@ -6,15 +6,20 @@ Work is column by column over plain lists (C-level comprehensions and one
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pa_json
 
 from helios_core.ddl import parse_type
-from helios_core.ingest.convert import coerce, convert_column, format_check, BadValue
+from helios_core.ingest.convert import (DATE_RE, UUID_RE, _TEXT_CARRIED, _ZERO_TEXT, BadValue, arrow_type,
+                                        cast_time_strings, check_text, coerce, convert_column, format_check,
+                                        parse_time)
 from helios_core.schema import ColumnSpec
 from helios_core.streams import DecodeError, decode_record
 
@@ -259,14 +264,6 @@ class BatchBuilder:
 
 # ---- the fast path: Arrow's C++ JSON reader over the whole batch -----------------------------------
 
-import io  # noqa: E402
-
-import pyarrow.compute as pc  # noqa: E402
-import pyarrow.json as pa_json  # noqa: E402
-
-from helios_core.ingest.convert import (DATE_RE, UUID_RE, _TEXT_CARRIED, _ZERO_TEXT, arrow_type,  # noqa: E402
-                                        check_text, parse_time)
-
 _NO_FAST = ("Map", "JSON")
 
 
@@ -410,14 +407,9 @@ class FastPath:
     @staticmethod
     def _times(array: pa.Array, node, col: ColumnSpec, bad: dict) -> pa.Array | None:
         target = arrow_type(node)
-        for parse_as in (pa.timestamp("ns", tz="UTC"), pa.timestamp("ns")):
-            try:
-                parsed = pc.cast(array, parse_as)
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                continue
-            if parse_as.tz is None:
-                parsed = pc.assume_timezone(parsed, "UTC")
-            return pc.cast(parsed, target, safe=False)
+        parsed = cast_time_strings(array, target)
+        if parsed is not None:
+            return parsed
         # Mixed forms: convert value by value, reporting those that are not times.
         unit = target.unit
         out = []

@@ -280,20 +280,28 @@ def _fast_path(base: TypeNode, values: list[Any], target: pa.DataType) -> pa.Arr
     return None
 
 
+def cast_time_strings(array: pa.Array, target: pa.TimestampType) -> pa.Array | None:
+    """ISO-8601 strings → UTC timestamps in Arrow's C++ parser, or None when any value is not one.
+
+    Strings without an offset are taken as UTC, as the schema's DateTime64(p, 'UTC') says.
+    """
+    for parse_as in (pa.timestamp("ns", tz="UTC"), pa.timestamp("ns")):
+        try:
+            parsed = pc.cast(array, parse_as)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            continue
+        if parse_as.tz is None:
+            parsed = pc.assume_timezone(parsed, "UTC")
+        return pc.cast(parsed, target, safe=False)
+    return None
+
+
 def _fast_time(values: list[Any], target: pa.TimestampType) -> pa.Array | None:
     array = pa.array(values)
     if pa.types.is_null(array.type):
         return pa.array(values, type=target)
     if pa.types.is_string(array.type):
-        for parse_as in (pa.timestamp("ns", tz="UTC"), pa.timestamp("ns")):
-            try:
-                parsed = pc.cast(array, parse_as)
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                continue
-            if parse_as.tz is None:
-                parsed = pc.assume_timezone(parsed, "UTC")
-            return pc.cast(parsed, target, safe=False)
-        return None
+        return cast_time_strings(array, target)
     if pa.types.is_integer(array.type):
         if len(array) and pc.max(pc.abs(array)).as_py() > 1e11:   # epoch milliseconds
             return pc.cast(pc.cast(array, pa.timestamp("ms", tz="UTC")), target, safe=False)

@@ -15,13 +15,11 @@ Sequence numbers are compared as integers (Kinesis's are decimal strings).
 
 from __future__ import annotations
 
-import threading
-import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from helios_core.metadata import METADATA_DB
+from helios_core.metadata import METADATA_DB, next_version
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
@@ -81,15 +79,6 @@ def seq_int(seq: str) -> int:
     return int(seq) if seq else -1
 
 
-_lock = threading.Lock()
-_last = 0
-
-
-def _version() -> int:
-    global _last
-    with _lock:
-        _last = max(_last + 1, time.time_ns())
-        return _last
 
 
 class CheckpointStore:
@@ -107,7 +96,7 @@ class CheckpointStore:
                                  pending_from=r[4]) for r in result.result_rows}
 
     def save(self, cp: Checkpoint) -> None:
-        self.client.insert("ingest_checkpoints", [[self.source_id, cp.shard_id, _version(), cp.committed_seq,
+        self.client.insert("ingest_checkpoints", [[self.source_id, cp.shard_id, next_version(), cp.committed_seq,
                                                    cp.pending_from, cp.pending_seq, int(cp.finished),
                                                    datetime.now(timezone.utc)]],
                            column_names=["source_id", "shard_id", "version", "committed_seq", "pending_from",
