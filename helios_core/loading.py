@@ -391,8 +391,12 @@ class RowSink:
 
     def add(self, values: dict[str, Any] | list[Any], raw: str, index: int) -> None:
         """One row, by column name (missing keys = NULL) or in column order."""
+        self.add_built(lambda: self.convert(values), raw, index)
+
+    def add_built(self, build: Callable[[], list[Any]], raw: str, index: int) -> None:
+        """One row made by ``build`` (in column order); a RowError it raises quarantines the row."""
         try:
-            row = self.convert(values)
+            row = build()
         except RowError as exc:
             self.reject(QuarantineRow(raw, exc.error_type, exc.message, exc.column, index))
             return

@@ -1141,15 +1141,7 @@ def load_dump(ch: Any, data: str | bytes | Path | LineSource, database: str, *, 
             sink.reject(_bad_row(raw, index, f"The row has {len(values)} fields; COPY lists {len(cols)} columns."))
             return
         given = dict(zip(cols, values))
-        try:
-            row = [convert[c.name](given.get(c.name)) for c in table.columns]
-        except RowError as exc:
-            from helios_core.loading import QuarantineRow
-            sink.reject(QuarantineRow(raw, exc.error_type, exc.message, exc.column, index))
-            return
-        sink.good.append((row, raw, index))
-        if len(sink.good) >= sink.batch_rows:
-            sink.flush()
+        sink.add_built(lambda: [convert[c.name](given.get(c.name)) for c in table.columns], raw, index)
 
     scanner = DumpScanner(lines())
     row_index: Counter = Counter()

@@ -1005,16 +1005,7 @@ class Resolver:
 
     def semi_joinable(self, main: str, other: str) -> str | None:
         """The key for ``main.key IN (SELECT key FROM other WHERE …)`` (main is the dimension table)."""
-        if main == other:
-            return None
-        m = self.ctx.table(main)
-        o = self.ctx.table(other)
-        if not m or not o:
-            return None
-        key = m.is_keyed_by
-        if key and o.column(key) is not None:
-            return key
-        return None
+        return self.joinable(other, main)
 
     def reach(self, item: Item, main: str, kinds: tuple[str, ...] = ("column", "value"),
               numeric: bool | None = None) -> tuple[Meaning | None, float, str]:
