@@ -763,11 +763,7 @@ def interpret(reading: Reading, ctx: SubjectContext) -> Parts:
                         and parts.dims:
                     # "pages by page views": the value is what is counted
                     parts.head = next(m for m in group if _has(m, "value"))
-                for m in group:
-                    if _has(m, "value"):
-                        parts.filters.append((m, m.data == "neg"))
-                    else:
-                        parts.evidence.append(m)
+                _narrow(group, parts)
                 return
             for m in group:
                 if any(_is_numeric(x, ctx) for x in m.meanings) or any(x.agg for x in m.meanings):
@@ -796,13 +792,7 @@ def interpret(reading: Reading, ctx: SubjectContext) -> Parts:
         if numeric and not saw_measure_np:
             parts.aggs.append(("", numeric[0], None))
             saw_measure_np = True
-            for m in group:
-                if m is numeric[0]:
-                    continue
-                if _has(m, "value"):
-                    parts.filters.append((m, m.data == "neg"))
-                else:
-                    parts.evidence.append(m)
+            _narrow(group, parts, skip=numeric[0])
             return
         if not saw_measure_np and parts.head is None:
             head = group[-1]
@@ -818,17 +808,9 @@ def interpret(reading: Reading, ctx: SubjectContext) -> Parts:
             else:
                 parts.head = head
             saw_measure_np = True
-            for m in group[:-1]:
-                if _has(m, "value"):
-                    parts.filters.append((m, m.data == "neg"))
-                else:
-                    parts.evidence.append(m)
+            _narrow(group[:-1], parts)
             return
-        for m in group:
-            if _has(m, "value"):
-                parts.filters.append((m, m.data == "neg"))
-            else:
-                parts.evidence.append(m)
+        _narrow(group, parts)
 
     for idx, item in enumerate(items):
         kind = item.kind
@@ -926,6 +908,17 @@ def interpret(reading: Reading, ctx: SubjectContext) -> Parts:
     return parts
 
 
+def _narrow(mentions: list[Item], parts: Parts, skip: Item | None = None) -> None:
+    """Mentions beside the measure or the head: a recognised value filters, anything else only supports the reading."""
+    for m in mentions:
+        if m is skip:
+            continue
+        if _has(m, "value"):
+            parts.filters.append((m, m.data == "neg"))
+        else:
+            parts.evidence.append(m)
+
+
 def _assign_agg(funcs: list[str], group: list[Item], parts: Parts, ctx: SubjectContext) -> None:
     """The noun phrase after "average", "how many", "unique" …: pick what is aggregated."""
     func = _combine_funcs(funcs)
@@ -934,23 +927,13 @@ def _assign_agg(funcs: list[str], group: list[Item], parts: Parts, ctx: SubjectC
         if numeric:
             target = numeric[0]
             parts.aggs.append((func, target, None))
-            for m in group:
-                if m is target:
-                    continue
-                if _has(m, "value"):
-                    parts.filters.append((m, m.data == "neg"))
-                else:
-                    parts.evidence.append(m)
+            _narrow(group, parts, skip=target)
             return
         if func == "sum":  # "total purchases": a count
             func = "count"
         else:
             parts.aggs.append((func, None, None))
-            for m in group:
-                if _has(m, "value"):
-                    parts.filters.append((m, m.data == "neg"))
-                else:
-                    parts.evidence.append(m)
+            _narrow(group, parts)
             return
     head = group[-1]
     if func == "uniq":
@@ -958,13 +941,7 @@ def _assign_agg(funcs: list[str], group: list[Item], parts: Parts, ctx: SubjectC
         columns = [m for m in group if _has(m, "column")]
         if columns:
             head = columns[-1]
-    for m in group:
-        if m is head:
-            continue
-        if _has(m, "value"):
-            parts.filters.append((m, m.data == "neg"))
-        else:
-            parts.evidence.append(m)
+    _narrow(group, parts, skip=head)
     if _has(head, "value") and not (_has(head, "table") or _has(head, "column") or _has(head, "rows")):
         parts.filters.append((head, head.data == "neg"))
     parts.aggs.append((func, head, head))
