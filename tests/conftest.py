@@ -66,6 +66,20 @@ def app_path() -> str:
     return str(ROOT / "app.py")
 
 
+@pytest.fixture
+def open_page(app_path, ch):
+    """``open_page("pages/x.py")``: the app run through app.py, switched to that page, with no exception."""
+    from streamlit.testing.v1 import AppTest
+
+    def open_(page: str, timeout: float = 60) -> AppTest:
+        at = AppTest.from_file(app_path, default_timeout=timeout).run()
+        at.switch_page(page).run()
+        assert not at.exception, at.exception
+        return at
+
+    return open_
+
+
 # ---- AWS: a real moto server on loopback (helios_core.aws / helios_core.sandbox) ----
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,6 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from helios_core.cli import main as cli_main
 from helios_core.errors import Conflict, NotFound, ValidationError
@@ -418,16 +417,9 @@ def test_cli_lifecycle_shapes_and_exit_codes(ch, service, capsys):
 # ---- the page ------------------------------------------------------------------------------------------------------------
 
 
-def _page(app_path):
-    at = AppTest.from_file(app_path, default_timeout=60).run()
-    at.switch_page("pages/jobs.py").run()
-    assert not at.exception
-    return at
-
-
-def test_jobs_page_create_register_upload_submit(ch, service, app_path):
+def test_jobs_page_create_register_upload_submit(ch, service, open_page):
     table = people_table(ch)
-    at = _page(app_path)
+    at = open_page("pages/jobs.py")
     at.button(key="jobs_create").click().run()
     assert any("missing necessary fields" in e.value for e in at.error)
     assert any("Missing: name" in c.value for c in at.caption)
@@ -459,8 +451,8 @@ def test_jobs_page_create_register_upload_submit(ch, service, app_path):
     assert at.query_params.get("job") == job_id
 
 
-def test_jobs_page_loads_a_dump(ch, app_path):
-    at = _page(app_path)
+def test_jobs_page_loads_a_dump(ch, open_page):
+    at = open_page("pages/jobs.py")
     at.file_uploader(key="dump_file").set_value(("shop.sql", FIXTURE_DUMP.read_bytes(), "application/sql"))
     at.text_input(key="dump_db").input("jobs_page_dump")
     at.run()

@@ -25,10 +25,8 @@ def test_home_shows_connection_and_offers_demo_data(app, ch, demo):
     assert not [b for b in at.button if b.key == "load_demo"]
 
 
-def test_databases_page_shows_table_details(app, demo):
-    at = app.run()
-    at.switch_page("pages/databases.py").run()
-    assert not at.exception
+def test_databases_page_shows_table_details(open_page, demo):
+    at = open_page("pages/databases.py")
     at.radio(key="db_database").set_value("demo").run()
     at.radio(key="db_table").set_value("users").run()
     assert "demo.users" in _texts(at.subheader)
@@ -38,9 +36,8 @@ def test_databases_page_shows_table_details(app, demo):
     assert len(at.dataframe) == 2  # columns and first rows
 
 
-def test_sql_explorer_runs_a_query_and_shows_metadata(app, demo):
-    at = app.run()
-    at.switch_page("pages/sql_explorer.py").run()
+def test_sql_explorer_runs_a_query_and_shows_metadata(open_page, demo):
+    at = open_page("pages/sql_explorer.py")
     at.text_area(key="sql_editor").set_value("SELECT plan, count() AS users FROM demo.users GROUP BY plan ORDER BY plan")
     at.button(key="sql_run").click().run()
     assert not at.exception and not at.error
@@ -52,9 +49,8 @@ def test_sql_explorer_runs_a_query_and_shows_metadata(app, demo):
     assert history[0]["ok"] and history[0]["rows"] == 3
 
 
-def test_sql_explorer_shows_a_clean_error_for_bad_sql(app, demo):
-    at = app.run()
-    at.switch_page("pages/sql_explorer.py").run()
+def test_sql_explorer_shows_a_clean_error_for_bad_sql(open_page, demo):
+    at = open_page("pages/sql_explorer.py")
     at.text_area(key="sql_editor").set_value("SELECT nope FROM demo.users")
     at.button(key="sql_run").click().run()
     assert not at.exception
@@ -62,9 +58,8 @@ def test_sql_explorer_shows_a_clean_error_for_bad_sql(app, demo):
     assert "Traceback" not in _texts(at.error)
 
 
-def test_sql_explorer_refuses_writes_in_read_only_mode(app, ch, demo):
-    at = app.run()
-    at.switch_page("pages/sql_explorer.py").run()
+def test_sql_explorer_refuses_writes_in_read_only_mode(open_page, ch, demo):
+    at = open_page("pages/sql_explorer.py")
     at.text_area(key="sql_editor").set_value("DROP TABLE demo.users")
     at.button(key="sql_run").click().run()
     assert not at.exception
@@ -72,9 +67,8 @@ def test_sql_explorer_refuses_writes_in_read_only_mode(app, ch, demo):
     assert ch.query("SELECT count() AS n FROM demo.users").records() == [{"n": 2000}]
 
 
-def test_sql_explorer_writes_only_after_read_only_is_turned_off(app, ch):
-    at = app.run()
-    at.switch_page("pages/sql_explorer.py").run()
+def test_sql_explorer_writes_only_after_read_only_is_turned_off(open_page, ch):
+    at = open_page("pages/sql_explorer.py")
     at.toggle(key="sql_read_only").set_value(False).run()
     assert "can change or delete data" in _texts(at.warning)
     at.text_area(key="sql_editor").set_value("CREATE TABLE IF NOT EXISTS default.page_scratch (a UInt8) ENGINE = Memory")
@@ -84,9 +78,8 @@ def test_sql_explorer_writes_only_after_read_only_is_turned_off(app, ch):
     ch.execute("DROP TABLE IF EXISTS default.page_scratch")
 
 
-def test_truncation_notice(app, demo):
-    at = app.run()
-    at.switch_page("pages/sql_explorer.py").run()
+def test_truncation_notice(open_page, demo):
+    at = open_page("pages/sql_explorer.py")
     at.number_input(key="sql_limit").set_value(100)
     at.text_area(key="sql_editor").set_value("SELECT * FROM demo.user_activity")
     at.button(key="sql_run").click().run()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 import orjson
-from streamlit.testing.v1 import AppTest
 
 from helios_core import sources
 from helios_core.ddl import TableOptions
@@ -14,7 +13,7 @@ from helios_core.sandbox import generate_events
 from helios_core.schema import ColumnSpec
 
 
-def test_explain_these_errors_summarises_the_quarantine(app_path, ch, aws_conn, moto_server, kinesis_stream):
+def test_explain_these_errors_summarises_the_quarantine(open_page, ch, aws_conn, moto_server, kinesis_stream):
     stream = kinesis_stream(shards=1)
     columns = [ColumnSpec("event_id", "UUID", "event_id", required=True),
                ColumnSpec("user_id", "UInt32", "user_id", required=True),
@@ -43,8 +42,7 @@ def test_explain_these_errors_summarises_the_quarantine(app_path, ch, aws_conn, 
         consumer.stop()
     assert ch.internal_query(query)[0]["n"] == 4
 
-    at = AppTest.from_file(app_path, default_timeout=60).run()
-    at.switch_page("pages/quarantine.py").run()
+    at = open_page("pages/quarantine.py")
     at.selectbox(key="quarantine_source").set_value(source.id).run()
     assert not at.exception
     at.button(key="q_explain").click().run()

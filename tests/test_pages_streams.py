@@ -39,15 +39,8 @@ def _frame_with(at, column: str):
     return next(d.value for d in at.dataframe if column in d.value.columns)
 
 
-def _connect_page(app) -> AppTest:
-    at = app.run()
-    at.switch_page("pages/connect.py").run()
-    assert not at.exception
-    return at
-
-
-def test_connect_picks_the_sandbox_when_no_credentials_are_found(app, no_aws_credentials, aws_sandbox):
-    at = _connect_page(app)
+def test_connect_picks_the_sandbox_when_no_credentials_are_found(open_page, no_aws_credentials, aws_sandbox):
+    at = open_page("pages/connect.py")
     text = _texts(at)
     assert "No AWS credentials were found" in text and "local sandbox" in text
     assert "Sandbox" in text  # the badge
@@ -59,8 +52,8 @@ def test_connect_picks_the_sandbox_when_no_credentials_are_found(app, no_aws_cre
     assert set(streams.columns) >= {"status", "mode", "open shards", "retention (h)"}
 
 
-def test_connect_with_keys_keeps_the_secret_out_of_the_page(app, moto_server):
-    at = _connect_page(app)
+def test_connect_with_keys_keeps_the_secret_out_of_the_page(open_page, aws_sandbox, moto_server):
+    at = open_page("pages/connect.py")
     at.text_input(key="aws_access_key_id").input("AKIATESTKEYZ0001")
     at.text_input(key="aws_secret_access_key").input(SECRET)
     at.selectbox(key="aws_region").set_value("eu-west-1")
@@ -76,8 +69,8 @@ def test_connect_with_keys_keeps_the_secret_out_of_the_page(app, moto_server):
     assert "Sandbox" not in [getattr(e, "value", "") for e in at.markdown]
 
 
-def test_wrong_credentials_show_a_clear_message(app, moto_auth, moto_server):
-    at = _connect_page(app)
+def test_wrong_credentials_show_a_clear_message(open_page, aws_sandbox, moto_auth, moto_server):
+    at = open_page("pages/connect.py")
     before = at.session_state["aws_connection"] if "aws_connection" in at.session_state else None
     at.text_input(key="aws_access_key_id").input("AKIAWRONGWRONGWRONG1")
     at.text_input(key="aws_secret_access_key").input(SECRET)
@@ -91,8 +84,8 @@ def test_wrong_credentials_show_a_clear_message(app, moto_auth, moto_server):
     assert after is before  # a failed attempt does not replace the working connection
 
 
-def test_unreachable_endpoint_is_explained(app):
-    at = _connect_page(app)
+def test_unreachable_endpoint_is_explained(open_page, aws_sandbox):
+    at = open_page("pages/connect.py")
     at.text_input(key="aws_access_key_id").input("AKIATESTKEYZ0002")
     at.text_input(key="aws_secret_access_key").input("x")
     at.text_input(key="aws_endpoint_url").input("http://127.0.0.1:9")

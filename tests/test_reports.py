@@ -216,10 +216,8 @@ def _result_frame(at) -> pd.DataFrame:
     return frames[0]
 
 
-def test_reports_page_runs_the_preset_and_saves(demo, app_path):
-    at = AppTest.from_file(app_path, default_timeout=60).run()
-    at.switch_page("pages/reports.py").run()
-    assert not at.exception
+def test_reports_page_runs_the_preset_and_saves(demo, open_page):
+    at = open_page("pages/reports.py")
     at.button(key="rp_run").click().run()
     assert not at.exception and not at.error
     frame = _result_frame(at)
