@@ -15,7 +15,7 @@ from helios_core.clickhouse import ClickHouse, get_clickhouse
 @dataclass
 class Runtime:
     clickhouse: ClickHouse
-    services: dict[str, Any] = field(default_factory=dict)  # sandbox, ingest manager, job runner
+    services: dict[str, Any] = field(default_factory=dict)  # ingest manager, job runner (the sandbox: see sandbox.py)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def service(self, name: str, factory):

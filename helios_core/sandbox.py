@@ -412,9 +412,9 @@ def _default_rate() -> float:
 def get_sandbox(start: bool = True) -> Sandbox:
     """The process-wide sandbox (one per process), started on first use.
 
-    The app registers it as ``get_runtime().service("sandbox", get_sandbox)``;
-    the object is the same either way. ``HELIOS_SANDBOX_RATE`` sets events per
-    second per stream (default 2; 0 disables the background producer).
+    It lives here rather than in the runtime because the CLI starts it without
+    opening ClickHouse. ``HELIOS_SANDBOX_RATE`` sets events per second per
+    stream (default 2; 0 disables the background producer).
     """
     global _sandbox
     with _sandbox_lock:

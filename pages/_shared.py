@@ -103,7 +103,7 @@ def sandbox() -> "object":
     """The process-wide local sandbox (moto server + demo producers), started on first use."""
     from helios_core.sandbox import get_sandbox
 
-    return runtime().service("sandbox", get_sandbox)
+    return get_sandbox()
 
 
 def connect_sandbox():

@@ -39,7 +39,7 @@ def _stop_services_before_cleanup():
 
     current = runtime_module._runtime  # never create a runtime just to stop it
     services = list(current.services.values()) if current is not None else []
-    services += [s for s in (sandbox_if_running(),) if s is not None and s not in services]
+    services += [s for s in (sandbox_if_running(),) if s is not None]
     for service in services:
         stop = getattr(service, "shutdown", None) or getattr(service, "stop", None)
         if stop is not None:
