@@ -34,7 +34,9 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError, DatabaseError
 
 from helios_core.config import Settings, get_settings
-from helios_core.errors import ClickHouseUnavailable, QueryError
+from helios_core.errors import ClickHouseUnavailable, NotFound, QueryError
+from helios_core.identifiers import quote_ident
+from helios_core.metadata import ensure_metadata
 
 SYSTEM_DATABASES = ("system", "information_schema", "INFORMATION_SCHEMA")
 
@@ -406,7 +408,6 @@ def get_clickhouse(settings: Settings | None = None) -> ClickHouse:
     with _instance_lock:
         if _instance is None:
             _instance = ClickHouse(settings or get_settings())
-            from helios_core.metadata import ensure_metadata  # late: metadata imports this module
             ensure_metadata(_instance)
         return _instance
 
@@ -444,21 +445,26 @@ def list_databases(ch: ClickHouse, include_system: bool = False) -> dict[str, li
 
 
 def list_tables(ch: ClickHouse, database: str) -> list[TableInfo]:
-    rows = ch.internal_query(
-        "SELECT database, name, engine, sorting_key, partition_key, toUInt64(ifNull(total_rows, 0)) AS total_rows, "
-        "toUInt64(ifNull(total_bytes, 0)) AS total_bytes, toString(uuid) AS uuid, comment "
-        "FROM system.tables WHERE database = {db:String} ORDER BY name", {"db": database})
-    return [TableInfo(**row) for row in rows]
+    return _table_infos(ch, database)
 
 
 def table_info(ch: ClickHouse, database: str, table: str) -> TableInfo:
-    from helios_core.errors import NotFound
-    infos = [t for t in list_tables(ch, database) if t.name == table]
+    infos = _table_infos(ch, database, table)
     if not infos:
         raise NotFound(f"Table {database}.{table} does not exist.", "Pick a table from the Databases page.")
     info = infos[0]
     info.columns = table_columns(ch, database, table)
     return info
+
+
+def _table_infos(ch: ClickHouse, database: str, table: str | None = None) -> list[TableInfo]:
+    """Tables of ``database`` (only ``table`` when given: sizes are not worked out for the others)."""
+    where = "database = {db:String}" + (" AND name = {t:String}" if table is not None else "")
+    rows = ch.internal_query(
+        "SELECT database, name, engine, sorting_key, partition_key, toUInt64(ifNull(total_rows, 0)) AS total_rows, "
+        "toUInt64(ifNull(total_bytes, 0)) AS total_bytes, toString(uuid) AS uuid, comment "
+        f"FROM system.tables WHERE {where} ORDER BY name", {"db": database, "t": table or ""})
+    return [TableInfo(**row) for row in rows]
 
 
 def table_columns(ch: ClickHouse, database: str, table: str) -> list[dict[str, Any]]:
@@ -476,7 +482,6 @@ def table_exists(ch: ClickHouse, database: str, table: str) -> bool:
 
 def preview(ch: ClickHouse, database: str, table: str, limit: int = 100) -> QueryResult:
     """The first rows of a table, through the guarded path."""
-    from helios_core.identifiers import quote_ident
     return ch.query(f"SELECT * FROM {quote_ident(database)}.{quote_ident(table)} LIMIT {int(limit)}", limit=limit)
 
 
