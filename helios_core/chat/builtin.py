@@ -708,18 +708,13 @@ class Parts:
         return out
 
 
-def _is_numeric(m: Meaning, ctx: SubjectContext) -> bool:
-    if m.kind != "column":
-        return False
-    t = ctx.table(m.table)
-    c = t.column(m.column) if t else None
-    return bool(c and c.kind == "number")
-
-
 def _col_kind(m: Meaning, ctx: SubjectContext) -> str:
-    t = ctx.table(m.table)
-    c = t.column(m.column) if t else None
+    c = ctx.column(m.table, m.column)
     return c.kind if c else ""
+
+
+def _is_numeric(m: Meaning, ctx: SubjectContext) -> bool:
+    return m.kind == "column" and _col_kind(m, ctx) == "number"
 
 
 def _has(item: Item, kind: str) -> bool:
@@ -1022,9 +1017,9 @@ class Builder:
         for t in self.ctx.tables:
             score = self._score(t, parts)
             if score is not None:
-                scored.append((score, t.name))
-        scored.sort(key=lambda s: (-s[0], -(self.ctx.table(s[1]).rows if self.ctx.table(s[1]) else 0)))
-        return scored
+                scored.append((score, t))
+        scored.sort(key=lambda s: (-s[0], -s[1].rows))
+        return [(score, t.name) for score, t in scored]
 
     def _score(self, t: TableInfo, parts: Parts) -> float | None:
         name = t.name
@@ -1149,8 +1144,7 @@ class Builder:
         for d in parts.dims:
             m, _s, _how = self.res.reach(d, main, ("column",))
             if m is not None and not any(x.table == m.table and x.column == m.column for x in plan.dims):
-                col = self.ctx.table(m.table).column(m.column)  # type: ignore[union-attr]
-                plan.dims.append(Dim(m.table, m.column, "day" if col and col.kind == "time" else ""))
+                plan.dims.append(self.dim(m))
         plan.filters = self._filters(parts, main)
         plan.filters += self._compares(parts, table)
         self._time(plan, parts, reading, table)
@@ -1174,6 +1168,10 @@ class Builder:
                     m.func = "min" if plan.order == "asc" else "max"
             plan.limit, plan.order = 0, ""
         return plan
+
+    def dim(self, m: Meaning) -> Dim:
+        """Grouping by a column; a time column is grouped by day unless a grain is asked for."""
+        return Dim(m.table, m.column, "day" if _col_kind(m, self.ctx) == "time" else "")
 
     def _why_not(self, parts: Parts) -> str:
         mentioned = [m.text for m in parts.mentions()]
@@ -1382,8 +1380,7 @@ def merge_follow_up(prev: Plan, reading: Reading, parts: Parts, builder: Builder
         m, _s, _how = res.reach(d, plan.table, ("column",))
         if m is None:
             raise NotUnderstood(f"I cannot group {plan.table} by {d.text!r}.")
-        col = ctx.table(m.table).column(m.column)  # type: ignore[union-attr]
-        new_dims.append(Dim(m.table, m.column, "day" if col and col.kind == "time" else ""))
+        new_dims.append(builder.dim(m))
     if reading.grains:
         if not plan.time_column:
             builder._time(plan, parts, reading, table)
@@ -1574,8 +1571,7 @@ class Compiler:
         return candidate
 
     def _is_date(self, table: str, column: str) -> bool:
-        t = self.ctx.table(table)
-        c = t.column(column) if t else None
+        c = self.ctx.column(table, column)
         return bool(c and not base_type(c.type).startswith("DateTime"))
 
     @staticmethod
@@ -1631,21 +1627,12 @@ class Compiler:
 
     def _cond(self, f: Cond, col) -> str:
         c = col(f.table, f.column)
-        literal = [self._literal(f.table, f.column, v) for v in f.values]
+        literal = [quote_literal(v) for v in f.values]
         if f.op in ("in", "not in"):
             return f"{c} {f.op.upper()} ({', '.join(literal)})"
         if f.op == "between":
             return f"{c} BETWEEN {literal[0]} AND {literal[1]}"
         return f"{c} {f.op} {literal[0]}"
-
-    def _literal(self, table: str, column: str, value: Any) -> str:
-        t = self.ctx.table(table)
-        c = t.column(column) if t else None
-        if c and c.kind == "number" and isinstance(value, (int, float)):
-            return quote_literal(value)
-        if isinstance(value, (int, float)):
-            return quote_literal(value)
-        return quote_literal(str(value))
 
 
 # ---------------------------------------------------------------------------- words for the answer

@@ -170,6 +170,10 @@ class SubjectContext:
                 return t
         return None
 
+    def column(self, table: str, column: str) -> ColumnInfo | None:
+        t = self.table(table)
+        return t.column(column) if t else None
+
     def policy(self) -> "GatePolicy":
         """What the gate lets a statement about this subject read."""
         from helios_core.chat.gate import GatePolicy
