@@ -44,7 +44,8 @@ from typing import Any, Callable, Iterator
 from helios_core.clickhouse import ClickHouse, table_exists
 from helios_core.errors import AwsError, Conflict, HeliosError, NotFound, ValidationError
 from helios_core.identifiers import check_identifier, sanitize_name
-from helios_core.loading import RowSink, dedup_window, quarantine_table_name, table_schema
+from helios_core.ddl import quarantine_name
+from helios_core.loading import RowSink, dedup_window, table_schema
 from helios_core.schema import ColumnSpec, InferredSchema, infer_schema
 from helios_core.metadata import next_version
 
@@ -312,7 +313,7 @@ def validate_job_spec(ch: ClickHouse, spec: dict[str, Any]) -> dict[str, Any]:
         if target == "existing" and not table_exists(ch, database, table):
             problems.append(f"The table {database}.{table} does not exist; choose target new to create it.")
         if target == "new" and (table_exists(ch, database, table) or
-                                table_exists(ch, database, quarantine_table_name(table))):
+                                table_exists(ch, database, quarantine_name(table))):
             problems.append(f"The table {database}.{table} already exists; choose target existing or another name.")
         if target == "database" and _database_has_tables(ch, database):
             problems.append(f"The database {database} already has tables; a dump loads into a new database.")

@@ -21,6 +21,7 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any, Callable, Iterable
 
+from helios_core.ddl import QUARANTINE_COLUMNS, create_quarantine_sql, quarantine_name
 from helios_core.errors import QueryError
 from helios_core.identifiers import qualified
 
@@ -348,15 +349,10 @@ class SinkCounts:
         return {"inserted": self.inserted, "quarantined": self.quarantined, "errors_by_type": self.errors_by_type}
 
 
-def quarantine_table_name(table: str) -> str:
-    return f"{table}_quarantine"
-
-
 def ensure_quarantine(ch: Any, database: str, table: str) -> None:
     """Create ``<table>_quarantine`` with the shared layout unless it exists."""
     from helios_core.clickhouse import table_exists
-    from helios_core.ddl import create_quarantine_sql
-    if not table_exists(ch, database, quarantine_table_name(table)):
+    if not table_exists(ch, database, quarantine_name(table)):
         ch.execute(create_quarantine_sql(database, table).replace("CREATE TABLE ", "CREATE TABLE IF NOT EXISTS ", 1))
 
 
@@ -466,16 +462,14 @@ class RowSink:
         data = [[now, self.source, self.source_id, self.origin, "", "", "", r.sub_index, "",
                  datetime(1970, 1, 1, tzinfo=timezone.utc), r.error_type, r.error_message, r.column_name, r.raw,
                  f"{self.source_id}:{self.origin}:{r.sub_index}"] for r in rows]
-        names = ["received_at", "source", "source_id", "origin", "stream", "shard_id", "sequence_number",
-                 "sub_index", "partition_key", "arrival_time", "error_type", "error_message", "column_name", "raw",
-                 "record_id"]
+        names = [name for name, _ in QUARANTINE_COLUMNS]
         self._bad_batches += 1
         try:
-            self.client.insert(quarantine_table_name(self.table), data, column_names=names, database=self.database,
+            self.client.insert(quarantine_name(self.table), data, column_names=names, database=self.database,
                                settings=self._settings(f"q{self._bad_batches}"))
         except Exception as exc:  # noqa: BLE001
             raise QueryError(f"Could not write {len(rows)} rejected rows to "
-                             f"{self.database}.{quarantine_table_name(self.table)}: {str(exc)[:300]}",
+                             f"{self.database}.{quarantine_name(self.table)}: {str(exc)[:300]}",
                              "Check that the quarantine table has the standard layout.") from exc
 
 
