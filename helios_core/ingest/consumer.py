@@ -270,8 +270,9 @@ class SourceConsumer:
             self._aws_problem(exc)
             return False
         self._credential_failures = 0
-        checkpoints = self.store_load()
         listed_ids = {s["ShardId"] for s in listed}
+        # Checkpoints matter only for shards not seen before: read them then, not on every refresh.
+        checkpoints = self.store.load() if listed_ids - self.shards.keys() else {}
         for info in listed:
             shard_id = info["ShardId"]
             rng = info.get("SequenceNumberRange", {})
@@ -291,9 +292,6 @@ class SourceConsumer:
                 self.shards[shard_id] = state
             state.ending_seq = rng.get("EndingSequenceNumber", "") or ""
         return True
-
-    def store_load(self) -> dict[str, Checkpoint]:
-        return self.store.load()
 
     def _parents_done(self, state: ShardState) -> bool:
         for parent in state.parents:
