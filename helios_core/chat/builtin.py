@@ -253,7 +253,7 @@ _kw("follow", "", "now", "instead", "only", "just", "what about", "how about", "
 # Words that end a "which X …" noun phrase.
 _VERBS = {"has", "have", "had", "is", "are", "was", "were", "gets", "got", "get", "sees", "saw", "see", "with",
           "makes", "made", "make", "generated", "generates", "generate", "brings", "brought", "did", "does", "do",
-          "shows", "received", "receives", "drives", "drove", "produced", "produces", "had"}
+          "shows", "received", "receives", "drives", "drove", "produced", "produces"}
 _FOLLOW_START = ("now", "and ", "but ", "also", "what about", "how about", "instead", "only", "just", "same",
                  "then", "make it", "switch", "change", "as a", "as an", "show it", "show that", "show this",
                  "show them", "sort", "order by", "split", "break it", "for ", "in ", "on ", "with ", "without",
@@ -624,8 +624,7 @@ def _num(text: str) -> float | int:
 
 
 def _items(text: str, lex: Lexicon, compares: list, reading: Reading) -> list[Item]:
-    raw = [t for t in _TOKEN.findall(text)]
-    raw = [re.sub(r"'s$", "", t) for t in raw]
+    raw = [re.sub(r"'s$", "", t) for t in _TOKEN.findall(text)]
     lower = [t.lower() for t in raw]
     stems = [stem(ENTITY_ALIASES.get(stem(t), t)) if not t.startswith("__") else t for t in lower]
     items: list[Item] = []
@@ -752,10 +751,9 @@ def interpret(reading: Reading, ctx: SubjectContext) -> Parts:
             _assign_agg(funcs, group, parts, ctx)
             saw_measure_np = True
             return
-        if segment in ("by",):
+        if segment == "by":
             if has_value:
-                if not parts.aggs and parts.head is None and not saw_measure_np and segment == "by" \
-                        and parts.dims:
+                if not parts.aggs and parts.head is None and not saw_measure_np and parts.dims:
                     # "pages by page views": the value is what is counted
                     parts.head = next(m for m in group if _has(m, "value"))
                 _narrow(group, parts)
@@ -889,8 +887,6 @@ def interpret(reading: Reading, ctx: SubjectContext) -> Parts:
                 segment = "which"
             elif item.arg == "sup":
                 segment = "main"
-            elif item.arg == "grain" and segment == "by":
-                segment = "by"
     flush_np()
     if reading.latest:
         parts.latest = reading.latest
@@ -1033,12 +1029,12 @@ class Builder:
                     return None
                 score += s + 1.0
             else:  # count / uniq of a noun
-                s = self._noun_score(target, t, func)
+                s = self._noun_score(target, t)
                 if s is None:
                     return None
                 score += s
         if parts.head is not None and not parts.aggs:
-            s = self._noun_score(parts.head, t, "count")
+            s = self._noun_score(parts.head, t)
             if s is None:
                 return None
             score += s
@@ -1087,23 +1083,13 @@ class Builder:
             return None
         return score
 
-    def _noun_score(self, noun: Item, t: TableInfo, func: str) -> float | None:
-        best: float | None = None
-        for m in noun.meanings:
-            s: float | None = None
-            if m.kind == "table" and m.table == t.name:
-                s = m.strength
-            elif m.kind == "rows" and m.table == t.name:
-                s = m.strength
-            elif m.kind == "value" and m.table == t.name:
-                s = m.strength
-            elif m.kind == "column" and m.table == t.name:
-                s = m.strength
-            if s is not None and (best is None or s > best):
-                best = s
-        if best is None and len(self.ctx.tables) == 1 and not noun.meanings:
-            best = 0.0
-        return best
+    def _noun_score(self, noun: Item, t: TableInfo) -> float | None:
+        scores = [m.strength for m in noun.meanings if m.table == t.name]
+        if scores:
+            return max(scores)
+        if len(self.ctx.tables) == 1 and not noun.meanings:
+            return 0.0
+        return None
 
     def primary_numeric(self, t: TableInfo) -> str | None:
         numbers = [c for c in t.columns if c.kind == "number"]
@@ -1444,6 +1430,10 @@ def _same_direction(a: str, b: str) -> bool:
 # ---------------------------------------------------------------------------- SQL
 
 
+# The first word of each everyday concept ("revenue", "sales"): a sum labelled so keeps the user's word.
+_CONCEPT_STEMS = {stem(words[0]) for words, _candidates, _agg in CONCEPTS}
+
+
 class Compiler:
     def __init__(self, ctx: SubjectContext) -> None:
         self.ctx = ctx
@@ -1530,7 +1520,7 @@ class Compiler:
         elif plan.limit and measure_aliases:
             direction = "ASC" if plan.order == "asc" else "DESC"
             order.append(f"{measure_aliases[0]} {direction}")
-            order += [g for g in group]
+            order += group
         elif time_aliases:
             order += group
         elif group and measure_aliases:
@@ -1620,8 +1610,7 @@ class Compiler:
         if m.func == "uniq":
             return m.label if m.label.startswith("unique") else f"unique_{m.column}"
         prefix = {"sum": "total", "avg": "avg", "min": "min", "max": "max", "median": "median"}[m.func]
-        if m.func == "sum" and m.label and m.label != m.column and stem(m.label) in {stem(w) for w, *_ in CONCEPTS
-                                                                                       for w in [w[0]]}:
+        if m.func == "sum" and m.label and m.label != m.column and stem(m.label) in _CONCEPT_STEMS:
             return m.label
         return f"{prefix}_{m.column}"
 
