@@ -41,11 +41,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from helios_core.clickhouse import ClickHouse, table_exists
+from helios_core.clickhouse import ClickHouse, table_columns, table_exists
 from helios_core.errors import AwsError, Conflict, HeliosError, NotFound, ValidationError
 from helios_core.identifiers import check_identifier, sanitize_name
 from helios_core.ddl import quarantine_name
-from helios_core.loading import RowSink, dedup_window, table_schema
+from helios_core.loading import NOT_INSERTED, RowSink, dedup_window
 from helios_core.schema import ColumnSpec, InferredSchema, infer_schema
 from helios_core.metadata import next_version
 
@@ -719,11 +719,15 @@ def _bucket_error(exc: Exception, bucket: str) -> HeliosError:
 # ---- files: checks, readers and inference --------------------------------------------------------------
 
 
-def target_columns(ch: ClickHouse, job: Job) -> list[tuple[str, str, str]]:
-    """(column, type, where its value comes from in the file) for the job's target table."""
+def target_columns(ch: ClickHouse, job: Job) -> tuple[list[tuple[str, str, str]], set[str]]:
+    """(column, type, where its value comes from in the file) for the job's target table, and the columns
+    with a DEFAULT that ClickHouse fills when a file lacks them — one read of the table's columns."""
     if job.target == "new":
-        return [(c.name, c.type, c.json_path or c.name) for c in job.schema if not c.virtual]
-    return [(name, type_, name) for name, type_ in table_schema(ch, job.database, job.table)]
+        return ([(c.name, c.type, c.json_path or c.name) for c in job.schema if not c.virtual],
+                {c.name for c in job.schema if c.default not in (None, "")})
+    rows = table_columns(ch, job.database, job.table)
+    return ([(r["name"], r["type"], r["name"]) for r in rows if r["default_kind"] not in NOT_INSERTED],
+            {r["name"] for r in rows if r["default_kind"] == "DEFAULT"})
 
 
 def base_type_name(type_name: str) -> str:
@@ -734,19 +738,10 @@ def base_type_name(type_name: str) -> str:
     return head
 
 
-def _with_defaults(ch: ClickHouse, job: Job) -> set[str]:
-    if job.target != "existing":
-        return {c.name for c in job.schema if c.default not in (None, "")}
-    rows = ch.internal_query("SELECT name FROM system.columns WHERE database = {d:String} AND table = {t:String} "
-                             "AND default_kind = 'DEFAULT'", {"d": job.database, "t": job.table})
-    return {r["name"] for r in rows}
-
-
-def _required(ch: ClickHouse, job: Job) -> set[str]:
+def _required(columns: list[tuple[str, str, str]], defaults: set[str]) -> set[str]:
     """Columns a file must provide: not Nullable, no DEFAULT in ClickHouse, not an Array/Map."""
     from helios_core.loading import is_nullable, unwrap
-    defaults = _with_defaults(ch, job)
-    return {name for name, type_, _ in target_columns(ch, job)
+    return {name for name, type_, _ in columns
             if not is_nullable(type_) and unwrap(type_)[0] not in ("Array", "Map") and name not in defaults}
 
 
@@ -782,11 +777,11 @@ def check_file(ch: ClickHouse, job: Job, path: Path) -> str:
         return str(exc)
     if not fields:
         return "no rows or columns found"
-    columns = target_columns(ch, job)
+    columns, defaults = target_columns(ch, job)
     matched = {name for name, _, source in columns if _match(fields, source, name)}
     if not matched:
         return f"none of its fields ({', '.join(fields[:8])}) match the table's columns"
-    missing = sorted(_required(ch, job) - matched)
+    missing = sorted(_required(columns, defaults) - matched)
     if missing:
         return f"it lacks the required column(s) {', '.join(missing)}"
     return ""
@@ -892,9 +887,8 @@ def load_rows_file(ch: ClickHouse, job: Job, upload: Upload, path: Path, *, clie
                    on_batch: Callable[[str, Progress], None] | None = None) -> dict[str, Any]:
     """Load one CSV / JSON lines / Parquet file into the job's table; bad rows to its quarantine."""
     from helios_core.loading import QuarantineRow
-    columns = target_columns(ch, job)
+    columns, defaults = target_columns(ch, job)
     fields = file_fields(job.format, path)
-    defaults = _with_defaults(ch, job)
     # Columns the file does not provide are left out, so ClickHouse fills their DEFAULTs. JSON lines
     # may name a key only after the sampled lines: there only DEFAULT columns not seen are left out.
     used = [(name, type_, _match(fields, source, name) or source) for name, type_, source in columns

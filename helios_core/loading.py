@@ -21,6 +21,7 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any, Callable, Iterable
 
+from helios_core.clickhouse import table_columns, table_exists
 from helios_core.ddl import QUARANTINE_COLUMNS, create_quarantine_sql, quarantine_name
 from helios_core.errors import QueryError
 from helios_core.identifiers import qualified
@@ -351,7 +352,6 @@ class SinkCounts:
 
 def ensure_quarantine(ch: Any, database: str, table: str) -> None:
     """Create ``<table>_quarantine`` with the shared layout unless it exists."""
-    from helios_core.clickhouse import table_exists
     if not table_exists(ch, database, quarantine_name(table)):
         ch.execute(create_quarantine_sql(database, table).replace("CREATE TABLE ", "CREATE TABLE IF NOT EXISTS ", 1))
 
@@ -473,12 +473,12 @@ class RowSink:
                              "Check that the quarantine table has the standard layout.") from exc
 
 
+NOT_INSERTED = ("MATERIALIZED", "ALIAS", "EPHEMERAL")   # default kinds of columns an INSERT does not name
+
+
 def table_schema(ch: Any, database: str, table: str) -> list[tuple[str, str]]:
     """Insertable columns (no MATERIALIZED/ALIAS/EPHEMERAL) and their types."""
-    rows = ch.internal_query(
-        "SELECT name, type, default_kind FROM system.columns WHERE database = {d:String} AND table = {t:String} "
-        "ORDER BY position", {"d": database, "t": table})
-    return [(r["name"], r["type"]) for r in rows if r["default_kind"] not in ("MATERIALIZED", "ALIAS", "EPHEMERAL")]
+    return [(c["name"], c["type"]) for c in table_columns(ch, database, table) if c["default_kind"] not in NOT_INSERTED]
 
 
 def count_rows(ch: Any, database: str, table: str) -> int:
