@@ -531,6 +531,7 @@ QUARANTINE_COLUMNS = [
     ("raw", "String"),
     ("record_id", "String"),
 ]
+QUARANTINE_COLUMN_NAMES = [name for name, _ in QUARANTINE_COLUMNS]
 
 
 def create_quarantine_sql(database: str, table: str, dedup_window: int = DEDUP_WINDOW) -> str:

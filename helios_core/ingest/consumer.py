@@ -46,8 +46,7 @@ from typing import Any, Callable
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError
 
-from helios_core.ddl import quarantine_name
-from helios_core.identifiers import qualified
+from helios_core.ddl import QUARANTINE_COLUMN_NAMES
 from helios_core.ingest.batch import MAX_EVENT_BYTES, BatchBuilder, Built, Problem, RawRecord, build_records
 from helios_core.ingest.metrics import SourceMetrics
 from helios_core.ingest.store import Checkpoint, CheckpointStore, seq_int
@@ -504,11 +503,6 @@ class SourceConsumer:
                 raise CredentialsProblem(credentials_message(self.source, getattr(error, "message", str(error))))
 
 
-QUARANTINE_NAMES = ["received_at", "source", "source_id", "origin", "stream", "shard_id", "sequence_number",
-                    "sub_index", "partition_key", "arrival_time", "error_type", "error_message", "column_name",
-                    "raw", "record_id"]
-
-
 def insert_quarantine(client: Any, source: Source, shard_id: str, problems: list[Problem], token: str) -> None:
     now = datetime.now(timezone.utc)
     rows = []
@@ -518,9 +512,5 @@ def insert_quarantine(client: Any, source: Source, shard_id: str, problems: list
             "row:" + hashlib.sha1(p.raw).hexdigest()[:20]
         rows.append([now, "kinesis", source.id, source.stream_name, source.stream_name, shard_id, p.seq, p.sub,
                      p.pkey, arrival, p.error_type, p.message[:4000], p.column, p.raw, record_id])
-    client.insert(quarantine_name(source.table), rows, column_names=QUARANTINE_NAMES, database=source.database,
+    client.insert(source.quarantine_table, rows, column_names=QUARANTINE_COLUMN_NAMES, database=source.database,
                   settings={"insert_deduplication_token": f"{token}:q"})
-
-
-def quarantine_table_name(source: Source) -> str:
-    return qualified(source.database, quarantine_name(source.table))
