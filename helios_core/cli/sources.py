@@ -14,7 +14,8 @@ from typing import Any
 
 from helios_core.cli.streams import _aws_args, _connection
 from helios_core.clickhouse import get_clickhouse
-from helios_core.ddl import ENGINES, PARTITION_FUNCTIONS, TTL_UNITS, PartitionSpec, TableOptions, TtlSpec
+from helios_core.ddl import (ENGINES, PARTITION_FUNCTIONS, TTL_UNITS, PartitionSpec, TableOptions, TtlSpec,
+                             database_exists)
 from helios_core.errors import ValidationError
 from helios_core.schema import ColumnSpec
 from helios_core.sources import (START_POSITIONS, Connection, CreateRequest, create_table_and_source, delete_source,
@@ -75,11 +76,9 @@ def _create_table(args: argparse.Namespace) -> dict[str, Any]:
         else suggested.get("order_by") or []
     partition = _partition(args.partition_by or suggested.get("partition_by") or None)
     ch = get_clickhouse()
-    database_exists = bool(ch.internal_query("SELECT count() AS n FROM system.databases WHERE name = {d:String}",
-                                             {"d": args.database})[0]["n"])
     options = TableOptions(database=args.database, table=args.table, order_by=order_by, engine=args.engine,
                            version_column=args.version_column or "", partition=partition, ttl=_ttl(args.ttl),
-                           create_database=not database_exists)
+                           create_database=not database_exists(ch, args.database))
     with _connection(args) as conn:
         arn = args.stream_arn
         if not arn:
