@@ -1709,8 +1709,7 @@ def _short(name: str) -> str:
 
 def _answers(ctx: SubjectContext, question: str) -> bool:
     try:
-        return answer(question, SubjectContext(ctx.subject, ctx.tables, None, ctx.subject_sql,
-                                               ctx.subject_tables), with_suggestions=False).ok
+        return answer(question, ctx.with_previous(None), with_suggestions=False).ok
     except Exception:
         return False
 

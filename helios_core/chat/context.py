@@ -133,9 +133,6 @@ class Subject:
     def is_query(self) -> bool:
         return bool(self.sql)
 
-    def describe(self) -> str:
-        return f"the result of {self.label or 'a saved query'}" if self.sql else f"database {self.database}"
-
 
 @dataclass
 class PreviousTurn:

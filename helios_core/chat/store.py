@@ -81,10 +81,6 @@ class Chat:
     created_at: datetime | None = None
     updated_at: datetime | None = None
 
-    @property
-    def is_query_subject(self) -> bool:
-        return bool(self.subject_sql)
-
     def describe_subject(self) -> str:
         if self.subject_sql:
             return self.subject_label or "a saved query"
@@ -122,8 +118,6 @@ class NewMessage:
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
-
-
 
 
 def _clean_name(name: str) -> str:
