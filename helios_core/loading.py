@@ -19,12 +19,11 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 from helios_core.clickhouse import table_columns, table_exists
 from helios_core.ddl import QUARANTINE_COLUMNS, create_quarantine_sql, quarantine_name
 from helios_core.errors import QueryError
-from helios_core.identifiers import qualified
 
 Converter = Callable[[Any], Any]
 
@@ -479,22 +478,6 @@ NOT_INSERTED = ("MATERIALIZED", "ALIAS", "EPHEMERAL")   # default kinds of colum
 def table_schema(ch: Any, database: str, table: str) -> list[tuple[str, str]]:
     """Insertable columns (no MATERIALIZED/ALIAS/EPHEMERAL) and their types."""
     return [(c["name"], c["type"]) for c in table_columns(ch, database, table) if c["default_kind"] not in NOT_INSERTED]
-
-
-def count_rows(ch: Any, database: str, table: str) -> int:
-    return int(ch.internal_query(f"SELECT count() AS n FROM {qualified(database, table)}")[0]["n"])
-
-
-def iter_batches(items: Iterable[Any], size: int) -> Iterable[list[Any]]:
-    batch: list[Any] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
 
 
 def dedup_window(ch: Any, database: str, table: str) -> int:

@@ -317,7 +317,6 @@ class _Choice:
     low_cardinality: bool = False
     distinct: int | None = None
     can_be_nullable: bool = True
-    conflicts: list[str] = field(default_factory=list)
     examples: list[str] = field(default_factory=list)
 
 
