@@ -35,7 +35,8 @@ class QuarantineFilter:
 
 
 def _where(f: QuarantineFilter) -> tuple[str, dict[str, Any]]:
-    clauses, params = ["1 = 1"], {}
+    """The filter's WHERE clause and its bound parameters, the row limit ``{limit:UInt32}`` included."""
+    clauses, params = ["1 = 1"], {"limit": int(max(1, min(f.limit, 100_000)))}
     if f.since:
         clauses.append("received_at >= parseDateTime64BestEffort({since:String}, 3, 'UTC')")
         params["since"] = f.since.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
@@ -55,7 +56,6 @@ def _where(f: QuarantineFilter) -> tuple[str, dict[str, Any]]:
 def quarantine_rows(ch: "ClickHouse", source: Source, f: QuarantineFilter) -> pd.DataFrame:
     table = qualified(source.database, source.quarantine_table)
     where, params = _where(f)
-    params["limit"] = int(max(1, min(f.limit, 100_000)))
     if f.unique:
         sql = (f"SELECT error_type, column_name, error_message, count() AS occurrences, "
                f"max(received_at) AS last_seen, any(raw) AS example_raw FROM {table} WHERE {where} "
@@ -89,7 +89,6 @@ def reprocess(ch: "ClickHouse", source: Source, f: QuarantineFilter | None = Non
     f = f or QuarantineFilter(limit=100_000)
     table = qualified(source.database, source.quarantine_table)
     where, params = _where(f)
-    params["limit"] = int(max(1, min(f.limit, 100_000)))
     rows = ch.internal_query(
         f"SELECT record_id, raw, shard_id, sequence_number, partition_key, "
         f"toUnixTimestamp64Milli(arrival_time) AS arrival_ms FROM {table} WHERE {where} "
@@ -108,12 +107,12 @@ def reprocess(ch: "ClickHouse", source: Source, f: QuarantineFilter | None = Non
             if built.table is None:
                 continue
             positions = built.origin.record_positions(built.table.num_rows)
-            invalid = {i for i in range(len(group))} - set(positions)
-            valid_ids = sorted({group[p]["record_id"] for p in positions} -
-                               {group[i]["record_id"] for i in invalid})
-            if not valid_ids:
+            invalid = set(range(len(group))) - set(positions)
+            valid = {group[p]["record_id"] for p in positions} - {group[i]["record_id"] for i in invalid}
+            if not valid:
                 continue
-            keep = [group[p]["record_id"] in valid_ids for p in positions]
+            valid_ids = sorted(valid)
+            keep = [group[p]["record_id"] in valid for p in positions]
             data = built.table.filter(keep) if not all(keep) else built.table
             token = "reprocess:" + hashlib.sha1("\n".join(valid_ids).encode()).hexdigest()
             ch.writer.insert_arrow(source.table, data, database=source.database,
