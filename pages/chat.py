@@ -14,6 +14,7 @@ from helios_core.chat.providers import (DEFAULT_BEDROCK_MODEL, BedrockProvider, 
 from helios_core.chat.store import Chat, ChatStore, Message
 from helios_core.clickhouse import list_databases
 from helios_core.errors import HeliosError
+from helios_core.metadata import METADATA_DB
 from pages._shared import aws_connection, open_in_sql_explorer, runtime, show_error, user_errors
 
 ch = runtime().clickhouse
@@ -26,7 +27,7 @@ st.title("Chat")
 
 def user_databases() -> list[str]:
     """Databases with tables, Helios's own metadata excepted (demo first)."""
-    names = [d for d, tables in list_databases(ch).items() if d != "helios" and tables]
+    names = [d for d, tables in list_databases(ch).items() if d != METADATA_DB and tables]
     return sorted(names, key=lambda d: (d != "demo", d))
 
 

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 from helios_core.clickhouse import SYSTEM_DATABASES, ClickHouse
 from helios_core.errors import NotFound, ValidationError
 from helios_core.identifiers import RESERVED, quote_ident
+from helios_core.metadata import METADATA_DB
 
 QUERY_TABLE = "result"  # the name a saved query's result goes by inside a chat
 MAX_VALUES = 20          # a text column with more distinct values than this is free text, not a category
@@ -255,7 +256,7 @@ def build_context(ch: ClickHouse, subject: Subject, previous: PreviousTurn | Non
 def _database_tables(ch: ClickHouse, database: str) -> list[TableInfo]:
     if not database:
         raise ValidationError("Choose a database for this chat.")
-    if database in SYSTEM_DATABASES or database == "helios":
+    if database in SYSTEM_DATABASES or database == METADATA_DB:
         raise ValidationError(f"Chats are about your data, not the {database!r} database.",
                               "Pick one of your own databases.")
     rows = ch.internal_query(

@@ -29,8 +29,7 @@ from dataclasses import dataclass, field
 
 from helios_core.clickhouse import SYSTEM_DATABASES, ClickHouse, QueryResult
 from helios_core.errors import QueryError, ValidationError
-
-METADATA_DB = "helios"
+from helios_core.metadata import METADATA_DB
 
 
 class SqlRefused(ValidationError):
