@@ -801,28 +801,28 @@ def _array_depth(text: str | None) -> int:
     return len(text) - len(text.lstrip("{"))
 
 
-def _observe_arrays(table: PgTable, cols: list[str], rows: list[list[str | None]]) -> None:
+def _array_positions(table: PgTable, cols: list[str]) -> list[tuple[int, PgColumn]]:
+    """(position in ``cols``, column) for each column declared as an array."""
     arrays = {c.name: c for c in table.columns if re.search(r"(\[\d*\]|\barray)$", c.pg_type.strip().lower())}
-    if not arrays:
-        return
+    return [(i, arrays[name]) for i, name in enumerate(cols) if name in arrays]
+
+
+def _observe_arrays(positions: list[tuple[int, PgColumn]], rows: list[list[str | None]]) -> None:
+    """Note how deeply each array column's values nest (PostgreSQL ignores declared dimensions)."""
     for row in rows:
-        for name, value in zip(cols, row):
-            if name in arrays:
-                arrays[name].seen_dims = max(arrays[name].seen_dims, _array_depth(value))
+        for i, col in positions:
+            if i < len(row):
+                col.seen_dims = max(col.seen_dims, _array_depth(row[i]))
 
 
 def _scan_copy_rows(table: PgTable, cols: list[str] | None, scanner: DumpScanner) -> int:
     """Count a COPY block's rows; for array columns, also note how deeply the data nests."""
-    cols = cols or [c.name for c in table.columns]
-    arrays = [i for i, name in enumerate(cols) for c in table.columns
-              if c.name == name and re.search(r"(\[\d*\]|\barray)$", c.pg_type.strip().lower())]
+    positions = _array_positions(table, cols or [c.name for c in table.columns])
     count = 0
     for _, text in scanner.copy_rows():
         count += 1
-        if arrays:
-            fields = text.split("\t")
-            _observe_arrays(table, cols, [[fields[i] if i in arrays and i < len(fields) else None
-                                           for i in range(len(cols))]])
+        if positions:
+            _observe_arrays(positions, [text.split("\t")])
     return count
 
 
@@ -889,7 +889,7 @@ def _plan_statement(st: Statement, plan: DumpPlan) -> None:
             if key in plan.tables:
                 table = plan.tables[key]
                 plan.tables[key].rows_in_dump += len(rows)
-                _observe_arrays(table, cols or [c.name for c in table.columns], rows)
+                _observe_arrays(_array_positions(table, cols or [c.name for c in table.columns]), rows)
             else:
                 raise _Unsupported(f"INSERT into {key[0]}.{key[1]}, which the dump does not create")
         else:
