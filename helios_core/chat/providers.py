@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 from helios_core.chat import builtin
 from helios_core.chat.context import SubjectContext
-from helios_core.errors import AwsError, HeliosError, ValidationError
+from helios_core.errors import HeliosError, ValidationError
 
 PROVIDERS = ("builtin", "bedrock", "openai")
 DEFAULT_BEDROCK_MODEL = "anthropic.claude-3-5-haiku-20241022-v1:0"
@@ -189,10 +189,7 @@ class BedrockProvider(LLMProvider):
             )
         except (ClientError, BotoCoreError) as exc:
             from helios_core.aws import to_aws_error
-            error = to_aws_error(exc, "bedrock:InvokeModel", self._connection)
-            if isinstance(error, HeliosError):
-                raise error from None
-            raise AwsError(f"Bedrock failed: {exc}") from None
+            raise to_aws_error(exc, "bedrock:InvokeModel", self._connection) from None
         content = response.get("output", {}).get("message", {}).get("content", [])
         return "".join(part.get("text", "") for part in content if isinstance(part, dict))
 
