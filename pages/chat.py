@@ -9,8 +9,7 @@ import streamlit as st
 
 from helios_core.charts import CHART_KINDS, ChartSpec, build_chart
 from helios_core.chat.assistant import Assistant, frame_from_table, new_chat_name, start_query_chat, turns
-from helios_core.chat.providers import (DEFAULT_BEDROCK_MODEL, BedrockProvider, BuiltinProvider,
-                                        OpenAICompatibleProvider, what_is_sent)
+from helios_core.chat.providers import DEFAULT_BEDROCK_MODEL, make_provider, what_is_sent
 from helios_core.chat.store import Chat, ChatStore, Message
 from helios_core.clickhouse import list_databases
 from helios_core.errors import HeliosError
@@ -113,12 +112,10 @@ with st.expander("Assistant settings", icon=":material/tune:"):
 
 def current_provider():
     name = state.get("chat_provider", "builtin")
-    if name == "bedrock":
-        return BedrockProvider(state.get("chat_bedrock_model") or DEFAULT_BEDROCK_MODEL, connection=aws_connection())
-    if name == "openai":
-        return OpenAICompatibleProvider(state.get("chat_openai_url", ""), state.get("chat_openai_model", ""),
-                                        state.get("chat_openai_key") or None)
-    return BuiltinProvider()
+    return make_provider(name, model_id=state.get("chat_bedrock_model", ""),
+                         connection=aws_connection() if name == "bedrock" else None,
+                         base_url=state.get("chat_openai_url", ""), model=state.get("chat_openai_model", ""),
+                         api_key=state.get("chat_openai_key") or None)
 
 
 # ---- history ---------------------------------------------------------------------------------------
