@@ -41,13 +41,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from helios_core.clickhouse import ClickHouse, table_columns, table_exists
+from helios_core.clickhouse import SYSTEM_DATABASES, ClickHouse, table_columns, table_exists
 from helios_core.errors import AwsError, Conflict, HeliosError, NotFound, ValidationError
 from helios_core.identifiers import check_identifier, sanitize_name
 from helios_core.ddl import quarantine_name
 from helios_core.loading import NOT_INSERTED, RowSink, dedup_window
 from helios_core.schema import ColumnSpec, InferredSchema, infer_schema
-from helios_core.metadata import next_version
+from helios_core.metadata import METADATA_DB, next_version
 
 FORMATS = {"csv": "csv", "jsonl": "jsonl", "parquet": "parquet", "pg_dump": "sql"}
 FORMAT_LABELS = {"csv": "CSV (with a header row)", "jsonl": "JSON lines", "parquet": "Parquet",
@@ -307,7 +307,7 @@ def validate_job_spec(ch: ClickHouse, spec: dict[str, Any]) -> dict[str, Any]:
     problems += check_identifier(database, "database")
     if target in ("existing", "new"):
         problems += check_identifier(table, "table")
-    if not problems and database in ("helios", "system", "information_schema", "INFORMATION_SCHEMA"):
+    if not problems and database in (METADATA_DB, *SYSTEM_DATABASES):
         problems.append(f"Helios does not import into the {database!r} database.")
     if not problems:
         if target == "existing" and not table_exists(ch, database, table):

@@ -26,11 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from helios_core.ddl import DEDUP_WINDOW
 from helios_core.errors import Conflict, ValidationError
 from helios_core.identifiers import check_identifier, qualified, quote_ident, sanitize_name
-from helios_core.loading import RowError, RowSink, converter_for
-
-DEDUP_WINDOW = 10_000
+from helios_core.loading import QuarantineRow, RowError, RowSink, converter_for
 
 LineSource = Callable[[], Iterator[str]]
 
@@ -1185,6 +1184,5 @@ def load_dump(ch: Any, data: str | bytes | Path | LineSource, database: str, *, 
     return DumpReport(database=database, tables=list(loads.values()), plan=plan)
 
 
-def _bad_row(raw: str, index: int, message: str) -> Any:
-    from helios_core.loading import QuarantineRow
+def _bad_row(raw: str, index: int, message: str) -> QuarantineRow:
     return QuarantineRow(raw, "type_mismatch", message, "", index)
