@@ -9,7 +9,7 @@ import streamlit as st
 
 from helios_core.clickhouse import list_databases
 from helios_core.errors import HeliosError, ValidationError
-from helios_core.jobs import (ACTIVE_STAGES, FAIL, FORMAT_LABELS, FORMATS, STAGES, SUCCESS, confirm_schema,
+from helios_core.jobs import (ACTIVE_STAGES, FAIL, FORMAT_LABELS, FORMATS, STAGES, SUCCESS, Job, confirm_schema,
                               get_job, get_job_service, infer_job_schema, job_summary, list_jobs, list_owners)
 from helios_core.pgdump import load_dump
 from helios_core.schema import ColumnSpec
@@ -31,12 +31,12 @@ def show_validation(exc: HeliosError) -> None:
         st.caption("Missing: " + ", ".join(missing))
 
 
-def live_status(job_id: str) -> None:
+def live_status(job: Job) -> None:
     """The job's stages and counts; refreshes itself every second while the job runs."""
-    if get_job(ch, job_id).status in ACTIVE_STAGES:
-        st.fragment(run_every=1.0)(_status_panel)(job_id, True)
+    if job.status in ACTIVE_STAGES:
+        st.fragment(run_every=1.0)(_status_panel)(job.id, True)
     else:
-        _status_panel(job_id, False)
+        _status_panel(job.id, False)
 
 
 def _status_panel(job_id: str, watching: bool) -> None:
@@ -101,10 +101,11 @@ def jobs_tab() -> None:
         target = st.radio("Load into", targets, format_func=TARGET_LABELS.get, horizontal=True,
                           key=f"jobs_new_target_{fmt == 'pg_dump'}")
         d1, d2 = st.columns(2)
-        databases = [d for d in list_databases(ch) if d != "helios"]
+        catalog = list_databases(ch)
+        databases = [d for d in catalog if d != "helios"]
         if target == "existing":
             database = d1.selectbox("Database", databases, key="jobs_new_db") if databases else ""
-            tables = list_databases(ch).get(database, []) if database else []
+            tables = catalog.get(database, []) if database else []
             table = d2.selectbox("Table", [t for t in tables if not t.endswith("_quarantine")], key="jobs_new_table")
         else:
             database = d1.text_input("Database", key="jobs_new_db_text",
@@ -137,7 +138,7 @@ def jobs_tab() -> None:
     labels = {j.id: f"{j.name} · {j.status} · {j.id[:8]}" for j in jobs}
     selected = st.selectbox("Job", ids, format_func=labels.get, key="jobs_selected")
     st.query_params["job"] = selected
-    job = get_job(ch, selected)
+    job = next(j for j in jobs if j.id == selected)
 
     st.subheader(job.name)
     st.caption(f"{FORMAT_LABELS[job.format]} into the {job.target_label()} · job id `{job.id}`")
@@ -234,7 +235,7 @@ def jobs_tab() -> None:
                 show_validation(exc)
 
     if job.submitted:
-        live_status(job.id)
+        live_status(job)
 
 
 
