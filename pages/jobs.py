@@ -8,7 +8,9 @@ import plotly.express as px
 import streamlit as st
 
 from helios_core.clickhouse import list_databases
+from helios_core.ddl import quarantine_name
 from helios_core.errors import HeliosError, ValidationError
+from helios_core.identifiers import qualified
 from helios_core.jobs import (ACTIVE_STAGES, FAIL, FORMAT_LABELS, FORMATS, STAGES, SUCCESS, Job, confirm_schema,
                               get_job, get_job_service, infer_job_schema, job_summary, list_jobs, list_owners)
 from helios_core.pgdump import load_dump
@@ -68,7 +70,7 @@ def _status_panel(job_id: str, watching: bool) -> None:
             if st.button("Open the quarantined rows in the SQL explorer", key="jobs_open_quarantine"):
                 open_in_sql_explorer(
                     f"SELECT origin, sub_index, error_type, column_name, error_message, raw\n"
-                    f"FROM `{current.database}`.`{current.table}_quarantine`\n"
+                    f"FROM {qualified(current.database, quarantine_name(current.table))}\n"
                     f"WHERE source = 'import' AND source_id = '{current.id}'\nORDER BY origin, sub_index")
 
 
