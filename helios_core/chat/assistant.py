@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,9 +22,10 @@ import pandas as pd
 
 from helios_core.charts import CHART_KINDS, ChartSpec, build_chart, suggest_chart
 from helios_core.chat import gate
-from helios_core.chat.context import PreviousTurn, Subject, SubjectContext, build_context
+from helios_core.chat.builtin import suggestions
+from helios_core.chat.context import PreviousTurn, Subject, SubjectContext, base_type, build_context
 from helios_core.chat.providers import BuiltinProvider, GenerateRequest, Generation, Provider
-from helios_core.chat.store import Chat, ChatStore, Message, NewMessage
+from helios_core.chat.store import Chat, ChatStore, Message, NewMessage, safe_subject_label
 from helios_core.chat.summary import summarize
 from helios_core.clickhouse import ClickHouse, QueryResult, frame_records
 from helios_core.errors import HeliosError
@@ -87,20 +90,17 @@ class Assistant:
                 previous = PreviousTurn.from_json(self.store.last_query(chat.id))
         if subject is None:
             raise HeliosError("Nothing to ask about.", "Pick a database or open a chat.")
-        t = time.perf_counter()
-        ctx = build_context(self.ch, subject, previous)
-        timings["context"] = _ms(t)
+        with _timed(timings, "context"):
+            ctx = build_context(self.ch, subject, previous)
         if chat is not None and self.store is not None:
-            t = time.perf_counter()
-            self.store.add_turn(chat.id, [NewMessage("user", "text", question.strip())])
-            timings["store"] = _ms(t)
+            with _timed(timings, "store"):
+                self.store.add_turn(chat.id, [NewMessage("user", "text", question.strip())])
         answer = self._answer(question, ctx, allow_rows, timings, previous)
         answer.chat_id = chat.id if chat else ""
         if chat is not None and self.store is not None:
-            t = time.perf_counter()
-            self.store.add_turn(chat.id, self._messages(question, answer))
-            self.store.touch(chat)
-            timings["store"] = timings.get("store", 0.0) + _ms(t)
+            with _timed(timings, "store"):
+                self.store.add_turn(chat.id, self._messages(question, answer))
+                self.store.touch(chat)
         timings["total"] = _ms(started)
         answer.timings = timings
         return answer
@@ -112,53 +112,44 @@ class Assistant:
         if allow_rows and previous is not None and provider.name != "builtin":
             shared = self._previous_rows(previous, ctx)
         request = GenerateRequest(question, ctx, allow_rows=allow_rows, shared_rows=shared)
-        t = time.perf_counter()
         try:
-            generation = provider.generate(request)
+            with _timed(timings, "generate"):
+                generation = provider.generate(request)
         except HeliosError as exc:
-            timings["generate"] = _ms(t)
             return Answer(False, f"The {provider.name} assistant failed: {exc}", provider=provider.name,
                           error=str(exc))
-        timings["generate"] = _ms(t)
         if generation.sql is None:
             return self._cannot(generation, provider.name)
         result, checked_sql, error = self._run(generation.sql, ctx, timings)
         if error is not None and provider.can_repair:
             request.repair = (generation.sql, str(error))
-            t = time.perf_counter()
             try:
-                generation = provider.generate(request)
+                with _timed(timings, "generate"):
+                    generation = provider.generate(request)
             except HeliosError as exc:
                 return Answer(False, f"The {provider.name} assistant failed: {exc}", provider=provider.name,
                               error=str(exc), sql=request.repair[0])
-            timings["generate"] += _ms(t)
             if generation.sql is None:
                 return self._cannot(generation, provider.name)
             result, checked_sql, error = self._run(generation.sql, ctx, timings)
         if error is not None or result is None:
             return Answer(False, f"I could not answer that: {error}", sql=generation.sql or "",
                           provider=provider.name, error=str(error), suggestions=_suggest(ctx))
-        t = time.perf_counter()
-        answer = self.present(result, generation, checked_sql or generation.sql, provider.name)
-        timings["present"] = _ms(t)
-        return answer
+        with _timed(timings, "present"):
+            return self.present(result, generation, checked_sql or generation.sql, provider.name)
 
     def _run(self, sql: str, ctx: SubjectContext,
              timings: dict[str, float]) -> tuple[QueryResult | None, str, HeliosError | None]:
-        t = time.perf_counter()
         try:
-            checked = gate.check(self.ch, sql, ctx.policy())
+            with _timed(timings, "gate"):
+                checked = gate.check(self.ch, sql, ctx.policy())
         except HeliosError as exc:
-            timings["gate"] = timings.get("gate", 0.0) + _ms(t)
             return None, "", exc
-        timings["gate"] = timings.get("gate", 0.0) + _ms(t)
-        t = time.perf_counter()
         try:
-            result = self.ch.query(checked.sql, limit=QUERY_ROW_LIMIT)
+            with _timed(timings, "query"):
+                result = self.ch.query(checked.sql, limit=QUERY_ROW_LIMIT)
         except HeliosError as exc:
-            timings["query"] = timings.get("query", 0.0) + _ms(t)
             return None, checked.sql, exc
-        timings["query"] = timings.get("query", 0.0) + _ms(t)
         return result, checked.sql, None
 
     def _previous_rows(self, previous: PreviousTurn, ctx: SubjectContext) -> list[dict[str, Any]] | None:
@@ -230,7 +221,6 @@ def chart_figure(frame: pd.DataFrame, spec: ChartSpec) -> dict[str, Any] | None:
 
 def frame_from_table(content: dict[str, Any]) -> pd.DataFrame:
     """A stored table message back as a DataFrame (time columns parsed), e.g. to redraw its chart."""
-    from helios_core.chat.context import base_type
     frame = pd.DataFrame(content.get("rows") or [], columns=content.get("columns") or None)
     for name, ctype in zip(content.get("columns") or [], content.get("types") or []):
         if name not in frame.columns:
@@ -244,7 +234,6 @@ def frame_from_table(content: dict[str, Any]) -> pd.DataFrame:
 
 
 def _suggest(ctx: SubjectContext) -> list[str]:
-    from helios_core.chat.builtin import suggestions
     try:
         return suggestions(ctx)
     except Exception:
@@ -253,6 +242,16 @@ def _suggest(ctx: SubjectContext) -> list[str]:
 
 def _ms(started: float) -> float:
     return (time.perf_counter() - started) * 1000
+
+
+@contextmanager
+def _timed(timings: dict[str, float], key: str) -> Iterator[None]:
+    """Add the block's time to ``timings[key]`` (a step may run twice: the repair round)."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[key] = timings.get(key, 0.0) + _ms(started)
 
 
 def turns(messages: list[Message]) -> list[list[Message]]:
@@ -270,7 +269,6 @@ def new_chat_name(question_or_subject: str) -> str:
 
 def start_query_chat(ch: ClickHouse, store: ChatStore, sql: str, name: str = "") -> Chat:
     """A chat about a saved query's result ("Ask about this result"): the query must pass the gate."""
-    from helios_core.chat.store import safe_subject_label
     checked = gate.check_subject_sql(ch, sql)
     databases = [t.split(".", 1)[0] for t in checked.tables if "." in t]
     label = safe_subject_label(sql)
