@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Callable
 
 import orjson
 import pyarrow as pa
@@ -47,6 +47,11 @@ class RawRecord:
             ms = int(float(arrival or 0) * 1000)
         return cls(record["Data"], record["SequenceNumber"], record.get("PartitionKey", ""), ms)
 
+    def problem(self, error_type: str = "", message: str = "", column: str = "") -> "Problem":
+        """The whole record on its way to quarantine (or, with no error, where a row came from)."""
+        return Problem(self.data, self.sequence_number, 0, self.partition_key, self.arrival_ms, error_type, message,
+                       column)
+
 
 @dataclass
 class Events:
@@ -59,6 +64,11 @@ class Events:
     pkey: list[str] = field(default_factory=list)
     arrival_ms: list[int] = field(default_factory=list)
     rec: list[int] = field(default_factory=list)   # index of the record each event came from
+
+    def problem(self, i: int, error_type: str = "", message: str = "", column: str = "") -> "Problem":
+        """Event ``i`` on its way to quarantine (or, with no error, where a row came from)."""
+        return Problem(self.raw[i], self.seq[i], self.sub[i], self.pkey[i], self.arrival_ms[i], error_type, message,
+                       column)
 
 
 @dataclass
@@ -82,8 +92,8 @@ def decode(records: list[RawRecord], max_event_bytes: int = MAX_EVENT_BYTES) -> 
     for rec_index, rec in enumerate(records):
         data = rec.data
         if len(data) > max_event_bytes:
-            problems.append(Problem(data, rec.sequence_number, 0, rec.partition_key, rec.arrival_ms, "too_large",
-                                    f"The record has {len(data):,} bytes; the limit is {max_event_bytes:,}."))
+            problems.append(rec.problem("too_large",
+                                        f"The record has {len(data):,} bytes; the limit is {max_event_bytes:,}."))
             continue
         try:
             obj = loads(data)  # the common case: one JSON object per record
@@ -95,12 +105,10 @@ def decode(records: list[RawRecord], max_event_bytes: int = MAX_EVENT_BYTES) -> 
                 values = decode_record(data)
             except DecodeError as exc:
                 kind = "not_an_object" if "not an object" in exc.reason else "decode_error"
-                problems.append(Problem(data, rec.sequence_number, 0, rec.partition_key, rec.arrival_ms,
-                                        kind, f"The record cannot be decoded: {exc.reason}."))
+                problems.append(rec.problem(kind, f"The record cannot be decoded: {exc.reason}."))
                 continue
             except Exception as exc:  # noqa: BLE001 - any payload at all must end in quarantine, not a crash
-                problems.append(Problem(data, rec.sequence_number, 0, rec.partition_key, rec.arrival_ms,
-                                        "decode_error", f"The record cannot be decoded: {exc}."))
+                problems.append(rec.problem("decode_error", f"The record cannot be decoded: {exc}."))
                 continue
         for i, value in enumerate(values):
             raw = data if single else orjson.dumps(value)
@@ -140,10 +148,13 @@ def _extract(objs: list[dict[str, Any]], path: str) -> list[Any]:
     return out
 
 
+Origin = Callable[..., Problem]  # (event index, error_type="", message="", column="") -> Problem
+
+
 class _LazyOrigin:
     """Maps a valid row's position back to its record without building a list per batch."""
 
-    def __init__(self, kept: list[int] | None, make, record_of=None) -> None:
+    def __init__(self, kept: list[int] | None, make: Origin, record_of: list[int] | None = None) -> None:
         self.kept = kept
         self.make = make
         self.record_of = record_of
@@ -156,19 +167,29 @@ class _LazyOrigin:
     def __getitem__(self, i: int) -> Problem:
         return self.make(self.kept[i] if self.kept is not None else i)
 
-    def __bool__(self) -> bool:
-        return True
-
 
 @dataclass
 class Built:
     table: pa.Table | None          # valid rows, in event order
     problems: list[Problem]
-    rows: int = 0
-    origin: list[Problem] | None = None  # per valid row: where it came from (filled on demand, for rejects)
+    origin: _LazyOrigin | None = None  # per valid row: where it came from (made on demand, for rejects)
 
     def row_origin(self, i: int) -> Problem:
         return self.origin[i] if self.origin else Problem(b"", "", 0, "", 0, "", "")
+
+
+def _built(columns: list[ColumnSpec], arrays: list[pa.Array], bad: dict[int, tuple[str, str, str]],
+           origin: Origin, record_of: list[int] | None = None) -> Built:
+    """The valid rows as a table and the bad ones as problems (in event order), each traced by ``origin``."""
+    table = pa.Table.from_arrays(arrays, names=[c.name for c in columns])
+    problems: list[Problem] = []
+    kept = None
+    if bad:
+        n = table.num_rows
+        table = table.filter(pa.array([i not in bad for i in range(n)]))
+        kept = [i for i in range(n) if i not in bad]
+        problems = [origin(i, *bad[i]) for i in sorted(bad)]
+    return Built(table if table.num_rows else None, problems, _LazyOrigin(kept, origin, record_of))
 
 
 class BatchBuilder:
@@ -201,9 +222,8 @@ class BatchBuilder:
 
     def build(self, events: Events) -> Built:
         n = len(events.objs)
-        problems: list[Problem] = []
         if n == 0:
-            return Built(None, problems)
+            return Built(None, [])
         bad: dict[int, tuple[str, str, str]] = {}  # row → (error_type, message, column)
         arrays: list[pa.Array] = []
         for col, node, fill, allowed, fmt in zip(self.columns, self.nodes, self.fills, self.allowed, self.formats):
@@ -234,19 +254,7 @@ class BatchBuilder:
             for i, message in converted.errors.items():
                 bad.setdefault(i, ("type_mismatch", f"{col.name}: {message}.", col.name))
             arrays.append(converted.array)
-        table = pa.Table.from_arrays(arrays, names=[c.name for c in self.columns])
-        if bad:
-            keep = [i not in bad for i in range(n)]
-            table = table.filter(pa.array(keep))
-            for i in sorted(bad):
-                error_type, message, column = bad[i]
-                problems.append(Problem(events.raw[i], events.seq[i], events.sub[i], events.pkey[i],
-                                        events.arrival_ms[i], error_type, message, column))
-        built = Built(table if table.num_rows else None, problems, table.num_rows)
-        built.origin = _LazyOrigin([i for i in range(n) if i not in bad], lambda i: Problem(
-            events.raw[i], events.seq[i], events.sub[i], events.pkey[i], events.arrival_ms[i], "", ""),
-            record_of=events.rec)
-        return built
+        return _built(self.columns, arrays, bad, events.problem, events.rec)
 
     def _virtual(self, kind: str, events: Events) -> list[Any]:
         if kind == "_arrival_time":
@@ -336,7 +344,7 @@ class FastPath:
         bad: dict[int, tuple[str, str, str]] = {}
         arrays: list[pa.Array] = []
         b = self.b
-        for col, node, fill, allowed in zip(b.columns, b.nodes, b.fills, b.allowed):
+        for col, node, fill, allowed, fmt in zip(b.columns, b.nodes, b.fills, b.allowed, b.formats):
             if col.virtual:
                 arrays.append(self._virtual(col, node, records))
                 continue
@@ -352,8 +360,8 @@ class FastPath:
                 for i in pc.indices_nonzero(pc.fill_null(outside, False)).to_pylist():
                     bad.setdefault(i, ("not_allowed", f"{as_text[i].as_py()!r} is not one of the allowed values "
                                                       f"({', '.join(sorted(allowed)[:10])}).", col.name))
-            if col.format:
-                self._check_unique(array, col, b.formats[b.columns.index(col)], bad, "bad_format")
+            if fmt is not None:
+                self._check_unique(array, col, fmt, bad, "bad_format")
             if base.name in ("DateTime", "DateTime64"):
                 array = self._times(array, node, col, bad)
                 if array is None:
@@ -367,19 +375,7 @@ class FastPath:
                 elif not node.nullable and base.name in _TEXT_CARRIED:
                     array = pc.fill_null(array, pa.scalar(_ZERO_TEXT[base.name], type=target))
             arrays.append(array)
-        table = pa.Table.from_arrays(arrays, names=[c.name for c in b.columns])
-        problems: list[Problem] = []
-        if bad:
-            table = table.filter(pa.array([i not in bad for i in range(n)]))
-            for i in sorted(bad):
-                error_type, message, column = bad[i]
-                r = records[i]
-                problems.append(Problem(r.data, r.sequence_number, 0, r.partition_key, r.arrival_ms, error_type,
-                                        message, column))
-        built = Built(table if table.num_rows else None, problems, table.num_rows)
-        built.origin = _LazyOrigin([i for i in range(n) if i not in bad] if bad else None, lambda i: Problem(
-            records[i].data, records[i].sequence_number, 0, records[i].partition_key, records[i].arrival_ms, "", ""))
-        return built
+        return _built(b.columns, arrays, bad, lambda i, *why: records[i].problem(*why))
 
     @staticmethod
     def _column(parsed: pa.Table, path: str) -> pa.Array:
