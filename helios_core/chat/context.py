@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from helios_core.chat.gate import GatePolicy
 
+from helios_core.charts import is_numeric_type, is_time_type
 from helios_core.clickhouse import SYSTEM_DATABASES, ClickHouse
 from helios_core.errors import NotFound, ValidationError
 from helios_core.identifiers import RESERVED, quote_ident
@@ -33,8 +34,6 @@ SAMPLE_ROWS = 200_000
 CACHE_SECONDS = 120.0
 
 _PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_NUMERIC = ("Int", "UInt", "Float", "Decimal")
-_TIME = ("Date", "DateTime")
 
 
 def sql_name(name: str) -> str:
@@ -53,11 +52,11 @@ def column_kind(name: str, ctype: str) -> str:
     """time | number | id | category | text | ip | array | other (category is refined by sampling)."""
     t = base_type(ctype)
     lname = name.lower()
-    if t.startswith(_TIME):
+    if is_time_type(ctype):
         return "time"
     if t == "UUID" or lname == "id" or lname.endswith("_id") or lname.endswith("_uuid"):
         return "id"
-    if t.startswith(_NUMERIC):
+    if is_numeric_type(ctype):
         return "number"
     if t.startswith(("IPv4", "IPv6")):
         return "ip"
