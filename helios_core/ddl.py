@@ -50,7 +50,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from helios_core.errors import QueryError, ValidationError
-from helios_core.identifiers import check_identifier, qualified, quote_ident
+from helios_core.identifiers import MAX_LENGTH, check_identifier, qualified, quote_ident
 from helios_core.schema import VIRTUAL_SOURCES, ColumnSpec
 
 if TYPE_CHECKING:
@@ -76,9 +76,7 @@ _COMMON = ["String", "LowCardinality(String)", "Int8", "Int16", "Int32", "Int64"
 
 def type_catalogue(extra: list[str] | tuple[str, ...] = ()) -> list[str]:
     """Types offered in the wizard's select: common ones, their Nullable forms, and ``extra``."""
-    out: list[str] = []
-    for t in _COMMON:
-        out.append(t)
+    out = list(_COMMON)
     for t in _COMMON:
         if t.startswith(("Array", "Map", "JSON")):
             continue
@@ -367,7 +365,7 @@ def check_columns(columns: list[ColumnSpec]) -> list[str]:
 
 def check_options(options: TableOptions, columns: list[ColumnSpec]) -> list[str]:
     problems = check_identifier(options.database, "database") + check_identifier(options.table, "table")
-    if len(options.table) + len(QUARANTINE_SUFFIX) > 128 and not check_identifier(options.table, "table"):
+    if len(options.table) + len(QUARANTINE_SUFFIX) > MAX_LENGTH and not check_identifier(options.table, "table"):
         problems.append("The table name is too long to add the quarantine suffix; shorten it.")
     types = {c.name: c.type for c in columns}
     nodes: dict[str, TypeNode] = {}
@@ -440,9 +438,7 @@ def check_with_clickhouse(ch: "ClickHouse", options: TableOptions, columns: list
                 problems.append(f"Column {col.name!r}: {reason}")
     if not check_identifier(options.database, "database") and not check_identifier(options.table, "table"):
         exists = database_exists(ch, options.database)
-        if options.create_database and exists:
-            pass  # "new" database that already exists: fine, nothing to create
-        if not options.create_database and not exists:
+        if not options.create_database and not exists:  # a "new" one that exists is fine: nothing to create
             problems.append(f"The database {options.database!r} does not exist; choose 'new database' to create it.")
         if exists:
             for name in (options.table, options.quarantine_table):

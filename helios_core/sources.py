@@ -21,7 +21,8 @@ from helios_core.ddl import (TableOptions, check_columns, create_database_sql, c
                              create_table_sql, database_exists, default_literal_problem, normalize_type,
                              quarantine_name, validate_table)
 from helios_core.errors import Conflict, HeliosError, NotFound, ValidationError
-from helios_core.identifiers import qualified
+from helios_core.identifiers import qualified, quote_ident
+from helios_core.ingest.store import delete_checkpoints
 from helios_core.metadata import METADATA_DB, next_version
 from helios_core.schema import ColumnSpec
 
@@ -357,7 +358,6 @@ def _undo(ch: "ClickHouse", database: str, tables: list[str], drop_database: boo
             rows = ch.internal_query("SELECT count() AS n FROM system.tables WHERE database = {d:String}",
                                      {"d": database})
             if rows and rows[0]["n"] == 0:
-                from helios_core.identifiers import quote_ident
                 ch.execute(f"DROP DATABASE IF EXISTS {quote_ident(database)}")
         except HeliosError:
             pass
@@ -435,11 +435,7 @@ def delete_source(ch: "ClickHouse", source_id: str, drop_table: bool = False) ->
     """Forget the source (stop its ingestion first); optionally drop its table and quarantine table."""
     source = get_source(ch, source_id)
     _write(ch, source, deleted=True)
-    try:
-        from helios_core.ingest.store import delete_checkpoints
-        delete_checkpoints(ch, source_id)
-    except ImportError:
-        pass
+    delete_checkpoints(ch, source_id)
     if drop_table:
         for table in (source.quarantine_table, source.table):
             ch.execute(f"DROP TABLE IF EXISTS {qualified(source.database, table)} SYNC")
