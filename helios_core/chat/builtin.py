@@ -1514,17 +1514,15 @@ class Compiler:
         if plan.window and plan.time_column:
             where.append(self._window(col(plan.time_table, plan.time_column), plan.window,
                                       self._is_date(plan.time_table, plan.time_column)))
+        direction = "ASC" if plan.order == "asc" else "DESC"
         if plan.rows:
-            direction = "ASC" if plan.order == "asc" else "DESC"
             order.append(f"{col(plan.table, plan.sort_column)} {direction}")
         elif plan.limit and measure_aliases:
-            direction = "ASC" if plan.order == "asc" else "DESC"
             order.append(f"{measure_aliases[0]} {direction}")
             order += group
         elif time_aliases:
             order += group
         elif group and measure_aliases:
-            direction = "ASC" if plan.order == "asc" else "DESC"
             order.append(f"{measure_aliases[0]} {direction}")
             order += group
         lines = ["SELECT " + ",\n       ".join(select)]
