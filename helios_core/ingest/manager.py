@@ -28,7 +28,9 @@ from helios_core.errors import AwsError, HeliosError, ValidationError
 from helios_core.ingest.consumer import KEYS_HINT, IngestConfig, SourceConsumer
 from helios_core.ingest.metrics import SourceMetrics
 from helios_core.ingest.store import write_metrics
-from helios_core.sources import Source, get_source, list_sources, pin_latest_start, resume_source, set_status
+from helios_core.runtime import get_runtime
+from helios_core.sources import (Source, delete_source, get_source, list_sources, pause_source, pin_latest_start,
+                                 resume_source, set_status)
 
 log = logging.getLogger("helios.ingest")
 
@@ -230,7 +232,6 @@ def _rules_changed(old: Source, new: Source) -> bool:
 
 def get_ingest_manager(start: bool = True) -> IngestManager:
     """The process-wide manager (runtime service ``"ingest"``), started on first use."""
-    from helios_core.runtime import get_runtime
     runtime = get_runtime()
     manager: IngestManager = runtime.service("ingest", lambda: IngestManager(runtime.clickhouse))
     if start and not manager.running:
@@ -238,23 +239,22 @@ def get_ingest_manager(start: bool = True) -> IngestManager:
     return manager
 
 
-def remove_source(ch: ClickHouse, source_id: str, drop_table: bool = False) -> Source:
-    """Stop a source's consumer, then delete the source (and optionally its tables)."""
-    from helios_core.runtime import get_runtime
-    from helios_core.sources import delete_source
+def _stop_in_this_process(source_id: str) -> None:
+    """Stop the source's consumer if this process's manager runs one (it is not started for this)."""
     manager = get_runtime().services.get("ingest")
     if manager is not None:
         manager.stop_source(source_id)
+
+
+def remove_source(ch: ClickHouse, source_id: str, drop_table: bool = False) -> Source:
+    """Stop a source's consumer, then delete the source (and optionally its tables)."""
+    _stop_in_this_process(source_id)
     return delete_source(ch, source_id, drop_table=drop_table)
 
 
 def pause(ch: ClickHouse, source_id: str) -> Source:
-    from helios_core.runtime import get_runtime
-    from helios_core.sources import pause_source
     source = pause_source(ch, source_id)
-    manager = get_runtime().services.get("ingest")
-    if manager is not None:
-        manager.stop_source(source_id)
+    _stop_in_this_process(source_id)
     return source
 
 
