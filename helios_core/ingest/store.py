@@ -79,8 +79,6 @@ def seq_int(seq: str) -> int:
     return int(seq) if seq else -1
 
 
-
-
 class CheckpointStore:
     """Reads and writes one source's checkpoints through a given client handle."""
 
@@ -117,11 +115,3 @@ def write_metrics(client: "Client", rows: list[dict[str, Any]]) -> None:
     names = ["ts", "source_id", "rows_inserted", "rows_quarantined", "batches", "errors", "millis_behind",
              "last_insert", "last_error"]
     client.insert("ingest_metrics", [[r[n] for n in names] for r in rows], column_names=names, database=METADATA_DB)
-
-
-def metrics_history(ch: "ClickHouse", source_id: str, minutes: int = 60) -> list[dict[str, Any]]:
-    """Samples of a source's counters over the last ``minutes``."""
-    return ch.internal_query(
-        f"SELECT ts, rows_inserted, rows_quarantined, batches, errors, millis_behind FROM {METRICS} "
-        "WHERE source_id = {s:String} AND ts > now64(3) - toIntervalMinute({m:UInt32}) ORDER BY ts",
-        {"s": source_id, "m": int(minutes)})
