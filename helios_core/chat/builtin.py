@@ -336,7 +336,7 @@ class Lexicon:
 
     def _build(self) -> None:
         tables = self.ctx.tables
-        full_names = {stem(w) for t in tables for w in [t.name] if len(_words(t.name)) == 1}
+        full_names = {stem(t.name) for t in tables if len(_words(t.name)) == 1}
         entity_tables = {stem(t.name): t for t in tables if t.is_keyed_by}
         for t in tables:
             words = _words(t.name)
@@ -365,9 +365,9 @@ class Lexicon:
                 if target == s:
                     for m in list(self.phrases.get((s,), [])):
                         self.add([alias], m)
+        columns_by_name = [(t, {c.name.lower(): c for c in t.columns}) for t in tables]
         for words, candidates, agg in CONCEPTS:
-            for t in tables:
-                names = {c.name.lower(): c for c in t.columns}
+            for t, names in columns_by_name:
                 for cand in candidates:
                     if cand in names:
                         c = names[cand]
