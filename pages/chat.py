@@ -166,8 +166,7 @@ def render_turn(messages: list[Message], chat_id: str) -> None:
 if chat is None:
     st.info("Create a chat in the sidebar, or just ask: a new chat starts with your first question.",
             icon=":material/forum:")
-    databases = user_databases()
-    if not databases:
+    if not databases:  # listed for the sidebar above, in this same run
         st.warning("There is no database to ask about yet. Load the demo data on the Home page, or create a table.")
         st.stop()
     st.selectbox("Ask about database", databases, key="chat_quick_db")
