@@ -8,19 +8,12 @@ from streamlit.testing.v1 import AppTest
 from helios_core.chat.store import ChatStore
 
 
-def chat_page(app_path: str) -> AppTest:
-    at = AppTest.from_file(app_path, default_timeout=60).run()
-    at.switch_page("pages/chat.py").run()
-    assert not at.exception, at.exception
-    return at
-
-
 def codes(at: AppTest) -> list[str]:
     return [c.value for c in at.code]
 
 
-def test_ask_follow_up_and_reload(ch, demo, app_path):
-    at = chat_page(app_path)
+def test_ask_follow_up_and_reload(ch, demo, app_path, open_page):
+    at = open_page("pages/chat.py")
     at.text_input(key="chat_new_name").input("AppTest revenue")
     at.selectbox(key="chat_new_db").set_value("demo")
     at.button(key="chat_create").click().run()
@@ -97,8 +90,8 @@ def test_unanswerable_question_shows_suggestions(ch, demo, app_path):
     assert len(at.dataframe) == 0
 
 
-def test_provider_settings_say_what_is_sent_and_keep_the_key_in_the_session(ch, demo, app_path):
-    at = chat_page(app_path)
+def test_provider_settings_say_what_is_sent_and_keep_the_key_in_the_session(ch, demo, open_page):
+    at = open_page("pages/chat.py")
     at.radio(key="chat_provider").set_value("openai").run()
     assert not at.exception, at.exception
     at.text_input(key="chat_openai_key").input("sk-page-secret-000000000000")
@@ -130,8 +123,8 @@ def test_ask_about_this_result_from_the_sql_explorer(ch, demo, app_path):
     assert any(c.startswith("WITH result AS") for c in codes(at))
 
 
-def test_new_chat_about_a_query_from_the_sidebar(ch, demo, app_path):
-    at = chat_page(app_path)
+def test_new_chat_about_a_query_from_the_sidebar(ch, demo, open_page):
+    at = open_page("pages/chat.py")
     at.radio(key="chat_new_kind").set_value("query").run()
     at.text_area(key="chat_new_sql").input("SELECT plan, count() AS users FROM demo.users GROUP BY plan")
     at.text_input(key="chat_new_name").input("Plans")
