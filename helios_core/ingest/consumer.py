@@ -46,6 +46,8 @@ from typing import Any, Callable
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError
 
+from helios_core.aws import to_aws_error
+from helios_core.clickhouse import to_query_error
 from helios_core.ddl import QUARANTINE_COLUMN_NAMES
 from helios_core.ingest.batch import MAX_EVENT_BYTES, BatchBuilder, Built, Problem, RawRecord, build_records
 from helios_core.ingest.metrics import SourceMetrics
@@ -477,7 +479,6 @@ class SourceConsumer:
                 raise
             if hi - lo == 1:
                 origin = built.row_origin(lo)
-                from helios_core.clickhouse import to_query_error
                 origin.error_type = "rejected_by_clickhouse"
                 origin.message = f"ClickHouse refused the row: {to_query_error(exc).message}"
                 return 0, [origin]
@@ -494,7 +495,6 @@ class SourceConsumer:
     # ---- errors -----------------------------------------------------------------------------------
 
     def _aws_problem(self, exc: BaseException) -> None:
-        from helios_core.aws import to_aws_error
         error = to_aws_error(exc) if isinstance(exc, (ClientError, BotoCoreError)) else exc
         self.metrics.record_error(str(error))
         if is_credentials_error(exc) and not self.source.connection.sandbox:
