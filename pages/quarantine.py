@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, time, timedelta, timezone
 
 import streamlit as st
@@ -61,11 +62,9 @@ with user_errors():
     flt = QuarantineFilter(since=since, until=until, error_type=error_type, text=text.strip(), unique=unique,
                            limit=int(limit))
     frame = quarantine_rows(ch, source, flt)
-    if "raw" in frame.columns:
-        frame["raw"] = frame["raw"].map(lambda v: v.decode("utf-8", "replace") if isinstance(v, bytes) else v)
-    if "example_raw" in frame.columns:
-        frame["example_raw"] = frame["example_raw"].map(
-            lambda v: v.decode("utf-8", "replace") if isinstance(v, bytes) else v)
+    for payload in ("raw", "example_raw"):  # the unique-errors view shows an example payload instead
+        if payload in frame.columns:
+            frame[payload] = frame[payload].map(lambda v: v.decode("utf-8", "replace") if isinstance(v, bytes) else v)
     st.caption(f"{len(frame):,} row(s)")
     st.dataframe(frame, hide_index=True, width="stretch")
     e1, e2, _ = st.columns([1, 1, 3])
@@ -85,8 +84,7 @@ with user_errors():
     if st.button(f"Re-process {scope}", type="primary", icon=":material/replay:", key="q_reprocess",
                  disabled=not summary):
         with st.status("Re-processing…") as status:
-            result = reprocess(ch, source, QuarantineFilter(since=since, until=until, error_type=error_type,
-                                                            text=text.strip(), limit=100_000))
+            result = reprocess(ch, source, replace(flt, unique=False, limit=100_000))
             status.update(label=f"{result.inserted:,} moved into the table, {result.still_invalid:,} still failing",
                           state="complete")
         state["q_last_result"] = result.to_json()
