@@ -35,8 +35,9 @@ def _texts(at) -> str:
     return " ".join(parts)
 
 
-def _frame_with(at, column: str):
-    return next(d.value for d in at.dataframe if column in d.value.columns)
+def _frame_with(at, *columns: str):
+    """The first table showing all these columns (the undecodable records' table also has a "reason")."""
+    return next(d.value for d in at.dataframe if set(columns) <= set(d.value.columns))
 
 
 def test_connect_picks_the_sandbox_when_no_credentials_are_found(open_page, no_aws_credentials, aws_sandbox):
@@ -114,7 +115,7 @@ def test_preview_samples_a_sandbox_stream_and_continues_to_the_wizard(app, aws_s
     assert metrics["Events"] == "60" and metrics["Shards"] == "2"
     schema = at.session_state["preview_schema"]
     assert {"event_id", "user_id", "timestamp", "screen_width"} <= {c.name for c in schema.columns}
-    assert _frame_with(at, "reason")["type"].tolist()[0] == "UUID"
+    assert _frame_with(at, "reason", "type")["type"].tolist()[0] == "UUID"
     assert len(at.tabs) == 5
     at.button(key="preview_continue").click().run()
     assert not at.exception
