@@ -33,6 +33,7 @@ EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _ZERO_TEXT = {"UUID": "00000000-0000-0000-0000-000000000000", "IPv4": "0.0.0.0", "IPv6": "::",
               "Date": "1970-01-01", "Date32": "1970-01-01", "Decimal": "0", "JSON": "{}"}
 _TEXT_CARRIED = set(_ZERO_TEXT)
+DATE_RANGE = {"Date": (date(1970, 1, 1), date(2149, 6, 6)), "Date32": (date(1900, 1, 1), date(2299, 12, 31))}
 
 
 class BadValue(ValueError):
@@ -181,7 +182,7 @@ def check_text(base: TypeNode, text: str) -> None:
             parsed = date.fromisoformat(text)
         except ValueError:
             raise BadValue(f"{_short(text)} is not a date") from None
-        low, high = (date(1970, 1, 1), date(2149, 6, 6)) if name == "Date" else (date(1900, 1, 1), date(2299, 12, 31))
+        low, high = DATE_RANGE[name]
         if not low <= parsed <= high:
             raise BadValue(f"{text} is outside the range of {name}")
     if name == "Decimal":
@@ -267,7 +268,7 @@ def _fast_path(base: TypeNode, values: list[Any], target: pa.DataType) -> pa.Arr
                 ok = pc.match_substring_regex(array, DATE_RE.pattern)
                 if not pc.all(pc.fill_null(ok, True)).as_py():
                     return None
-                low, high = ("1970-01-01", "2149-06-06") if name == "Date" else ("1900-01-01", "2299-12-31")
+                low, high = (d.isoformat() for d in DATE_RANGE[name])  # YYYY-MM-DD text compares as dates
                 in_range = pc.and_(pc.greater_equal(array, low), pc.less_equal(array, high))
                 return array if pc.all(pc.fill_null(in_range, True)).as_py() else None
             return None  # IPs, Decimal, FixedString: check each value
