@@ -1077,12 +1077,21 @@ def job_status(ch: ClickHouse, job_id: str) -> dict[str, Any]:
     return out
 
 
-def job_summary(ch: ClickHouse, job: Job) -> dict[str, Any]:
-    files = job.result.get("files", [])
-    return {"job_id": job.id, "name": job.name, "format": job.format, "target": job.target_label(),
-            "status": job.status, "owners": len(list_owners(ch, job.id)),
-            "inserted": sum(f.get("inserted", 0) for f in files),
-            "quarantined": sum(f.get("quarantined", 0) for f in files), "created_at": _iso(job.created_at)}
+def job_summaries(ch: ClickHouse, jobs: list[Job]) -> list[dict[str, Any]]:
+    """One line per job for listings; owners are counted in one query for all of them."""
+    if not jobs:
+        return []
+    rows = ch.internal_query("SELECT job_id, count() AS n FROM helios.job_owners FINAL "
+                             "WHERE job_id IN {ids:Array(String)} GROUP BY job_id", {"ids": [j.id for j in jobs]})
+    owners = {r["job_id"]: r["n"] for r in rows}
+    out = []
+    for job in jobs:
+        files = job.result.get("files", [])
+        out.append({"job_id": job.id, "name": job.name, "format": job.format, "target": job.target_label(),
+                    "status": job.status, "owners": owners.get(job.id, 0),
+                    "inserted": sum(f.get("inserted", 0) for f in files),
+                    "quarantined": sum(f.get("quarantined", 0) for f in files), "created_at": _iso(job.created_at)})
+    return out
 
 
 # ---- the process-wide service ----------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from helios_core.ddl import quarantine_name
 from helios_core.errors import HeliosError, ValidationError
 from helios_core.identifiers import qualified
 from helios_core.jobs import (ACTIVE_STAGES, FAIL, FORMAT_LABELS, FORMATS, STAGES, SUCCESS, Job, confirm_schema,
-                              get_job, get_job_service, infer_job_schema, job_summary, list_jobs, list_owners)
+                              get_job, get_job_service, infer_job_schema, job_summaries, list_jobs, list_owners)
 from helios_core.pgdump import load_dump
 from helios_core.schema import ColumnSpec
 from pages._shared import aws_connection, format_bytes, open_in_sql_explorer, runtime, show_error, user_errors
@@ -129,7 +129,7 @@ def jobs_tab() -> None:
     if not jobs:
         st.info("No import jobs yet. Create one above.")
         return
-    st.dataframe(pd.DataFrame([job_summary(ch, j) for j in jobs]), hide_index=True, width="stretch",
+    st.dataframe(pd.DataFrame(job_summaries(ch, jobs)), hide_index=True, width="stretch",
                  column_config={"job_id": st.column_config.TextColumn("Job id", width="small")})
     ids = [j.id for j in jobs]
     linked = st.query_params.get("job")

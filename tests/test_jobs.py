@@ -411,7 +411,9 @@ def test_cli_lifecycle_shapes_and_exit_codes(ch, service, capsys):
     status = json.loads(capsys.readouterr().out)
     assert status["status"] == "Success" and status["job_id"] == job_id
     assert cli_main(["jobs", "list"]) == 0
-    assert job_id in [j["job_id"] for j in json.loads(capsys.readouterr().out)]
+    listed = {j["job_id"]: j for j in json.loads(capsys.readouterr().out)}
+    assert job_id in listed
+    assert (listed[job_id]["owners"], listed[job_id]["inserted"]) == (1, 3)  # dana, registered once
 
 
 # ---- the page ------------------------------------------------------------------------------------------------------------

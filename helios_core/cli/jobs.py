@@ -102,9 +102,9 @@ def _status(args: argparse.Namespace) -> Any:
 
 
 def _list(args: argparse.Namespace) -> Any:
-    from helios_core.jobs import job_summary, list_jobs
+    from helios_core.jobs import job_summaries, list_jobs
     ch = get_clickhouse()
-    return [job_summary(ch, job) for job in list_jobs(ch)]
+    return job_summaries(ch, list_jobs(ch))
 
 
 def register(sub: argparse._SubParsersAction) -> None:
