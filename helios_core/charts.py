@@ -8,24 +8,19 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
+from helios_core.ddl import base_type
+
 CHART_KINDS = ("line", "bar", "scatter", "area")
 _TIME_PREFIXES = ("Date", "DateTime")
 _NUMERIC_PREFIXES = ("Int", "UInt", "Float", "Decimal")
 
 
-def _base(t: str) -> str:
-    for wrapper in ("Nullable(", "LowCardinality("):
-        while t.startswith(wrapper):
-            t = t[len(wrapper):-1]
-    return t
-
-
 def is_time_type(t: str) -> bool:
-    return _base(t).startswith(_TIME_PREFIXES)
+    return base_type(t).startswith(_TIME_PREFIXES)
 
 
 def is_numeric_type(t: str) -> bool:
-    return _base(t).startswith(_NUMERIC_PREFIXES)
+    return base_type(t).startswith(_NUMERIC_PREFIXES)
 
 
 @dataclass

@@ -74,6 +74,17 @@ _COMMON = ["String", "LowCardinality(String)", "Int8", "Int16", "Int32", "Int64"
            "Map(String, Float64)"]
 
 
+def base_type(t: str) -> str:
+    """A ClickHouse type without its Nullable/LowCardinality wrappers, in any order (LowCardinality(Nullable(X)))."""
+    changed = True
+    while changed:
+        changed = False
+        for wrapper in ("Nullable(", "LowCardinality("):
+            if t.startswith(wrapper) and t.endswith(")"):
+                t, changed = t[len(wrapper):-1], True
+    return t
+
+
 def type_catalogue(extra: list[str] | tuple[str, ...] = ()) -> list[str]:
     """Types offered in the wizard's select: common ones, their Nullable forms, and ``extra``."""
     out = list(_COMMON)

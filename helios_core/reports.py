@@ -17,6 +17,7 @@ from datetime import date, datetime, timezone
 from typing import Any
 
 from helios_core.clickhouse import ClickHouse, QueryResult, table_columns, table_exists
+from helios_core.ddl import base_type
 from helios_core.errors import NotFound, ValidationError
 from helios_core.identifiers import check_identifier, quote_ident, sanitize_name
 from helios_core.metadata import next_version
@@ -204,16 +205,6 @@ def _unquote(value: str) -> str:
 
 
 # ---- column types ---------------------------------------------------------------------
-
-
-def base_type(t: str) -> str:
-    changed = True
-    while changed:
-        changed = False
-        for wrapper in ("Nullable(", "LowCardinality("):
-            if t.startswith(wrapper) and t.endswith(")"):
-                t, changed = t[len(wrapper):-1], True
-    return t
 
 
 def type_family(t: str) -> str:

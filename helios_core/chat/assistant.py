@@ -23,11 +23,12 @@ import pandas as pd
 from helios_core.charts import CHART_KINDS, ChartSpec, build_chart, suggest_chart
 from helios_core.chat import gate
 from helios_core.chat.builtin import suggestions
-from helios_core.chat.context import PreviousTurn, Subject, SubjectContext, base_type, build_context
+from helios_core.chat.context import PreviousTurn, Subject, SubjectContext, build_context
 from helios_core.chat.providers import BuiltinProvider, GenerateRequest, Generation, Provider
 from helios_core.chat.store import Chat, ChatStore, Message, NewMessage, safe_subject_label
 from helios_core.chat.summary import summarize
 from helios_core.clickhouse import ClickHouse, QueryResult, frame_records
+from helios_core.ddl import base_type
 from helios_core.errors import HeliosError
 
 QUERY_ROW_LIMIT = 1000   # rows an answer's query may return

@@ -26,7 +26,8 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable
 
-from helios_core.chat.context import SubjectContext, TableInfo, base_type, sql_name
+from helios_core.chat.context import SubjectContext, TableInfo, sql_name
+from helios_core.ddl import base_type
 from helios_core.identifiers import sanitize_name
 
 # ---------------------------------------------------------------------------- the plan

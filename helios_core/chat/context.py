@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 from helios_core.charts import is_numeric_type, is_time_type
 from helios_core.clickhouse import SYSTEM_DATABASES, ClickHouse
+from helios_core.ddl import base_type
 from helios_core.errors import NotFound, ValidationError
 from helios_core.identifiers import RESERVED, quote_ident
 from helios_core.metadata import METADATA_DB
@@ -39,13 +40,6 @@ _PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 def sql_name(name: str) -> str:
     """A name as it reads best in generated SQL: bare when safe, backtick-quoted otherwise."""
     return name if _PLAIN.match(name) and name.lower() not in RESERVED else quote_ident(name)
-
-
-def base_type(t: str) -> str:
-    for wrapper in ("Nullable(", "LowCardinality("):
-        while t.startswith(wrapper):
-            t = t[len(wrapper):-1]
-    return t
 
 
 def column_kind(name: str, ctype: str) -> str:
