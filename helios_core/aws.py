@@ -201,6 +201,21 @@ _EXPIRED = {"ExpiredToken", "ExpiredTokenException", "RequestExpired", "TokenRef
 _DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "NotAuthorized"}
 _THROTTLED = {"ProvisionedThroughputExceededException", "LimitExceededException", "ThrottlingException",
               "Throttling", "RequestLimitExceeded", "KMSThrottlingException"}
+# Codes that mean "these credentials are missing, wrong or expired": only the user can fix them.
+CREDENTIAL_CODES = _WRONG_KEY | _WRONG_SECRET | _EXPIRED | {"MissingAuthenticationToken"}
+
+
+def client_error_code(exc: ClientError) -> tuple[str, str]:
+    """The error code and message of a ClientError, also from an XML body where JSON was expected (some emulators)."""
+    error = exc.response.get("Error", {})
+    code = str(error.get("Code", ""))
+    text = str(error.get("Message", "")) or code
+    if "<Code>" in text:
+        found = re.search(r"<Code>([^<]*)</Code>", text)
+        said = re.search(r"<Message>([^<]*)</Message>", text)
+        code = found.group(1) if found else code
+        text = said.group(1) if said else code
+    return code, text
 
 
 def to_aws_error(exc: Exception, action: str = "", conn: AwsConnection | None = None) -> Exception:
@@ -212,14 +227,7 @@ def to_aws_error(exc: Exception, action: str = "", conn: AwsConnection | None = 
     region = conn.region if conn else "the chosen region"
     doing = f" ({action})" if action else ""
     if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        code = str(error.get("Code", ""))
-        text = str(error.get("Message", "")) or code
-        if "<Code>" in text:  # an XML error body where JSON was expected (some emulators): read it anyway
-            found = re.search(r"<Code>([^<]*)</Code>", text)
-            said = re.search(r"<Message>([^<]*)</Message>", text)
-            code = found.group(1) if found else code
-            text = said.group(1) if said else code
+        code, text = client_error_code(exc)
         if code in _WRONG_KEY:
             return AwsError(f"AWS does not recognise the access key{doing}: {text}",
                             "Check the access key id (and its session token), or that it is active in IAM. "

@@ -46,7 +46,7 @@ from typing import Any, Callable
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError
 
-from helios_core.aws import to_aws_error
+from helios_core.aws import CREDENTIAL_CODES, client_error_code, to_aws_error
 from helios_core.clickhouse import to_query_error
 from helios_core.ddl import QUARANTINE_COLUMN_NAMES
 from helios_core.ingest.batch import MAX_EVENT_BYTES, BatchBuilder, Built, Problem, RawRecord, build_records
@@ -65,9 +65,6 @@ THROTTLE_MAX_BACKOFF = 10.0
 CREDENTIAL_FAILURES_TO_STOP = 3   # in a row, with no successful call between
 THROTTLE_CODES = {"ProvisionedThroughputExceededException", "LimitExceededException", "ThrottlingException",
                   "KMSThrottlingException"}
-CREDENTIAL_CODES = {"UnrecognizedClientException", "InvalidClientTokenId", "InvalidAccessKeyId", "AuthFailure",
-                    "SignatureDoesNotMatch", "InvalidSignatureException", "IncompleteSignature", "ExpiredToken",
-                    "ExpiredTokenException", "RequestExpired", "TokenRefreshRequired", "MissingAuthenticationToken"}
 KEYS_HINT = "Open Connect and sign in again; Helios never stores keys. Then resume the source on the Sources page."
 
 
@@ -84,12 +81,7 @@ def is_credentials_error(exc: BaseException) -> bool:
         return True
     if not isinstance(exc, ClientError):
         return False
-    error = exc.response.get("Error", {})
-    code = str(error.get("Code", ""))
-    found = re.search(r"<Code>([^<]*)</Code>", str(error.get("Message", "")))
-    if found:  # an XML error body where JSON was expected (some emulators)
-        code = found.group(1)
-    return code in CREDENTIAL_CODES
+    return client_error_code(exc)[0] in CREDENTIAL_CODES
 
 
 def credentials_message(source: Source, detail: str) -> str:
