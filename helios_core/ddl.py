@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Any
 
 from helios_core.errors import QueryError, ValidationError
 from helios_core.identifiers import MAX_LENGTH, check_identifier, qualified, quote_ident
-from helios_core.schema import VIRTUAL_SOURCES, ColumnSpec
+from helios_core.schema import FORMATS, VIRTUAL_SOURCES, ColumnSpec
 
 if TYPE_CHECKING:
     from helios_core.clickhouse import ClickHouse
@@ -364,7 +364,7 @@ def check_columns(columns: list[ColumnSpec]) -> list[str]:
                 problems.append(f"Column {col.name!r}: unknown virtual source {col.virtual!r}.")
         elif not col.json_path:
             problems.append(f"Column {col.name!r} reads no JSON path; set one (for example {col.name}).")
-        if col.format not in ("", "uuid", "iso_time", "email", "ip"):
+        if col.format not in FORMATS:
             problems.append(f"Column {col.name!r}: unknown format {col.format!r}.")
         if col.allowed_values and node.base().name not in ("String", "FixedString") + INTEGER_TYPES:
             problems.append(f"Column {col.name!r}: allowed values suit text or whole-number columns, "
