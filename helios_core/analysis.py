@@ -303,6 +303,22 @@ def check_sql(ch: ClickHouse, job_id: str, sql: str) -> dict[str, Any]:
     return {"ok": True, "sql": checked.sql, "outputs": [o.to_json() for o in checked.outputs]}
 
 
+def preview_check(ch: ClickHouse, spec: dict[str, Any]) -> dict[str, Any]:
+    """The verdict on a draft job's query (the create form's live check): the SQL rules only."""
+    try:
+        level = str(spec.get("security_level") or "semi").lower()
+        units = _units(spec.get("schema"))
+        name = str(spec.get("table") or _table_named(ch, str(spec.get("query_sql") or "")) or "")
+        if not name:
+            return {"ok": False, "rule": "other_table", "message": "The query must read one table, named without a "
+                                                                   "database: that name becomes the job's table."}
+        checked = check_analysis(ch, str(spec.get("query_sql") or ""), InputTable(name, units), level,
+                                 {k: tuple(v) for k, v in _bounds(spec.get("bounds"), units).items()})
+    except ValidationError as exc:
+        return {"ok": False, "rule": getattr(exc, "rule", "invalid"), "message": exc.message}
+    return {"ok": True, "table": name, "sql": checked.sql, "outputs": [o.to_json() for o in checked.outputs]}
+
+
 def _input_table(ch: ClickHouse, spec: AnalysisSpec, job_id: str) -> InputTable:
     """The input as loaded (real types) when the table exists, else the declared units' assumed types."""
     from helios_core.jobs import get_job
@@ -640,5 +656,6 @@ def describe(ch: ClickHouse, job_id: str) -> dict[str, Any]:
 
 
 __all__ = ["ANALYSIS_DB", "AnalysisSpec", "check_sql", "create_analysis_job", "describe", "epsilon_spent",
-           "get_result", "get_spec", "is_analysis_spec", "laplace_noise", "owner_urls", "owners_view", "release",
+           "get_result", "get_spec", "is_analysis_spec", "laplace_noise", "owner_urls", "owners_view", "preview_check",
+           "release",
            "run_analysis", "run_query", "sensitivity", "validate_analysis_spec"]

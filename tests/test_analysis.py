@@ -320,3 +320,37 @@ def test_result_of_import_job_and_unknown(ch, service):
         get_result(ch, "no-such-job")
     with pytest.raises(Conflict):
         get_result(ch, service.create(job_spec()).id)
+
+
+# ---- the Jobs page --------------------------------------------------------------------------------------------
+
+
+def test_jobs_page_analysis_form_check_and_result(ch, service, open_page):
+    job_id = run_job(service, ch)
+    at = open_page("pages/jobs.py")
+    at.text_input(key="an_name").input("Page analysis")
+    at.text_area(key="an_sql").input("SELECT * FROM traffic")
+    at.button(key="an_check").click().run()
+    assert any("Refused (select_star)" in e.value for e in at.error)
+    at.text_area(key="an_sql").input("SELECT city, count() AS n FROM traffic GROUP BY city")
+    at.button(key="an_check").click().run()
+    assert any(s.value.startswith("Allowed.") for s in at.success)
+    at.button(key="an_create").click().run()
+    assert not at.exception and any("Created Page analysis" in s.value for s in at.success)
+    created = at.selectbox(key="an_selected").value
+    assert get_spec(ch, created).security_level == "semi"
+    at.text_input(key="an_owner").input("erin")
+    at.button(key="an_register").click().run()
+    assert any("curl -X PUT" in c.value and "X-Amz-Signature=" in c.value for c in at.code)
+    owners = [d.value for d in at.dataframe if "data owner" in d.value.columns]
+    assert owners and "rows loaded" in owners[0].columns   # this session created the job
+    at.selectbox(key="an_selected").select(job_id).run()
+    assert not at.exception
+    tables = [d.value for d in at.dataframe if "trips (rows)" in d.value.columns]
+    assert len(tables) == 1 and list(tables[0]["city (category)"]) == ["A", "B"]
+    assert not any("__helios" in str(c) for d in at.dataframe for c in d.value.columns)
+    assert at.get("plotly_chart")
+    assert any("at least 2 data owners" in c.value for c in at.caption)
+    assert any("withheld" in i.value for i in at.info)
+    owners = [d.value for d in at.dataframe if "data owner" in d.value.columns]
+    assert owners and "rows loaded" not in owners[0].columns   # another session's job: no row counts
