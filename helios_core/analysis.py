@@ -17,6 +17,7 @@ that differs from an earlier one only by its filters. Results, runs and the job'
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import tempfile
@@ -540,10 +541,51 @@ def _merge(types: list[str]) -> str:
     return base if base.startswith(("Array", "Map")) else f"Nullable({base})"
 
 
+@dataclass
+class CloudUpload:
+    owner: str
+    key: str
+    size: int
+    provider: str = "aws"
+
+    @property
+    def file(self) -> str:
+        return self.key.rsplit("/", 1)[-1]
+
+
+def cloud_uploads(service: Any, job: Any, spec: AnalysisSpec) -> list[CloudUpload]:
+    """Every owner's objects on each of the job's providers; an object uploaded to several clouds (same key)
+    is loaded once, from the first provider the job names."""
+    from helios_core.cloud_urls import list_uploads
+    from helios_core.jobs import list_owners
+    by_prefix = {o.key_prefix: o.owner for o in list_owners(service.ch, job.id)}
+    found: dict[str, CloudUpload] = {}
+    for provider in spec.cloud_providers:
+        if provider == "aws":
+            objects = [(u.key, u.size) for u in service.uploads(job)]
+        else:
+            objects = list_uploads(provider, job.prefix)
+        for key, size in objects:
+            owner = by_prefix.get(key.rsplit("/", 1)[0] + "/")
+            if owner is not None and key not in found:   # objects outside an owner's folder are not loaded
+                found[key] = CloudUpload(owner, key, size, provider)
+    return sorted(found.values(), key=lambda u: (u.owner, u.key))
+
+
+def _download(service: Any, job: Any, upload: CloudUpload, tmp: Path) -> Path:
+    from helios_core.cloud_urls import download_upload
+    from helios_core.jobs import Upload
+    if upload.provider == "aws":
+        return service.download(job, Upload(upload.owner, upload.key, upload.size), tmp)
+    path = tmp / hashlib.sha256(f"{upload.provider}:{upload.key}".encode()).hexdigest()[:16]
+    download_upload(upload.provider, upload.key, str(path))
+    return path
+
+
 def _validate_uploads(service: Any, job: Any, spec: AnalysisSpec, tmp: Path):
     """Every owner uploaded readable files that carry every declared column; the columns' types from them."""
     from helios_core.jobs import file_fields, infer_file_schema, list_owners
-    uploads = service.uploads(job)
+    uploads = cloud_uploads(service, job, spec)
     owners = list_owners(service.ch, job.id)
     if not uploads:
         raise ValidationError("Data validation failed: nothing was uploaded.",
@@ -557,7 +599,7 @@ def _validate_uploads(service: Any, job: Any, spec: AnalysisSpec, tmp: Path):
         if upload.size == 0:
             problems.append(f"{upload.owner}/{upload.file} is empty")
             continue
-        path = service.download(job, upload, tmp)
+        path = _download(service, job, upload, tmp)
         try:
             fields = file_fields(job.format, path)
             inferred = {c.json_path or c.name: c.type for c in infer_file_schema(job.format, path).columns}
@@ -632,7 +674,7 @@ def _load(service: Any, job: Any, spec: AnalysisSpec, files: list, types: dict[s
 def owners_view(service: Any, job: Any, creator: bool) -> list[dict[str, Any]]:
     """Who has uploaded what; loaded row counts only for the job's creator."""
     from helios_core.jobs import list_owners
-    uploads = service.uploads(job)
+    uploads = cloud_uploads(service, job, get_spec(service.ch, job.id))
     loaded: dict[str, int] = {}
     for f in job.result.get("files", []):
         loaded[f["owner"]] = loaded.get(f["owner"], 0) + int(f.get("inserted", 0))
@@ -640,7 +682,7 @@ def owners_view(service: Any, job: Any, creator: bool) -> list[dict[str, Any]]:
     for o in list_owners(service.ch, job.id):
         mine = [u for u in uploads if u.owner == o.owner]
         row: dict[str, Any] = {"data owner": o.owner, "uploaded": bool(mine), "files": len(mine),
-                               "links issued": o.urls_issued}
+                               "clouds": ", ".join(sorted({u.provider for u in mine})), "links issued": o.urls_issued}
         if creator:
             row["rows loaded"] = loaded.get(o.owner)
         out.append(row)

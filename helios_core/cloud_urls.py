@@ -33,6 +33,7 @@ class GcsTarget:
     key_id: str
     secret: str
     bucket: str
+    endpoint: str = GCS_ENDPOINT
 
     def __repr__(self) -> str:  # never print the secret
         return f"GcsTarget(key_id={self.key_id!r}, bucket={self.bucket!r})"
@@ -51,7 +52,7 @@ class AzureTarget:
 def gcs_target(settings: Settings | None = None) -> GcsTarget | None:
     s = settings or get_settings()
     if s.gcs_hmac_key_id and s.gcs_hmac_secret and s.gcs_bucket:
-        return GcsTarget(s.gcs_hmac_key_id, s.gcs_hmac_secret, s.gcs_bucket)
+        return GcsTarget(s.gcs_hmac_key_id, s.gcs_hmac_secret, s.gcs_bucket, s.gcs_endpoint_url or GCS_ENDPOINT)
     return None
 
 
@@ -95,13 +96,18 @@ def check_providers(value: Any, settings: Settings | None = None) -> list[str]:
     return providers
 
 
-def gcs_put_url(target: GcsTarget, key: str, expires_in: int) -> str:
-    """A V4-signed ``PUT`` of one object through the XML API (HMAC keys), computed offline."""
+def gcs_client(target: GcsTarget) -> Any:
+    """An S3 client speaking to Cloud Storage's XML API with the HMAC key (Signature V4)."""
     import boto3
     from botocore.config import Config
-    client = boto3.client("s3", endpoint_url=GCS_ENDPOINT, region_name="auto",
-                          aws_access_key_id=target.key_id, aws_secret_access_key=target.secret,
-                          config=Config(signature_version="s3v4", s3={"addressing_style": "path"}))
+    return boto3.client("s3", endpoint_url=target.endpoint, region_name="auto",
+                        aws_access_key_id=target.key_id, aws_secret_access_key=target.secret,
+                        config=Config(signature_version="s3v4", s3={"addressing_style": "path"}))
+
+
+def gcs_put_url(target: GcsTarget, key: str, expires_in: int) -> str:
+    """A V4-signed ``PUT`` of one object through the XML API (HMAC keys), computed offline."""
+    client = gcs_client(target)
     return client.generate_presigned_url("put_object", Params={"Bucket": target.bucket, "Key": key},
                                          ExpiresIn=int(expires_in), HttpMethod="PUT")
 
@@ -134,3 +140,53 @@ def other_cloud_urls(providers: Iterable[str], key: str, expires_in: int,
                 check_providers([name], settings)
             urls.append(azure_put_url(target, key, expires_in))
     return urls
+
+
+# ---- reading what owners uploaded (the job's run) ----------------------------------------------------------
+
+
+def _cloud_error(provider: str, exc: Exception) -> Exception:
+    from helios_core.errors import AwsError
+    return AwsError(f"Could not read the uploads on {provider}: {str(exc)[:300]}",
+                    f"Check the {provider} settings ({_NEEDS.get(provider, 'AWS credentials')}).")
+
+
+def list_uploads(provider: str, prefix: str, settings: Settings | None = None) -> list[tuple[str, int]]:
+    """(key, size) of every object under ``prefix`` on a non-AWS provider."""
+    try:
+        if provider == "gcp":
+            target = gcs_target(settings)
+            if target is None:
+                return []
+            client = gcs_client(target)
+            out = []
+            for page in client.get_paginator("list_objects_v2").paginate(Bucket=target.bucket, Prefix=prefix):
+                out += [(o["Key"], int(o.get("Size", 0))) for o in page.get("Contents", []) or []]
+            return out
+        if provider == "azure":
+            target = azure_target(settings)
+            if target is None:
+                return []
+            container = _azure_container(target)
+            return [(b.name, int(b.size or 0)) for b in container.list_blobs(name_starts_with=prefix)]
+    except Exception as exc:  # noqa: BLE001 - each SDK raises its own kinds
+        raise _cloud_error(provider, exc) from exc
+    return []
+
+
+def download_upload(provider: str, key: str, path: str, settings: Settings | None = None) -> None:
+    try:
+        if provider == "gcp":
+            target = gcs_target(settings)
+            gcs_client(target).download_file(target.bucket, key, path)
+        elif provider == "azure":
+            with open(path, "wb") as fh:
+                _azure_container(azure_target(settings)).download_blob(key).readinto(fh)
+    except Exception as exc:  # noqa: BLE001
+        raise _cloud_error(provider, exc) from exc
+
+
+def _azure_container(target: AzureTarget) -> Any:
+    from azure.storage.blob import ContainerClient
+    return ContainerClient(f"https://{target.account}.blob.core.windows.net", target.container,
+                           credential={"account_name": target.account, "account_key": target.key})

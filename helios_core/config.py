@@ -28,6 +28,7 @@ class Settings:
     reader_pool_size: int = 4
     # Other clouds for analysis jobs' upload URLs (helios_core.cloud_urls); secrets never shown in repr.
     gcs_bucket: str | None = None
+    gcs_endpoint_url: str | None = None   # default https://storage.googleapis.com (an emulator or test server)
     gcs_hmac_key_id: str | None = None
     gcs_hmac_secret: str | None = field(default=None, repr=False)
     azure_account_name: str | None = None
@@ -114,6 +115,7 @@ def load_settings(env: Mapping[str, str] | None = None, cwd: Path | None = None,
         aws_endpoint_url=pick("HELIOS_AWS_ENDPOINT_URL", "aws_endpoint_url") or None,
         aws_region=pick("AWS_DEFAULT_REGION", "aws_region") or pick("AWS_REGION", "aws_region") or "us-east-1",
         gcs_bucket=pick("HELIOS_GCS_BUCKET", "gcs_bucket") or None,
+        gcs_endpoint_url=pick("HELIOS_GCS_ENDPOINT_URL", "gcs_endpoint_url") or None,
         gcs_hmac_key_id=pick("HELIOS_GCS_HMAC_KEY_ID", "gcs_hmac_key_id") or None,
         gcs_hmac_secret=pick("HELIOS_GCS_HMAC_SECRET", "gcs_hmac_secret") or None,
         azure_account_name=pick("HELIOS_AZURE_ACCOUNT_NAME", "azure_account_name") or None,

@@ -301,6 +301,31 @@ def test_gcp_and_azure_urls_signed_offline(ch, service, other_clouds):
     assert "gcs-secret" not in json.dumps(get_spec(ch, job.id).to_json())
 
 
+def test_owners_upload_through_gcp_and_aws_links(ch, service, moto_server, aws_conn):
+    """GCS's XML API pointed at the moto server (HELIOS_GCS_ENDPOINT_URL): alice uploads with her gcp link,
+    bob and carol with their aws links; the job loads both clouds and releases the same numbers."""
+    aws_conn.client("s3").create_bucket(Bucket="qs-gcs-e2e", CreateBucketConfiguration={
+        "LocationConstraint": "eu-west-1"})
+    before = get_settings()
+    set_settings(replace(before, gcs_hmac_key_id="GOOGTESTKEY", gcs_hmac_secret="gcs-secret",
+                         gcs_bucket="qs-gcs-e2e", gcs_endpoint_url=moto_server))
+    try:
+        job = service.create(job_spec(cloud_providers=["aws", "gcp"]))
+        for owner, rows in OWNER_ROWS.items():
+            aws_url, gcs_url = service.register_owner(job.id, owner)["presigned_urls"]
+            assert gcs_url.startswith(f"{moto_server}/qs-gcs-e2e/jobs/{job.id}/")
+            assert put(gcs_url if owner == "alice" else aws_url, csv_bytes(rows)) == 200
+        clouds = {r["data owner"]: r["clouds"] for r in owners_view(service, get_job(ch, job.id), creator=True)}
+        assert clouds == {"alice": "gcp", "bob": "aws", "carol": "aws"}
+        service.submit(job.id)
+        assert service.wait_idle(120)
+        assert get_job(ch, job.id).status == SUCCESS, get_job(ch, job.id).error
+        result = get_result(ch, job.id)
+        assert [r[:3] for r in result["rows"]] == [["A", 8, 17], ["B", 5, 12]]
+    finally:
+        set_settings(before)
+
+
 def test_unconfigured_provider_says_what_to_set(service):
     before = get_settings()
     set_settings(replace(before, gcs_hmac_key_id=None, gcs_hmac_secret=None, gcs_bucket=None,
