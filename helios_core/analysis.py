@@ -34,7 +34,7 @@ from helios_core.analysis_check import (HIDDEN_OWNERS, HIDDEN_ROWS, LEVELS, MAL,
                                         CheckedAnalysis, InputTable, check_analysis, release_sql,
                                         unit_type)
 from helios_core.clickhouse import ClickHouse, table_columns
-from helios_core.errors import Conflict, HeliosError, ValidationError
+from helios_core.errors import Conflict, HeliosError, QueryError, ValidationError
 from helios_core.identifiers import check_identifier, qualified, quote_ident, sanitize_name
 from helios_core.metadata import next_version
 
@@ -447,7 +447,13 @@ def _spend_or_refuse(ch: ClickHouse, spec: AnalysisSpec, checked: CheckedAnalysi
 def _run(ch: ClickHouse, spec: AnalysisSpec, checked: CheckedAnalysis, table: InputTable):
     sql = release_sql(checked, table, rows_per_owner=spec.max_rows_per_owner if spec.mal else None,
                       bounds={k: tuple(v) for k, v in spec.bounds.items()} if spec.mal else None)
-    result = ch.query(sql)
+    try:
+        result = ch.query(sql)
+    except QueryError as exc:
+        # ClickHouse's message can quote a row's value ("Cannot parse 'a1' as UInt8"): only its name is shown.
+        raise ValidationError(f"The analysis failed while running ({exc.name or 'ClickHouse error'}).",
+                              "ClickHouse's message is withheld because it can quote a data owner's values; "
+                              "check conversions and divisions in the analysis.") from exc
     if result.truncated:
         raise ValidationError(f"The analysis has more than {result.limit:,} output rows.",
                               "Group by fewer or coarser columns, or add LIMIT.")

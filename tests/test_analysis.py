@@ -193,6 +193,14 @@ def test_refused_at_check_stage_keeps_last_stage(ch, service):
     assert failed.error.startswith(f"Failed. Last status is {VALIDATING}.") and "lacks the column" in failed.error
 
 
+def test_runtime_error_never_quotes_a_value(ch, service):
+    job_id = run_job(service, ch)
+    with pytest.raises(ValidationError) as info:
+        run_query(service, job_id, "SELECT count() FROM traffic WHERE CAST(driver_id, 'Int32') = 1")
+    assert "failed while running" in info.value.message
+    assert not any(v in str(info.value) for rows in OWNER_ROWS.values() for *_, v in rows)
+
+
 # ---- mal: clipping, noise, budget, differencing ----------------------------------------------------------------
 
 
