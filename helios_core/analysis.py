@@ -494,7 +494,10 @@ def release(spec: AnalysisSpec, checked: CheckedAnalysis, frame, rng: np.random.
     keep = (frame[HIDDEN_OWNERS] >= spec.min_owners) & (frame[HIDDEN_ROWS] >= spec.min_rows)
     suppressed = int((~keep).sum())
     shown = frame[keep].drop(columns=[HIDDEN_OWNERS, HIDDEN_ROWS]).reset_index(drop=True)
-    names = list(shown.columns)
+    names: list[str] = []
+    for name in map(str, shown.columns):   # two outputs may share a name (count(), count())
+        names.append(name if name not in names else f"{name} ({sum(n.startswith(name) for n in names) + 1})")
+    shown.columns = names
     columns = []
     noised = [i for i, o in enumerate(checked.outputs) if o.kind in ("count", "sum", "avg")] if spec.mal else []
     eps_each = spec.epsilon / len(noised) if noised else 0.0

@@ -264,7 +264,7 @@ def _check_ast(root: Node, table: InputTable, level: str, bounds: dict[str, tupl
         if node.kind == "WindowDefinition" or node.kind == "WindowListElement":
             raise AnalysisRefused("window", "Window functions (… OVER …) compute a value for every input row, so "
                                             "they would expose rows; use GROUP BY aggregates instead.")
-        if node.kind == "Identifier" and "__helios" in node.name.lower():
+        if (node.kind == "Identifier" and "__helios" in node.name.lower()) or "__helios" in node.alias.lower():
             raise AnalysisRefused("owner", "Names starting with __helios are Helios's own and cannot be used.")
         if node.kind in ("Set", "SetQuery"):
             raise AnalysisRefused("outer_clause", "SETTINGS are not allowed in an analysis.")
@@ -276,13 +276,40 @@ def _check_ast(root: Node, table: InputTable, level: str, bounds: dict[str, tupl
     return lists[0]
 
 
+_COMBINATORS = ("If", "Array", "Map", "SimpleState", "State", "MergeState", "Merge", "ForEach", "OrNull",
+                "OrDefault", "Resample", "Distinct", "ArgMin", "ArgMax")
+_aggregate_names: set[str] = set()
+
+
+def _load_aggregate_names(ch: ClickHouse) -> None:
+    if not _aggregate_names:
+        rows = ch.internal_query("SELECT name FROM system.functions WHERE is_aggregate")
+        _aggregate_names.update(r["name"].lower() for r in rows)
+
+
+def is_aggregate_name(name: str) -> bool:
+    """An aggregate function, with or without combinators (sumIf, uniqState, groupArrayForEach …)."""
+    if name.lower() in _aggregate_names:
+        return True
+    for suffix in _COMBINATORS:
+        if name.endswith(suffix) and len(name) > len(suffix) and is_aggregate_name(name[:-len(suffix)]):
+            return True
+    return False
+
+
 def _check_function(node: Node, table: InputTable, level: str, bounds: dict[str, tuple[float, float]]) -> None:
     name = node.name.lower()
+    if name not in SEMI_AGGREGATES and is_aggregate_name(node.name):
+        allowed = MAL_AGGREGATES if level == MAL else SEMI_AGGREGATES
+        picks = any(w in name for w in ("array", "any", "arg", "top", "first", "last", "uniqarray", "map"))
+        why = "it lists or picks individual rows' values" if picks else \
+            "it is not one of the summaries Helios can release safely"
+        raise AnalysisRefused("aggregate", f"{node.name}() is not an allowed aggregate: {why}. Allowed: "
+                                           f"{', '.join(sorted(allowed))}.")
     if name in DENIED_FUNCTIONS:
         raise AnalysisRefused("function", f"{node.name}() is not allowed in an analysis: {DENIED_FUNCTIONS[name]}.")
-    if name.startswith("dict") or name.startswith("groupArray".lower()):
-        raise AnalysisRefused("function", f"{node.name}() is not allowed: it reads outside this job or returns "
-                                          "individual values.")
+    if name.startswith("dict"):
+        raise AnalysisRefused("function", f"{node.name}() is not allowed: it reads dictionaries outside this job.")
     if level == MAL and name not in MAL_FUNCTIONS:
         raise AnalysisRefused("mal_function", f"At security level mal only allow-listed functions may be used, and "
                                               f"{node.name}() is not one of them. Allowed: "
@@ -437,6 +464,7 @@ def check_analysis(ch: ClickHouse, sql: str, table: InputTable, level: str,
     bounds = bounds or {}
     if level not in LEVELS:
         raise ValidationError(f"Unknown security level {level!r}.", "Use semi or mal.")
+    _load_aggregate_names(ch)
     text = canonical(ch, sql)
     parts = clauses(text)
     _check_clauses(parts, table.name)
