@@ -103,6 +103,20 @@ def test_cli_create_missing_fields_and_file(service, tmp_path, capsys):
     assert get_spec(service.ch, job_id).table_name == "traffic"
     assert cli_main(["jobs", "result", job_id]) == 5   # not run yet: a conflict
     assert json.loads(capsys.readouterr().out)["error"] == "No result yet"
+    for owner, rows in OWNER_ROWS.items():
+        assert cli_main(["jobs", "register-owner", job_id, owner]) == 0
+        grant = json.loads(capsys.readouterr().out)
+        assert grant["job_id"] == job_id and put(grant["presigned_urls"][0], csv_bytes(rows)) == 200
+    assert cli_main(["jobs", "submit", job_id, "--timeout", "120"]) == 0
+    assert json.loads(capsys.readouterr().out)["job_status"] == SUCCESS
+    assert cli_main(["jobs", "status", job_id]) == 0
+    assert json.loads(capsys.readouterr().out)["status"] == SUCCESS
+    assert cli_main(["jobs", "result", job_id]) == 0
+    assert [r[:2] for r in json.loads(capsys.readouterr().out)["rows"]] == [["A", 8], ["B", 5]]
+    assert cli_main(["jobs", "analyze", job_id, "SELECT * FROM traffic", "--check"]) == 0
+    assert json.loads(capsys.readouterr().out)["rule"] == "select_star"
+    assert cli_main(["jobs", "analyze", job_id, "SELECT driver_id FROM traffic"]) == 3
+    assert "raw rows" in json.loads(capsys.readouterr().out)["error"]
 
 
 HOSTILE = [
