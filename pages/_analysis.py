@@ -169,6 +169,8 @@ def _stages_panel(job_id: str, watching: bool) -> None:
     st.progress(reached / len(steps), text=f"**{current.status}**")
     if current.status == FAIL:
         st.error(current.error, icon=":material/error:")
+    with st.expander("Stages"):
+        st.dataframe(pd.DataFrame(current.stages), hide_index=True, width="stretch")
 
 
 def result_section(service: Any, job: Job) -> None:
