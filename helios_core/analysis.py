@@ -539,8 +539,15 @@ def _explain(spec: AnalysisSpec, suppressed: int, noised: list[int], eps_each: f
 # ---- validating and loading uploads -----------------------------------------------------------------------
 
 
+def _base(type_name: str) -> str:
+    """The type without Nullable/LowCardinality wrappers (the input table re-wraps it in Nullable)."""
+    while type_name.startswith(("Nullable(", "LowCardinality(")) and type_name.endswith(")"):
+        type_name = type_name[type_name.index("(") + 1:-1]
+    return type_name
+
+
 def _merge(types: list[str]) -> str:
-    bases = {t.replace("Nullable(", "").rstrip(")") if t.startswith("Nullable(") else t for t in types}
+    bases = {_base(t) for t in types}
     if len(bases) == 1:
         base = bases.pop()
     elif all(b.startswith(NUMERIC_HEADS) and not b.startswith("Bool") for b in bases):

@@ -347,7 +347,9 @@ def _outputs(items: Node, table: InputTable, level: str) -> list[OutputColumn]:
             unit = "rows" if kind == "count" else "distinct values" if kind == "uniq" else table.units.get(column, "")
             out.append(OutputColumn(kind, column, unit))
         elif not _has_aggregate(item, SEMI_AGGREGATES):
-            column = _column_name(item.name) if item.kind == "Identifier" else ""
+            # a group key built from one column (toStartOfMonth(day)) keeps that column's unit
+            used = {_column_name(n.name) for n in item.walk() if n.kind == "Identifier"}
+            column = used.pop() if len(used) == 1 else ""
             out.append(OutputColumn("group", column, table.units.get(column, "")))
         else:
             out.append(OutputColumn("expression"))

@@ -408,3 +408,32 @@ def test_jobs_page_analysis_form_check_and_result(ch, service, open_page):
     assert any("withheld" in i.value for i in at.info)
     owners = [d.value for d in at.dataframe if "data owner" in d.value.columns]
     assert owners and "rows loaded" not in owners[0].columns   # another session's job: no row counts
+
+
+def test_types_from_uploads_merge():
+    from helios_core.analysis import _merge
+    assert _merge(["Nullable(DateTime64(3, 'UTC'))", "DateTime64(3, 'UTC')"]) == "Nullable(DateTime64(3, 'UTC'))"
+    assert _merge(["Int64", "Nullable(Float64)"]) == "Nullable(Float64)"
+    assert _merge(["LowCardinality(String)", "Int64"]) == "Nullable(String)"
+    assert _merge(["Array(Nullable(Int64))"]) == "Array(Nullable(Int64))"
+
+
+def test_json_lines_with_dates(ch, service):
+    job = service.create({"analysis_name": "Sales", "format": "jsonl", "security_level": "semi",
+                          "cloud_providers": ["aws"], "schema": {"day": "date", "amount": "usd", "shop": "category"},
+                          "query_sql": "SELECT toStartOfMonth(day) AS month, sum(amount) AS total, count() AS n "
+                                       "FROM sales GROUP BY month ORDER BY month"})
+    for i, owner in enumerate(("ann", "ben", "cy")):
+        lines = [json.dumps({"day": f"2024-0{1 + (n % 2)}-1{n}", "amount": 10 * (i + 1) + n, "shop": "s"})
+                 for n in range(6)]
+        url = service.register_owner(job.id, owner)["presigned_urls"][0]
+        assert put(url, ("\n".join(lines) + "\n").encode()) == 200
+    service.submit(job.id)
+    assert service.wait_idle(120)
+    assert get_job(ch, job.id).status == SUCCESS, get_job(ch, job.id).error
+    result = get_result(ch, job.id)
+    plain = ch.internal_query(f"SELECT toStartOfMonth(day) AS month, sum(amount) AS total, count() AS n "
+                              f"FROM helios_analysis.{get_job(ch, job.id).table} GROUP BY month ORDER BY month")
+    assert [[r[1], r[2]] for r in result["rows"]] == [[p["total"], p["n"]] for p in plain]
+    assert [r[0][:7] for r in result["rows"]] == ["2024-01", "2024-02"]
+    assert [c["unit"] for c in result["columns"]] == ["date", "usd", "rows"]
