@@ -40,7 +40,7 @@ from helios_core.metadata import next_version
 
 ANALYSIS_DB = "helios_analysis"
 SEED_FIELDS = ("analysis_name", "query_sql", "security_level", "cloud_providers", "schema")
-DEFAULTS = {"min_owners": 2, "min_rows": 5, "max_rows_per_owner": 1000, "epsilon": 1.0, "epsilon_budget": 3.0}
+DEFAULTS = {"min_owners": 2, "min_rows": 5, "max_rows_per_owner": 100, "epsilon": 1.0, "epsilon_budget": 3.0}
 NUMERIC_HEADS = ("Int", "UInt", "Float", "Decimal", "Bool")
 _run_lock = threading.Lock()   # one budget decision at a time
 

@@ -79,7 +79,7 @@ def create_section(service: Any) -> None:
             a1, a2, a3 = st.columns(3)
             a1.number_input("Minimum data owners per row", min_value=2, value=2, key="an_min_owners")
             a2.number_input("Minimum rows per row", min_value=1, value=5, key="an_min_rows")
-            a3.number_input("mal: rows counted per owner", min_value=1, value=1000, key="an_max_rows_per_owner")
+            a3.number_input("mal: rows counted per owner", min_value=1, value=100, key="an_max_rows_per_owner")
             b1, b2 = st.columns(2)
             b1.number_input("mal: ε per analysis", min_value=0.01, value=1.0, key="an_epsilon")
             b2.number_input("mal: ε budget of the job", min_value=0.01, value=3.0, key="an_epsilon_budget")
