@@ -500,7 +500,12 @@ def release(spec: AnalysisSpec, checked: CheckedAnalysis, frame, rng: np.random.
     shown.columns = names
     columns = []
     noised = [i for i, o in enumerate(checked.outputs) if o.kind in ("count", "sum", "avg")] if spec.mal else []
-    eps_each = spec.epsilon / len(noised) if noised else 0.0
+    # At mal the number of withheld rows is noised too (one share of ε): an exact count would tell whether a
+    # narrowly filtered group exists, one bit per analysis. One owner can move it by max_rows_per_owner.
+    eps_each = spec.epsilon / (len(noised) + 1) if spec.mal else 0.0
+    if spec.mal:
+        noisy = laplace_noise(np.array([suppressed]), spec.max_rows_per_owner / eps_each, rng)[0]
+        suppressed = max(0, int(round(noisy)))
     for i, name in enumerate(names):
         out = checked.outputs[i] if i < len(checked.outputs) else None
         info: dict[str, Any] = {"name": name, "unit": out.unit if out else "", "kind": out.kind if out else ""}
@@ -513,6 +518,7 @@ def release(spec: AnalysisSpec, checked: CheckedAnalysis, frame, rng: np.random.
     explanation = _explain(spec, suppressed, noised, eps_each, columns)
     return {"job_id": spec.job_id, "query_sql": checked.sql, "security_level": spec.security_level,
             "columns": columns, "rows": rows, "suppressed_groups": suppressed, "released_groups": len(rows),
+            "suppressed_is_noisy": spec.mal,
             "thresholds": spec.thresholds(), "epsilon_spent_now": spec.epsilon if spec.mal else 0.0,
             "epsilon_budget": spec.epsilon_budget if spec.mal else None, "explanation": explanation,
             "summary": f"Released {len(rows)} row(s); withheld {suppressed}.", "released_at": _now().isoformat()}
@@ -522,7 +528,11 @@ def _explain(spec: AnalysisSpec, suppressed: int, noised: list[int], eps_each: f
              columns: list[dict[str, Any]]) -> list[str]:
     lines = [f"Every row shown combines data from at least {spec.min_owners} data owners and at least "
              f"{spec.min_rows} rows; no one's individual rows are shown."]
-    if suppressed:
+    if spec.mal:
+        lines.append(f"About {suppressed} result row(s) were withheld (a noisy number, so it cannot reveal whether one "
+                     f"small group exists) because fewer than {spec.min_owners} data owners or fewer than "
+                     f"{spec.min_rows} rows contributed to them.")
+    elif suppressed:
         lines.append(f"{suppressed} result row(s) were withheld because fewer than {spec.min_owners} data owners or "
                      f"fewer than {spec.min_rows} rows contributed to them: showing them could reveal one owner's "
                      "data.")
