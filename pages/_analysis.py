@@ -68,11 +68,11 @@ def create_section(service: Any) -> None:
         unready = [p for p in state.get("an_providers", []) if not configured(p)]
         if unready:
             c2.caption(f"Not configured: {', '.join(unready)} (see the README's analysis jobs section).")
-        if "an_schema_rows" not in state:
-            state["an_schema_rows"] = pd.DataFrame([{"column": "city", "unit": "category"},
-                                                    {"column": "speed", "unit": "mph"}])
-        state["an_schema_rows"] = st.data_editor(state["an_schema_rows"], num_rows="dynamic", hide_index=True,
-                                                 key="an_schema_editor", width="stretch")
+        # The editor keeps its edits relative to a base that never changes; the edited frame is what counts.
+        base = state.setdefault("an_schema_base", pd.DataFrame([{"column": "city", "unit": "category"},
+                                                                {"column": "speed", "unit": "mph"}]))
+        state["an_schema_rows"] = st.data_editor(base, num_rows="dynamic", hide_index=True, key="an_schema_editor",
+                                                 width="stretch")
         st.caption("Units such as category, text, id or name make a text column; date and datetime make dates; "
                    "any other unit (mph, count, usd…) a number. min()/max() never apply to an id/name column.")
         with st.expander("Thresholds and noise"):
@@ -190,7 +190,9 @@ def result_section(service: Any, job: Job) -> None:
     for line in result["explanation"]:
         st.caption(line)
     if result["suppressed_groups"]:
-        st.info(f"{result['suppressed_groups']} row(s) withheld (below the thresholds).", icon=":material/shield:")
+        about = "About " if result.get("suppressed_is_noisy") else ""
+        st.info(f"{about}{result['suppressed_groups']} row(s) withheld (below the thresholds).",
+                icon=":material/shield:")
 
 
 def _chart(frame: pd.DataFrame, columns: list[dict[str, Any]], names: list[str]) -> None:
