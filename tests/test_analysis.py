@@ -438,3 +438,16 @@ def test_json_lines_with_dates(ch, service):
     assert [[r[1], r[2]] for r in result["rows"]] == [[p["total"], p["n"]] for p in plain]
     assert [r[0][:7] for r in result["rows"]] == ["2024-01", "2024-02"]
     assert [c["unit"] for c in result["columns"]] == ["date", "usd", "rows"]
+
+
+def test_restart_mid_analysis_resumes_from_the_uploads(ch, service):
+    """A job a restart left in Running the analysis reloads its fresh input table and finishes, once."""
+    from helios_core.jobs import add_stage
+    job = service.create(job_spec())
+    upload_all(service, job.id)
+    for stage in (SUBMITTED, VALIDATING, LOADING, CHECKING, RUNNING):
+        add_stage(ch, job.id, stage)
+    assert {"job_id": job.id, "action": "resumed"} in service.recover()
+    assert service.wait_idle(120)
+    assert get_job(ch, job.id).status == SUCCESS, get_job(ch, job.id).error
+    assert [r[:2] for r in get_result(ch, job.id)["rows"]] == [["A", 8], ["B", 5]]
