@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -26,6 +26,14 @@ class Settings:
     query_timeout_s: int = 30
     max_result_rows: int = 10_000
     reader_pool_size: int = 4
+    # Other clouds for analysis jobs' upload URLs (helios_core.cloud_urls); secrets never shown in repr.
+    gcs_bucket: str | None = None
+    gcs_endpoint_url: str | None = None   # default https://storage.googleapis.com (an emulator or test server)
+    gcs_hmac_key_id: str | None = None
+    gcs_hmac_secret: str | None = field(default=None, repr=False)
+    azure_account_name: str | None = None
+    azure_account_key: str | None = field(default=None, repr=False)
+    azure_container: str | None = None
 
     @property
     def embedded(self) -> bool:
@@ -106,6 +114,13 @@ def load_settings(env: Mapping[str, str] | None = None, cwd: Path | None = None,
         clickhouse_url=url,
         aws_endpoint_url=pick("HELIOS_AWS_ENDPOINT_URL", "aws_endpoint_url") or None,
         aws_region=pick("AWS_DEFAULT_REGION", "aws_region") or pick("AWS_REGION", "aws_region") or "us-east-1",
+        gcs_bucket=pick("HELIOS_GCS_BUCKET", "gcs_bucket") or None,
+        gcs_endpoint_url=pick("HELIOS_GCS_ENDPOINT_URL", "gcs_endpoint_url") or None,
+        gcs_hmac_key_id=pick("HELIOS_GCS_HMAC_KEY_ID", "gcs_hmac_key_id") or None,
+        gcs_hmac_secret=pick("HELIOS_GCS_HMAC_SECRET", "gcs_hmac_secret") or None,
+        azure_account_name=pick("HELIOS_AZURE_ACCOUNT_NAME", "azure_account_name") or None,
+        azure_account_key=pick("HELIOS_AZURE_ACCOUNT_KEY", "azure_account_key") or None,
+        azure_container=pick("HELIOS_AZURE_CONTAINER", "azure_container") or None,
     )
     overrides: dict[str, int] = {}
     for field, env_name in (("query_timeout_s", "HELIOS_QUERY_TIMEOUT"), ("max_result_rows", "HELIOS_MAX_RESULT_ROWS"),

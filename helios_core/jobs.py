@@ -57,7 +57,11 @@ _FORMAT_ALIASES = {"json": "jsonl", "ndjson": "jsonl", "json_lines": "jsonl", "j
 TARGETS = ("existing", "new", "database")   # an existing table, a new table, a new database (dumps)
 SUBMITTED, VALIDATING, LOADING, SUCCESS, FAIL = "Submitted", "Validating uploads", "Loading", "Success", "Fail"
 STAGES = (SUBMITTED, VALIDATING, LOADING, SUCCESS, FAIL)
-ACTIVE_STAGES = (SUBMITTED, VALIDATING, LOADING)
+# Analysis jobs (helios_core.analysis) go on from Loading through these before Success.
+CHECKING, RUNNING, RELEASING = "Checking the analysis", "Running the analysis", "Releasing results"
+ANALYSIS_STAGES = (SUBMITTED, VALIDATING, LOADING, CHECKING, RUNNING, RELEASING, SUCCESS, FAIL)
+ACTIVE_STAGES = (SUBMITTED, VALIDATING, LOADING, CHECKING, RUNNING, RELEASING)
+ANALYSIS = "analysis"   # the target of an analysis job: its own input table in helios_analysis
 CREATED = "Created"   # shown for a job not submitted yet (the seed has no status then)
 DEFAULT_BUCKET = "helios-imports"
 DEFAULT_EXPIRY_S = 3600
@@ -153,6 +157,8 @@ class Job:
         return f"jobs/{self.id}/"
 
     def target_label(self) -> str:
+        if self.target == ANALYSIS:
+            return "an analysis over its data owners' uploads"
         if self.target == "database":
             return f"new database {self.database}"
         return f"{'new' if self.target == 'new' else 'existing'} table {self.database}.{self.table}"
@@ -439,6 +445,9 @@ class JobService:
 
     # -- the job lifecycle
     def create(self, spec: dict[str, Any]) -> Job:
+        from helios_core.analysis import create_analysis_job, is_analysis_spec
+        if is_analysis_spec(spec):  # the seed's analysis fields: a QueryShield analysis job
+            return create_analysis_job(self, spec)
         clean = validate_job_spec(self.ch, spec)
         bucket = str(spec.get("bucket") or self.bucket)
         self.ensure_bucket(bucket)
@@ -469,9 +478,13 @@ class JobService:
         grant = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
         keys = [f"{record.key_prefix}{grant}-{n}.{FORMATS[job.format]}" for n in range(1, int(files) + 1)]
         self.ensure_bucket(job.bucket)
-        with self._aws("s3:PutObject"):
-            urls = [self.s3().generate_presigned_url("put_object", Params={"Bucket": job.bucket, "Key": key},
-                                                     ExpiresIn=int(expires_in), HttpMethod="PUT") for key in keys]
+        if job.target == ANALYSIS:  # one URL per cloud provider the job names
+            from helios_core.analysis import owner_urls
+            urls = owner_urls(self, job, keys, int(expires_in))
+        else:
+            with self._aws("s3:PutObject"):
+                urls = [self.s3().generate_presigned_url("put_object", Params={"Bucket": job.bucket, "Key": key},
+                                                         ExpiresIn=int(expires_in), HttpMethod="PUT") for key in keys]
         record.urls_issued += len(urls)
         _write_owner(self.ch, record)
         return {"presigned_urls": urls, "job_id": job.id, "data_owner": owner, "keys": keys,
@@ -597,7 +610,7 @@ class JobService:
             return job_id in self._queue.queue
 
     def _resumable(self, job: Job) -> tuple[bool, str]:
-        if job.target == "database":
+        if job.target in ("database", ANALYSIS):  # an analysis reloads its fresh input table from the uploads
             return True, ""
         if not table_exists(self.ch, job.database, job.table):
             return True, ""
@@ -608,6 +621,10 @@ class JobService:
 
     def run(self, job_id: str) -> None:
         """Run one submitted job through its stages (in the runner thread, or inline)."""
+        if self._is_analysis(job_id):
+            from helios_core.analysis import run_analysis
+            run_analysis(self, job_id)
+            return
         progress = self.progress[job_id] = Progress()
         stage = SUBMITTED
         self._running.add(job_id)
@@ -640,6 +657,10 @@ class JobService:
                                              f"{str(exc)[:500]}")
         finally:
             self._running.discard(job_id)
+
+    def _is_analysis(self, job_id: str) -> bool:
+        rows = self.ch.internal_query("SELECT target FROM helios.jobs FINAL WHERE id = {id:String}", {"id": job_id})
+        return bool(rows) and rows[0]["target"] == ANALYSIS
 
     # -- validating uploads
     def _validate(self, job: Job, uploads: list[Upload], tmp: Path) -> list[tuple[Upload, Path]]:
@@ -1072,7 +1093,8 @@ def job_status(ch: ClickHouse, job_id: str) -> dict[str, Any]:
     files = job.result.get("files", [])
     out["inserted"] = sum(f.get("inserted", 0) for f in files)
     out["quarantined"] = sum(f.get("quarantined", 0) for f in files)
-    out["files"] = files
+    if job.target != ANALYSIS:  # an analysis's per-owner row counts are for its creator only (owners view)
+        out["files"] = files
     out["stages"] = job.stages
     return out
 

@@ -23,6 +23,7 @@ _RECORD_MODULES = (
     "helios_core.chat.store",
     "helios_core.jobs",
     "helios_core.reports",
+    "helios_core.analysis",
 )
 
 

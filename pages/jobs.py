@@ -15,6 +15,7 @@ from helios_core.jobs import (ACTIVE_STAGES, FAIL, FORMAT_LABELS, FORMATS, STAGE
                               get_job, get_job_service, infer_job_schema, job_summaries, list_jobs, list_owners)
 from helios_core.pgdump import load_dump
 from helios_core.schema import ColumnSpec
+from pages._analysis import analysis_tab
 from pages._shared import aws_connection, format_bytes, open_in_sql_explorer, runtime, show_error, user_errors
 
 ch = runtime().clickhouse
@@ -23,7 +24,7 @@ TARGET_LABELS = {"existing": "An existing table", "new": "A new table (schema fr
                  "database": "A new database (PostgreSQL dumps)"}
 
 st.title("Import")
-tab_jobs, tab_dump = st.tabs(["Import jobs", "Load a PostgreSQL dump"])
+tab_jobs, tab_analysis, tab_dump = st.tabs(["Import jobs", "Analysis jobs", "Load a PostgreSQL dump"])
 
 
 def show_validation(exc: HeliosError) -> None:
@@ -288,5 +289,10 @@ def dump_tab() -> None:
 
 with tab_jobs:
     jobs_tab()
+with tab_analysis:
+    try:
+        analysis_tab(get_job_service())
+    except HeliosError as exc:
+        show_error(exc)
 with tab_dump:
     dump_tab()

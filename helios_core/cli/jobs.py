@@ -1,4 +1,9 @@
-"""Commands: ``jobs create|register-owner|upload|infer-schema|confirm-schema|submit|status|list`` and ``load-dump``.
+"""Commands: ``jobs create|register-owner|upload|infer-schema|confirm-schema|submit|status|result|analyze|list``
+and ``load-dump``.
+
+``jobs create`` makes an analysis job (the QueryShield seed) when given the seed's fields (``--analysis-name``,
+``--query-sql``, ``--security-level``, ``--cloud-providers``, ``--schema``, or ``--file job.json``), and an
+import job otherwise.
 
 Uploads live in S3: AWS from boto3's standard chain (or ``HELIOS_AWS_ENDPOINT_URL``
 for an S3-compatible server), in the bucket ``HELIOS_IMPORT_BUCKET`` (created
@@ -41,12 +46,54 @@ def _create(args: argparse.Namespace) -> Any:
             raise ValidationError(f"--spec is not valid JSON ({exc.msg}).") from exc
         if not isinstance(spec, dict):
             raise ValidationError("--spec must be a JSON object.")
-    for key in ("name", "format", "target", "database", "table", "bucket"):
+    if args.file:
+        spec.update(_json_file(args.file))
+    for key in ("name", "format", "target", "database", "table", "bucket", "analysis_name", "query_sql",
+                "security_level", "min_owners", "min_rows", "max_rows_per_owner", "epsilon", "epsilon_budget"):
         value = getattr(args, key)
-        if value:
+        if value not in (None, ""):
             spec[key] = value
+    if args.cloud_providers:
+        spec["cloud_providers"] = [p.strip() for p in args.cloud_providers.split(",") if p.strip()]
+    for key in ("schema", "bounds"):
+        if getattr(args, key):
+            spec[key] = _json_arg(getattr(args, key), f"--{key}")
     job = _service().create(spec)
     return {"job_id": job.id}
+
+
+def _json_arg(text: str, flag: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValidationError(f"{flag} is not valid JSON ({exc.msg}).", 'Example: --schema \'{"speed": "mph"}\'') \
+            from exc
+
+
+def _json_file(name: str) -> dict[str, Any]:
+    path = Path(name)
+    if not path.is_file():
+        raise ValidationError(f"There is no file {path}.")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValidationError(f"{path} is not a JSON object of the job's fields ({exc}).") from exc
+    if not isinstance(data, dict):
+        raise ValidationError(f"{path} must hold one JSON object.")
+    return data
+
+
+def _result(args: argparse.Namespace) -> Any:
+    from helios_core.analysis import get_result
+    _service().wait_idle(args.timeout)
+    return get_result(get_clickhouse(), args.job_id)
+
+
+def _analyze(args: argparse.Namespace) -> Any:
+    from helios_core.analysis import check_sql, run_query
+    if args.check:
+        return check_sql(get_clickhouse(), args.job_id, args.sql)
+    return run_query(_service(), args.job_id, args.sql)
 
 
 def _register(args: argparse.Namespace) -> Any:
@@ -126,6 +173,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--table")
     c.add_argument("--bucket", help="the S3 bucket for uploads (default: HELIOS_IMPORT_BUCKET or Helios's own)")
     c.add_argument("--spec", help="all of the above as one JSON object")
+    c.add_argument("--analysis-name", help="analysis job: its name (the seed's analysis_name)")
+    c.add_argument("--query-sql", help="analysis job: the aggregate query over the job's table")
+    c.add_argument("--security-level", help="analysis job: semi or mal")
+    c.add_argument("--cloud-providers", help="analysis job: aws,gcp,azure (comma-separated)")
+    c.add_argument("--schema", help='analysis job: column → unit as JSON, e.g. \'{"speed": "mph"}\'')
+    c.add_argument("--bounds", help='mal: column → [low, high] as JSON, e.g. \'{"speed": [0, 200]}\'')
+    c.add_argument("--min-owners", type=int)
+    c.add_argument("--min-rows", type=int)
+    c.add_argument("--max-rows-per-owner", type=int)
+    c.add_argument("--epsilon", type=float, help="mal: ε spent by each analysis")
+    c.add_argument("--epsilon-budget", type=float, help="mal: the job's total ε")
+    c.add_argument("--file", help="the job's fields as a JSON file (flags override it)")
     c.set_defaults(handler=_create)
 
     r = js.add_parser("register-owner", help='presigned PUT URLs for a data owner; prints {"presigned_urls", "job_id"}')
@@ -163,5 +222,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--timeout", type=float, default=None, help="wait at most this long for resumed jobs")
     t.set_defaults(handler=_status)
 
-    ls = js.add_parser("list", help="all import jobs")
+    res = js.add_parser("result", help="an analysis job's released result (aggregates, withheld rows, thresholds)")
+    res.add_argument("job_id")
+    res.add_argument("--timeout", type=float, default=None, help="wait at most this long for a running job")
+    res.set_defaults(handler=_result)
+
+    an = js.add_parser("analyze", help="run (or --check) another analysis on a finished analysis job")
+    an.add_argument("job_id")
+    an.add_argument("sql")
+    an.add_argument("--check", action="store_true", help="only give the verdict of the checks")
+    an.set_defaults(handler=_analyze)
+
+    ls = js.add_parser("list", help="all import and analysis jobs")
     ls.set_defaults(handler=_list)
