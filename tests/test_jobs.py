@@ -227,17 +227,20 @@ def test_json_lines_and_parquet(ch, service):
     job_id = new_job(service, ch, table, fmt="jsonl")
     url = service.register_owner(job_id, "j")["presigned_urls"][0]
     lines = [json.dumps({"id": 10, "name": "Jo", "joined": "2024-01-01T00:00:00Z", "tags": ["x"], "extra": 1}),
-             "not json", json.dumps([1, 2]), json.dumps({"id": 11, "name": "Kim", "joined": 1714567890000}),
-             json.dumps({"name": "no id", "joined": "2024-01-01"})]
+             "not json", json.dumps([1, 2]), json.dumps({"id": 11, "name": "Kim", "joined": 1714567890000, "tags": []}),
+             json.dumps({"name": "no id", "joined": "2024-01-01"}),
+             # tags is Array(String) with no DEFAULT: a missing value is a bad row, not an invented []
+             json.dumps({"id": 12, "name": "Lu", "joined": "2024-01-01"})]
     assert put(url, "\n".join(lines).encode()) == 200
     service.submit(job_id)
     service.wait_idle(60)
     status = job_status(ch, job_id)
-    assert (status["status"], status["inserted"], status["quarantined"]) == (SUCCESS, 2, 3)
-    errors = ch.internal_query(f"SELECT error_type, column_name FROM jobs_test.{table}_quarantine "
+    assert (status["status"], status["inserted"], status["quarantined"]) == (SUCCESS, 2, 4)
+    errors = ch.internal_query(f"SELECT error_type, column_name, error_message FROM jobs_test.{table}_quarantine "
                                "WHERE source_id = {j:String} ORDER BY sub_index", {"j": job_id})
     assert [(e["error_type"], e["column_name"]) for e in errors] == [
-        ("decode_error", ""), ("decode_error", ""), ("missing_required", "id")]
+        ("decode_error", ""), ("decode_error", ""), ("missing_required", "id"), ("missing_required", "tags")]
+    assert errors[3]["error_message"].startswith("missing field tags")
 
     table2 = people_table(ch)
     job2 = new_job(service, ch, table2, fmt="parquet")
