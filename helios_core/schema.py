@@ -623,7 +623,7 @@ def _parse_iso(text: str) -> float:
     return parse_iso(text).timestamp()
 
 
-_PREFERRED_TIME = ("event_time", "timestamp", "time", "ts", "event_timestamp", "occurred_at", "created_at",
+PREFERRED_TIME = ("event_time", "timestamp", "time", "ts", "event_timestamp", "occurred_at", "created_at",
                    "received_at", "datetime", "date")
 
 
@@ -634,7 +634,7 @@ def _pick_time(columns: list[ColumnSpec]) -> ColumnSpec | None:
 
     def score(c: ColumnSpec) -> tuple:
         words = c.name.lower()
-        preferred = _PREFERRED_TIME.index(words) if words in _PREFERRED_TIME else len(_PREFERRED_TIME)
+        preferred = PREFERRED_TIME.index(words) if words in PREFERRED_TIME else len(PREFERRED_TIME)
         return (c.type.startswith("Nullable"), "." in c.json_path, preferred, columns.index(c))
 
     return min(candidates, key=score)
