@@ -333,7 +333,7 @@ QUARANTINE_SUFFIX = "_quarantine"
 ERROR_TYPES = {
     "decode_error": "the payload is not JSON / gzip JSON / JSON lines",
     "not_an_object": "the event is JSON but not an object",
-    "missing_required": "a required field is missing or null",
+    "missing_required": "a field is missing or null, and its column is required or not Nullable without a default",
     "type_mismatch": "a value does not fit the column's type",
     "not_allowed": "a value is not in the column's allowed values",
     "bad_format": "a value does not match the column's format (uuid, iso_time, …)",
