@@ -321,7 +321,8 @@ def test_default_database_is_not_a_protected_one():
     ("Nullable(UInt16)", "70000", False), ("LowCardinality(String)", "x", True), ("Float64", "1.5", True),
     ("Decimal(4, 2)", "123.45", False), ("Date", "2200-01-01", False), ("Date", "2024-02-30", False),
     ("Array(UInt8)", "[300]", False), ("Array(UInt8)", "[3]", True), ("DateTime64(3, 'UTC')", "yesterday", False),
-    ("UInt32", "true", False), ("Bool", "true", True),
+    ("UInt32", "true", False), ("Bool", "true", True), ("JSON", "{}", True), ("Array(JSON)", "[]", True),
+    ("Array(String)", "[]", True),
 ])
 def test_defaults_that_do_not_fit_their_type_are_refused(ch, type_, default, fits):
     problem = ddl.default_literal_problem(ch, default, type_)
