@@ -47,7 +47,8 @@ def go(step: int) -> None:
 def columns_from_schema(schema) -> list[dict]:
     return [{"name": c.name, "type": c.type, "json_path": c.json_path, "required": bool(c.required),
              "default": c.default or "", "allowed_values": ", ".join(c.allowed_values or []),
-             "format": c.format or "", "virtual": c.virtual or "", "reason": c.reason or ""}
+             "format": c.format or "", "virtual": c.virtual or "", "reason": c.reason or "",
+             "time_unit": c.time_unit or ""}
             for c in schema.columns]
 
 
@@ -72,7 +73,7 @@ def column_specs() -> list[ColumnSpec]:
                                 json_path="" if row.get("virtual") else str(row.get("json_path") or "").strip(),
                                 required=bool(row.get("required")), default=str(row.get("default") or "") or None,
                                 allowed_values=allowed, format=row.get("format") or "",
-                                virtual=row.get("virtual") or ""))
+                                virtual=row.get("virtual") or "", time_unit=row.get("time_unit") or ""))
     for source in state.get("wiz_virtual", []):
         name = source.lstrip("_")
         if not any(s.name == name for s in specs):
