@@ -24,7 +24,7 @@ from typing import Any, Callable
 from helios_core.clickhouse import table_columns, table_exists
 from helios_core.ddl import QUARANTINE_COLUMNS, create_quarantine_sql, quarantine_name
 from helios_core.errors import QueryError
-from helios_core.timeparse import DATETIME64_BOUNDS, DATETIME_BOUNDS, TimeError, to_datetime
+from helios_core.timeparse import DATETIME64_BOUNDS, DATETIME_BOUNDS, TimeError, is_iso, to_datetime
 
 Converter = Callable[[Any], Any]
 
@@ -233,9 +233,12 @@ def _base_converter(head: str, args: list[str], type_name: str, column: str, jso
                     day = value.date()
                 elif isinstance(value, date):
                     day = value
+                elif isinstance(value, str):  # ISO text only: 20250131 is not a day count or epoch here
+                    if not is_iso(value):
+                        raise ValueError("not an ISO date")
+                    day = date.fromisoformat(value.strip()[:10])  # the calendar day as written
                 else:
-                    day = parse_timestamp(value).date() if not isinstance(value, str) \
-                        else date.fromisoformat(value.strip()[:10])
+                    day = parse_timestamp(value).date()  # epoch numbers
             except (ValueError, TypeError, OverflowError, OSError) as exc:
                 raise _mismatch(column, head, value, "expected YYYY-MM-DD") from exc
             if not low <= day <= high:

@@ -123,3 +123,14 @@ def test_every_reader_agrees_with_the_one_parser():
 
 def test_cutoff_is_documented_in_one_place():
     assert timeparse.EPOCH_MS_CUTOFF == 10_000_000_000
+
+
+def test_import_date_columns_take_iso_text_only():
+    from helios_core.loading import RowError, converter_for
+
+    to_day = converter_for("Date", "d")
+    assert to_day("2025-01-31") == date(2025, 1, 31)
+    assert to_day("2025-01-31T23:00:00-05:00") == date(2025, 1, 31)  # the calendar day as written
+    for text in ("2025-01-31garbage", "20250131", "2025-02-30", "31/01/2025"):
+        with pytest.raises(RowError):
+            to_day(text)
