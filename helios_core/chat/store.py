@@ -73,7 +73,7 @@ _SECRET_PATTERNS = [
 ]
 # A 40-character AWS secret access key: base64 letters with upper and lower case (a lowercase hex SHA-1,
 # such as a git commit id, is left alone).
-_AWS_SECRET = re.compile(r"(?<![A-Za-z0-9/+=])(?=[A-Za-z0-9/+]*[a-z])(?=[A-Za-z0-9/+]*[A-Z])[A-Za-z0-9/+]{40}"
+_AWS_SECRET = re.compile(r"(?<![A-Za-z0-9/+=])(?=[A-Za-z0-9/+]{0,39}[a-z])(?=[A-Za-z0-9/+]{0,39}[A-Z])[A-Za-z0-9/+]{40}"
                          r"(?![A-Za-z0-9/+=])")
 
 
