@@ -30,8 +30,6 @@ from typing import Any
 ISO_DATETIME = re.compile(r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d)(?::(\d\d)(?:[.,](\d{1,9}))?)?"
                           r"(Z|z|[+-]\d\d(?::?\d\d)?| ?UTC)?")
 ISO_DATE = re.compile(r"(\d{4})-(\d\d)-(\d\d)")
-# The same forms for Arrow's RE2 (the ingester's fast path checks a whole column with it).
-ISO_PATTERN = f"^(?:{ISO_DATETIME.pattern}|{ISO_DATE.pattern})$"
 _NUMBER = re.compile(r"\s*-?\d+(\.\d+)?\s*")
 
 UNITS = ("s", "ms", "us", "ns")
