@@ -16,7 +16,7 @@ Refused: anything else (words like "yesterday", day-first dates, ISO week or
 ordinal dates, the basic form ``20250131T100000``, one-digit months or days,
 hour 24, leap second 60, month 13, …).
 
-Epoch numbers: the unit is the column's declared one (``s``, ``ms``, ``us``,
+Epoch numbers (and numeric text of at least 9 digits): the unit is the column's declared one (``s``, ``ms``, ``us``,
 ``ns``) when it has one, else chosen by magnitude with one cut-off,
 :data:`EPOCH_MS_CUTOFF`.
 """
@@ -30,7 +30,8 @@ from typing import Any
 ISO_DATETIME = re.compile(r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d)(?::(\d\d)(?:[.,](\d{1,9}))?)?"
                           r"(Z|z|[+-]\d\d(?::?\d\d)?| ?UTC)?")
 ISO_DATE = re.compile(r"(\d{4})-(\d\d)-(\d\d)")
-_NUMBER = re.compile(r"\s*-?\d+(\.\d+)?\s*")
+# Numeric text is an epoch only with at least 9 digits (1973 on in seconds): "2025" or "12" are not times.
+_NUMBER = re.compile(r"\s*-?\d{9,}(\.\d+)?\s*")
 
 UNITS = ("s", "ms", "us", "ns")
 UNIT_NAMES = {"s": "seconds", "ms": "milliseconds", "us": "microseconds", "ns": "nanoseconds"}
