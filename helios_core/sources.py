@@ -25,6 +25,7 @@ from helios_core.identifiers import qualified, quote_ident
 from helios_core.ingest.store import delete_checkpoints
 from helios_core.metadata import METADATA_DB, next_version
 from helios_core.schema import ColumnSpec
+from helios_core.timeparse import parse_iso
 
 if TYPE_CHECKING:
     from helios_core.clickhouse import ClickHouse
@@ -132,9 +133,12 @@ class Source:
         """
         if self.start_position not in ("LATEST", "AT_TIMESTAMP") or not self.start_timestamp:
             return None
-        when = datetime.fromisoformat(self.start_timestamp.replace("Z", "+00:00"))
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
+        try:
+            when = parse_iso(self.start_timestamp)  # the one time parser (naive = UTC)
+        except ValueError:  # a record from before it, in a form only Python's parser took
+            when = datetime.fromisoformat(self.start_timestamp.replace("Z", "+00:00"))
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=timezone.utc)
         return when - LATEST_CLOCK_GUARD if self.start_position == "LATEST" else when
 
     def seed_shape(self) -> dict[str, Any]:
@@ -260,7 +264,7 @@ def check_request(ch: "ClickHouse", req: CreateRequest) -> list[str]:
         problems.append(f"The start position must be one of {', '.join(START_POSITIONS)}.")
     if req.start_position == "AT_TIMESTAMP":
         try:
-            datetime.fromisoformat(req.start_timestamp)
+            parse_iso(req.start_timestamp)
         except (TypeError, ValueError):
             problems.append("AT_TIMESTAMP needs a start time (ISO format, for example 2024-05-01T00:00:00Z).")
     if req.source_id and ch.internal_query(f"SELECT count() AS n FROM {SOURCES_TABLE} WHERE id = {{id:String}}",
