@@ -262,7 +262,8 @@ def test_new_table_schema_inferred_and_confirmed(ch, service):
     job_id = new_job(service, ch, table, fmt="jsonl", target="new", database="jobs_new_db")
     url = service.register_owner(job_id, "owner1")["presigned_urls"][0]
     events = [{"event_id": str(uuid.UUID(int=i)), "at": f"2024-05-0{1 + i % 9}T10:00:00Z", "user": {"id": i},
-               "amount": i * 1.5, "kind": "buy" if i % 2 else "view"} for i in range(60)]
+               "amount": i * 1.5, "kind": "buy" if i % 2 else "view",
+               "meta": "plain" if i % 3 else {"k": i}} for i in range(60)]  # text and objects: format json
     body = "\n".join(json.dumps(e) for e in events) + "\n" + json.dumps({"event_id": "oops", "at": "x"})
     assert put(url, body.encode()) == 200
     with pytest.raises(ValidationError) as info:
@@ -284,6 +285,9 @@ def test_new_table_schema_inferred_and_confirmed(ch, service):
     assert (status["status"], status["inserted"], status["quarantined"]) == (SUCCESS, 60, 1)
     got = ch.internal_query(f"SELECT count() AS n, sum(user_id) AS s FROM jobs_new_db.{table}")[0]
     assert (got["n"], got["s"]) == (60, sum(range(60)))
+    assert {c.name: c.format for c in job.schema}["meta"] == "json"
+    metas = ch.internal_query(f"SELECT meta FROM jobs_new_db.{table} WHERE user_id IN (3, 4) ORDER BY user_id")
+    assert [json.loads(m["meta"]) if m["meta"] != "plain" else m["meta"] for m in metas] == [{"k": 3}, "plain"]
 
 
 def test_pg_dump_job(ch, service):
