@@ -11,7 +11,7 @@ import streamlit as st
 from helios_core.aws import list_streams
 from helios_core.clickhouse import list_databases, table_exists
 from helios_core.ddl import (ENGINES, PARTITION_FUNCTIONS, TTL_UNITS, PartitionSpec, TableOptions, TtlSpec,
-                             type_catalogue)
+                             sorting_key, type_catalogue)
 from helios_core.errors import HeliosError
 from helios_core.identifiers import check_identifier, qualified, sanitize_name
 from helios_core.schema import FORMATS, VIRTUAL_SOURCES, ColumnSpec, infer_schema
@@ -337,6 +337,8 @@ elif step == 4:
         table_sql, quarantine_sql = preview_ddl(request.options, request.columns)
         st.markdown(f"**Table** `{request.options.database}.{request.options.table}` ← stream "
                     f"`{request.stream_name}` from {request.start_position}")
+        order_by, order_note = sorting_key(request.options, request.columns)
+        st.caption(f"Sorting key: {', '.join(order_by) or 'tuple()'} ({order_note}).")
         st.code(table_sql, language="sql")
         st.markdown("**Quarantine table** (events that fail validation, with the reason)")
         st.code(quarantine_sql, language="sql")
