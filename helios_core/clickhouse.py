@@ -265,9 +265,12 @@ class ClickHouse:
             return clickhouse_connect.get_client(dsn=self.settings.clickhouse_url, autogenerate_session_id=False,
                                                  connect_timeout=10)
         except Exception as exc:
+            from helios_core.config import mask_error  # the driver's message may quote the DSN
+
             raise ClickHouseUnavailable(
-                f"Could not connect to ClickHouse at {self.settings.describe_clickhouse()}: {exc}",
-                "Check HELIOS_CLICKHOUSE_URL (host, port, user, password) and that the server is up.") from exc
+                f"Could not connect to ClickHouse at {self.settings.describe_clickhouse()}: "
+                f"{mask_error(str(exc), self.settings.clickhouse_url)}",
+                "Check HELIOS_CLICKHOUSE_URL (host, port, user, password) and that the server is up.") from None
 
     def _locked_reader(self) -> Client:
         client = self._open_embedded()

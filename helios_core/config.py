@@ -7,10 +7,12 @@ over defaults. Secrets stay in memory: nothing here writes them anywhere.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from helios_core.errors import ConfigError
 
@@ -20,7 +22,7 @@ DEFAULT_DATA_DIR = ".helios"
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path
-    clickhouse_url: str | None = None  # None: the embedded engine in data_dir
+    clickhouse_url: str | None = field(default=None, repr=False)  # None: the embedded engine; may hold a password
     aws_endpoint_url: str | None = None
     aws_region: str = "us-east-1"
     query_timeout_s: int = 30
@@ -50,14 +52,37 @@ class Settings:
         return mask_url(self.clickhouse_url or "")
 
 
+# scheme://user:password@host — any scheme (https, clickhouse, postgresql, …).
+_URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://[^\s/:@?#]*:)[^\s/@]*@")
+# password=… as a URL query parameter (?password= / &password=) or a DSN key (password=… / password: …).
+_PASSWORD_PARAM = re.compile(r"(?i)(\b(?:password|passwd|pwd)\s*[=:]\s*)(?!\*\*\*)([^\s&;,'\"]+)")
+
+
+def mask_secrets(text: str) -> str:
+    """Hide URL passwords (``user:pass@``) and ``password=`` values (URL parameters, DSN keys) in any text."""
+    text = _URL_PASSWORD.sub(r"\1***@", text)
+    return _PASSWORD_PARAM.sub(r"\1***", text)
+
+
+def url_passwords(url: str) -> list[str]:
+    """The passwords a connection URL carries (its user info and any ``password`` parameter)."""
+    parts = urlsplit(url)
+    found = [parts.password] if parts.password else []
+    found += [v for k, vs in parse_qs(parts.query).items() if k.lower() in ("password", "passwd", "pwd") for v in vs]
+    return [unquote(p) for p in found if p]
+
+
 def mask_url(url: str) -> str:
-    """Hide the password of a ``scheme://user:pass@host`` URL."""
-    if "@" not in url or "://" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    creds, host = rest.rsplit("@", 1)
-    user = creds.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}" if ":" in creds else f"{scheme}://{user}@{host}"
+    """Hide the password of a ``scheme://user:pass@host`` URL or its ``?password=`` parameter."""
+    return mask_secrets(url)
+
+
+def mask_error(text: str, url: str | None) -> str:
+    """An error message about ``url`` with every password it carries hidden, however the driver quoted it."""
+    for password in url_passwords(url or ""):
+        if len(password) >= 3:
+            text = text.replace(password, "***")
+    return mask_secrets(text)
 
 
 def _secrets_files(cwd: Path) -> list[Path]:

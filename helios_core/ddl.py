@@ -45,13 +45,15 @@ does not apply.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from helios_core.errors import QueryError, ValidationError
 from helios_core.identifiers import MAX_LENGTH, check_identifier, qualified, quote_ident
-from helios_core.schema import FORMATS, VIRTUAL_SOURCES, ColumnSpec
+from helios_core.metadata import METADATA_DB
+from helios_core.schema import FORMATS, PREFERRED_TIME, TIME_UNITS, VIRTUAL_SOURCES, ColumnSpec
 
 if TYPE_CHECKING:
     from helios_core.clickhouse import ClickHouse
@@ -151,11 +153,15 @@ def _tokens(text: str) -> list[tuple[str, str]]:
     return out
 
 
+MAX_TYPE_DEPTH = 16   # nesting levels a type may have (Array(Array(…))); deeper is refused, not a RecursionError
+
+
 class _Parser:
     def __init__(self, text: str) -> None:
         self.text = text
         self.toks = _tokens(text)
         self.i = 0
+        self.depth = 0
 
     def fail(self, why: str) -> ValidationError:
         msg = f"The type {self.text!r} is not valid: {why}."
@@ -185,6 +191,16 @@ class _Parser:
         return node
 
     def type_(self) -> TypeNode:
+        self.depth += 1
+        if self.depth > MAX_TYPE_DEPTH:
+            raise ValidationError(f"The type {self.text[:60]!r}… nests more than {MAX_TYPE_DEPTH} levels deep.",
+                                  "Use a flatter type (for example JSON or a String of JSON text).",
+                                  problems=[f"A type nests more than {MAX_TYPE_DEPTH} levels deep."])
+        node = self._type()
+        self.depth -= 1
+        return node
+
+    def _type(self) -> TypeNode:
         name = self.take("name")
         if name in SCALAR_TYPES:
             if name == "DateTime" and self.peek() == ("punct", "("):
@@ -255,12 +271,43 @@ def clickhouse_type_problem(ch: "ClickHouse", type_text: str) -> str:
 
 
 def default_literal_problem(ch: "ClickHouse", value: str, type_text: str) -> str:
-    """'' when ``value`` converts to ``type_text`` (checked by ClickHouse with bound parameters)."""
+    """'' when ``value`` fits ``type_text`` exactly, else why.
+
+    A plain CAST wraps out-of-range numbers (``CAST('300' AS UInt8)`` is 44), so three checks: ClickHouse
+    parses it (CAST), ClickHouse converts it without loss (``accurateCastOrNull`` on the scalar type), and
+    the ingester's own conversion, which fills the default into events, accepts it (ranges inside arrays,
+    Date bounds, Decimal digits).
+    """
     try:
         ch.internal_query("SELECT toString(CAST({v:String}, {t:String})) AS v", {"v": value, "t": type_text})
-        return ""
     except QueryError as exc:
         return f"The default {value!r} does not fit the type {type_text}: {exc.message}"
+    try:
+        node = parse_type(type_text)
+    except ValidationError as exc:
+        return exc.message
+    base = node.base()
+    if base.name not in ("Array", "Map", "JSON"):
+        try:
+            rows = ch.internal_query("SELECT accurateCastOrNull({v:String}, {t:String}) IS NULL AS bad",
+                                     {"v": value, "t": base.render()})
+        except QueryError:
+            rows = []
+        if rows and rows[0]["bad"]:
+            return f"The default {value!r} does not fit the type {type_text}: it is out of range or not a {base.name}."
+    from helios_core.ingest.convert import BadValue, coerce  # the ingester imports this module
+
+    literal: Any = value
+    if base.name in ("Array", "Map", "JSON"):
+        try:
+            literal = json.loads(value)
+        except ValueError:
+            return f"The default {value!r} for {type_text} must be JSON (for example [] or {{}})."
+    try:
+        coerce(node, literal)
+    except (BadValue, TypeError, ValueError, OverflowError) as exc:
+        return f"The default {value!r} does not fit the type {type_text}: {exc}."
+    return ""
 
 
 def sql_string(value: str) -> str:
@@ -280,11 +327,13 @@ PARTITION_FUNCTIONS = {
 TTL_UNITS = ("HOUR", "DAY", "WEEK", "MONTH", "YEAR")
 ENGINES = ("MergeTree", "ReplacingMergeTree")
 DEDUP_WINDOW = 10_000
+# Databases no table may be created in: ClickHouse's own (names compared without case) and Helios's records.
+PROTECTED_DATABASES = frozenset({"system", "information_schema", METADATA_DB})
 QUARANTINE_SUFFIX = "_quarantine"
 ERROR_TYPES = {
     "decode_error": "the payload is not JSON / gzip JSON / JSON lines",
     "not_an_object": "the event is JSON but not an object",
-    "missing_required": "a required field is missing or null",
+    "missing_required": "a field is missing or null, and its column is required or not Nullable without a default",
     "type_mismatch": "a value does not fit the column's type",
     "not_allowed": "a value is not in the column's allowed values",
     "bad_format": "a value does not match the column's format (uuid, iso_time, …)",
@@ -371,7 +420,45 @@ def check_columns(columns: list[ColumnSpec]) -> list[str]:
                             f"not {node.render()}.")
         if col.required and col.default not in (None, ""):
             problems.append(f"Column {col.name!r} is required and also has a default; choose one.")
+        if col.format == "json" and node.base().name not in ("String", "FixedString"):
+            problems.append(f"Column {col.name!r}: the json format declares a String column of JSON text, "
+                            f"not {node.render()} (a JSON column keeps objects already).")
+        if col.time_unit not in TIME_UNITS:
+            problems.append(f"Column {col.name!r}: unknown time unit {col.time_unit!r}; use one of "
+                            f"{', '.join(u for u in TIME_UNITS if u)} (or nothing to decide by magnitude).")
     return problems
+
+
+def time_column(columns: list[ColumnSpec]) -> ColumnSpec | None:
+    """The schema's time column: a non-Nullable date/time column, by the names inference prefers."""
+    candidates = []
+    for col in columns:
+        try:
+            node = parse_type(col.type)
+        except ValidationError:
+            continue
+        if not node.nullable and node.base().name in TIME_TYPES and not col.virtual:
+            candidates.append(col)
+    if not candidates:
+        return None
+
+    def score(col: ColumnSpec) -> tuple:
+        name = col.name.lower()
+        preferred = PREFERRED_TIME.index(name) if name in PREFERRED_TIME else len(PREFERRED_TIME)
+        return (not parse_type(col.type).base().name.startswith("DateTime"), preferred, columns.index(col))
+
+    return min(candidates, key=score)
+
+
+def sorting_key(options: "TableOptions", columns: list[ColumnSpec]) -> tuple[list[str], str]:
+    """The sorting key the table gets and why: the one chosen, else the schema's time column, else none
+    (``ORDER BY tuple()``: rows kept in insertion order)."""
+    if options.order_by:
+        return list(options.order_by), "as chosen"
+    col = time_column(columns)
+    if col is not None:
+        return [col.name], f"no sorting key was given: the schema's time column {col.name} is used"
+    return [], "no sorting key was given and the schema has no time column: ORDER BY tuple() (insertion order)"
 
 
 def check_options(options: TableOptions, columns: list[ColumnSpec]) -> list[str]:
@@ -385,8 +472,10 @@ def check_options(options: TableOptions, columns: list[ColumnSpec]) -> list[str]
             nodes[name] = parse_type(text)
         except ValidationError:
             pass
-    if not options.order_by:
-        problems.append("Choose at least one sorting-key column (ORDER BY): queries filtering on it are fast.")
+    if options.database.lower() in PROTECTED_DATABASES:
+        problems.append(f"The database {options.database!r} belongs to "
+                        f"{'Helios (its own records)' if options.database.lower() == METADATA_DB else 'ClickHouse'}; "
+                        "tables cannot be created there. Choose another database.")
     for name in options.order_by:
         if name not in types:
             problems.append(f"The sorting key uses {name!r}, which is not a column of the table.")
@@ -509,11 +598,12 @@ def create_table_sql(options: TableOptions, columns: list[ColumnSpec]) -> str:
     parts = [f"CREATE TABLE {qualified(options.database, options.table)}\n(\n{body}\n)", f"ENGINE = {engine}"]
     if options.partition:
         parts.append(f"PARTITION BY {_partition_sql(options.partition)}")
-    parts.append(f"ORDER BY ({', '.join(quote_ident(c) for c in options.order_by)})")
+    order_by, _ = sorting_key(options, columns)
+    parts.append(f"ORDER BY ({', '.join(quote_ident(c) for c in order_by)})" if order_by else "ORDER BY tuple()")
     if options.ttl:
         parts.append(f"TTL {_ttl_sql(options.ttl, columns)}")
     settings = [f"non_replicated_deduplication_window = {int(options.dedup_window)}"]
-    nullable_keys = [c for c in columns if c.name in options.order_by and parse_type(c.type).nullable]
+    nullable_keys = [c for c in columns if c.name in order_by and parse_type(c.type).nullable]
     if nullable_keys or (options.partition and any(
             c.name == options.partition.column and parse_type(c.type).nullable for c in columns)):
         settings.append("allow_nullable_key = 1")

@@ -916,7 +916,7 @@ def load_rows_file(ch: ClickHouse, job: Job, upload: Upload, path: Path, *, clie
             if _match(fields, source, name) or (job.format == "jsonl" and name not in defaults)]
     sink = RowSink(ch, job.database, job.table, [(n, t) for n, t, _ in used], source="import", source_id=job.id,
                    origin=f"{upload.owner}/{upload.file}", batch_rows=batch_rows, client=client,
-                   token_prefix=token_prefix)
+                   token_prefix=token_prefix, json_columns={c.name for c in job.schema if c.json_text})
     strings = {n for n, t, _ in used if base_type_name(t) in ("String", "FixedString")}
     rows = 0
     for n, obj, raw, why in iter_rows(job.format, path):

@@ -17,13 +17,14 @@ import math
 import re
 import uuid
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any, Callable
 
 from helios_core.clickhouse import table_columns, table_exists
 from helios_core.ddl import QUARANTINE_COLUMNS, create_quarantine_sql, quarantine_name
 from helios_core.errors import QueryError
+from helios_core.timeparse import DATETIME64_BOUNDS, DATETIME_BOUNDS, TimeError, is_iso, to_datetime
 
 Converter = Callable[[Any], Any]
 
@@ -32,9 +33,6 @@ _INT_RANGES = {f"{sign}Int{bits}": ((0, 2 ** bits - 1) if sign else (-(2 ** (bit
 _TRUE = {"t", "true", "1", "yes", "y", "on"}
 _FALSE = {"f", "false", "0", "no", "n", "off"}
 DATE_MIN, DATE32_MIN, DATE_MAX, DATE32_MAX = date(1970, 1, 1), date(1900, 1, 1), date(2149, 6, 6), date(2299, 12, 31)
-_TS = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?)?\s*"
-                 r"(Z|[+-]\d{2}(?::?\d{2}(?::?\d{2})?)?)?$", re.IGNORECASE)
-_EPOCH = re.compile(r"^-?\d{9,13}(\.\d+)?$")
 
 
 class RowError(ValueError):
@@ -90,54 +88,40 @@ def is_nullable(type_name: str) -> bool:
 # ---- value conversion -----------------------------------------------------------------------------
 
 
-def parse_timestamp(text: str) -> datetime:
-    """ISO-ish date/time text (PostgreSQL's output included) → an aware UTC datetime."""
-    match = _TS.match(text.strip())
-    if not match:
-        raise ValueError(f"{text!r} is not a date/time (expected YYYY-MM-DD HH:MM:SS[.ffffff][+HH:MM])")
-    y, mo, d, h, mi, s, frac, tz = match.groups()
-    micro = int((frac or "0")[:6].ljust(6, "0"))
-    moment = datetime(int(y), int(mo), int(d), int(h or 0), int(mi or 0), int(s or 0), micro)
-    offset = timedelta(0)
-    if tz and tz.upper() != "Z":
-        sign = -1 if tz[0] == "-" else 1
-        digits = tz[1:].replace(":", "")
-        offset = sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:4] or 0), seconds=int(digits[4:6] or 0))
-    return (moment - offset).replace(tzinfo=timezone.utc)
+def parse_timestamp(value: Any, bounds: tuple[int, int] | None = None) -> datetime:
+    """A time value (ISO text, PostgreSQL's output included; epoch numbers; datetimes) → an aware UTC datetime.
+
+    The one parser of :mod:`helios_core.timeparse` (epoch units by magnitude: import files declare none).
+    """
+    try:
+        return to_datetime(value, bounds=bounds)
+    except TimeError as exc:
+        raise ValueError(f"{exc} (expected YYYY-MM-DD[ HH:MM[:SS[.fffffffff]]][Z|+HH:MM] or epoch seconds/"
+                         "milliseconds)") from None
 
 
-def _epoch_or_text_timestamp(value: Any) -> datetime:
-    if isinstance(value, datetime):
-        return value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
-    if isinstance(value, date):
-        return datetime(value.year, value.month, value.day, tzinfo=timezone.utc)
-    if isinstance(value, str) and _EPOCH.match(value.strip()):
-        value = float(value)
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        seconds = value / 1000 if abs(value) > 10_000_000_000 else value  # epoch milliseconds vs seconds
-        return datetime.fromtimestamp(seconds, tz=timezone.utc)
-    return parse_timestamp(str(value))
-
-
-def converter_for(type_name: str, column: str = "") -> Converter:
+def converter_for(type_name: str, column: str = "", json_text: bool = False) -> Converter:
     """A function turning text or JSON values into what the driver inserts for ``type_name``.
 
-    It raises :class:`RowError` naming ``column`` when the value does not fit.
+    It raises :class:`RowError` naming ``column`` when the value does not fit. Nothing is guessed: a
+    boolean is not a number, NULL is not a zero, and an object or array is not text unless the column is
+    JSON or declared String-of-JSON (``json_text``).
     """
     head, args = unwrap(type_name)
     if head == "LowCardinality":
-        return converter_for(args[0], column)
+        return converter_for(args[0], column, json_text)
     if head == "Nullable":
-        inner = converter_for(args[0], column)
+        inner = converter_for(args[0], column, json_text)
 
         def nullable(value: Any) -> Any:
             return None if value is None else inner(value)
         return nullable
-    base = _base_converter(head, args, type_name, column)
+    base = _base_converter(head, args, type_name, column, json_text)
 
     def not_null(value: Any) -> Any:
         if value is None:
-            raise RowError(column, "missing_required", f"{column} is empty, but the column does not allow NULL.")
+            raise RowError(column, "missing_required", f"missing field {column}: it is empty or absent, and the "
+                                                       f"column ({type_name}) is not Nullable and has no default.")
         return base(value)
     return not_null
 
@@ -147,14 +131,14 @@ def _mismatch(column: str, type_name: str, value: Any, why: str = "") -> RowErro
     return RowError(column, "type_mismatch", f"{column}: {shown} is not a valid {type_name}" + (f" ({why})" if why else ""))
 
 
-def _base_converter(head: str, args: list[str], type_name: str, column: str) -> Converter:
+def _base_converter(head: str, args: list[str], type_name: str, column: str, json_text: bool = False) -> Converter:
     if head in _INT_RANGES:
         low, high = _INT_RANGES[head]
 
         def to_int(value: Any) -> int:
             try:
                 if isinstance(value, bool):
-                    number = int(value)
+                    raise ValueError("a boolean is not a whole number")
                 elif isinstance(value, float):
                     if not value.is_integer():
                         raise ValueError("not a whole number")
@@ -164,7 +148,7 @@ def _base_converter(head: str, args: list[str], type_name: str, column: str) -> 
                 else:
                     number = int(str(value).strip())
             except (ValueError, TypeError, OverflowError) as exc:
-                raise _mismatch(column, head, value) from exc
+                raise _mismatch(column, head, value, "a boolean" if isinstance(value, bool) else "") from exc
             if not low <= number <= high:
                 raise _mismatch(column, head, value, f"out of range {low}..{high}")
             return number
@@ -210,8 +194,13 @@ def _base_converter(head: str, args: list[str], type_name: str, column: str) -> 
             raise _mismatch(column, "Bool", value, "expected true/false")
         return to_bool
     if head in ("String", "JSON", "Object"):
+        keeps_json = json_text or head != "String"
+
         def to_text(value: Any) -> str:
             if isinstance(value, (dict, list)):
+                if not keeps_json:
+                    raise _mismatch(column, head, value, "an object or array is not text; declare the column's "
+                                                         "format as json to keep it as JSON text")
                 return json.dumps(value, ensure_ascii=False, default=str)
             if isinstance(value, bytes):
                 return value.decode("utf-8", "replace")
@@ -244,9 +233,12 @@ def _base_converter(head: str, args: list[str], type_name: str, column: str) -> 
                     day = value.date()
                 elif isinstance(value, date):
                     day = value
+                elif isinstance(value, str):  # ISO text only: 20250131 is not a day count or epoch here
+                    if not is_iso(value):
+                        raise ValueError("not an ISO date")
+                    day = date.fromisoformat(value.strip()[:10])  # the calendar day as written
                 else:
-                    day = _epoch_or_text_timestamp(value).date() if not isinstance(value, str) \
-                        else date.fromisoformat(value.strip()[:10])
+                    day = parse_timestamp(value).date()  # epoch numbers
             except (ValueError, TypeError, OverflowError, OSError) as exc:
                 raise _mismatch(column, head, value, "expected YYYY-MM-DD") from exc
             if not low <= day <= high:
@@ -254,18 +246,14 @@ def _base_converter(head: str, args: list[str], type_name: str, column: str) -> 
             return day
         return to_date
     if head in ("DateTime", "DateTime64"):
-        low = datetime(1970 if head == "DateTime" else 1900, 1, 1, tzinfo=timezone.utc)
-        high = datetime(2106 if head == "DateTime" else 2299, 12, 31, 23, 59, 59, tzinfo=timezone.utc)
+        bounds = DATETIME_BOUNDS if head == "DateTime" else DATETIME64_BOUNDS
 
-        def to_datetime(value: Any) -> datetime:
+        def to_moment(value: Any) -> datetime:
             try:
-                moment = _epoch_or_text_timestamp(value)
+                return parse_timestamp(value, bounds)
             except (ValueError, TypeError, OverflowError, OSError) as exc:
-                raise _mismatch(column, head, value, str(exc) if "expected" in str(exc) else "") from exc
-            if not low <= moment <= high:
-                raise _mismatch(column, head, value, f"outside {low.year}..{high.year}")
-            return moment
-        return to_datetime
+                raise _mismatch(column, head, value, str(exc).split(" (expected")[0]) from exc
+        return to_moment
     if head in ("IPv4", "IPv6"):
         def to_ip(value: Any) -> str:
             try:
@@ -364,12 +352,14 @@ class RowSink:
 
     def __init__(self, ch: Any, database: str, table: str, columns: list[tuple[str, str]], *,
                  source: str, source_id: str, origin: str, batch_rows: int = 5000, client: Any = None,
-                 token_prefix: str | None = None) -> None:
+                 token_prefix: str | None = None, json_columns: set[str] | frozenset[str] = frozenset()) -> None:
         self.ch, self.database, self.table, self.columns = ch, database, table, columns
         self.names = [n for n, _ in columns]
-        self.converters = [converter_for(t, n) for n, t in columns]
-        # NULL for an Array/Map column (which cannot be Nullable) is stored as empty.
-        self.empty = [[] if unwrap(t)[0] == "Array" else {} if unwrap(t)[0] == "Map" else None for _, t in columns]
+        # ``json_columns``: String columns declared String-of-JSON (objects/arrays kept as JSON text).
+        self.converters = [converter_for(t, n, n in json_columns) for n, t in columns]
+        # A missing value in a column with a DEFAULT is left to ClickHouse (the row is inserted without that
+        # column); in any other non-Nullable column it makes the row bad. Nothing is zero-filled.
+        self.defaulted = _default_columns(ch, database, table)
         self.source, self.source_id, self.origin = source, source_id, origin
         self.batch_rows = batch_rows
         self.client = client if client is not None else ch.writer
@@ -408,9 +398,12 @@ class RowSink:
                                                     f"{len(self.names)} columns.")
             items = list(values)
         out = []
-        for value, convert, empty in zip(items, self.converters, self.empty):
+        for name, value, convert in zip(self.names, items, self.converters):
             if is_missing(value):
-                value = None if empty is None else type(empty)()
+                if name in self.defaulted:
+                    out.append(USE_DEFAULT)
+                    continue
+                value = None
             out.append(convert(value))
         return out
 
@@ -434,8 +427,22 @@ class RowSink:
         return {"insert_deduplication_token": f"{self.token_prefix}:{token}"}
 
     def _insert(self, batch: list[tuple[list[Any], str, int]], token: str) -> None:
+        """Insert rows grouped by which DEFAULT columns they leave to ClickHouse (one INSERT per group)."""
+        groups: dict[tuple[int, ...], list[tuple[list[Any], str, int]]] = {}
+        for item in batch:
+            omitted = tuple(i for i, v in enumerate(item[0]) if v is USE_DEFAULT) if self.defaulted else ()
+            groups.setdefault(omitted, []).append(item)
+        for omitted, items in groups.items():
+            if omitted:  # a deterministic token per group keeps a re-sent batch deduplicated
+                items = [([v for i, v in enumerate(r) if i not in omitted], raw, n) for r, raw, n in items]
+                names = [n for i, n in enumerate(self.names) if i not in omitted]
+                self._insert_rows(items, names, f"{token}:d{'-'.join(map(str, omitted))}")
+            else:
+                self._insert_rows(items, self.names, token)
+
+    def _insert_rows(self, batch: list[tuple[list[Any], str, int]], names: list[str], token: str) -> None:
         try:
-            self.client.insert(self.table, [r for r, _, _ in batch], column_names=self.names, database=self.database,
+            self.client.insert(self.table, [r for r, _, _ in batch], column_names=names, database=self.database,
                                settings=self._settings(token))
             self.counts.inserted += len(batch)
         except Exception as exc:  # noqa: BLE001 - ClickHouse or the driver refused the batch: find the bad rows
@@ -446,8 +453,8 @@ class RowSink:
                                           "", index))
                 return
             middle = len(batch) // 2
-            self._insert(batch[:middle], f"{token}a")
-            self._insert(batch[middle:], f"{token}b")
+            self._insert_rows(batch[:middle], names, f"{token}a")
+            self._insert_rows(batch[middle:], names, f"{token}b")
 
     def _flush_bad(self) -> None:
         if not self.bad:
@@ -473,6 +480,15 @@ class RowSink:
 
 
 NOT_INSERTED = ("MATERIALIZED", "ALIAS", "EPHEMERAL")   # default kinds of columns an INSERT does not name
+USE_DEFAULT = object()   # a converted row's marker: this column is left to its DEFAULT in ClickHouse
+
+
+def _default_columns(ch: Any, database: str, table: str) -> set[str]:
+    """The table's columns with a DEFAULT expression (empty when the table does not exist yet)."""
+    try:
+        return {c["name"] for c in table_columns(ch, database, table) if c["default_kind"] == "DEFAULT"}
+    except QueryError:
+        return set()
 
 
 def table_schema(ch: Any, database: str, table: str) -> list[tuple[str, str]]:

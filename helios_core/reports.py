@@ -21,6 +21,7 @@ from helios_core.ddl import base_type
 from helios_core.errors import NotFound, ValidationError
 from helios_core.identifiers import check_identifier, quote_ident, sanitize_name
 from helios_core.metadata import next_version
+from helios_core.timeparse import parse_iso
 
 GRAINS = ("hour", "day", "week", "month")
 MEASURE_KINDS = ("count", "distinct", "sum", "avg", "min", "max", "ratio", "median_gap")
@@ -543,7 +544,9 @@ def parse_date(raw: Any) -> date:
         return raw.date()
     if isinstance(raw, date):
         return raw
-    return date.fromisoformat(str(raw).strip()[:10])
+    text = str(raw).strip()
+    parse_iso(text)  # the one time parser decides which forms are times (raises ValueError otherwise)
+    return date.fromisoformat(text[:10])  # the calendar day as written, whatever its offset
 
 
 def parse_datetime(raw: Any) -> str:
@@ -553,8 +556,7 @@ def parse_datetime(raw: Any) -> str:
     elif isinstance(raw, date):
         moment = datetime(raw.year, raw.month, raw.day)
     else:
-        text = str(raw).strip().replace("Z", "+00:00")
-        moment = datetime.fromisoformat(text)
+        moment = parse_iso(str(raw))  # the one time parser (helios_core.timeparse); ValueError when not a time
     if moment.tzinfo is not None:
         moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
     return moment.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]

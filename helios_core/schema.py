@@ -19,7 +19,10 @@ VIRTUAL_SOURCES = {
     "_sequence_number": "String",
     "_raw_message": "String",
 }
-FORMATS = ("", "uuid", "iso_time", "email", "ip")
+# A column's format: an extra check beyond the type, or (json) a declaration: a String column of JSON text,
+# where objects and arrays are kept as their JSON text (otherwise they are bad events, not silently text).
+FORMATS = ("", "uuid", "iso_time", "email", "ip", "json")
+TIME_UNITS = ("", "s", "ms", "us", "ns")   # a time column's unit for epoch numbers ('' = by magnitude)
 
 
 @dataclass
@@ -27,15 +30,38 @@ class ColumnSpec:
     name: str
     type: str
     json_path: str = ""           # dotted path into the event, e.g. "device.os"; "" for virtual columns
-    required: bool = False        # missing or null → the event is quarantined
+    required: bool = False        # missing or null → quarantined; the switch for Nullable columns (see rejects_missing)
     allowed_values: list[str] = field(default_factory=list)  # enum-like columns; empty = any
     default: str | None = None    # a literal value used when the field is missing (not an SQL expression)
     format: str = ""              # one of FORMATS: extra check beyond the type
     virtual: str = ""             # one of VIRTUAL_SOURCES when filled from record metadata
     present_in_all: bool = True   # inference: seen in every sampled event
     reason: str = ""              # inference: why this type was chosen
-    time_unit: str = ""           # inference: "s"/"ms"/"us"/"ns" when a time column holds epoch numbers
+    time_unit: str = ""           # one of TIME_UNITS: the unit of epoch numbers in a time column (inference sets
+                                  # it; '' decides by magnitude, see helios_core.timeparse)
     examples: list[str] = field(default_factory=list)  # inference: a few values seen, for display
+
+    @property
+    def nullable(self) -> bool:
+        return is_nullable_type(self.type)
+
+    @property
+    def json_text(self) -> bool:
+        """Declared String-of-JSON: objects and arrays are kept as their JSON text."""
+        return self.format == "json"
+
+    @property
+    def rejects_missing(self) -> bool:
+        """A missing or null value makes the event bad: the column is required, or it is not Nullable and
+        has no default (its type's zero value — 0, '', 1970-01-01 — is never made up)."""
+        return not self.virtual and (self.required or (not self.nullable and self.default in (None, "")))
+
+    def missing_reason(self) -> str:
+        """Why an event without this column's value is bad, for the quarantine."""
+        path = self.json_path or self.name
+        why = ("the column is required" if self.required
+               else f"the column {self.name} ({self.type}) is not Nullable and has no default")
+        return f"missing field {path}: it is absent or null, and {why}."
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -46,6 +72,14 @@ class ColumnSpec:
         if "json_path" not in known and "virtual" not in known:
             known["json_path"] = data.get("path", data.get("name", ""))
         return cls(**known)
+
+
+def is_nullable_type(type_text: str) -> bool:
+    """``Nullable(X)`` or ``LowCardinality(Nullable(X))``."""
+    text = type_text.replace(" ", "")
+    if text.startswith("LowCardinality("):
+        text = text[len("LowCardinality("):]
+    return text.startswith("Nullable(")
 
 
 @dataclass
@@ -88,6 +122,7 @@ import re  # noqa: E402
 from typing import Iterable  # noqa: E402
 
 from helios_core.identifiers import sanitize_name  # noqa: E402
+from helios_core.timeparse import ISO_DATE, ISO_DATETIME, is_iso, parse_iso  # noqa: E402
 
 MAX_DISTINCT = 10_000          # distinct strings tracked per column (LowCardinality stays below this)
 MAX_MISSES = 3                 # distinct values that may miss a format before it is ruled out …
@@ -98,9 +133,7 @@ DAILY_PARTITION_RATE = 1000.0  # events per second above which daily partitions 
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _IPV4 = re.compile(r"(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)")
-_DATETIME = re.compile(r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d)(?::(\d\d)(?:[.,](\d{1,9}))?)?"
-                       r"(Z|z|[+-]\d\d(?::?\d\d)?| ?UTC)?")
-_DATE = re.compile(r"(\d{4})-(\d\d)-(\d\d)")
+_DATETIME, _DATE = ISO_DATETIME, ISO_DATE   # the one time parser's forms (helios_core.timeparse)
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[A-Za-z]{2,}")
 _TIME_NAME = re.compile(r"(^|_)(time|timestamp|ts|date|datetime|at|epoch|created|updated|modified|occurred|"
                         r"received|sent|seen|started|ended|expires|expiry|when)(_|$)|(time|stamp|date)$")
@@ -253,8 +286,7 @@ def _classify(node: _Node, v: str) -> None:
             f = _miss(node, F_IP, v, f)
     if f & F_DATETIME:
         m = _DATETIME.fullmatch(v) if 16 <= n <= 40 else None
-        if m is not None and _plausible(m) and int(m.group(4)) < 24 and int(m.group(5)) < 60 \
-                and int(m.group(6) or 0) <= 60:
+        if m is not None and is_iso(v):
             frac = m.group(7)
             if frac and len(frac) > node.frac:
                 node.frac = len(frac)
@@ -267,7 +299,7 @@ def _classify(node: _Node, v: str) -> None:
             f = _miss(node, F_DATETIME, v, f)
     if f & F_DATE:
         m = _DATE.fullmatch(v) if n == 10 else None
-        if m is not None and _plausible(m):
+        if m is not None and is_iso(v):
             year = int(m.group(1))
             node.year_min = min(node.year_min, year)
             node.year_max = max(node.year_max, year)
@@ -276,11 +308,6 @@ def _classify(node: _Node, v: str) -> None:
     if f & F_EMAIL and not _EMAIL.fullmatch(v):
         f = _miss(node, F_EMAIL, v, f)
     node.formats = f
-
-
-def _plausible(m: re.Match) -> bool:
-    month, day = int(m.group(2)), int(m.group(3))
-    return 1 <= month <= 12 and 1 <= day <= 31
 
 
 def _is_ipv6(v: str) -> bool:
@@ -412,8 +439,10 @@ class _Inferrer:
                 described = " and ".join(f"{c} {k}{'s' if c > 1 else ''}" for k, c in kinds.items())
                 examples = ", ".join(_short(node.firsts.get(k)) for k in kinds)
                 self.conflicts.append(f"{label}: {described} ({examples}) → String")
+                structured = bool({"object", "array"} & set(kinds))
                 return _Choice("String", f"mixed {', '.join(kinds)} values: widened to String"
-                               + (" (objects/arrays stored as JSON text)" if {"object", "array"} & set(kinds) else ""))
+                               + (" (objects/arrays stored as JSON text: format json)" if structured else ""),
+                               "json" if structured else "")
             kinds = {kept: kinds[kept]}
         kind = next(iter(kinds))
         if kind == "boolean":
@@ -557,7 +586,7 @@ class _Inferrer:
         label = ".".join(node.path)
         missing = self.total - node.present
         absent = missing + node.nulls
-        type_, reason, required = choice.type, choice.reason, True
+        type_, reason, required, default = choice.type, choice.reason, True, None
         if absent:
             parts = []
             if missing:
@@ -568,9 +597,10 @@ class _Inferrer:
             if self.outliers_ok(absent, self.total) and node.present > node.nulls:
                 self.conflicts.append(f"{label}: {seen_absent}; kept required (those events will be quarantined)")
                 reason += f"; {seen_absent}: treated as required"
-            elif not choice.can_be_nullable:
+            elif not choice.can_be_nullable:  # Array/JSON cannot be Nullable: an explicit empty default instead
                 required = False
-                reason += f"; {seen_absent} ({'empty array' if type_.startswith('Array') else 'empty'} then)"
+                default = "[]" if type_.startswith("Array") else "{}"
+                reason += f"; {seen_absent} (default {default}: {'empty array' if default == '[]' else 'empty'} then)"
             else:
                 required = False
                 type_ = "LowCardinality(Nullable(String))" if choice.low_cardinality else f"Nullable({type_})"
@@ -580,7 +610,7 @@ class _Inferrer:
         if label in self.time_spans:
             self.time_spans[name] = self.time_spans.pop(label)
         self.columns.append(ColumnSpec(name=name, type=type_, json_path=label, required=required,
-                                       format=choice.format, present_in_all=missing == 0, reason=reason,
+                                       default=default, format=choice.format, present_in_all=missing == 0, reason=reason,
                                        time_unit=choice.time_unit, examples=choice.examples[:3]))
 
 
@@ -590,16 +620,10 @@ def _year(value: float, unit: str) -> int:
 
 
 def _parse_iso(text: str) -> float:
-    from datetime import datetime, timezone
-
-    text = text.strip().replace(" UTC", "Z").replace("UTC", "Z")
-    parsed = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.timestamp()
+    return parse_iso(text).timestamp()
 
 
-_PREFERRED_TIME = ("event_time", "timestamp", "time", "ts", "event_timestamp", "occurred_at", "created_at",
+PREFERRED_TIME = ("event_time", "timestamp", "time", "ts", "event_timestamp", "occurred_at", "created_at",
                    "received_at", "datetime", "date")
 
 
@@ -610,7 +634,7 @@ def _pick_time(columns: list[ColumnSpec]) -> ColumnSpec | None:
 
     def score(c: ColumnSpec) -> tuple:
         words = c.name.lower()
-        preferred = _PREFERRED_TIME.index(words) if words in _PREFERRED_TIME else len(_PREFERRED_TIME)
+        preferred = PREFERRED_TIME.index(words) if words in PREFERRED_TIME else len(PREFERRED_TIME)
         return (c.type.startswith("Nullable"), "." in c.json_path, preferred, columns.index(c))
 
     return min(candidates, key=score)

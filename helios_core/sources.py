@@ -13,18 +13,19 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from helios_core.ddl import (TableOptions, check_columns, create_database_sql, create_quarantine_sql,
                              create_table_sql, database_exists, default_literal_problem, normalize_type,
-                             quarantine_name, validate_table)
+                             quarantine_name, sorting_key, validate_table)
 from helios_core.errors import Conflict, HeliosError, NotFound, ValidationError
 from helios_core.identifiers import qualified, quote_ident
 from helios_core.ingest.store import delete_checkpoints
 from helios_core.metadata import METADATA_DB, next_version
 from helios_core.schema import ColumnSpec
+from helios_core.timeparse import parse_iso
 
 if TYPE_CHECKING:
     from helios_core.clickhouse import ClickHouse
@@ -132,9 +133,12 @@ class Source:
         """
         if self.start_position not in ("LATEST", "AT_TIMESTAMP") or not self.start_timestamp:
             return None
-        when = datetime.fromisoformat(self.start_timestamp.replace("Z", "+00:00"))
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
+        try:
+            when = parse_iso(self.start_timestamp)  # the one time parser (naive = UTC)
+        except ValueError:  # a record from before it, in a form only Python's parser took
+            when = datetime.fromisoformat(self.start_timestamp.replace("Z", "+00:00"))
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=timezone.utc)
         return when - LATEST_CLOCK_GUARD if self.start_position == "LATEST" else when
 
     def seed_shape(self) -> dict[str, Any]:
@@ -183,12 +187,15 @@ class CreateResult:
     table_uuid: str
     stream_arn: str
     source_id: str
+    order_by: list[str] = field(default_factory=list)   # the sorting key the table got ([] = tuple())
+    order_by_note: str = ""                              # how it was chosen
 
     def seed_shape(self) -> dict[str, Any]:
-        """The seed's ``/api/create-table`` response, plus the quarantine DDL and source id."""
+        """The seed's ``/api/create-table`` response, plus the quarantine DDL, source id and sorting key."""
         return {"success": self.success, "createTableQuery": self.create_table_query, "message": self.message,
                 "tableUUID": self.table_uuid, "streamARN": self.stream_arn, "sourceId": self.source_id,
-                "quarantineTableQuery": self.quarantine_table_query}
+                "quarantineTableQuery": self.quarantine_table_query, "orderBy": self.order_by,
+                "orderByNote": self.order_by_note}
 
 
 # ---- storing ------------------------------------------------------------------------------------
@@ -257,7 +264,7 @@ def check_request(ch: "ClickHouse", req: CreateRequest) -> list[str]:
         problems.append(f"The start position must be one of {', '.join(START_POSITIONS)}.")
     if req.start_position == "AT_TIMESTAMP":
         try:
-            datetime.fromisoformat(req.start_timestamp)
+            parse_iso(req.start_timestamp)
         except (TypeError, ValueError):
             problems.append("AT_TIMESTAMP needs a start time (ISO format, for example 2024-05-01T00:00:00Z).")
     if req.source_id and ch.internal_query(f"SELECT count() AS n FROM {SOURCES_TABLE} WHERE id = {{id:String}}",
@@ -304,8 +311,9 @@ def create_table_and_source(ch: "ClickHouse", req: CreateRequest) -> CreateResul
             raise Conflict(problems[0], "Choose another table name.")
         raise ValidationError(f"The table cannot be created: {len(problems)} problem(s).",
                               "Fix each problem listed and try again.", problems=problems)
-    opts = req.options
     columns = _normalized(req.columns)
+    order_by, order_by_note = sorting_key(req.options, columns)
+    opts = replace(req.options, order_by=order_by)  # the source records the key the table really has
     table_sql, quarantine_sql = preview_ddl(opts, columns)
     created: list[str] = []  # what to undo, in reverse order
     made_database = False
@@ -334,7 +342,8 @@ def create_table_and_source(ch: "ClickHouse", req: CreateRequest) -> CreateResul
     return CreateResult(success=True, create_table_query=table_sql, quarantine_table_query=quarantine_sql,
                         message=f"Table {opts.database}.{opts.table} and its quarantine table created; source "
                                 f"{source.id} reads stream {req.stream_name} from {req.start_position}.",
-                        table_uuid=table_uuid, stream_arn=req.stream_arn, source_id=source.id)
+                        table_uuid=table_uuid, stream_arn=req.stream_arn, source_id=source.id,
+                        order_by=order_by, order_by_note=order_by_note)
 
 
 def _run_create(ch: "ClickHouse", sql: str, database: str, table: str) -> None:

@@ -11,7 +11,7 @@ import streamlit as st
 from helios_core.aws import list_streams
 from helios_core.clickhouse import list_databases, table_exists
 from helios_core.ddl import (ENGINES, PARTITION_FUNCTIONS, TTL_UNITS, PartitionSpec, TableOptions, TtlSpec,
-                             type_catalogue)
+                             sorting_key, type_catalogue)
 from helios_core.errors import HeliosError
 from helios_core.identifiers import check_identifier, qualified, sanitize_name
 from helios_core.schema import FORMATS, VIRTUAL_SOURCES, ColumnSpec, infer_schema
@@ -47,7 +47,8 @@ def go(step: int) -> None:
 def columns_from_schema(schema) -> list[dict]:
     return [{"name": c.name, "type": c.type, "json_path": c.json_path, "required": bool(c.required),
              "default": c.default or "", "allowed_values": ", ".join(c.allowed_values or []),
-             "format": c.format or "", "virtual": c.virtual or "", "reason": c.reason or ""}
+             "format": c.format or "", "virtual": c.virtual or "", "reason": c.reason or "",
+             "time_unit": c.time_unit or ""}
             for c in schema.columns]
 
 
@@ -72,7 +73,7 @@ def column_specs() -> list[ColumnSpec]:
                                 json_path="" if row.get("virtual") else str(row.get("json_path") or "").strip(),
                                 required=bool(row.get("required")), default=str(row.get("default") or "") or None,
                                 allowed_values=allowed, format=row.get("format") or "",
-                                virtual=row.get("virtual") or ""))
+                                virtual=row.get("virtual") or "", time_unit=row.get("time_unit") or ""))
     for source in state.get("wiz_virtual", []):
         name = source.lstrip("_")
         if not any(s.name == name for s in specs):
@@ -336,6 +337,8 @@ elif step == 4:
         table_sql, quarantine_sql = preview_ddl(request.options, request.columns)
         st.markdown(f"**Table** `{request.options.database}.{request.options.table}` ← stream "
                     f"`{request.stream_name}` from {request.start_position}")
+        order_by, order_note = sorting_key(request.options, request.columns)
+        st.caption(f"Sorting key: {', '.join(order_by) or 'tuple()'} ({order_note}).")
         st.code(table_sql, language="sql")
         st.markdown("**Quarantine table** (events that fail validation, with the reason)")
         st.code(quarantine_sql, language="sql")

@@ -106,3 +106,57 @@ def test_history_survives_a_restart(tmp_path):
     assert answer["column_names"][0] == "day"
     assert "device = 'mobile'" in answer["sql"] and "login" in answer["sql"]
 
+
+
+SECRETS = [  # (pasted text, the secret part that must not be stored)
+    ("secret wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY here", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
+    ("AWS_SECRET_ACCESS_KEY=abc/def+ghiJKL", "abc/def+ghiJKL"),
+    ("key sk-proj-Ab3dE_fGh-IjKlMnOpQrStUvWxYz0123456789abcdEFGH_ij-", "Ab3dE_fGh-IjKlMnOpQrStUvWxYz0123456789abcdEFGH"),
+    ("sk-ant-api03-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789-_abcdefgh-AA", "AbCdEfGhIjKlMnOpQrStUvWxYz0123456789"),
+    ("gsk_AbCdEfGhIjKlMnOpQrStUvWxYz0123456789abcdefghij0123", "AbCdEfGhIjKlMnOpQrStUvWxYz0123456789"),
+    ("xai-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789abcdefghij", "AbCdEfGhIjKlMnOpQrStUvWxYz0123456789"),
+    ("AIzaSyA-1234567890abcdefghijklmnopqrstu", "SyA-1234567890abcdefghijklmnopqrstu"),
+    ("Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.abc+def/ghi=", "eyJhbGciOiJIUzI1NiJ9"),
+    ("clickhouse://host:8443/db?user=bob&password=hunter22&secure=1", "hunter22"),
+    ("https://host:8443/?password=hunter23", "hunter23"),
+    ("host=db user=bob password=hunter24 dbname=shop", "hunter24"),
+    ("postgresql://bob:hunter25@db:5432/shop", "hunter25"),
+    ("clickhouse://bob:hunter26@host:9440/default", "hunter26"),
+    ("api_key=abcdefghijklmnop0123", "abcdefghijklmnop0123"),
+]
+
+
+@pytest.mark.parametrize("text,secret", SECRETS, ids=[s[:24] for s, _ in SECRETS])
+def test_scrub_masks_every_key_form(text, secret):
+    assert secret not in scrub(text)
+    assert "***" in scrub(text)
+
+
+def test_scrub_leaves_ordinary_text_and_hashes_alone():
+    for text in ("SELECT count() FROM demo.users WHERE plan = 'pro'", "commit 3f1c2a4e8b7d4c219a6e0d5b7f3e2a11aabbccdd",
+                 "the bearer of news", "see https://example.com/docs?page=2", "password reset flow"):
+        assert scrub(text) == text
+
+
+def test_a_pasted_secret_is_not_stored(store):
+    chat = store.create("More secrets", "demo")
+    text = " / ".join(t for t, _ in SECRETS)
+    store.add_turn(chat.id, [NewMessage("user", "text", text)])
+    stored = store.messages(chat.id)[0].content
+    for _, secret in SECRETS:
+        assert secret not in stored
+
+
+def test_connect_error_does_not_show_a_dsn_password(tmp_path):
+    from helios_core.clickhouse import ClickHouse
+    from helios_core.config import load_settings
+    from helios_core.errors import ClickHouseUnavailable
+
+    for url in ("http://127.0.0.1:1/default?user=bob&password=s3cretPW", "http://bob:s3cretPW@127.0.0.1:1/default"):
+        settings = load_settings(env={"HELIOS_CLICKHOUSE_URL": url, "HELIOS_DATA_DIR": str(tmp_path)}, cwd=tmp_path,
+                                 secrets_paths=[])
+        assert "s3cretPW" not in settings.describe_clickhouse() and "s3cretPW" not in repr(settings)
+        with pytest.raises(ClickHouseUnavailable) as info:
+            ClickHouse(settings)
+        assert "s3cretPW" not in str(info.value) and "127.0.0.1" in str(info.value)
+        assert info.value.__cause__ is None

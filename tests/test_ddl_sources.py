@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from helios_core import ddl, sources
@@ -265,3 +267,79 @@ def test_cli_create_table_and_sources(ch, tmp_path, capsys):
     assert main(["source", "delete", mine["id"], "--drop-table"]) == 0
     capsys.readouterr()
     assert not ch.internal_query("SELECT name FROM system.tables WHERE database = 'cli_db'")
+
+
+def _cli_create(capsys, tmp_path, columns: list[dict], database: str, table: str, *extra: str) -> tuple[int, dict]:
+    from helios_core.cli import main
+    schema = tmp_path / f"{table}.json"
+    schema.write_text(json.dumps(columns))
+    code = main(["create-table", "--stream", "clicks", "--database", database, "--table", table, "--schema",
+                 str(schema), "--stream-arn", "arn:aws:kinesis:us-east-1:1:stream/clicks", *extra])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def test_create_table_without_sorting_key_uses_the_time_column_else_tuple(ch, tmp_path, capsys):
+    """A plain column list (the seed's /api/create-table shape) with no --order-by is not refused."""
+    plain = [{"name": "id", "type": "UUID"}, {"name": "n", "type": "UInt32"},
+             {"name": "created", "type": "Date"}, {"name": "ts", "type": "DateTime64(3, 'UTC')"}]
+    code, out = _cli_create(capsys, tmp_path, plain, "nokey_db", "with_time")
+    assert code == 0, out
+    assert out["orderBy"] == ["ts"] and "time column ts" in out["orderByNote"]
+    assert "ORDER BY (`ts`)" in out["createTableQuery"]
+    keys = ch.internal_query("SELECT sorting_key AS k FROM system.tables WHERE database = 'nokey_db' "
+                             "AND name = 'with_time'")
+    assert keys[0]["k"].strip("()") == "ts"
+    assert sources.get_source(ch, out["sourceId"]).options["order_by"] == ["ts"]
+
+    code, out = _cli_create(capsys, tmp_path, plain[:2], "nokey_db", "no_time")
+    assert code == 0, out
+    assert out["orderBy"] == [] and "tuple()" in out["orderByNote"]
+    assert "ORDER BY tuple()" in out["createTableQuery"]
+    # the wizard's review shows the same DDL before anything is created
+    table_sql, _ = sources.preview_ddl(TableOptions(database="x", table="y"), cols(("n", "UInt32"), ("t", "DateTime")))
+    assert "ORDER BY (`t`)" in table_sql
+
+
+@pytest.mark.parametrize("database", ["system", "SYSTEM", "INFORMATION_SCHEMA", "information_schema", "helios"])
+def test_create_table_refuses_clickhouse_and_helios_databases(ch, database):
+    options = TableOptions(database=database, table="mine", order_by=["ts"])
+    problems = ddl.validate_table(ch, options, base_columns())
+    assert any("tables cannot be created there" in p for p in problems), problems
+    with pytest.raises(ValidationError):
+        sources.create_table_and_source(ch, request("mine", database=database, order_by=["ts"]))
+    assert not ch.internal_query("SELECT name FROM system.tables WHERE database = {d:String} AND name = 'mine'",
+                                 {"d": database.lower() if database.lower() != "information_schema" else database})
+
+
+def test_default_database_is_not_a_protected_one():
+    problems = ddl.check_options(TableOptions(database="default", table="mine", order_by=["ts"]), base_columns())
+    assert not any("cannot be created there" in p for p in problems)
+
+
+@pytest.mark.parametrize("type_,default,fits", [
+    ("UInt8", "300", False), ("UInt8", "255", True), ("UInt8", "-1", False), ("Int8", "-128", True),
+    ("Nullable(UInt16)", "70000", False), ("LowCardinality(String)", "x", True), ("Float64", "1.5", True),
+    ("Decimal(4, 2)", "123.45", False), ("Date", "2200-01-01", False), ("Date", "2024-02-30", False),
+    ("Array(UInt8)", "[300]", False), ("Array(UInt8)", "[3]", True), ("DateTime64(3, 'UTC')", "yesterday", False),
+    ("UInt32", "true", False), ("Bool", "true", True), ("JSON", "{}", True), ("Array(JSON)", "[]", True),
+    ("Array(String)", "[]", True),
+])
+def test_defaults_that_do_not_fit_their_type_are_refused(ch, type_, default, fits):
+    problem = ddl.default_literal_problem(ch, default, type_)
+    assert (problem == "") is fits, problem
+    options = TableOptions(database="wiz", table="defaults", order_by=["id"], create_database=True)
+    columns = [ColumnSpec("id", "UInt32", "id"), ColumnSpec("v", type_, "v", default=default)]
+    problems = ddl.validate_table(ch, options, columns)
+    assert any("does not fit" in p for p in problems) is not fits, problems
+
+
+def test_a_deeply_nested_type_is_a_clear_validation_error(ch, tmp_path, capsys):
+    deep = "Array(" * 3000 + "String" + ")" * 3000
+    with pytest.raises(ValidationError, match="nests more than"):
+        ddl.parse_type(deep)
+    problems = ddl.validate_table(ch, TableOptions(database="wiz", table="deep", order_by=["id"]),
+                                  [ColumnSpec("id", "UInt32", "id"), ColumnSpec("v", deep, "v")])
+    assert any("nests more than" in p for p in problems)
+    assert ddl.parse_type("Array(" * 10 + "String" + ")" * 10).render().count("Array") == 10
+    code, out = _cli_create(capsys, tmp_path, [{"name": "v", "type": deep}], "wiz", "deep_cli")
+    assert code == 3 and "Traceback" not in json.dumps(out)

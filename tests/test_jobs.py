@@ -227,17 +227,20 @@ def test_json_lines_and_parquet(ch, service):
     job_id = new_job(service, ch, table, fmt="jsonl")
     url = service.register_owner(job_id, "j")["presigned_urls"][0]
     lines = [json.dumps({"id": 10, "name": "Jo", "joined": "2024-01-01T00:00:00Z", "tags": ["x"], "extra": 1}),
-             "not json", json.dumps([1, 2]), json.dumps({"id": 11, "name": "Kim", "joined": 1714567890000}),
-             json.dumps({"name": "no id", "joined": "2024-01-01"})]
+             "not json", json.dumps([1, 2]), json.dumps({"id": 11, "name": "Kim", "joined": 1714567890000, "tags": []}),
+             json.dumps({"name": "no id", "joined": "2024-01-01"}),
+             # tags is Array(String) with no DEFAULT: a missing value is a bad row, not an invented []
+             json.dumps({"id": 12, "name": "Lu", "joined": "2024-01-01"})]
     assert put(url, "\n".join(lines).encode()) == 200
     service.submit(job_id)
     service.wait_idle(60)
     status = job_status(ch, job_id)
-    assert (status["status"], status["inserted"], status["quarantined"]) == (SUCCESS, 2, 3)
-    errors = ch.internal_query(f"SELECT error_type, column_name FROM jobs_test.{table}_quarantine "
+    assert (status["status"], status["inserted"], status["quarantined"]) == (SUCCESS, 2, 4)
+    errors = ch.internal_query(f"SELECT error_type, column_name, error_message FROM jobs_test.{table}_quarantine "
                                "WHERE source_id = {j:String} ORDER BY sub_index", {"j": job_id})
     assert [(e["error_type"], e["column_name"]) for e in errors] == [
-        ("decode_error", ""), ("decode_error", ""), ("missing_required", "id")]
+        ("decode_error", ""), ("decode_error", ""), ("missing_required", "id"), ("missing_required", "tags")]
+    assert errors[3]["error_message"].startswith("missing field tags")
 
     table2 = people_table(ch)
     job2 = new_job(service, ch, table2, fmt="parquet")
@@ -259,7 +262,8 @@ def test_new_table_schema_inferred_and_confirmed(ch, service):
     job_id = new_job(service, ch, table, fmt="jsonl", target="new", database="jobs_new_db")
     url = service.register_owner(job_id, "owner1")["presigned_urls"][0]
     events = [{"event_id": str(uuid.UUID(int=i)), "at": f"2024-05-0{1 + i % 9}T10:00:00Z", "user": {"id": i},
-               "amount": i * 1.5, "kind": "buy" if i % 2 else "view"} for i in range(60)]
+               "amount": i * 1.5, "kind": "buy" if i % 2 else "view",
+               "meta": "plain" if i % 3 else {"k": i}} for i in range(60)]  # text and objects: format json
     body = "\n".join(json.dumps(e) for e in events) + "\n" + json.dumps({"event_id": "oops", "at": "x"})
     assert put(url, body.encode()) == 200
     with pytest.raises(ValidationError) as info:
@@ -281,6 +285,9 @@ def test_new_table_schema_inferred_and_confirmed(ch, service):
     assert (status["status"], status["inserted"], status["quarantined"]) == (SUCCESS, 60, 1)
     got = ch.internal_query(f"SELECT count() AS n, sum(user_id) AS s FROM jobs_new_db.{table}")[0]
     assert (got["n"], got["s"]) == (60, sum(range(60)))
+    assert {c.name: c.format for c in job.schema}["meta"] == "json"
+    metas = ch.internal_query(f"SELECT meta FROM jobs_new_db.{table} WHERE user_id IN (3, 4) ORDER BY user_id")
+    assert [json.loads(m["meta"]) if m["meta"] != "plain" else m["meta"] for m in metas] == [{"k": 3}, "plain"]
 
 
 def test_pg_dump_job(ch, service):

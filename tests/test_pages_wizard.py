@@ -47,6 +47,13 @@ def test_wizard_end_to_end_on_the_sandbox(app_path, ch, aws_sandbox):
     assert any(r["name"] == "customer_id" for r in at.session_state["wiz_columns"])
     _click(at, "wiz_next_2")
     assert at.text_input(key="wiz_table").value == "activity"
+    at.multiselect(key="wiz_order_by").set_value([]).run()
+    _click(at, "wiz_next_3")                            # 5: review, no sorting key chosen: the time column
+    assert not at.error, [e.value for e in at.error]
+    assert any("Sorting key: timestamp" in c.value and "time column" in c.value for c in at.caption)
+    assert "ORDER BY (`timestamp`)" in " ".join(c.value for c in at.code)
+    _click(at, "wiz_back_4")
+    at.multiselect(key="wiz_order_by").set_value(["event_type", "customer_id"]).run()
     _click(at, "wiz_next_3")                            # 5: review
     assert not at.error, [e.value for e in at.error]
     ddl = " ".join(c.value for c in at.code)

@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from helios_core.clickhouse import ClickHouse
+from helios_core.config import mask_secrets
 from helios_core.errors import NotFound, ValidationError
 from helios_core.metadata import next_version
 
@@ -57,18 +58,32 @@ _MESSAGE_COLUMNS = ["chat_id", "seq", "turn", "role", "content_type", "content",
 
 # Shapes of credentials that must never be stored even if someone pastes one into a question.
 _SECRET_PATTERNS = [
-    re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"),                  # AWS access key ids
-    re.compile(r"\bsk-[A-Za-z0-9_\-]{16,}\b"),                      # OpenAI-style API keys
-    re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._\-]{16,}"),           # bearer tokens
+    re.compile(r"\b(?:AKIA|ASIA|AIDA|AROA)[A-Z0-9]{16}\b"),                  # AWS access key ids
     re.compile(r"(?i)(aws_secret_access_key\s*[=:]\s*)\S+"),
+    re.compile(r"(?i)(aws_session_token\s*[=:]\s*)\S+"),
+    re.compile(r"\bsk-(?:proj-|ant-|svcacct-|admin-)?[A-Za-z0-9_\-]{16,}"),   # OpenAI / Anthropic keys
+    re.compile(r"\bgsk_[A-Za-z0-9]{20,}"),                                    # Groq
+    re.compile(r"\bxai-[A-Za-z0-9]{20,}"),                                    # xAI
+    re.compile(r"\bAIza[0-9A-Za-z_\-]{30,}"),                                 # Google API keys
+    re.compile(r"\b(?:ghp|gho|ghu|ghs|ghr|github_pat)_[A-Za-z0-9_]{20,}"),    # GitHub tokens
+    re.compile(r"\bhf_[A-Za-z0-9]{20,}"),                                      # Hugging Face
+    re.compile(r"\bxox[abposr]-[A-Za-z0-9\-]{10,}"),                          # Slack
+    re.compile(r"(?i)\b(bearer\s+)[^\s\"',;]{16,}"),                            # bearer tokens
+    re.compile(r"(?i)(\b(?:api[_-]?key|secret|token|access[_-]?token)\s*[=:]\s*)(?!\*\*\*)[^\s&;,'\"]{8,}"),
 ]
+# A 40-character AWS secret access key: base64 letters with upper and lower case (a lowercase hex SHA-1,
+# such as a git commit id, is left alone).
+_AWS_SECRET = re.compile(r"(?<![A-Za-z0-9/+=])(?=[A-Za-z0-9/+]{0,39}[a-z])(?=[A-Za-z0-9/+]{0,39}[A-Z])[A-Za-z0-9/+]{40}"
+                         r"(?![A-Za-z0-9/+=])")
 
 
 def scrub(text: str) -> str:
-    """Mask key-shaped strings and URL passwords before anything is stored."""
+    """Mask key-shaped strings, URL passwords (``user:pass@``, ``?password=``) and DSN passwords before
+    anything is stored."""
     for pattern in _SECRET_PATTERNS:
         text = pattern.sub(lambda m: (m.group(1) if m.groups() else "") + "***", text)
-    return re.sub(r"\b(https?://[^\s/:@]+:)[^\s/@]+@", r"\1***@", text)
+    text = _AWS_SECRET.sub("***", text)
+    return mask_secrets(text)
 
 
 @dataclass

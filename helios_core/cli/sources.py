@@ -107,7 +107,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--database", required=True)
     p.add_argument("--table", required=True)
     p.add_argument("--schema", required=True, help="JSON file: `python -m helios_core infer` output or a column list")
-    p.add_argument("--order-by", help="sorting key columns, comma-separated (default: the schema's suggestion)")
+    p.add_argument("--order-by", help="sorting key columns, comma-separated (default: the schema's suggestion, "
+                                      "else its time column, else tuple(); the response says which)")
     p.add_argument("--partition-by", help="COLUMN, or FUNCTION(COLUMN) with FUNCTION one of "
                                           + ", ".join(f for f in PARTITION_FUNCTIONS if f))
     p.add_argument("--engine", choices=ENGINES, default="MergeTree")

@@ -17,9 +17,8 @@ import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
 from helios_core.ddl import parse_type
-from helios_core.ingest.convert import (DATE_RE, UUID_RE, _TEXT_CARRIED, _ZERO_TEXT, BadValue, arrow_type,
-                                        cast_time_strings, check_text, coerce, convert_column, format_check,
-                                        parse_time)
+from helios_core.ingest.convert import (DATE_RE, UUID_RE, _TEXT_CARRIED, BadValue, arrow_type, cast_time_strings,
+                                        check_text, coerce, convert_column, format_check, parse_time, time_bounds)
 from helios_core.schema import ColumnSpec
 from helios_core.streams import DecodeError, decode_record
 
@@ -127,6 +126,22 @@ def decode(records: list[RawRecord], max_event_bytes: int = MAX_EVENT_BYTES) -> 
     return events, problems
 
 
+class _NotObject:
+    """A JSON path that runs through a value that is not an object (``screen.width`` with ``screen`` a string)."""
+
+    __slots__ = ("at", "kind")
+
+    def __init__(self, at: str, kind: str) -> None:
+        self.at = at
+        self.kind = kind
+
+    def reason(self, path: str) -> str:
+        return f"{self.at} is a JSON {self.kind}, not an object, so {path} cannot be read from it"
+
+
+_KINDS = {str: "string", list: "array", bool: "boolean", int: "number", float: "number"}
+
+
 def _extract(objs: list[dict[str, Any]], path: str) -> list[Any]:
     if "." not in path:
         return [o.get(path, _MISSING) for o in objs]
@@ -134,13 +149,15 @@ def _extract(objs: list[dict[str, Any]], path: str) -> list[Any]:
     out = []
     for o in objs:
         value: Any = o
-        for part in parts:
+        for depth, part in enumerate(parts):
             if isinstance(value, dict):
                 value = value.get(part, _MISSING)
-            elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
-                value = value[int(part)]
-            else:
+            elif isinstance(value, list) and part.isdigit():
+                value = value[int(part)] if int(part) < len(value) else _MISSING
+            elif value is None:
                 value = _MISSING
+            else:  # a string, number or array where the path needs an object: a bad event, never a zero
+                value = _NotObject(".".join(parts[:depth]), _KINDS.get(type(value), type(value).__name__))
                 break
             if value is _MISSING:
                 break
@@ -210,12 +227,15 @@ class BatchBuilder:
                     except orjson.JSONDecodeError:
                         pass
                 try:
-                    fill = coerce(node, default)
+                    fill = coerce(node, default, col.json_text, col.time_unit)
                 except (BadValue, TypeError, ValueError):
                     fill = None
                 if isinstance(fill, list) and node.base().name == "Map":
                     fill = None  # pa.scalar cannot take map pairs; ClickHouse's DEFAULT covers it
             self.fills.append(fill)
+        # A missing value is a bad event unless the column may be NULL (and is not required) or has a
+        # default (see ColumnSpec.rejects_missing); the type's zero value is never made up.
+        self.rejects_missing = [c.rejects_missing for c in columns]
         self.allowed = [set(map(str, c.allowed_values)) if c.allowed_values else None for c in columns]
         self.formats = [format_check(c.format) if c.format else None for c in columns]
         self.fast = FastPath(self)
@@ -226,21 +246,22 @@ class BatchBuilder:
             return Built(None, [])
         bad: dict[int, tuple[str, str, str]] = {}  # row → (error_type, message, column)
         arrays: list[pa.Array] = []
-        for col, node, fill, allowed, fmt in zip(self.columns, self.nodes, self.fills, self.allowed, self.formats):
+        for col, node, fill, allowed, fmt, rejects in zip(self.columns, self.nodes, self.fills, self.allowed,
+                                                          self.formats, self.rejects_missing):
             if col.virtual:
                 values = self._virtual(col.virtual, events)
             else:
-                values = _extract(events.objs, col.json_path or col.name)
-                missing = [i for i, v in enumerate(values) if v is _MISSING or v is None] \
-                    if (col.required or _MISSING in values or None in values) else []
-                if missing:
-                    if col.required:
-                        for i in missing:
-                            bad.setdefault(i, ("missing_required",
-                                               f"The required field {col.json_path or col.name!r} is missing or "
-                                               "null.", col.name))
-                    for i in missing:
-                        values[i] = None
+                path = col.json_path or col.name
+                values = _extract(events.objs, path)
+                missing = [i for i, v in enumerate(values) if v is _MISSING or v is None or type(v) is _NotObject] \
+                    if (rejects or _MISSING in values or None in values or "." in path) else []
+                for i in missing:
+                    value = values[i]
+                    if type(value) is _NotObject:
+                        bad.setdefault(i, ("type_mismatch", f"{col.name}: {value.reason(path)}.", col.name))
+                    elif rejects:
+                        bad.setdefault(i, ("missing_required", col.missing_reason(), col.name))
+                    values[i] = None
                 if allowed is not None:
                     for i, v in enumerate(values):
                         if v is not None and str(v) not in allowed and i not in bad:
@@ -250,7 +271,7 @@ class BatchBuilder:
                     for i, v in enumerate(values):
                         if v is not None and i not in bad and not fmt(v):
                             bad[i] = ("bad_format", f"{str(v)[:80]!r} is not a valid {col.format}.", col.name)
-            converted = convert_column(node, values, fill)
+            converted = convert_column(node, values, fill, col.json_text, col.time_unit)
             for i, message in converted.errors.items():
                 bad.setdefault(i, ("type_mismatch", f"{col.name}: {message}.", col.name))
             arrays.append(converted.array)
@@ -344,16 +365,17 @@ class FastPath:
         bad: dict[int, tuple[str, str, str]] = {}
         arrays: list[pa.Array] = []
         b = self.b
-        for col, node, fill, allowed, fmt in zip(b.columns, b.nodes, b.fills, b.allowed, b.formats):
+        for col, node, fill, allowed, fmt, rejects in zip(b.columns, b.nodes, b.fills, b.allowed, b.formats,
+                                                          b.rejects_missing):
             if col.virtual:
                 arrays.append(self._virtual(col, node, records))
                 continue
             array = self._column(parsed, col.json_path or col.name)
             base = node.base()
-            if col.required and array.null_count:
+            if rejects and array.null_count:
+                reason = col.missing_reason()
                 for i in pc.indices_nonzero(pc.is_null(array)).to_pylist():
-                    bad.setdefault(i, ("missing_required", f"The required field {col.json_path or col.name!r} is "
-                                                           "missing or null.", col.name))
+                    bad.setdefault(i, ("missing_required", reason, col.name))
             if allowed is not None:
                 as_text = array if pa.types.is_string(array.type) else pc.cast(array, pa.string())
                 outside = pc.and_(pc.invert(pc.is_in(as_text, pa.array(sorted(allowed)))), pc.is_valid(as_text))
@@ -368,12 +390,8 @@ class FastPath:
                     return None
             elif base.name in _TEXT_CARRIED or base.name == "FixedString":
                 self._check_text(array, base, col, bad)
-            if array.null_count:
-                target = array.type
-                if fill is not None:
-                    array = pc.fill_null(array, pa.scalar(fill, type=target))
-                elif not node.nullable and base.name in _TEXT_CARRIED:
-                    array = pc.fill_null(array, pa.scalar(_ZERO_TEXT[base.name], type=target))
+            if array.null_count and fill is not None:
+                array = pc.fill_null(array, pa.scalar(fill, type=array.type))
             arrays.append(array)
         return _built(b.columns, arrays, bad, lambda i, *why: records[i].problem(*why))
 
@@ -403,7 +421,8 @@ class FastPath:
     @staticmethod
     def _times(array: pa.Array, node, col: ColumnSpec, bad: dict) -> pa.Array | None:
         target = arrow_type(node)
-        parsed = cast_time_strings(array, target)
+        bounds = time_bounds(node.base())
+        parsed = cast_time_strings(array, target, bounds)
         if parsed is not None:
             return parsed
         # Mixed forms: convert value by value, reporting those that are not times.
@@ -411,7 +430,7 @@ class FastPath:
         out = []
         for i, value in enumerate(array.to_pylist()):
             try:
-                out.append(None if value is None else parse_time(value, unit))
+                out.append(None if value is None else parse_time(value, unit, col.time_unit, bounds))
             except ValueError as exc:
                 bad.setdefault(i, ("type_mismatch", f"{col.name}: {exc}.", col.name))
                 out.append(None)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import date
 from typing import Any, Callable
 
 import orjson
@@ -20,6 +20,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from helios_core.ddl import INTEGER_TYPES, TypeNode
+from helios_core.timeparse import DATETIME64_BOUNDS, DATETIME_BOUNDS, EPOCH_MS_CUTOFF, SCALE, TimeError, is_iso, \
+    to_epoch
 
 _INT_ARROW = {"Int8": pa.int8(), "Int16": pa.int16(), "Int32": pa.int32(), "Int64": pa.int64(),
               "UInt8": pa.uint8(), "UInt16": pa.uint16(), "UInt32": pa.uint32(), "UInt64": pa.uint64()}
@@ -29,10 +31,8 @@ _INT_RANGE = {"Int8": (-2**7, 2**7 - 1), "Int16": (-2**15, 2**15 - 1), "Int32": 
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
 DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-# Zero values for string-carried types when a non-Nullable column gets no value.
-_ZERO_TEXT = {"UUID": "00000000-0000-0000-0000-000000000000", "IPv4": "0.0.0.0", "IPv6": "::",
-              "Date": "1970-01-01", "Date32": "1970-01-01", "Decimal": "0", "JSON": "{}"}
-_TEXT_CARRIED = set(_ZERO_TEXT)
+# Types carried to ClickHouse as text (it parses them) after a Python check.
+_TEXT_CARRIED = {"UUID", "IPv4", "IPv6", "Date", "Date32", "Decimal", "JSON"}
 DATE_RANGE = {"Date": (date(1970, 1, 1), date(2149, 6, 6)), "Date32": (date(1900, 1, 1), date(2299, 12, 31))}
 
 
@@ -67,34 +67,21 @@ def arrow_type(node: TypeNode) -> pa.DataType:
     return pa.string()  # String, FixedString, and the text-carried types
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_SCALE = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
+def time_bounds(base: TypeNode) -> tuple[int, int]:
+    """The column type's time range, in seconds since the epoch."""
+    return DATETIME_BOUNDS if base.name == "DateTime" else DATETIME64_BOUNDS
 
 
-def parse_time(value: Any, unit: str = "ms") -> int:
-    """A time value (ISO text, epoch seconds or milliseconds) as an integer in ``unit`` since the epoch, UTC."""
-    if isinstance(value, bool):
-        raise BadValue("a boolean is not a time")
-    if isinstance(value, (int, float)):
-        seconds = value / 1000 if abs(value) > 1e11 else value  # epoch milliseconds vs seconds
-        return int(round(seconds * _SCALE[unit]))
-    if isinstance(value, str):
-        text = value.strip()
-        if not text:
-            raise BadValue("an empty string is not a time")
-        try:
-            parsed = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith(("Z", "z")) else text)
-        except ValueError:
-            if text.lstrip("-").replace(".", "", 1).isdigit():
-                return parse_time(float(text), unit)
-            raise BadValue(f"{value!r} is not an ISO time") from None
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=timezone.utc)
-        delta = parsed - _EPOCH
-        return (delta.days * 86_400 + delta.seconds) * _SCALE[unit] + delta.microseconds * _SCALE[unit] // 1_000_000
-    if isinstance(value, datetime):
-        return parse_time(value.isoformat(), unit)
-    raise BadValue(f"a {type(value).__name__} is not a time")
+def parse_time(value: Any, unit: str = "ms", epoch_unit: str = "",
+               bounds: tuple[int, int] = DATETIME64_BOUNDS) -> int:
+    """A time value as an integer in ``unit`` since the epoch, UTC (:func:`helios_core.timeparse.to_epoch`).
+
+    ``epoch_unit`` is the column's declared unit of epoch numbers ('' = decided by magnitude).
+    """
+    try:
+        return to_epoch(value, unit, epoch_unit, bounds)
+    except TimeError as exc:
+        raise BadValue(str(exc)) from None
 
 
 def _text(value: Any) -> str:
@@ -107,15 +94,19 @@ def _text(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-def coerce(node: TypeNode, value: Any) -> Any:
-    """One value converted for ``arrow_type(node)``; raises BadValue when it cannot fit."""
+def coerce(node: TypeNode, value: Any, json_text: bool = False, epoch_unit: str = "") -> Any:
+    """One value converted for ``arrow_type(node)``; raises BadValue when it cannot fit.
+
+    Nothing is guessed: a boolean is not a number, and an object or array is not text unless the column
+    is declared String-of-JSON (``json_text``: format ``json``), where it is kept as JSON text.
+    """
     if value is None:
         return None
     base = node.base()
     name = base.name
     if name in INTEGER_TYPES:
         if isinstance(value, bool):
-            number = int(value)
+            raise BadValue(f"a boolean ({'true' if value else 'false'}) is not a whole number")
         elif isinstance(value, int):
             number = value
         elif isinstance(value, float) and value.is_integer():
@@ -146,19 +137,22 @@ def coerce(node: TypeNode, value: Any) -> Any:
             return value.lower() in ("true", "1")
         raise BadValue(f"{_short(value)} is not true/false")
     if name in ("DateTime", "DateTime64"):
-        return parse_time(value, _unit(base))
+        return parse_time(value, _unit(base), epoch_unit, time_bounds(base))
     if name == "Array":
         if not isinstance(value, list):
             raise BadValue(f"{_short(value)} is not a list")
-        return [coerce(base.args[0], v) for v in value]
+        return [coerce(base.args[0], v, json_text, epoch_unit) for v in value]
     if name == "Map":
         if not isinstance(value, dict):
             raise BadValue(f"{_short(value)} is not an object")
-        return [(str(k), coerce(base.args[1], v)) for k, v in value.items()]
+        return [(str(k), coerce(base.args[1], v, json_text, epoch_unit)) for k, v in value.items()]
     if name == "JSON":
         if not isinstance(value, dict):
             raise BadValue(f"{_short(value)} is not a JSON object")
         return orjson.dumps(value).decode()
+    if isinstance(value, (dict, list)) and not json_text:
+        raise BadValue(f"{_short(value)} is a JSON {'object' if isinstance(value, dict) else 'array'}, not "
+                       "text (declare the column's format as json to keep such values as JSON text)")
     text = _text(value)
     check_text(base, text)
     return text
@@ -207,11 +201,15 @@ class Converted:
     errors: dict[int, str]   # row index → why the value did not fit
 
 
-def convert_column(node: TypeNode, values: list[Any], fill: Any = None) -> Converted:
-    """Convert a column's values; ``fill`` replaces missing values (already coerced)."""
+def convert_column(node: TypeNode, values: list[Any], fill: Any = None, json_text: bool = False,
+                   epoch_unit: str = "") -> Converted:
+    """Convert a column's values; ``fill`` replaces missing values (already coerced).
+
+    ``json_text`` and ``epoch_unit`` are the column's declarations (see :func:`coerce`).
+    """
     target = arrow_type(node)
     base = node.base()
-    fast = _fast_path(base, values, target)
+    fast = _fast_path(base, values, target, epoch_unit)
     if fast is not None:
         array = fast
         errors: dict[int, str] = {}
@@ -220,7 +218,7 @@ def convert_column(node: TypeNode, values: list[Any], fill: Any = None) -> Conve
         errors = {}
         for i, value in enumerate(values):
             try:
-                out.append(coerce(node, value))
+                out.append(coerce(node, value, json_text, epoch_unit))
             except BadValue as exc:
                 errors[i] = str(exc)
                 out.append(None)
@@ -232,15 +230,12 @@ def convert_column(node: TypeNode, values: list[Any], fill: Any = None) -> Conve
         except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as exc:  # should not happen after coerce
             array = pa.array([None] * len(out), type=target)
             errors.update({i: f"cannot convert: {exc}" for i in range(len(out))})
-    if array.null_count:
-        if fill is not None:
-            array = pc.fill_null(array, pa.scalar(fill, type=target))
-        elif not node.nullable and base.name in _TEXT_CARRIED:
-            array = pc.fill_null(array, pa.scalar(_ZERO_TEXT[base.name], type=target))
+    if array.null_count and fill is not None:
+        array = pc.fill_null(array, pa.scalar(fill, type=target))
     return Converted(array, errors)
 
 
-def _fast_path(base: TypeNode, values: list[Any], target: pa.DataType) -> pa.Array | None:
+def _fast_path(base: TypeNode, values: list[Any], target: pa.DataType, epoch_unit: str = "") -> pa.Array | None:
     """One C-level conversion when every value already has the right kind, else None."""
     name = base.name
     try:
@@ -273,7 +268,7 @@ def _fast_path(base: TypeNode, values: list[Any], target: pa.DataType) -> pa.Arr
                 return array if pc.all(pc.fill_null(in_range, True)).as_py() else None
             return None  # IPs, Decimal, FixedString: check each value
         if name in ("DateTime", "DateTime64"):
-            return _fast_time(values, target)
+            return _fast_time(values, target, epoch_unit, time_bounds(base))
         if name in ("Array", "Map"):
             return None if name == "Map" else pa.array(values, type=target)
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError, ValueError):
@@ -281,11 +276,26 @@ def _fast_path(base: TypeNode, values: list[Any], target: pa.DataType) -> pa.Arr
     return None
 
 
-def cast_time_strings(array: pa.Array, target: pa.TimestampType) -> pa.Array | None:
+def _in_bounds(parsed: pa.Array, bounds: tuple[int, int]) -> bool:
+    """Every (nanosecond) timestamp within ``bounds`` (seconds)."""
+    low_high = pc.min_max(parsed.cast(pa.int64())).as_py()
+    low, high = low_high["min"], low_high["max"]
+    return low is None or (bounds[0] * 1_000_000_000 <= low and high < (bounds[1] + 1) * 1_000_000_000)
+
+
+def cast_time_strings(array: pa.Array, target: pa.TimestampType,
+                      bounds: tuple[int, int] = DATETIME64_BOUNDS) -> pa.Array | None:
     """ISO-8601 strings → UTC timestamps in Arrow's C++ parser, or None when any value is not one.
 
-    Strings without an offset are taken as UTC, as the schema's DateTime64(p, 'UTC') says.
+    Only forms :mod:`helios_core.timeparse` accepts pass: Arrow's parser takes a subset of them plus
+    hour-only times (``2025-01-31T10``, ``…T10Z``), which a cheap check refuses first (every accepted time
+    has ':' at position 13; a full regex would cost ~5× the cast). None sends the column to the per-value
+    path, which names the culprits. Strings without an offset are UTC, as DateTime64(p, 'UTC') says.
     """
+    hour_only = pc.and_(pc.greater(pc.binary_length(array), 10),
+                        pc.not_equal(pc.utf8_slice_codeunits(array, 13, 14), ":"))
+    if pc.any(pc.fill_null(hour_only, False)).as_py():
+        return None
     for parse_as in (pa.timestamp("ns", tz="UTC"), pa.timestamp("ns")):
         try:
             parsed = pc.cast(array, parse_as)
@@ -293,20 +303,34 @@ def cast_time_strings(array: pa.Array, target: pa.TimestampType) -> pa.Array | N
             continue
         if parse_as.tz is None:
             parsed = pc.assume_timezone(parsed, "UTC")
-        return pc.cast(parsed, target, safe=False)
+        return pc.cast(parsed, target, safe=False) if _in_bounds(parsed, bounds) else None
     return None
 
 
-def _fast_time(values: list[Any], target: pa.TimestampType) -> pa.Array | None:
+def _fast_time(values: list[Any], target: pa.TimestampType, epoch_unit: str = "",
+               bounds: tuple[int, int] = DATETIME64_BOUNDS) -> pa.Array | None:
     array = pa.array(values)
     if pa.types.is_null(array.type):
         return pa.array(values, type=target)
     if pa.types.is_string(array.type):
-        return cast_time_strings(array, target)
+        return cast_time_strings(array, target, bounds)
     if pa.types.is_integer(array.type):
-        if len(array) and pc.max(pc.abs(array)).as_py() > 1e11:   # epoch milliseconds
-            return pc.cast(pc.cast(array, pa.timestamp("ms", tz="UTC")), target, safe=False)
-        return pc.cast(pc.cast(array, pa.timestamp("s", tz="UTC")), target, safe=False)
+        if not len(array) or array.null_count == len(array):
+            return None
+        unit = epoch_unit
+        if not unit:  # the same cut-off as timeparse.epoch_unit, for the whole column or not at all
+            high = pc.max(pc.abs(array)).as_py()
+            low = pc.min(pc.abs(array)).as_py()
+            if (low > EPOCH_MS_CUTOFF) != (high > EPOCH_MS_CUTOFF):
+                return None
+            unit = "ms" if high > EPOCH_MS_CUTOFF else "s"
+        if unit not in SCALE:
+            return None
+        seconds = pc.min_max(array).as_py()
+        scale = SCALE[unit]
+        if not (bounds[0] * scale <= seconds["min"] and seconds["max"] <= bounds[1] * scale):
+            return None
+        return pc.cast(pc.cast(array, pa.timestamp(unit, tz="UTC")), target, safe=False)
     return None
 
 
@@ -314,15 +338,7 @@ def format_check(fmt: str) -> Callable[[Any], bool] | None:
     if fmt == "uuid":
         return lambda v: isinstance(v, str) and bool(UUID_RE.match(v))
     if fmt == "iso_time":
-        def iso(v: Any) -> bool:
-            if not isinstance(v, str):
-                return False
-            try:
-                datetime.fromisoformat(v.replace("Z", "+00:00") if v.endswith(("Z", "z")) else v)
-                return "T" in v or " " in v or len(v) == 10
-            except ValueError:
-                return False
-        return iso
+        return is_iso
     if fmt == "email":
         return lambda v: isinstance(v, str) and bool(EMAIL_RE.match(v))
     if fmt == "ip":
