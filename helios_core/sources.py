@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 SOURCES_TABLE = f"{METADATA_DB}.sources"
 START_POSITIONS = ("TRIM_HORIZON", "LATEST", "AT_TIMESTAMP")
 STATUSES = ("running", "paused", "failed")
+# Where a source's events are ingested: by this Helios process (or `python -m helios_core.ingest`), or by an
+# AWS Lambda function reading the stream through an event source mapping (helios_core.ingest.lambda_handler).
+INGEST_MODES = ("app", "lambda")
 LATEST_CLOCK_GUARD = timedelta(seconds=1)
 
 METADATA_TABLES = [
@@ -120,6 +123,11 @@ class Source:
     def quarantine_table(self) -> str:
         return quarantine_name(self.table)
 
+    @property
+    def mode(self) -> str:
+        """Who ingests this source (one of :data:`INGEST_MODES`); the in-app manager runs only ``app`` sources."""
+        return str(self.options.get("mode") or "app")
+
     def start_anchor(self) -> datetime | None:
         """Where a shard with no checkpoint starts reading, as a time (``AT_TIMESTAMP``); None: TRIM_HORIZON.
 
@@ -150,6 +158,16 @@ class Source:
         data["created_on"] = self.created_on.isoformat()
         return data
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Source":
+        """The inverse of :meth:`to_json` (how a source travels to the Lambda mapping table)."""
+        fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        fields["columns"] = [ColumnSpec.from_json(c) for c in data.get("columns") or []]
+        fields["connection"] = Connection.from_json(data.get("connection"))
+        created = datetime.fromisoformat(str(data.get("created_on") or datetime.now(timezone.utc).isoformat()))
+        fields["created_on"] = created if created.tzinfo else created.replace(tzinfo=timezone.utc)
+        return cls(**fields)
+
 
 @dataclass
 class CreateRequest:
@@ -163,6 +181,7 @@ class CreateRequest:
     # Optional: chosen beforehand (new_source_id()) so that a caller can hand the ingest manager
     # in-memory credentials for the source before the source exists and its consumer starts.
     source_id: str = ""
+    mode: str = "app"             # one of INGEST_MODES
 
 
 def new_source_id() -> str:
@@ -299,6 +318,8 @@ def create_table_and_source(ch: "ClickHouse", req: CreateRequest) -> CreateResul
     source is left behind.
     """
     problems = check_request(ch, req)
+    if req.mode not in INGEST_MODES:
+        problems.append(f"Unknown ingest mode {req.mode!r}: choose one of {', '.join(INGEST_MODES)}.")
     if problems:
         if all("already exists" in p or "already has a source" in p for p in problems):
             raise Conflict(problems[0], "Choose another table name.")
@@ -324,7 +345,8 @@ def create_table_and_source(ch: "ClickHouse", req: CreateRequest) -> CreateResul
             start_timestamp = latest_anchor(created_on)
         source = Source(id=req.source_id or new_source_id(), stream_name=req.stream_name,
                         stream_arn=req.stream_arn, database=opts.database, table=opts.table, columns=columns,
-                        connection=req.connection, table_uuid=table_uuid, options=opts.to_json(),
+                        connection=req.connection, table_uuid=table_uuid,
+                        options={**opts.to_json(), "mode": req.mode},
                         start_position=req.start_position, start_timestamp=start_timestamp, created_on=created_on,
                         status="running")
         _write(ch, source)

@@ -34,10 +34,8 @@ every call while the source looks "running".
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import random
-import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -47,18 +45,14 @@ from typing import Any, Callable
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError
 
 from helios_core.aws import CREDENTIAL_CODES, client_error_code, to_aws_error
-from helios_core.clickhouse import to_query_error
-from helios_core.ddl import QUARANTINE_COLUMN_NAMES
 from helios_core.ingest.batch import MAX_EVENT_BYTES, BatchBuilder, Built, Problem, RawRecord, build_records
 from helios_core.ingest.metrics import SourceMetrics
+from helios_core.ingest.sink import Target, insert_built, insert_quarantine
 from helios_core.ingest.store import Checkpoint, CheckpointStore, seq_int
 from helios_core.sources import Source, latest_anchor
 
 log = logging.getLogger("helios.ingest")
 
-# ClickHouse error codes that mean "this data cannot go in" (bisect), not "ClickHouse is not there" (retry).
-DATA_ERROR_CODES = {6, 26, 27, 32, 38, 41, 53, 69, 70, 72, 117, 131, 190, 321, 349, 376, 377, 441, 469, 675, 676,
-                    691, 1001}
 MIN_CALL_INTERVAL = 0.2       # Kinesis: 5 GetRecords calls per second per shard
 SHARD_REFRESH_SECONDS = 5.0
 THROTTLE_MAX_BACKOFF = 10.0
@@ -129,18 +123,6 @@ class ShardState:
 
 class InsertRejected(Exception):
     pass
-
-
-def _error_code(exc: BaseException) -> int | None:
-    code = getattr(exc, "code", None)
-    if isinstance(code, int):
-        return code
-    match = re.search(r"Code: (\d+)", str(exc))
-    return int(match.group(1)) if match else None
-
-
-def is_data_error(exc: BaseException) -> bool:
-    return _error_code(exc) in DATA_ERROR_CODES
 
 
 class SourceConsumer:
@@ -456,33 +438,10 @@ class SourceConsumer:
         self.metrics.record_batch(inserted, len(problems))
 
     def _insert_table(self, built: Built, token: str) -> tuple[int, list[Problem]]:
-        if built.table is None or built.table.num_rows == 0:
-            return 0, []
-        return self._insert_bisect(built, token, 0, built.table.num_rows)
-
-    def _insert_bisect(self, built: Built, token: str, lo: int, hi: int) -> tuple[int, list[Problem]]:
-        part = built.table.slice(lo, hi - lo)
-        try:
-            self.ch.insert_arrow(self.source.table, part, database=self.source.database,
-                                 settings={"insert_deduplication_token": f"{token}:t:{lo}-{hi}"})
-            return hi - lo, []
-        except Exception as exc:
-            if not is_data_error(exc):
-                raise
-            if hi - lo == 1:
-                origin = built.row_origin(lo)
-                origin.error_type = "rejected_by_clickhouse"
-                origin.message = f"ClickHouse refused the row: {to_query_error(exc).message}"
-                return 0, [origin]
-            mid = (lo + hi) // 2
-            a, pa_ = self._insert_bisect(built, token, lo, mid)
-            b, pb = self._insert_bisect(built, token, mid, hi)
-            return a + b, pa_ + pb
+        return insert_built(self.ch, Target.of_source(self.source), built, token)
 
     def _insert_quarantine(self, shard_id: str, problems: list[Problem], token: str) -> None:
-        if not problems:
-            return
-        insert_quarantine(self.ch, self.source, shard_id, problems, token)
+        insert_quarantine(self.ch, Target.of_source(self.source), shard_id, problems, token)
 
     # ---- errors -----------------------------------------------------------------------------------
 
@@ -495,14 +454,3 @@ class SourceConsumer:
                 raise CredentialsProblem(credentials_message(self.source, getattr(error, "message", str(error))))
 
 
-def insert_quarantine(client: Any, source: Source, shard_id: str, problems: list[Problem], token: str) -> None:
-    now = datetime.now(timezone.utc)
-    rows = []
-    for p in problems:
-        arrival = datetime.fromtimestamp(p.arrival_ms / 1000, tz=timezone.utc)
-        record_id = f"{shard_id}:{p.seq}:{p.sub}" if p.seq else \
-            "row:" + hashlib.sha1(p.raw).hexdigest()[:20]
-        rows.append([now, "kinesis", source.id, source.stream_name, source.stream_name, shard_id, p.seq, p.sub,
-                     p.pkey, arrival, p.error_type, p.message[:4000], p.column, p.raw, record_id])
-    client.insert(source.quarantine_table, rows, column_names=QUARANTINE_COLUMN_NAMES, database=source.database,
-                  settings={"insert_deduplication_token": f"{token}:q"})
