@@ -177,3 +177,90 @@ def test_the_in_app_manager_leaves_lambda_sources_alone(ch, mappings, lambda_str
         assert source.id not in manager.consumers
     finally:
         manager.shutdown()
+
+
+# ---- deploying: moto's Lambda, IAM, DynamoDB and Secrets Manager (moto creates, never runs, functions) ----
+
+def test_deploy_creates_mapping_secret_role_function_and_event_source_mapping(ch, aws_conn, lambda_stream):
+    import json
+
+    from helios_core import serverless
+
+    data, _ = payloads(3, seed=25)
+    arn, _event = lambda_stream(data, shards=1)
+    table = f"helios-sources-{uuid.uuid4().hex[:6]}"
+    store = MappingStore(aws_conn.session().resource("dynamodb", endpoint_url=aws_conn.endpoint_url), table)
+    source = lambda_source(ch, MappingStoreStub(), arn, arn.rsplit("/", 1)[1])
+    url = "https://writer:s3cret-pass@clickhouse.example.com:8443/default"
+    options = serverless.LambdaOptions(batch_size=250, batching_window_s=2, parallelization_factor=3,
+                                       starting_position="LATEST", mapping_table=table)
+    code = serverless.package_bytes(with_requirements=False)
+    done = serverless.deploy(aws_conn, source, url, options, code=code)
+
+    assert [s.id for s in store.sources_for(arn)] == [source.id]
+    lam = aws_conn.client("lambda")
+    fn = lam.get_function(FunctionName=done.names["function"])["Configuration"]
+    assert fn["Handler"] == serverless.HANDLER and fn["Role"] == done.role_arn
+    env = fn["Environment"]["Variables"]
+    assert env == {"HELIOS_CLICKHOUSE_SECRET_ARN": done.secret_arn, "HELIOS_MAPPING_TABLE": table}
+    assert "s3cret-pass" not in json.dumps(fn), "the ClickHouse password never sits in the function's settings"
+    secret = aws_conn.client("secretsmanager").get_secret_value(SecretId=done.secret_arn)["SecretString"]
+    assert json.loads(secret) == {"url": url}
+    esm = lam.get_event_source_mapping(UUID=done.mapping_uuid)
+    assert esm["EventSourceArn"] == arn and esm["BatchSize"] == 250
+    assert esm["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert esm["ParallelizationFactor"] == 3 and esm["BisectBatchOnFunctionError"] is True
+    policy = aws_conn.client("iam").get_role_policy(RoleName=done.names["role"], PolicyName="helios-ingest")
+    resources = json.dumps(policy["PolicyDocument"])
+    assert arn in resources and done.secret_arn in resources
+    # Deploying again updates in place: still one mapping.
+    again = serverless.deploy(aws_conn, source, url, options, code=code)
+    assert again.mapping_uuid == done.mapping_uuid
+    assert serverless.status(aws_conn, source).state
+
+
+class MappingStoreStub:
+    """Only for creating the source before deploy() writes the real mapping item."""
+
+    def put(self, source):
+        return None
+
+
+def test_the_package_holds_the_handler(tmp_path):
+    import zipfile
+
+    from helios_core import serverless
+
+    path = serverless.package(tmp_path / "fn.zip", with_requirements=False)
+    names = zipfile.ZipFile(path).namelist()
+    assert "helios_core/ingest/lambda_handler.py" in names and "helios_core/ingest/sink.py" in names
+
+
+def test_cloudformation_template_names_every_resource_and_no_secret(ch):
+    import json
+
+    from helios_core import serverless
+
+    source = sources.Source(id="abc123", stream_name="s", stream_arn="arn:aws:kinesis:eu-west-1:1:stream/s",
+                            database="d", table="t", columns=activity_columns(), options={"mode": "lambda"})
+    template = serverless.cloudformation_template(source, serverless.LambdaOptions(batch_size=100))
+    kinds = {r["Type"] for r in template["Resources"].values()}
+    assert kinds == {"AWS::DynamoDB::Table", "AWS::SecretsManager::Secret", "AWS::IAM::Role",
+                     "AWS::Lambda::Function", "AWS::Lambda::EventSourceMapping"}
+    assert template["Parameters"]["ClickHouseUrl"]["NoEcho"] is True
+    esm = template["Resources"]["EventSourceMapping"]["Properties"]
+    assert esm["BatchSize"] == 100 and esm["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert template["Metadata"]["HeliosMappingItem"]["source_id"] == "abc123"
+    json.dumps(template)
+
+
+def test_bad_lambda_settings_and_an_embedded_url_are_refused(aws_conn):
+    from helios_core import serverless
+    from helios_core.errors import ValidationError
+
+    with pytest.raises(ValidationError) as bad:
+        serverless.LambdaOptions(batch_size=0, parallelization_factor=11, starting_position="SOMEWHERE").check()
+    assert len(bad.value.problems) == 3
+    source = sources.Source(id="x", stream_name="s", stream_arn="arn", database="d", table="t", columns=[])
+    with pytest.raises(ValidationError, match="HTTP"):
+        serverless.deploy(aws_conn, source, "chdb:///tmp/x", code=b"")
