@@ -264,3 +264,32 @@ def test_bad_lambda_settings_and_an_embedded_url_are_refused(aws_conn):
     source = sources.Source(id="x", stream_name="s", stream_arn="arn", database="d", table="t", columns=[])
     with pytest.raises(ValidationError, match="HTTP"):
         serverless.deploy(aws_conn, source, "chdb:///tmp/x", code=b"")
+
+
+# ---- the command line ----
+
+def test_cli_create_table_in_lambda_mode(capsys, ch, tmp_path):
+    import json
+
+    from helios_core.cli import EXIT_INVALID, main
+    from helios_core.clickhouse import table_exists
+
+    schema = tmp_path / "cols.json"
+    schema.write_text(json.dumps([c.to_json() for c in activity_columns()]))
+    table = f"t_{uuid.uuid4().hex[:8]}"
+    base = ["create-table", "--stream", "clicks", "--database", "lambda_cli", "--table", table, "--schema",
+            str(schema), "--order-by", "event_type,timestamp", "--stream-arn",
+            "arn:aws:kinesis:eu-west-1:123456789012:stream/clicks", "--mode", "lambda"]
+    # Deploying needs a ClickHouse server AWS can reach: refused before anything is created.
+    assert main(base) == EXIT_INVALID
+    out = json.loads(capsys.readouterr().out)
+    assert "server" in out["error"] and not table_exists(ch, "lambda_cli", table)
+    # The template needs nothing from AWS; the source is recorded as a Lambda source.
+    assert main(base + ["--template", "--batch-size", "100"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["success"] and table_exists(ch, "lambda_cli", table)
+    props = out["cloudFormation"]["Resources"]["EventSourceMapping"]["Properties"]
+    assert props["BatchSize"] == 100
+    assert sources.get_source(ch, out["sourceId"]).mode == "lambda"
+    assert main(["lambda", "template", out["sourceId"]]) == 0
+    assert "Resources" in json.loads(capsys.readouterr().out)["cloudFormation"]

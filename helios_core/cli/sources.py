@@ -12,13 +12,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+from helios_core.cli.serverless import add_lambda_args, run_for_source, server_url
 from helios_core.cli.streams import _aws_args, _connection
 from helios_core.clickhouse import get_clickhouse
 from helios_core.ddl import (ENGINES, PARTITION_FUNCTIONS, TTL_UNITS, PartitionSpec, TableOptions, TtlSpec,
                              database_exists)
 from helios_core.errors import ValidationError
 from helios_core.schema import ColumnSpec
-from helios_core.sources import (START_POSITIONS, Connection, CreateRequest, create_table_and_source, delete_source,
+from helios_core.sources import (INGEST_MODES, START_POSITIONS, Connection, CreateRequest, create_table_and_source, delete_source,
                                  get_source, pause_source, resume_source, sources_seed_shape, update_rules)
 
 
@@ -85,10 +86,15 @@ def _create_table(args: argparse.Namespace) -> dict[str, Any]:
             from helios_core.aws import describe_stream
             arn = describe_stream(conn, args.stream).arn or ""
         connection = Connection.from_aws(conn)
+    if args.mode == "lambda" and not args.template:
+        server_url()  # refuse before anything is created when AWS could not reach this ClickHouse
     request = CreateRequest(stream_name=args.stream, stream_arn=arn, columns=columns, options=options,
                             connection=connection, start_position=args.start_position,
-                            start_timestamp=args.start_timestamp or "")
-    return create_table_and_source(ch, request).seed_shape()
+                            start_timestamp=args.start_timestamp or "", mode=args.mode)
+    result = create_table_and_source(ch, request).seed_shape()
+    if args.mode == "lambda":
+        result.update(run_for_source(args, get_source(ch, result["sourceId"])))
+    return result
 
 
 def _rules(args: argparse.Namespace) -> dict[str, Any]:
@@ -116,6 +122,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--start-position", choices=START_POSITIONS, default="TRIM_HORIZON")
     p.add_argument("--start-timestamp", help="ISO time for AT_TIMESTAMP")
     p.add_argument("--stream-arn", help="skip looking the stream up in AWS and use this ARN")
+    p.add_argument("--mode", choices=INGEST_MODES, default="app",
+                   help="who ingests: this Helios (app, default) or an AWS Lambda function deployed now (lambda)")
+    add_lambda_args(p)
     _aws_args(p)
     p.set_defaults(handler=_create_table)
 
