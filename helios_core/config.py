@@ -26,6 +26,7 @@ class Settings:
     query_timeout_s: int = 30
     max_result_rows: int = 10_000
     reader_pool_size: int = 4
+    clickhouse_cluster: str | None = None  # a server's cluster: Helios's own tables are created ON CLUSTER
 
     @property
     def embedded(self) -> bool:
@@ -105,6 +106,7 @@ def load_settings(env: Mapping[str, str] | None = None, cwd: Path | None = None,
         data_dir=data_dir.resolve(),
         clickhouse_url=url,
         aws_endpoint_url=pick("HELIOS_AWS_ENDPOINT_URL", "aws_endpoint_url") or None,
+        clickhouse_cluster=pick("HELIOS_CLICKHOUSE_CLUSTER", "clickhouse_cluster") or None,
         aws_region=pick("AWS_DEFAULT_REGION", "aws_region") or pick("AWS_REGION", "aws_region") or "us-east-1",
     )
     overrides: dict[str, int] = {}

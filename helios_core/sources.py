@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 from helios_core.ddl import (TableOptions, check_columns, create_database_sql, create_quarantine_sql,
                              create_table_sql, database_exists, default_literal_problem, normalize_type,
                              quarantine_name, validate_table)
+from helios_core import cluster
+from helios_core.cluster import ClusterSpec
 from helios_core.errors import Conflict, HeliosError, NotFound, ValidationError
 from helios_core.identifiers import qualified, quote_ident
 from helios_core.ingest.store import delete_checkpoints
@@ -288,10 +290,21 @@ def check_request(ch: "ClickHouse", req: CreateRequest) -> list[str]:
     return problems
 
 
+def ddl_statements(options: TableOptions, columns: list[ColumnSpec]) -> tuple[list[str], list[str]]:
+    """The statements that create the table and its quarantine table (several each on a cluster)."""
+    table_sql = create_table_sql(options, columns)
+    quarantine_sql = create_quarantine_sql(options.database, options.table, options.dedup_window)
+    if not options.cluster:
+        return [table_sql], [quarantine_sql]
+    spec = ClusterSpec(options.cluster, options.distributed)
+    return (cluster.table_statements(table_sql, spec, options.database, options.table),
+            cluster.table_statements(quarantine_sql, spec, options.database, options.quarantine_table))
+
+
 def preview_ddl(options: TableOptions, columns: list[ColumnSpec]) -> tuple[str, str]:
     """The CREATE TABLE statements (table, quarantine) a request would run."""
-    return (create_table_sql(options, columns),
-            create_quarantine_sql(options.database, options.table, options.dedup_window))
+    table, quarantine = ddl_statements(options, columns)
+    return ";\n\n".join(table), ";\n\n".join(quarantine)
 
 
 def _table_uuid(ch: "ClickHouse", database: str, table: str) -> str:
@@ -328,16 +341,18 @@ def create_table_and_source(ch: "ClickHouse", req: CreateRequest) -> CreateResul
     opts = req.options
     columns = _normalized(req.columns)
     table_sql, quarantine_sql = preview_ddl(opts, columns)
+    table_statements, quarantine_statements = ddl_statements(opts, columns)
+    spec = ClusterSpec(opts.cluster, opts.distributed) if opts.cluster else None
     created: list[str] = []  # what to undo, in reverse order
     made_database = False
     try:
         if not database_exists(ch, opts.database):
-            ch.execute(create_database_sql(opts.database))
+            ch.execute(cluster.database_sql(opts.database, spec) if spec else create_database_sql(opts.database))
             made_database = True
-        _run_create(ch, table_sql, opts.database, opts.table)
-        created.append(opts.table)
-        _run_create(ch, quarantine_sql, opts.database, opts.quarantine_table)
-        created.append(opts.quarantine_table)
+        for name, statements in ((opts.table, table_statements), (opts.quarantine_table, quarantine_statements)):
+            created.append(name)
+            for sql in statements:
+                _run_create(ch, sql, opts.database, name)
         table_uuid = _table_uuid(ch, opts.database, opts.table)
         created_on = datetime.now(timezone.utc)
         start_timestamp = req.start_timestamp or ""
@@ -351,7 +366,7 @@ def create_table_and_source(ch: "ClickHouse", req: CreateRequest) -> CreateResul
                         status="running")
         _write(ch, source)
     except BaseException:
-        _undo(ch, opts.database, created, made_database)
+        _undo(ch, opts.database, created, made_database, spec)
         raise
     return CreateResult(success=True, create_table_query=table_sql, quarantine_table_query=quarantine_sql,
                         message=f"Table {opts.database}.{opts.table} and its quarantine table created; source "
@@ -369,12 +384,16 @@ def _run_create(ch: "ClickHouse", sql: str, database: str, table: str) -> None:
         raise
 
 
-def _undo(ch: "ClickHouse", database: str, tables: list[str], drop_database: bool) -> None:
+def _undo(ch: "ClickHouse", database: str, tables: list[str], drop_database: bool,
+          spec: ClusterSpec | None = None) -> None:
     for table in reversed(tables):
-        try:
-            ch.execute(f"DROP TABLE IF EXISTS {qualified(database, table)} SYNC")
-        except HeliosError:
-            pass
+        drops = cluster.drop_statements(database, table, spec) if spec else \
+            [f"DROP TABLE IF EXISTS {qualified(database, table)} SYNC"]
+        for sql in drops:
+            try:
+                ch.execute(sql)
+            except HeliosError:
+                pass
     if drop_database:
         try:
             rows = ch.internal_query("SELECT count() AS n FROM system.tables WHERE database = {d:String}",

@@ -79,7 +79,8 @@ def _create_table(args: argparse.Namespace) -> dict[str, Any]:
     ch = get_clickhouse()
     options = TableOptions(database=args.database, table=args.table, order_by=order_by, engine=args.engine,
                            version_column=args.version_column or "", partition=partition, ttl=_ttl(args.ttl),
-                           create_database=not database_exists(ch, args.database))
+                           create_database=not database_exists(ch, args.database), cluster=args.cluster or "",
+                           distributed=args.distributed)
     with _connection(args) as conn:
         arn = args.stream_arn
         if not arn:
@@ -122,6 +123,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--start-position", choices=START_POSITIONS, default="TRIM_HORIZON")
     p.add_argument("--start-timestamp", help="ISO time for AT_TIMESTAMP")
     p.add_argument("--stream-arn", help="skip looking the stream up in AWS and use this ARN")
+    p.add_argument("--cluster", help="create the tables ON CLUSTER with replicated engines (a ClickHouse server)")
+    p.add_argument("--distributed", action="store_true",
+                   help="with --cluster: TABLE is a Distributed table over TABLE_local on every shard")
     p.add_argument("--mode", choices=INGEST_MODES, default="app",
                    help="who ingests: this Helios (app, default) or an AWS Lambda function deployed now (lambda)")
     add_lambda_args(p)

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
 from helios_core.clickhouse import to_query_error
+from helios_core.cluster import DISTRIBUTED_INSERT_SETTINGS
 from helios_core.ddl import QUARANTINE_COLUMN_NAMES
 from helios_core.ingest.batch import Built, Problem
 
@@ -46,10 +47,13 @@ class Target:
     source_id: str = ""
     stream_name: str = ""
     origin_kind: str = "kinesis"
+    insert_settings: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def of_source(cls, source: Any) -> "Target":
-        return cls(source.database, source.table, source.quarantine_table, source.id, source.stream_name)
+        extra = DISTRIBUTED_INSERT_SETTINGS if source.options.get("distributed") else {}
+        return cls(source.database, source.table, source.quarantine_table, source.id, source.stream_name,
+                   insert_settings=dict(extra))
 
 
 def insert_built(client: Any, target: Target, built: Built, token: str) -> tuple[int, list[Problem]]:
@@ -67,7 +71,8 @@ def _insert_bisect(client: Any, target: Target, built: Built, token: str, lo: in
     part = built.table.slice(lo, hi - lo)
     try:
         client.insert_arrow(target.table, part, database=target.database,
-                            settings={"insert_deduplication_token": f"{token}:t:{lo}-{hi}"})
+                            settings={**target.insert_settings,
+                                      "insert_deduplication_token": f"{token}:t:{lo}-{hi}"})
         return hi - lo, []
     except Exception as exc:
         if not is_data_error(exc):
@@ -95,7 +100,7 @@ def insert_quarantine(client: Any, target: Target, shard_id: str, problems: list
         rows.append([now, target.origin_kind, target.source_id, target.stream_name, target.stream_name, shard_id,
                      p.seq, p.sub, p.pkey, arrival, p.error_type, p.message[:4000], p.column, p.raw, record_id])
     client.insert(target.quarantine_table, rows, column_names=QUARANTINE_COLUMN_NAMES, database=target.database,
-                  settings={"insert_deduplication_token": f"{token}:q"})
+                  settings={**target.insert_settings, "insert_deduplication_token": f"{token}:q"})
 
 
 def write_built(client: Any, target: Target, shard_id: str, built: Built, token: str) -> tuple[int, int]:
