@@ -34,9 +34,10 @@ if TYPE_CHECKING:
 SOURCES_TABLE = f"{METADATA_DB}.sources"
 START_POSITIONS = ("TRIM_HORIZON", "LATEST", "AT_TIMESTAMP")
 STATUSES = ("running", "paused", "failed")
-# Where a source's events are ingested: by this Helios process (or `python -m helios_core.ingest`), or by an
+# Where a source's events are ingested: by this Helios process (or `python -m helios_core.ingest`), by headless
+# workers sharing the shards through DynamoDB leases (`python -m helios_core.ingest --worker-id ID`), or by an
 # AWS Lambda function reading the stream through an event source mapping (helios_core.ingest.lambda_handler).
-INGEST_MODES = ("app", "lambda")
+INGEST_MODES = ("app", "workers", "lambda")
 LATEST_CLOCK_GUARD = timedelta(seconds=1)
 
 METADATA_TABLES = [

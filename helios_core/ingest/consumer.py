@@ -46,6 +46,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, 
 
 from helios_core.aws import CREDENTIAL_CODES, client_error_code, to_aws_error
 from helios_core.ingest.batch import MAX_EVENT_BYTES, BatchBuilder, Built, Problem, RawRecord, build_records
+from helios_core.ingest.leases import LeaseLost
 from helios_core.ingest.metrics import SourceMetrics
 from helios_core.ingest.sink import Target, insert_built, insert_quarantine
 from helios_core.ingest.store import Checkpoint, CheckpointStore, seq_int
@@ -119,6 +120,7 @@ class ShardState:
     recover_to: str = ""                   # rebuild the pending batch up to here first
     millis_behind: int = 0
     empty_polls: int = 0
+    leased: bool = False                   # headless workers: this worker holds the shard's lease
 
 
 class InsertRejected(Exception):
@@ -132,7 +134,9 @@ class SourceConsumer:
                  kinesis_client_factory: Callable[[], Any], config: IngestConfig | None = None,
                  metrics: SourceMetrics | None = None,
                  crash_hook: Callable[[str], None] | None = None,
-                 on_fatal: Callable[[str], None] | None = None) -> None:
+                 on_fatal: Callable[[str], None] | None = None,
+                 store_factory: Callable[[Any], Any] | None = None,
+                 shard_filter: Callable[[str], bool] | None = None) -> None:
         self.source = source
         self.new_ch = clickhouse_client_factory
         self.new_kinesis = kinesis_client_factory
@@ -146,6 +150,10 @@ class SourceConsumer:
         self.crashed = False
         self._last_refresh = 0.0
         self._credential_failures = 0
+        # Headless workers: checkpoints live in the shard leases, and only leased shards are read
+        # (helios_core.ingest.leases); the in-app consumer reads every shard, checkpoints in ClickHouse.
+        self.store_factory = store_factory
+        self.shard_filter = shard_filter
 
     # ---- lifecycle --------------------------------------------------------------------------------
 
@@ -172,7 +180,7 @@ class SourceConsumer:
         try:
             self.ch = self.new_ch()
             self.kinesis = self.new_kinesis()
-            self.store = CheckpointStore(self.ch, self.source.id)
+            self.store = self.store_factory(self.ch) if self.store_factory else CheckpointStore(self.ch, self.source.id)
             self.builders: dict[str, BatchBuilder] = {}
             self._loop()
             self._flush_all()  # a clean stop: nothing buffered is left behind
@@ -208,6 +216,8 @@ class SourceConsumer:
             for state in list(self.shards.values()):
                 if self.stop_event.is_set():
                     break
+                if not self._leased(state):
+                    continue
                 if state.checkpoint.finished or not self._parents_done(state):
                     continue
                 if time.monotonic() >= state.next_call:
@@ -268,7 +278,30 @@ class SourceConsumer:
             state.ending_seq = rng.get("EndingSequenceNumber", "") or ""
         return True
 
+    def _leased(self, state: ShardState) -> bool:
+        """Without leases every shard is ours. With them: start a newly leased shard from its lease's
+        checkpoint, and drop what was read (uncommitted) from a shard whose lease is gone."""
+        if self.shard_filter is None:
+            return True
+        held = self.shard_filter(state.shard_id)
+        if held and not state.leased:
+            cp = self.store.load_one(state.shard_id) or Checkpoint(state.shard_id)
+            fresh = ShardState(state.shard_id, state.parents, ending_seq=state.ending_seq,
+                               starting_seq=state.starting_seq, checkpoint=cp, last_seen=cp.committed_seq,
+                               recover_to=cp.pending_seq if cp.has_pending else "", leased=True)
+            state.__dict__.update(fresh.__dict__)  # the loop holds this object: renew it in place
+        elif not held and state.leased:
+            self._drop_lease(state)
+        return held
+
+    def _drop_lease(self, state: ShardState) -> None:
+        state.leased = False
+        state.buffer, state.iterator, state.recover_to = [], None, ""
+        self.metrics.count("leases_lost")
+
     def _parents_done(self, state: ShardState) -> bool:
+        if self.shard_filter is not None:
+            return True  # leases: a child's lease is granted only once its parents' leases are finished
         for parent in state.parents:
             p = self.shards.get(parent)
             if p is not None and not p.checkpoint.finished:
@@ -371,7 +404,12 @@ class SourceConsumer:
             ended = ended or reached or empty_range or past_anchor
         if ended:
             state.checkpoint.finished = True
-            self.store.save(state.checkpoint)
+            try:
+                self.store.save(state.checkpoint)
+            except LeaseLost:
+                state.checkpoint.finished = False
+                self._drop_lease(state)
+                return
             self._last_refresh = 0.0  # look for its children now
 
     # ---- flushing ---------------------------------------------------------------------------------
@@ -392,6 +430,9 @@ class SourceConsumer:
                 return
             except SimulatedCrash:
                 raise
+            except LeaseLost:
+                self._drop_lease(state)  # the new owner replays the batch in flight, with the same token
+                return
             except Exception as exc:
                 self.metrics.record_error(f"ClickHouse insert failed, retrying (checkpoint not moved): {exc}")
                 if self.stop_event.is_set():

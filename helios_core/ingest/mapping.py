@@ -59,6 +59,20 @@ class MappingStore:
                 if item.get("status", "running") == "running"]
 
 
+def all_sources(store: MappingStore, mode: str | None = None) -> list[Source]:
+    """Every running source in the mapping table (of one ingest mode when given)."""
+    items: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"ConsistentRead": True}
+    while True:
+        page = store.table.scan(**kwargs)
+        items.extend(page.get("Items", []))
+        if "LastEvaluatedKey" not in page:
+            break
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    found = [Source.from_json(json.loads(i["definition"])) for i in items if i.get("status", "running") == "running"]
+    return [s for s in found if mode is None or s.mode == mode]
+
+
 def mapping_item(source: Source) -> dict[str, Any]:
     """The DynamoDB item for a source (also printed for users who deploy through their own pipeline)."""
     return {"stream_arn": source.stream_arn, "source_id": source.id, "table": f"{source.database}.{source.table}",
