@@ -18,6 +18,7 @@ from helios_core.clickhouse import get_clickhouse
 from helios_core.ddl import (ENGINES, PARTITION_FUNCTIONS, TTL_UNITS, PartitionSpec, TableOptions, TtlSpec,
                              database_exists)
 from helios_core.errors import ValidationError
+from helios_core.ingest.mapping import publish
 from helios_core.schema import ColumnSpec
 from helios_core.sources import (INGEST_MODES, START_POSITIONS, Connection, CreateRequest, create_table_and_source, delete_source,
                                  get_source, pause_source, resume_source, sources_seed_shape, update_rules)
@@ -95,6 +96,10 @@ def _create_table(args: argparse.Namespace) -> dict[str, Any]:
     result = create_table_and_source(ch, request).seed_shape()
     if args.mode == "lambda":
         result.update(run_for_source(args, get_source(ch, result["sourceId"])))
+    elif args.mode == "workers":
+        with _connection(args) as conn:
+            publish(conn, get_source(ch, result["sourceId"]), args.mapping_table)
+        result["mappingTable"] = args.mapping_table
     return result
 
 
@@ -127,7 +132,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--distributed", action="store_true",
                    help="with --cluster: TABLE is a Distributed table over TABLE_local on every shard")
     p.add_argument("--mode", choices=INGEST_MODES, default="app",
-                   help="who ingests: this Helios (app, default) or an AWS Lambda function deployed now (lambda)")
+                   help="who ingests: this Helios (app, default), headless workers sharing the shards "
+                        "(workers: `python -m helios_core.ingest --worker-id ID`), or an AWS Lambda function "
+                        "deployed now (lambda)")
     add_lambda_args(p)
     _aws_args(p)
     p.set_defaults(handler=_create_table)

@@ -59,6 +59,16 @@ class MappingStore:
                 if item.get("status", "running") == "running"]
 
 
+def publish(conn: Any, source: Source, table_name: str = MappingStore.DEFAULT_TABLE) -> dict[str, Any]:
+    """Put a source's definition where workers (and Lambda) read it, creating the table when missing."""
+    from helios_core.aws import aws_errors
+
+    with aws_errors("dynamodb:PutItem", conn):
+        store = MappingStore(conn.session().resource("dynamodb", endpoint_url=conn.endpoint_url), table_name)
+        store.ensure_table()
+        return store.put(source)
+
+
 def all_sources(store: MappingStore, mode: str | None = None) -> list[Source]:
     """Every running source in the mapping table (of one ingest mode when given)."""
     items: list[dict[str, Any]] = []
