@@ -36,6 +36,7 @@ class Settings:
     azure_account_name: str | None = None
     azure_account_key: str | None = field(default=None, repr=False)
     azure_container: str | None = None
+    clickhouse_cluster: str | None = None  # a server's cluster: Helios's own tables are created ON CLUSTER
 
     @property
     def embedded(self) -> bool:
@@ -138,6 +139,7 @@ def load_settings(env: Mapping[str, str] | None = None, cwd: Path | None = None,
         data_dir=data_dir.resolve(),
         clickhouse_url=url,
         aws_endpoint_url=pick("HELIOS_AWS_ENDPOINT_URL", "aws_endpoint_url") or None,
+        clickhouse_cluster=pick("HELIOS_CLICKHOUSE_CLUSTER", "clickhouse_cluster") or None,
         aws_region=pick("AWS_DEFAULT_REGION", "aws_region") or pick("AWS_REGION", "aws_region") or "us-east-1",
         gcs_bucket=pick("HELIOS_GCS_BUCKET", "gcs_bucket") or None,
         gcs_endpoint_url=pick("HELIOS_GCS_ENDPOINT_URL", "gcs_endpoint_url") or None,

@@ -367,6 +367,8 @@ class TableOptions:
     ttl: TtlSpec | None = None
     create_database: bool = False           # the database is new
     dedup_window: int = DEDUP_WINDOW
+    cluster: str = ""                       # ON CLUSTER with replicated engines (helios_core.cluster)
+    distributed: bool = False               # with a cluster: a Distributed table over <table>_local
 
     @property
     def quarantine_table(self) -> str:
@@ -517,6 +519,10 @@ def check_options(options: TableOptions, columns: list[ColumnSpec]) -> list[str]
             problems.append("The TTL amount must be a whole number between 1 and 100000.")
     if not isinstance(options.dedup_window, int) or options.dedup_window <= 0:
         problems.append("The deduplication window must be a positive whole number.")
+    if options.cluster:
+        problems += check_identifier(options.cluster, "cluster")
+    elif options.distributed:
+        problems.append("A Distributed table needs a cluster name.")
     return problems
 
 

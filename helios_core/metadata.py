@@ -44,7 +44,11 @@ def next_version() -> int:
 
 
 def ensure_metadata(ch: "ClickHouse") -> None:
-    ch.execute(f"CREATE DATABASE IF NOT EXISTS {METADATA_DB}")
+    from helios_core.cluster import ClusterSpec, database_sql, replicated
+
+    name = getattr(ch.settings, "clickhouse_cluster", None)
+    spec = ClusterSpec(name) if name else None  # every replica keeps a full copy of Helios's records
+    ch.execute(database_sql(METADATA_DB, spec) if spec else f"CREATE DATABASE IF NOT EXISTS {METADATA_DB}")
     for name in _RECORD_MODULES:
         try:
             module = importlib.import_module(name)
@@ -53,4 +57,4 @@ def ensure_metadata(ch: "ClickHouse") -> None:
                 continue  # that concern is not built yet
             raise
         for ddl in getattr(module, "METADATA_TABLES", ()):
-            ch.execute(ddl)
+            ch.execute(replicated(ddl, spec) if spec else ddl)

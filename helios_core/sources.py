@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 from helios_core.ddl import (TableOptions, check_columns, create_database_sql, create_quarantine_sql,
                              create_table_sql, database_exists, default_literal_problem, normalize_type,
                              quarantine_name, sorting_key, validate_table)
+from helios_core import cluster
+from helios_core.cluster import ClusterSpec
 from helios_core.errors import Conflict, HeliosError, NotFound, ValidationError
 from helios_core.identifiers import qualified, quote_ident
 from helios_core.ingest.store import delete_checkpoints
@@ -33,6 +35,10 @@ if TYPE_CHECKING:
 SOURCES_TABLE = f"{METADATA_DB}.sources"
 START_POSITIONS = ("TRIM_HORIZON", "LATEST", "AT_TIMESTAMP")
 STATUSES = ("running", "paused", "failed")
+# Where a source's events are ingested: by this Helios process (or `python -m helios_core.ingest`), by headless
+# workers sharing the shards through DynamoDB leases (`python -m helios_core.ingest --worker-id ID`), or by an
+# AWS Lambda function reading the stream through an event source mapping (helios_core.ingest.lambda_handler).
+INGEST_MODES = ("app", "workers", "lambda")
 LATEST_CLOCK_GUARD = timedelta(seconds=1)
 
 METADATA_TABLES = [
@@ -121,6 +127,11 @@ class Source:
     def quarantine_table(self) -> str:
         return quarantine_name(self.table)
 
+    @property
+    def mode(self) -> str:
+        """Who ingests this source (one of :data:`INGEST_MODES`); the in-app manager runs only ``app`` sources."""
+        return str(self.options.get("mode") or "app")
+
     def start_anchor(self) -> datetime | None:
         """Where a shard with no checkpoint starts reading, as a time (``AT_TIMESTAMP``); None: TRIM_HORIZON.
 
@@ -154,6 +165,16 @@ class Source:
         data["created_on"] = self.created_on.isoformat()
         return data
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Source":
+        """The inverse of :meth:`to_json` (how a source travels to the Lambda mapping table)."""
+        fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        fields["columns"] = [ColumnSpec.from_json(c) for c in data.get("columns") or []]
+        fields["connection"] = Connection.from_json(data.get("connection"))
+        created = datetime.fromisoformat(str(data.get("created_on") or datetime.now(timezone.utc).isoformat()))
+        fields["created_on"] = created if created.tzinfo else created.replace(tzinfo=timezone.utc)
+        return cls(**fields)
+
 
 @dataclass
 class CreateRequest:
@@ -167,6 +188,7 @@ class CreateRequest:
     # Optional: chosen beforehand (new_source_id()) so that a caller can hand the ingest manager
     # in-memory credentials for the source before the source exists and its consumer starts.
     source_id: str = ""
+    mode: str = "app"             # one of INGEST_MODES
 
 
 def new_source_id() -> str:
@@ -276,10 +298,21 @@ def check_request(ch: "ClickHouse", req: CreateRequest) -> list[str]:
     return problems
 
 
+def ddl_statements(options: TableOptions, columns: list[ColumnSpec]) -> tuple[list[str], list[str]]:
+    """The statements that create the table and its quarantine table (several each on a cluster)."""
+    table_sql = create_table_sql(options, columns)
+    quarantine_sql = create_quarantine_sql(options.database, options.table, options.dedup_window)
+    if not options.cluster:
+        return [table_sql], [quarantine_sql]
+    spec = ClusterSpec(options.cluster, options.distributed)
+    return (cluster.table_statements(table_sql, spec, options.database, options.table),
+            cluster.table_statements(quarantine_sql, spec, options.database, options.quarantine_table))
+
+
 def preview_ddl(options: TableOptions, columns: list[ColumnSpec]) -> tuple[str, str]:
     """The CREATE TABLE statements (table, quarantine) a request would run."""
-    return (create_table_sql(options, columns),
-            create_quarantine_sql(options.database, options.table, options.dedup_window))
+    table, quarantine = ddl_statements(options, columns)
+    return ";\n\n".join(table), ";\n\n".join(quarantine)
 
 
 def _table_uuid(ch: "ClickHouse", database: str, table: str) -> str:
@@ -306,6 +339,8 @@ def create_table_and_source(ch: "ClickHouse", req: CreateRequest) -> CreateResul
     source is left behind.
     """
     problems = check_request(ch, req)
+    if req.mode not in INGEST_MODES:
+        problems.append(f"Unknown ingest mode {req.mode!r}: choose one of {', '.join(INGEST_MODES)}.")
     if problems:
         if all("already exists" in p or "already has a source" in p for p in problems):
             raise Conflict(problems[0], "Choose another table name.")
@@ -315,16 +350,18 @@ def create_table_and_source(ch: "ClickHouse", req: CreateRequest) -> CreateResul
     order_by, order_by_note = sorting_key(req.options, columns)
     opts = replace(req.options, order_by=order_by)  # the source records the key the table really has
     table_sql, quarantine_sql = preview_ddl(opts, columns)
+    table_statements, quarantine_statements = ddl_statements(opts, columns)
+    spec = ClusterSpec(opts.cluster, opts.distributed) if opts.cluster else None
     created: list[str] = []  # what to undo, in reverse order
     made_database = False
     try:
         if not database_exists(ch, opts.database):
-            ch.execute(create_database_sql(opts.database))
+            ch.execute(cluster.database_sql(opts.database, spec) if spec else create_database_sql(opts.database))
             made_database = True
-        _run_create(ch, table_sql, opts.database, opts.table)
-        created.append(opts.table)
-        _run_create(ch, quarantine_sql, opts.database, opts.quarantine_table)
-        created.append(opts.quarantine_table)
+        for name, statements in ((opts.table, table_statements), (opts.quarantine_table, quarantine_statements)):
+            created.append(name)
+            for sql in statements:
+                _run_create(ch, sql, opts.database, name)
         table_uuid = _table_uuid(ch, opts.database, opts.table)
         created_on = datetime.now(timezone.utc)
         start_timestamp = req.start_timestamp or ""
@@ -332,12 +369,13 @@ def create_table_and_source(ch: "ClickHouse", req: CreateRequest) -> CreateResul
             start_timestamp = latest_anchor(created_on)
         source = Source(id=req.source_id or new_source_id(), stream_name=req.stream_name,
                         stream_arn=req.stream_arn, database=opts.database, table=opts.table, columns=columns,
-                        connection=req.connection, table_uuid=table_uuid, options=opts.to_json(),
+                        connection=req.connection, table_uuid=table_uuid,
+                        options={**opts.to_json(), "mode": req.mode},
                         start_position=req.start_position, start_timestamp=start_timestamp, created_on=created_on,
                         status="running")
         _write(ch, source)
     except BaseException:
-        _undo(ch, opts.database, created, made_database)
+        _undo(ch, opts.database, created, made_database, spec)
         raise
     return CreateResult(success=True, create_table_query=table_sql, quarantine_table_query=quarantine_sql,
                         message=f"Table {opts.database}.{opts.table} and its quarantine table created; source "
@@ -356,12 +394,16 @@ def _run_create(ch: "ClickHouse", sql: str, database: str, table: str) -> None:
         raise
 
 
-def _undo(ch: "ClickHouse", database: str, tables: list[str], drop_database: bool) -> None:
+def _undo(ch: "ClickHouse", database: str, tables: list[str], drop_database: bool,
+          spec: ClusterSpec | None = None) -> None:
     for table in reversed(tables):
-        try:
-            ch.execute(f"DROP TABLE IF EXISTS {qualified(database, table)} SYNC")
-        except HeliosError:
-            pass
+        drops = cluster.drop_statements(database, table, spec) if spec else \
+            [f"DROP TABLE IF EXISTS {qualified(database, table)} SYNC"]
+        for sql in drops:
+            try:
+                ch.execute(sql)
+            except HeliosError:
+                pass
     if drop_database:
         try:
             rows = ch.internal_query("SELECT count() AS n FROM system.tables WHERE database = {d:String}",

@@ -18,7 +18,7 @@ from typing import Any, Callable
 from helios_core.errors import Conflict, HeliosError, NotFound, ValidationError
 
 EXIT_ERROR, EXIT_INVALID, EXIT_NOT_FOUND, EXIT_CONFLICT = 1, 3, 4, 5
-_COMMAND_MODULES = ("query", "streams", "sources", "ingest", "chat", "reports", "jobs")
+_COMMAND_MODULES = ("query", "streams", "sources", "ingest", "chat", "reports", "jobs", "serverless")
 
 
 def emit(payload: Any) -> None:

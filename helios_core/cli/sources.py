@@ -12,13 +12,15 @@ import json
 from pathlib import Path
 from typing import Any
 
+from helios_core.cli.serverless import add_lambda_args, run_for_source, server_url
 from helios_core.cli.streams import _aws_args, _connection
 from helios_core.clickhouse import get_clickhouse
 from helios_core.ddl import (ENGINES, PARTITION_FUNCTIONS, TTL_UNITS, PartitionSpec, TableOptions, TtlSpec,
                              database_exists)
 from helios_core.errors import ValidationError
+from helios_core.ingest.mapping import publish
 from helios_core.schema import ColumnSpec
-from helios_core.sources import (START_POSITIONS, Connection, CreateRequest, create_table_and_source, delete_source,
+from helios_core.sources import (INGEST_MODES, START_POSITIONS, Connection, CreateRequest, create_table_and_source, delete_source,
                                  get_source, pause_source, resume_source, sources_seed_shape, update_rules)
 
 
@@ -78,17 +80,27 @@ def _create_table(args: argparse.Namespace) -> dict[str, Any]:
     ch = get_clickhouse()
     options = TableOptions(database=args.database, table=args.table, order_by=order_by, engine=args.engine,
                            version_column=args.version_column or "", partition=partition, ttl=_ttl(args.ttl),
-                           create_database=not database_exists(ch, args.database))
+                           create_database=not database_exists(ch, args.database), cluster=args.cluster or "",
+                           distributed=args.distributed)
     with _connection(args) as conn:
         arn = args.stream_arn
         if not arn:
             from helios_core.aws import describe_stream
             arn = describe_stream(conn, args.stream).arn or ""
         connection = Connection.from_aws(conn)
+    if args.mode == "lambda" and not args.template:
+        server_url()  # refuse before anything is created when AWS could not reach this ClickHouse
     request = CreateRequest(stream_name=args.stream, stream_arn=arn, columns=columns, options=options,
                             connection=connection, start_position=args.start_position,
-                            start_timestamp=args.start_timestamp or "")
-    return create_table_and_source(ch, request).seed_shape()
+                            start_timestamp=args.start_timestamp or "", mode=args.mode)
+    result = create_table_and_source(ch, request).seed_shape()
+    if args.mode == "lambda":
+        result.update(run_for_source(args, get_source(ch, result["sourceId"])))
+    elif args.mode == "workers":
+        with _connection(args) as conn:
+            publish(conn, get_source(ch, result["sourceId"]), args.mapping_table)
+        result["mappingTable"] = args.mapping_table
+    return result
 
 
 def _rules(args: argparse.Namespace) -> dict[str, Any]:
@@ -117,6 +129,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--start-position", choices=START_POSITIONS, default="TRIM_HORIZON")
     p.add_argument("--start-timestamp", help="ISO time for AT_TIMESTAMP")
     p.add_argument("--stream-arn", help="skip looking the stream up in AWS and use this ARN")
+    p.add_argument("--cluster", help="create the tables ON CLUSTER with replicated engines (a ClickHouse server)")
+    p.add_argument("--distributed", action="store_true",
+                   help="with --cluster: TABLE is a Distributed table over TABLE_local on every shard")
+    p.add_argument("--mode", choices=INGEST_MODES, default="app",
+                   help="who ingests: this Helios (app, default), headless workers sharing the shards "
+                        "(workers: `python -m helios_core.ingest --worker-id ID`), or an AWS Lambda function "
+                        "deployed now (lambda)")
+    add_lambda_args(p)
     _aws_args(p)
     p.set_defaults(handler=_create_table)
 

@@ -34,10 +34,8 @@ every call while the source looks "running".
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import random
-import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -47,18 +45,15 @@ from typing import Any, Callable
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError
 
 from helios_core.aws import CREDENTIAL_CODES, client_error_code, to_aws_error
-from helios_core.clickhouse import to_query_error
-from helios_core.ddl import QUARANTINE_COLUMN_NAMES
 from helios_core.ingest.batch import MAX_EVENT_BYTES, BatchBuilder, Built, Problem, RawRecord, build_records
+from helios_core.ingest.leases import LeaseLost
 from helios_core.ingest.metrics import SourceMetrics
+from helios_core.ingest.sink import Target, insert_built, insert_quarantine
 from helios_core.ingest.store import Checkpoint, CheckpointStore, seq_int
 from helios_core.sources import Source, latest_anchor
 
 log = logging.getLogger("helios.ingest")
 
-# ClickHouse error codes that mean "this data cannot go in" (bisect), not "ClickHouse is not there" (retry).
-DATA_ERROR_CODES = {6, 26, 27, 32, 38, 41, 53, 69, 70, 72, 117, 131, 190, 321, 349, 376, 377, 441, 469, 675, 676,
-                    691, 1001}
 MIN_CALL_INTERVAL = 0.2       # Kinesis: 5 GetRecords calls per second per shard
 SHARD_REFRESH_SECONDS = 5.0
 THROTTLE_MAX_BACKOFF = 10.0
@@ -125,22 +120,11 @@ class ShardState:
     recover_to: str = ""                   # rebuild the pending batch up to here first
     millis_behind: int = 0
     empty_polls: int = 0
+    leased: bool = False                   # headless workers: this worker holds the shard's lease
 
 
 class InsertRejected(Exception):
     pass
-
-
-def _error_code(exc: BaseException) -> int | None:
-    code = getattr(exc, "code", None)
-    if isinstance(code, int):
-        return code
-    match = re.search(r"Code: (\d+)", str(exc))
-    return int(match.group(1)) if match else None
-
-
-def is_data_error(exc: BaseException) -> bool:
-    return _error_code(exc) in DATA_ERROR_CODES
 
 
 class SourceConsumer:
@@ -150,7 +134,9 @@ class SourceConsumer:
                  kinesis_client_factory: Callable[[], Any], config: IngestConfig | None = None,
                  metrics: SourceMetrics | None = None,
                  crash_hook: Callable[[str], None] | None = None,
-                 on_fatal: Callable[[str], None] | None = None) -> None:
+                 on_fatal: Callable[[str], None] | None = None,
+                 store_factory: Callable[[Any], Any] | None = None,
+                 shard_filter: Callable[[str], bool] | None = None) -> None:
         self.source = source
         self.new_ch = clickhouse_client_factory
         self.new_kinesis = kinesis_client_factory
@@ -164,6 +150,10 @@ class SourceConsumer:
         self.crashed = False
         self._last_refresh = 0.0
         self._credential_failures = 0
+        # Headless workers: checkpoints live in the shard leases, and only leased shards are read
+        # (helios_core.ingest.leases); the in-app consumer reads every shard, checkpoints in ClickHouse.
+        self.store_factory = store_factory
+        self.shard_filter = shard_filter
 
     # ---- lifecycle --------------------------------------------------------------------------------
 
@@ -190,7 +180,7 @@ class SourceConsumer:
         try:
             self.ch = self.new_ch()
             self.kinesis = self.new_kinesis()
-            self.store = CheckpointStore(self.ch, self.source.id)
+            self.store = self.store_factory(self.ch) if self.store_factory else CheckpointStore(self.ch, self.source.id)
             self.builders: dict[str, BatchBuilder] = {}
             self._loop()
             self._flush_all()  # a clean stop: nothing buffered is left behind
@@ -226,6 +216,8 @@ class SourceConsumer:
             for state in list(self.shards.values()):
                 if self.stop_event.is_set():
                     break
+                if not self._leased(state):
+                    continue
                 if state.checkpoint.finished or not self._parents_done(state):
                     continue
                 if time.monotonic() >= state.next_call:
@@ -286,7 +278,30 @@ class SourceConsumer:
             state.ending_seq = rng.get("EndingSequenceNumber", "") or ""
         return True
 
+    def _leased(self, state: ShardState) -> bool:
+        """Without leases every shard is ours. With them: start a newly leased shard from its lease's
+        checkpoint, and drop what was read (uncommitted) from a shard whose lease is gone."""
+        if self.shard_filter is None:
+            return True
+        held = self.shard_filter(state.shard_id)
+        if held and not state.leased:
+            cp = self.store.load_one(state.shard_id) or Checkpoint(state.shard_id)
+            fresh = ShardState(state.shard_id, state.parents, ending_seq=state.ending_seq,
+                               starting_seq=state.starting_seq, checkpoint=cp, last_seen=cp.committed_seq,
+                               recover_to=cp.pending_seq if cp.has_pending else "", leased=True)
+            state.__dict__.update(fresh.__dict__)  # the loop holds this object: renew it in place
+        elif not held and state.leased:
+            self._drop_lease(state)
+        return held
+
+    def _drop_lease(self, state: ShardState) -> None:
+        state.leased = False
+        state.buffer, state.iterator, state.recover_to = [], None, ""
+        self.metrics.count("leases_lost")
+
     def _parents_done(self, state: ShardState) -> bool:
+        if self.shard_filter is not None:
+            return True  # leases: a child's lease is granted only once its parents' leases are finished
         for parent in state.parents:
             p = self.shards.get(parent)
             if p is not None and not p.checkpoint.finished:
@@ -389,7 +404,12 @@ class SourceConsumer:
             ended = ended or reached or empty_range or past_anchor
         if ended:
             state.checkpoint.finished = True
-            self.store.save(state.checkpoint)
+            try:
+                self.store.save(state.checkpoint)
+            except LeaseLost:
+                state.checkpoint.finished = False
+                self._drop_lease(state)
+                return
             self._last_refresh = 0.0  # look for its children now
 
     # ---- flushing ---------------------------------------------------------------------------------
@@ -410,6 +430,9 @@ class SourceConsumer:
                 return
             except SimulatedCrash:
                 raise
+            except LeaseLost:
+                self._drop_lease(state)  # the new owner replays the batch in flight, with the same token
+                return
             except Exception as exc:
                 self.metrics.record_error(f"ClickHouse insert failed, retrying (checkpoint not moved): {exc}")
                 if self.stop_event.is_set():
@@ -456,33 +479,10 @@ class SourceConsumer:
         self.metrics.record_batch(inserted, len(problems))
 
     def _insert_table(self, built: Built, token: str) -> tuple[int, list[Problem]]:
-        if built.table is None or built.table.num_rows == 0:
-            return 0, []
-        return self._insert_bisect(built, token, 0, built.table.num_rows)
-
-    def _insert_bisect(self, built: Built, token: str, lo: int, hi: int) -> tuple[int, list[Problem]]:
-        part = built.table.slice(lo, hi - lo)
-        try:
-            self.ch.insert_arrow(self.source.table, part, database=self.source.database,
-                                 settings={"insert_deduplication_token": f"{token}:t:{lo}-{hi}"})
-            return hi - lo, []
-        except Exception as exc:
-            if not is_data_error(exc):
-                raise
-            if hi - lo == 1:
-                origin = built.row_origin(lo)
-                origin.error_type = "rejected_by_clickhouse"
-                origin.message = f"ClickHouse refused the row: {to_query_error(exc).message}"
-                return 0, [origin]
-            mid = (lo + hi) // 2
-            a, pa_ = self._insert_bisect(built, token, lo, mid)
-            b, pb = self._insert_bisect(built, token, mid, hi)
-            return a + b, pa_ + pb
+        return insert_built(self.ch, Target.of_source(self.source), built, token)
 
     def _insert_quarantine(self, shard_id: str, problems: list[Problem], token: str) -> None:
-        if not problems:
-            return
-        insert_quarantine(self.ch, self.source, shard_id, problems, token)
+        insert_quarantine(self.ch, Target.of_source(self.source), shard_id, problems, token)
 
     # ---- errors -----------------------------------------------------------------------------------
 
@@ -495,14 +495,3 @@ class SourceConsumer:
                 raise CredentialsProblem(credentials_message(self.source, getattr(error, "message", str(error))))
 
 
-def insert_quarantine(client: Any, source: Source, shard_id: str, problems: list[Problem], token: str) -> None:
-    now = datetime.now(timezone.utc)
-    rows = []
-    for p in problems:
-        arrival = datetime.fromtimestamp(p.arrival_ms / 1000, tz=timezone.utc)
-        record_id = f"{shard_id}:{p.seq}:{p.sub}" if p.seq else \
-            "row:" + hashlib.sha1(p.raw).hexdigest()[:20]
-        rows.append([now, "kinesis", source.id, source.stream_name, source.stream_name, shard_id, p.seq, p.sub,
-                     p.pkey, arrival, p.error_type, p.message[:4000], p.column, p.raw, record_id])
-    client.insert(source.quarantine_table, rows, column_names=QUARANTINE_COLUMN_NAMES, database=source.database,
-                  settings={"insert_deduplication_token": f"{token}:q"})

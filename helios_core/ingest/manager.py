@@ -117,12 +117,12 @@ class IngestManager:
         with self._lock:
             for source_id, consumer in list(self.consumers.items()):
                 source = sources.get(source_id)
-                if source is None or source.status != "running":
+                if source is None or source.status != "running" or source.mode != "app":
                     self.stop_source(source_id)
                 elif consumer.source.version != source.version and _rules_changed(consumer.source, source):
                     self.stop_source(source_id)
             for source in sources.values():
-                if source.status != "running":
+                if source.status != "running" or source.mode != "app":  # Lambda sources ingest in AWS
                     continue
                 consumer = self.consumers.get(source.id)
                 if consumer is not None and (consumer.alive or consumer.crashed):

@@ -1,0 +1,198 @@
+"""AWS Lambda: a Kinesis event-source-mapping batch into ClickHouse, through the ingester's own transform.
+
+Per stream shard in the event, for every source mapped to the stream (the DynamoDB
+mapping table, the Helios seed's "mapping added to dynamo"):
+
+1. drop records at or before the shard's committed checkpoint (a retry after another
+   source's failure, or a batch re-sent by Lambda, inserts nothing twice);
+2. if an insert was in flight when the last attempt failed (the checkpoint's intent),
+   rebuild exactly that range first, with the same deduplication token;
+3. write the intent, build the Arrow batch (:func:`~helios_core.ingest.batch.build_records`),
+   insert it and its quarantine rows (:mod:`helios_core.ingest.sink`), move the checkpoint.
+
+Checkpoints are the ingester's own (``helios.ingest_checkpoints`` on the target ClickHouse),
+so the token for a range is the same whichever runner wrote it.
+
+A malformed record never raises: it goes to quarantine with its reason. When ClickHouse
+cannot take a batch, the handler reports the first record it did not store in
+``batchItemFailures`` (the mapping has ``ReportBatchItemFailures``), so Lambda retries
+from there and nothing is reported done that was not stored.
+
+ClickHouse is reached with a URL kept in Secrets Manager (``HELIOS_CLICKHOUSE_SECRET_ARN``),
+never in the function's environment in clear.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from helios_core.ingest.batch import MAX_EVENT_BYTES, BatchBuilder, RawRecord, build_records
+from helios_core.ingest.mapping import MappingStore
+from helios_core.ingest.sink import Target, insert_built, insert_quarantine
+from helios_core.ingest.store import Checkpoint, CheckpointStore, seq_int
+from helios_core.sources import Source
+
+log = logging.getLogger("helios.lambda")
+
+MAPPING_TABLE_ENV = "HELIOS_MAPPING_TABLE"
+SECRET_ENV = "HELIOS_CLICKHOUSE_SECRET_ARN"
+
+
+@dataclass
+class ShardRecords:
+    stream_arn: str
+    shard_id: str
+    records: list[RawRecord] = field(default_factory=list)
+
+
+def shard_of(event_id: str) -> str:
+    """``shardId-000000000001:4959…`` → ``shardId-000000000001``."""
+    return event_id.split(":", 1)[0]
+
+
+def group_records(event: dict[str, Any]) -> list[ShardRecords]:
+    """The event's records per (stream, shard), in the order Lambda gave them."""
+    groups: OrderedDict[tuple[str, str], ShardRecords] = OrderedDict()
+    for item in event.get("Records") or []:
+        kinesis = item.get("kinesis") or {}
+        arn = item.get("eventSourceARN", "")
+        shard = shard_of(item.get("eventID", ""))
+        try:
+            data = base64.b64decode(kinesis.get("data") or "", validate=False)
+        except (ValueError, TypeError):
+            data = str(kinesis.get("data", "")).encode()  # undecodable base64 still goes to quarantine
+        arrival = kinesis.get("approximateArrivalTimestamp") or 0
+        record = RawRecord(data, str(kinesis.get("sequenceNumber", "")), str(kinesis.get("partitionKey", "")),
+                           int(float(arrival) * 1000))
+        groups.setdefault((arn, shard), ShardRecords(arn, shard)).records.append(record)
+    return list(groups.values())
+
+
+@dataclass
+class HandlerEnv:
+    """What one invocation needs: the mapping table and a ClickHouse client (both reused across invocations)."""
+
+    mappings: MappingStore
+    clickhouse: Callable[[], Any]
+    max_event_bytes: int = MAX_EVENT_BYTES
+
+
+def process(event: dict[str, Any], env: HandlerEnv) -> dict[str, Any]:
+    """Store the event's records; the partial-batch response names the first record of each shard not stored."""
+    failures: list[str] = []
+    for group in group_records(event):
+        first_unstored = _store_group(group, env)
+        if first_unstored:
+            failures.append(first_unstored)
+    return {"batchItemFailures": [{"itemIdentifier": seq} for seq in failures]}
+
+
+def _store_group(group: ShardRecords, env: HandlerEnv) -> str:
+    """Every mapped source gets the shard's records; returns the earliest sequence number not stored ("": all)."""
+    try:
+        sources = env.mappings.sources_for(group.stream_arn)
+    except Exception as exc:  # DynamoDB away: nothing is stored, Lambda retries the whole shard batch
+        log.error("reading the mapping for %s failed: %s", group.stream_arn, exc)
+        return group.records[0].sequence_number
+    if not sources:
+        log.error("no Helios source is mapped to %s; the records are kept in the stream", group.stream_arn)
+        return group.records[0].sequence_number
+    earliest = ""
+    for source in sources:
+        unstored = _store_for_source(source, group, env)
+        if unstored and (not earliest or seq_int(unstored) < seq_int(earliest)):
+            earliest = unstored
+    return earliest
+
+
+def _store_for_source(source: Source, group: ShardRecords, env: HandlerEnv) -> str:
+    try:
+        client = env.clickhouse()
+        store = CheckpointStore(client, source.id)
+        cp = store.load().get(group.shard_id) or Checkpoint(group.shard_id)
+    except Exception as exc:
+        log.error("ClickHouse is not reachable for source %s: %s", source.id, exc)
+        return group.records[0].sequence_number
+    todo = [r for r in group.records if seq_int(r.sequence_number) > seq_int(cp.committed_seq)]
+    builder = BatchBuilder(source.columns, group.shard_id)
+    while todo:
+        batch = _next_batch(todo, cp)
+        try:
+            _write(client, store, source, builder, group.shard_id, cp, batch, env.max_event_bytes)
+        except Exception as exc:  # ClickHouse refused to take the batch at all: retry from its first record
+            log.error("source %s shard %s: batch %s..%s not stored: %s", source.id, group.shard_id,
+                      batch[0].sequence_number, batch[-1].sequence_number, exc)
+            return batch[0].sequence_number
+        todo = todo[len(batch):]
+    return ""
+
+
+def _next_batch(todo: list[RawRecord], cp: Checkpoint) -> list[RawRecord]:
+    """The in-flight range first (same records → same token), else everything left."""
+    if cp.has_pending and todo[0].sequence_number == cp.pending_from:
+        limit = seq_int(cp.pending_seq)
+        replay = [r for r in todo if seq_int(r.sequence_number) <= limit]
+        if replay and replay[-1].sequence_number == cp.pending_seq:
+            return replay
+    return todo
+
+
+def _write(client: Any, store: CheckpointStore, source: Source, builder: BatchBuilder, shard_id: str,
+           cp: Checkpoint, batch: list[RawRecord], max_event_bytes: int) -> None:
+    first, last = batch[0].sequence_number, batch[-1].sequence_number
+    cp.pending_from, cp.pending_seq = first, last
+    store.save(cp)
+    token = f"{source.id}:{shard_id}:{first}:{last}"  # the consumer's token for the same range
+    built = build_records(builder, batch, max_event_bytes)
+    target = Target.of_source(source)
+    _, rejected = insert_built(client, target, built, token)
+    insert_quarantine(client, target, shard_id, built.problems + rejected, token)
+    cp.committed_seq = last
+    cp.pending_from = cp.pending_seq = ""
+    store.save(cp)
+
+
+# ---- the Lambda entry point --------------------------------------------------------------------
+
+_env: HandlerEnv | None = None
+
+
+def _clickhouse_url(secret_arn: str) -> str:
+    import boto3
+
+    secret = boto3.client("secretsmanager").get_secret_value(SecretId=secret_arn)["SecretString"]
+    try:
+        return str(json.loads(secret)["url"])
+    except (ValueError, KeyError, TypeError):
+        return secret.strip()
+
+
+def _environment() -> HandlerEnv:
+    global _env
+    if _env is None:
+        import boto3
+        import clickhouse_connect
+
+        client: list[Any] = []
+
+        def clickhouse() -> Any:
+            if not client:
+                client.append(clickhouse_connect.get_client(dsn=_clickhouse_url(os.environ[SECRET_ENV]),
+                                                            autogenerate_session_id=False))
+            return client[0]
+
+        _env = HandlerEnv(MappingStore(boto3.resource("dynamodb"), os.environ.get(MAPPING_TABLE_ENV,
+                                                                                   MappingStore.DEFAULT_TABLE)),
+                          clickhouse)
+    return _env
+
+
+def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    """Lambda's entry point (``helios_core.ingest.lambda_handler.handler``)."""
+    return process(event, _environment())

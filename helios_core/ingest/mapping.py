@@ -1,0 +1,89 @@
+"""The DynamoDB mapping table: which Helios sources a stream feeds, for ingest outside the app (AWS Lambda).
+
+One item per (stream ARN, source): ``stream_arn`` (partition key), ``source_id`` (sort key) and the source's
+definition as JSON (table, columns with their rules, options). The definition carries no secret: a source's
+connection never holds keys, and ClickHouse's URL lives in Secrets Manager.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from helios_core.sources import Source
+
+
+class MappingStore:
+    DEFAULT_TABLE = "helios-sources"
+
+    def __init__(self, dynamodb_resource: Any, table_name: str = DEFAULT_TABLE) -> None:
+        self.resource = dynamodb_resource
+        self.table_name = table_name
+        self.table = dynamodb_resource.Table(table_name)
+
+    def ensure_table(self) -> None:
+        """Create the table (on-demand billing) when it does not exist yet, and wait until it can be used."""
+        client = self.resource.meta.client
+        try:
+            client.describe_table(TableName=self.table_name)
+            return
+        except client.exceptions.ResourceNotFoundException:
+            pass
+        client.create_table(TableName=self.table_name, BillingMode="PAY_PER_REQUEST",
+                            AttributeDefinitions=[{"AttributeName": "stream_arn", "AttributeType": "S"},
+                                                  {"AttributeName": "source_id", "AttributeType": "S"}],
+                            KeySchema=[{"AttributeName": "stream_arn", "KeyType": "HASH"},
+                                       {"AttributeName": "source_id", "KeyType": "RANGE"}])
+        client.get_waiter("table_exists").wait(TableName=self.table_name)
+
+    def put(self, source: Source) -> dict[str, Any]:
+        item = mapping_item(source)
+        self.table.put_item(Item=item)
+        return item
+
+    def delete(self, stream_arn: str, source_id: str) -> None:
+        self.table.delete_item(Key={"stream_arn": stream_arn, "source_id": source_id})
+
+    def sources_for(self, stream_arn: str) -> list[Source]:
+        from boto3.dynamodb.conditions import Key
+
+        items: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {"KeyConditionExpression": Key("stream_arn").eq(stream_arn), "ConsistentRead": True}
+        while True:
+            page = self.table.query(**kwargs)
+            items.extend(page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return [Source.from_json(json.loads(item["definition"])) for item in items
+                if item.get("status", "running") == "running"]
+
+
+def publish(conn: Any, source: Source, table_name: str = MappingStore.DEFAULT_TABLE) -> dict[str, Any]:
+    """Put a source's definition where workers (and Lambda) read it, creating the table when missing."""
+    from helios_core.aws import aws_errors
+
+    with aws_errors("dynamodb:PutItem", conn):
+        store = MappingStore(conn.session().resource("dynamodb", endpoint_url=conn.endpoint_url), table_name)
+        store.ensure_table()
+        return store.put(source)
+
+
+def all_sources(store: MappingStore, mode: str | None = None) -> list[Source]:
+    """Every running source in the mapping table (of one ingest mode when given)."""
+    items: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"ConsistentRead": True}
+    while True:
+        page = store.table.scan(**kwargs)
+        items.extend(page.get("Items", []))
+        if "LastEvaluatedKey" not in page:
+            break
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    found = [Source.from_json(json.loads(i["definition"])) for i in items if i.get("status", "running") == "running"]
+    return [s for s in found if mode is None or s.mode == mode]
+
+
+def mapping_item(source: Source) -> dict[str, Any]:
+    """The DynamoDB item for a source (also printed for users who deploy through their own pipeline)."""
+    return {"stream_arn": source.stream_arn, "source_id": source.id, "table": f"{source.database}.{source.table}",
+            "status": "running", "definition": json.dumps(source.to_json(), default=str)}

@@ -1,0 +1,168 @@
+"""Headless workers sharing shards through DynamoDB leases (moto's DynamoDB and Kinesis, embedded ClickHouse).
+
+The lease rules are tested with a hand-moved clock (deterministic); the workers themselves run as
+threads of this process writing to the session's embedded engine, and wait on conditions.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+
+from helios_core import sources
+from helios_core.ddl import TableOptions
+from helios_core.ingest.consumer import IngestConfig
+from helios_core.ingest.leases import Coordinator, LeaseLost, LeaseTable
+from helios_core.ingest.mapping import MappingStore
+from helios_core.ingest.worker import Worker, WorkerConfig
+from helios_core.sandbox import generate_events
+from helios_core.ingest.store import Checkpoint
+from tests.test_ingest import activity_columns
+
+
+def wait_for(predicate, timeout: float = 120.0, step: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    return predicate()
+
+
+@pytest.fixture
+def dynamodb(aws_conn):
+    return aws_conn.session().resource("dynamodb", endpoint_url=aws_conn.endpoint_url)
+
+
+@pytest.fixture
+def leases(dynamodb):
+    table = LeaseTable(dynamodb, f"helios-leases-{uuid.uuid4().hex[:6]}")
+    table.ensure_table()
+    return table
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def shards(*ids: str, parents: dict[str, list[str]] | None = None):
+    parents = parents or {}
+    return lambda: {"src": [(i, parents.get(i, [])) for i in ids]}
+
+
+def test_two_workers_split_the_shards_and_a_silent_one_is_taken_over(leases):
+    clock = Clock()
+    a = Coordinator(leases, "a", shards("s0", "s1", "s2", "s3"), timeout=10, clock=clock)
+    b = Coordinator(leases, "b", shards("s0", "s1", "s2", "s3"), timeout=10, clock=clock)
+    a.tick()
+    assert len(a.held_keys()) == 4           # alone: everything
+    b.tick()                                  # b sees a alive and steals one (a holds more than its share)
+    a.tick(); b.tick(); a.tick(); b.tick()
+    assert len(a.held_keys()) == 2 and len(b.held_keys()) == 2
+    assert not a.held_keys() & b.held_keys()
+    # a stops renewing: b takes over only after the timeout.
+    clock.now += 5
+    b.tick()
+    assert len(b.held_keys()) == 2
+    clock.now += 6
+    b.tick()
+    assert len(b.held_keys()) == 4
+    # a wakes up: its leases are gone; it fences itself by time too.
+    assert not a.holds("src", "s0") and not any(a.holds("src", s) for s in ("s1", "s2", "s3"))
+    a.tick()   # a, alive again, steals its share back; b learns at its next renewal
+    b.tick()
+    assert not (a.held_keys() & b.held_keys()) and len(a.held_keys() | b.held_keys()) == 4
+
+
+def test_only_the_owner_moves_a_checkpoint(leases):
+    clock = Clock()
+    a = Coordinator(leases, "a", shards("s0"), timeout=10, clock=clock)
+    a.tick()
+    leases.save_checkpoint("src", "a", Checkpoint("s0", committed_seq="5"))
+    with pytest.raises(LeaseLost):
+        leases.save_checkpoint("src", "b", Checkpoint("s0", committed_seq="9"))
+    assert leases.get("src", "s0").committed_seq == "5"
+
+
+def test_children_wait_for_their_parents_to_finish(leases):
+    clock = Clock()
+    tree = shards("p", "c1", "c2", parents={"c1": ["p"], "c2": ["p"]})
+    a = Coordinator(leases, "a", tree, timeout=10, clock=clock)
+    a.tick()
+    assert a.held_keys() == {"src:p"}
+    leases.save_checkpoint("src", "a", Checkpoint("p", committed_seq="7", finished=True))
+    a.tick()
+    assert a.held_keys() >= {"src:c1", "src:c2"}
+
+
+# ---- workers over real streams ----
+
+def workers_source(ch, aws_conn, mappings: MappingStore, stream: str) -> sources.Source:
+    arn = aws_conn.client("kinesis").describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"][
+        "StreamARN"]
+    req = sources.CreateRequest(
+        stream_name=stream, stream_arn=arn, columns=activity_columns(),
+        options=TableOptions(database="workers_test", table=f"t_{uuid.uuid4().hex[:8]}",
+                             order_by=["event_type", "timestamp"], create_database=True),
+        connection=sources.Connection(region="eu-west-1"), mode="workers")
+    source = sources.get_source(ch, sources.create_table_and_source(ch, req).source_id)
+    mappings.put(source)
+    return source
+
+
+def landed(ch, source) -> list[str]:
+    db, t = source.database, source.table
+    rows = ch.internal_query(f"SELECT seq FROM `{db}`.`{t}`")
+    bad = ch.internal_query(f"SELECT sequence_number AS seq FROM `{db}`.`{t}_quarantine`")
+    return [r["seq"] for r in rows + bad]
+
+
+def put(aws_conn, stream: str, n: int, seed: int) -> list[str]:
+    client = aws_conn.client("kinesis")
+    events = generate_events("user_activity", n, seed=seed, bad_ratio=0.05)
+    seqs = []
+    for i in range(0, n, 250):
+        reply = client.put_records(StreamName=stream, Records=[{"Data": e.payload, "PartitionKey": e.partition_key}
+                                                               for e in events[i:i + 250]])
+        seqs += [r["SequenceNumber"] for r in reply["Records"]]
+    return seqs
+
+
+def test_three_workers_ingest_every_event_once_and_survive_one_going_silent(ch, aws_conn, dynamodb, leases,
+                                                                            kinesis_stream):
+    mappings = MappingStore(dynamodb, f"helios-sources-{uuid.uuid4().hex[:6]}")
+    mappings.ensure_table()
+    stream = kinesis_stream(shards=4)
+    source = workers_source(ch, aws_conn, mappings, stream)
+    expected = put(aws_conn, stream, 600, seed=31)
+    config = WorkerConfig(lease_timeout=3.0, sync_seconds=1.0,
+                          ingest=IngestConfig(batch_rows=50, flush_seconds=0.2, idle_sleep=0.02, max_backoff=0.5))
+    workers = [Worker(f"w{i}", lambda: aws_conn.client("kinesis"), ch.new_client, mappings, leases, config).start()
+               for i in range(3)]
+    try:
+        assert wait_for(lambda: len(landed(ch, source)) >= len(expected)), "every event lands"
+        held = wait_for(lambda: [len(w.coordinator.held_keys()) for w in workers]
+                        if sorted(len(w.coordinator.held_keys()) for w in workers) == [1, 1, 2] else None)
+        assert held, "the four shards are spread over the three workers"
+        # One worker goes silent (stops renewing, keeps nothing): its shards move to the others.
+        silent = max(workers, key=lambda w: len(w.coordinator.held_keys()))
+        silent._stop.set()
+        silent.coordinator.stop(release=False)
+        for consumer in silent.consumers.values():
+            consumer.stop()
+        others = [w for w in workers if w is not silent]
+        assert wait_for(lambda: sum(len(w.coordinator.held_keys()) for w in others) == 4), "shards rebalanced"
+        expected += put(aws_conn, stream, 400, seed=32)
+        assert wait_for(lambda: len(landed(ch, source)) >= len(expected))
+    finally:
+        for w in workers:
+            w.stop()
+    got = landed(ch, source)
+    assert sorted(got) == sorted(expected), "every event exactly once (table or quarantine)"
