@@ -9,6 +9,7 @@ import pytest
 
 from helios_core.clickhouse import ClickHouse, list_databases, list_tables, preview, table_exists, table_info
 from helios_core.errors import NotFound, QueryError
+from helios_core.sqlguard import SqlRefused
 
 
 def test_catalog_lists_databases_in_the_seed_shape(ch, demo):
@@ -57,8 +58,13 @@ def test_parameters_are_bound_not_pasted(ch, demo):
     "SELECT * FROM file('/etc/passwd', 'LineAsString')",
 ])
 def test_read_only_refuses_writes_and_limit_overrides(ch, demo, sql):
-    with pytest.raises(QueryError) as info:
+    # the statement gate refuses first, before anything runs ...
+    with pytest.raises(SqlRefused) as info:
         ch.query(sql)
+    assert info.value.name == "REFUSED" and info.value.message
+    # ... and the readonly lock on the reader is the second wall, for SQL that skips the gate
+    with pytest.raises(QueryError) as info:
+        ch.run_guarded(sql)
     assert info.value.code == 164 and info.value.name == "READONLY"
     assert "read-only" in info.value.hint
     assert table_exists(ch, "demo", "users")
