@@ -31,7 +31,7 @@ from typing import Any, Iterator
 import pandas as pd
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
-from clickhouse_connect.driver.exceptions import ClickHouseError, DatabaseError
+from clickhouse_connect.driver.exceptions import ClickHouseError, DatabaseError, StreamClosedError, StreamFailureError
 
 from helios_core.config import Settings, get_settings
 from helios_core import sqlguard
@@ -55,6 +55,7 @@ _HINTS = {
     "MEMORY_LIMIT_EXCEEDED": "Aggregate or filter more before returning rows.",
 }
 _ENGINE_LOCKED = "Error initializing EmbeddedServer"
+_UNREADABLE_HINT = "Run the query again; if it fails again, simplify it (fewer or simpler columns)."
 
 
 def _report_storage_reads() -> None:
@@ -217,10 +218,10 @@ def _within_bytes(frame: pd.DataFrame, max_bytes: int) -> tuple[pd.DataFrame, bo
     sizes = pd.Series(0, index=frame.index, dtype="int64")
     for name in frame.columns:
         column = frame[name]
-        if column.dtype == object:
-            sizes += column.map(_value_bytes).astype("int64")
-        else:
-            sizes += column.dtype.itemsize if hasattr(column.dtype, "itemsize") else 8
+        if getattr(column.dtype, "kind", "O") in "biufcmM":  # fixed-width numbers and times
+            sizes += column.dtype.itemsize
+        else:  # text, arrays, maps (object or pandas string columns)
+            sizes += column.map(_value_bytes, na_action="ignore").fillna(0).astype("int64")
     keep = int((sizes.cumsum() <= max_bytes).sum())
     if keep >= len(frame):  # Python's per-object overhead, not the data, was over the limit
         return frame, False
@@ -378,7 +379,23 @@ class ClickHouse:
         verdict = sqlguard.check(self, text, write=write, parameters=parameters)
         if write:
             return self._run_user_write(verdict.sql, parameters, cap, timeout_s, shown=text)
-        return self.run_guarded(verdict.sql, parameters, limit=cap, timeout_s=timeout_s, shown=text)
+        result = self.run_guarded(verdict.sql, parameters, limit=cap, timeout_s=timeout_s, shown=text)
+        if verdict.kind in sqlguard.SELECT_KINDS:
+            self.name_empty_columns(result, verdict.sql, parameters)
+        return result
+
+    def name_empty_columns(self, result: QueryResult, sql: str, parameters: dict[str, Any] | None = None) -> None:
+        """An empty answer carries no column names from the engine: ask ClickHouse what they would be."""
+        if result.row_count or result.column_names:
+            return
+        try:
+            described = self.run_guarded(f"DESCRIBE TABLE ({sql})", parameters, limit=10_000)
+        except QueryError:
+            return  # the names are a courtesy; the (empty) answer stands
+        names = [str(v) for v in described.frame["name"]]
+        types = [str(v) for v in described.frame["type"]]
+        result.column_names, result.column_types = names, types
+        result.frame = pd.DataFrame({name: pd.Series([], dtype=object) for name in names})
 
     def _cap(self, limit: int | None) -> int:
         if limit is not None and (isinstance(limit, bool) or int(limit) < 1):
@@ -387,14 +404,23 @@ class ClickHouse:
         return min(limit or self.settings.max_result_rows, self.settings.max_result_rows)
 
     def run_guarded(self, sql: str, parameters: dict[str, Any] | None = None, *, limit: int | None = None,
-                    timeout_s: int | None = None, shown: str | None = None) -> QueryResult:
+                    timeout_s: int | None = None, shown: str | None = None,
+                    expect_columns: list[str] | None = None) -> QueryResult:
         """Run SQL on a locked reader without the statement gate: for SQL Helios wrote or already checked
-        (the gate's own parse, previews). Same limits, same error mapping as :meth:`query`."""
+        (the gate's own parse, previews). Same limits, same error mapping as :meth:`query`.
+
+        ``expect_columns``: the answer must have exactly these columns, else it is another query's
+        (the handle is then replaced, like after any error).
+        """
         cap = self._cap(limit)
         started = time.perf_counter()
         with self._reader() as client:
-            return self._collect(lambda: self._run(client, sql, parameters, self._guard_settings(cap, timeout_s)),
-                                 shown or sql, cap, started)
+            result = self._collect(lambda: self._run(client, sql, parameters, self._guard_settings(cap, timeout_s)),
+                                   shown or sql, cap, started)
+            if expect_columns is not None and result.column_names != expect_columns:
+                raise QueryError("ClickHouse answered with another query's result; nothing was run with it.",
+                                 "Run the query again.")
+            return result
 
     def _run_user_write(self, sql: str, parameters: dict[str, Any] | None, cap: int, timeout_s: int | None,
                         shown: str) -> QueryResult:
@@ -422,11 +448,14 @@ class ClickHouse:
             names = list(result.column_names or ())
         except HeliosError:
             raise
+        except (StreamFailureError, StreamClosedError) as exc:
+            # Its text is the raw stream, which can be another query's rows: never shown.
+            raise QueryError(f"ClickHouse's answer could not be read ({type(exc).__name__}).", _UNREADABLE_HINT) \
+                from exc
         except (ClickHouseError, DatabaseError) as exc:
             raise to_query_error(exc) from exc
         except Exception as exc:  # the driver failing to read an answer (IndexError, ValueError, …)
-            raise QueryError(f"ClickHouse's answer could not be read ({type(exc).__name__}: {str(exc)[:200]}).",
-                             "Run the query again; if it fails again, simplify it (fewer or simpler columns).") \
+            raise QueryError(f"ClickHouse's answer could not be read ({type(exc).__name__}).", _UNREADABLE_HINT) \
                 from exc
         elapsed = (time.perf_counter() - started) * 1000
         if frame is None:  # a command (DDL) answers with a summary only
@@ -594,8 +623,10 @@ def table_exists(ch: ClickHouse, database: str, table: str) -> bool:
 
 def preview(ch: ClickHouse, database: str, table: str, limit: int = 100) -> QueryResult:
     """The first rows of a table, through the guarded path."""
-    return ch.run_guarded(f"SELECT * FROM {quote_ident(database)}.{quote_ident(table)} LIMIT {int(limit)}",
-                          limit=limit)
+    sql = f"SELECT * FROM {quote_ident(database)}.{quote_ident(table)} LIMIT {int(limit)}"
+    result = ch.run_guarded(sql, limit=limit)
+    ch.name_empty_columns(result, sql)
+    return result
 
 
 def is_empty(ch: ClickHouse) -> bool:

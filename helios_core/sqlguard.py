@@ -63,6 +63,7 @@ OUTSIDE_FUNCTIONS = frozenset({
     "arrowflight", "filesystem", "distributed", "kafka", "rabbitmq", "nats", "filelog", "merge",
     "materializedmysql", "materializedpostgresql", "dictionary", "loop", "prometheusquery",
 })
+_BY_NAME = frozenset({"merge", "loop", "dictionary"})
 # Engine name beginnings with the same reach (new variants keep appearing).
 _OUTSIDE_ENGINE_PREFIXES = ("iceberg", "deltalake", "hudi", "azure", "s3", "hdfs", "url", "file", "executable",
                             "remote", "mysql", "postgres", "mongo", "redis", "kafka", "paimon")
@@ -76,7 +77,7 @@ SESSION_TABLES = frozenset({
     "asynchronous_metric_log", "part_log",
 })
 
-_SELECT_KINDS = ("SelectWithUnionQuery", "SelectIntersectExceptQuery")
+SELECT_KINDS = ("SelectWithUnionQuery", "SelectIntersectExceptQuery")
 _WRITE_KINDS = frozenset({
     "InsertQuery", "CreateQuery", "DropQuery", "TruncateQuery", "AlterQuery", "DeleteQuery", "UpdateQuery",
     "OptimizeQuery", "Rename", "CheckQuery", "DetachQuery", "UndropQuery", "CreateSQLFunctionQuery",
@@ -164,8 +165,11 @@ def strip_statement(sql: str | None) -> str:
 def canonical(ch: ClickHouse, text: str) -> str:
     """ClickHouse's formatting of exactly one statement (refused when it is not one)."""
     try:
-        result = ch.run_guarded("SELECT formatQuery({sql:String}) AS q", {"sql": text}, limit=1)
+        result = ch.run_guarded("SELECT formatQuery({sql:String}) AS q", {"sql": text}, limit=1,
+                                expect_columns=["q"])
     except QueryError as exc:
+        if exc.code is None:  # not ClickHouse's verdict on the SQL (a handle failure): as it is
+            raise
         if "Multi-statements" in exc.message:
             raise SqlRefused("Only one statement may run at a time: this SQL has several (separated by ';'). "
                              "Nothing was run.", "Run the statements one by one.") from exc
@@ -189,7 +193,7 @@ def parse_tree(ch: ClickHouse, canon: str, parameters: dict[str, Any] | None = N
         # Refused before EXPLAIN: some of these (SYSTEM) cannot even be wrapped in EXPLAIN.
         raise _never(keyword)
     try:
-        result = ch.run_guarded(f"EXPLAIN AST {canon}", parameters, limit=1_000_000)
+        result = ch.run_guarded(f"EXPLAIN AST {canon}", parameters, limit=1_000_000, expect_columns=["explain"])
     except QueryError as exc:
         if exc.name == "READONLY":  # a SETTINGS clause is applied while parsing; readonly=1 refuses it
             raise _settings_refused() from exc
@@ -231,7 +235,7 @@ def inspect(nodes: list[Node], canon: str, *, write: bool, allowed: frozenset[st
             _check_function(node, parent, allowed)
         if node.head in ("TableIdentifier", "Identifier"):
             _check_session_tables(node)
-        if node.head in _SELECT_KINDS and parent is None:
+        if node.head in SELECT_KINDS and parent is None:
             _check_outer_clauses(nodes, i)
 
 
@@ -250,7 +254,7 @@ def _check_kind(nodes: list[Node], index: int, keyword: str, write: bool) -> Non
         raise _never("BACKUP" if kind == "BackupQuery" else "RESTORE")
     if kind == "AttachQuery":
         raise _never("ATTACH")
-    if kind in _SELECT_KINDS or kind == "DescribeQuery" or kind == "Explain" \
+    if kind in SELECT_KINDS or kind == "DescribeQuery" or kind == "Explain" \
             or kind.startswith(("Show", "Exists")):
         return
     if kind in _WRITE_KINDS:
@@ -306,11 +310,11 @@ def _check_files(node: Node, nodes: list[Node], index: int, canon: str) -> None:
     parent = nodes[node.parent]
     if parent.head in ("ExpressionList", "Function", "pair"):
         return
-    if parent.parent < 0 and parent.head in _SELECT_KINDS or "INTO OUTFILE" in canon:
+    if parent.parent < 0 and parent.head in SELECT_KINDS or "INTO OUTFILE" in canon:
         raise SqlRefused("INTO OUTFILE is not allowed, in read-only or write mode: Helios does not write files on "
                          "the machine it runs on.",
                          "Run the query without INTO OUTFILE and download the result (CSV or Parquet) from the "
-                         "SQL explorer, or use --format csv on the command line where offered.")
+                         "SQL explorer.")
     if "FROM INFILE" in canon:
         raise SqlRefused("FROM INFILE is not allowed: Helios does not read files of the machine it runs on.",
                          "Upload the file in an import job (Import > Jobs) instead.")
@@ -327,12 +331,18 @@ def _check_function(node: Node, parent: Node | None, allowed: frozenset[str]) ->
                          "can read files and URLs or run programs.",
                          "Ask an administrator to create the dictionary.")
     where = parent.head if parent is not None else ""
+    if parent is not None and parent.label.startswith("Storage definition"):
+        where = "Storage definition"
     if where == "TableExpression" or where in ("InsertQuery", "CreateQuery"):
         if lower in SAFE_TABLE_FUNCTIONS:
             return
-        reach = "files, the network or other programs" if lower in OUTSIDE_FUNCTIONS else "tables by name"
-        raise SqlRefused(f"The table function {name}() is not allowed: it can reach {reach} outside the tables "
-                         "you query.",
+        if lower in _BY_NAME:
+            reach = "it reads tables named in strings, system logs with other people's queries included"
+        elif lower in OUTSIDE_FUNCTIONS:
+            reach = "it reaches files, the network or other programs outside the tables you query"
+        else:
+            reach = "Helios runs only table functions known to stay inside the statement's own data"
+        raise SqlRefused(f"The table function {name}() is not allowed: {reach}.",
                          f"Allowed table functions: {', '.join(sorted(SAFE_TABLE_FUNCTIONS | allowed))}. An "
                          "administrator can allow more with HELIOS_ALLOWED_TABLE_FUNCTIONS.")
     if where == "Storage definition":
