@@ -40,8 +40,8 @@ if TYPE_CHECKING:  # clickhouse imports this module: no import at run time
 class SqlRefused(QueryError, ValidationError):
     """A statement the gate will not run; the message says what and why, the hint what to do."""
 
-    def __init__(self, message: str, hint: str = "") -> None:
-        QueryError.__init__(self, message, hint, name="REFUSED")
+    def __init__(self, message: str, hint: str = "", *, code: int | None = None, name: str = "REFUSED") -> None:
+        QueryError.__init__(self, message, hint, code=code, name=name)
         self.problems: list[str] = []
         self.missing_fields: list[str] = []
 
@@ -260,8 +260,10 @@ def _check_kind(nodes: list[Node], index: int, keyword: str, write: bool) -> Non
     if kind in _WRITE_KINDS:
         if write:
             return
-        raise SqlRefused(f"Read-only mode does not run this statement: only reading statements may run, "
-                         f"not {shown}.", _READ_ONLY_HINT)
+        # ClickHouse's own code and name for the same refusal, so both walls read alike
+        raise SqlRefused(f"Read-only mode (READONLY) runs only reading statements (SELECT, SHOW, DESCRIBE, "
+                         f"EXISTS, EXPLAIN), not {shown}.", _READ_ONLY_HINT,
+                         code=164, name="READONLY")
     if keyword in _NEVER and index == 0:
         raise _never(keyword)
     raise SqlRefused(f"Helios does not run {shown} statements in any mode: they act on the server, its users or "
