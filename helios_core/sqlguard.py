@@ -149,13 +149,31 @@ def check(ch: ClickHouse, sql: str, *, write: bool = False, parameters: dict[str
     nodes = parse_tree(ch, canon, parameters)
     inspect(nodes, canon, write=write, allowed=frozenset(allowed))
     kind = nodes[0].head
-    runs = text if kind == "InsertQuery" else canon  # formatQuery drops an INSERT's inline data
+    inline_data = kind == "InsertQuery" and not any(n.parent == 0 and n.head in SELECT_KINDS for n in nodes)
+    if inline_data:
+        check_inline_data(ch, text, canon)
+    runs = text if inline_data else canon  # formatQuery drops an INSERT's inline data
     verdict = Verdict(runs, canon, kind, tuple(nodes))
     with _cache_lock:
         _cache[key] = verdict
         while len(_cache) > _CACHE_SIZE:
             _cache.popitem(last=False)
     return verdict
+
+
+def check_inline_data(ch: ClickHouse, text: str, canon: str) -> None:
+    """``INSERT … VALUES (…)``: the rows are not part of the parse tree, and the embedded engine runs what
+    follows a ``;`` after them as another statement. ClickHouse's lexer (``normalizeQuery``, literals
+    replaced by ``?``) shows every ``;`` outside strings and comments."""
+    if not canon.rstrip().endswith("FORMAT Values"):
+        raise SqlRefused("Rows written into a query are accepted as VALUES only.",
+                         "Write INSERT INTO db.table VALUES (…), or upload CSV, JSON lines or Parquet files in an "
+                         "import job.")
+    result = ch.run_guarded("SELECT normalizeQuery({sql:String}) AS q", {"sql": text}, limit=1,
+                            expect_columns=["q"])
+    if ";" in str(result.frame.iloc[0, 0]):
+        raise SqlRefused("Only one statement may run at a time: this INSERT has more after its VALUES "
+                         "(separated by ';'). Nothing was run.", "Run the statements one by one.")
 
 
 def strip_statement(sql: str | None) -> str:

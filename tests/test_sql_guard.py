@@ -92,6 +92,10 @@ ALWAYS_REFUSED = [
     "SOURCE(EXECUTABLE(command 'id' format 'TSV')) LAYOUT(FLAT()) LIFETIME(0)",
     "INSERT INTO default.evil_target SELECT * FROM file('/etc/passwd', 'LineAsString')",
     "CREATE VIEW default.evil_view AS SELECT * FROM system.processes",
+    # rows written into an INSERT are not part of the parse tree: what follows them is looked at too
+    "INSERT INTO demo.users (user_id) VALUES (1); DROP TABLE demo.users",
+    "INSERT INTO demo.users (user_id) VALUES (1)\n;\u00a0DROP TABLE demo.users",
+    "INSERT INTO demo.users FORMAT CSV\n1\n",
 ]
 
 # Refused in read-only mode only: these change data, which write mode allows on purpose.
@@ -244,7 +248,7 @@ def test_bound_parameters_pass_and_are_checked_too(ch, demo):
 def test_write_mode_allows_ddl_and_dml(ch):
     ch.query("CREATE TABLE default.guard_scratch (a UInt8, s String) ENGINE = MergeTree ORDER BY a", write=True)
     try:
-        ch.query("INSERT INTO default.guard_scratch VALUES (1, 'x'), (2, 'y')", write=True)
+        ch.query("INSERT INTO default.guard_scratch VALUES (1, 'x;y'), (2, 'it''s')", write=True)
         ch.query("ALTER TABLE default.guard_scratch ADD COLUMN b UInt8 DEFAULT 7", write=True)
         assert ch.query("SELECT sum(a) AS s, max(b) AS b FROM default.guard_scratch").records() == [{"s": 3, "b": 7}]
         assert ch.query("SELECT count() AS n FROM default.guard_scratch", write=True).records() == [{"n": 2}]
