@@ -246,6 +246,10 @@ def inspect(nodes: list[Node], canon: str, *, write: bool, allowed: frozenset[st
         parent = nodes[node.parent] if node.parent >= 0 else None
         _check_files(node, nodes, i, canon)
         if node.head == "Set" and not _is_explain_option(nodes, i):
+            if parent is not None and parent.label.startswith(("Storage definition", "AlterCommand")):
+                raise SqlRefused("Table SETTINGS are not accepted from a query: some of them (a custom disk, a "
+                                 "storage policy) would put data anywhere on the host.",
+                                 "Create or alter the table without SETTINGS, or ask an administrator.")
             raise _settings_refused()
         if node.head == "Explain":
             _check_kind(nodes, _explained(nodes, i), keyword, write)

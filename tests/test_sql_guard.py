@@ -92,6 +92,9 @@ ALWAYS_REFUSED = [
     "SOURCE(EXECUTABLE(command 'id' format 'TSV')) LAYOUT(FLAT()) LIFETIME(0)",
     "INSERT INTO default.evil_target SELECT * FROM file('/etc/passwd', 'LineAsString')",
     "CREATE VIEW default.evil_view AS SELECT * FROM system.processes",
+    "CREATE TABLE default.evil_disk (a UInt8) ENGINE = MergeTree ORDER BY a "
+    "SETTINGS disk = disk(type = 'local', path = '{d}/')",
+    "ALTER TABLE demo.users MODIFY SETTING storage_policy = 'default'",
     # rows written into an INSERT are not part of the parse tree: what follows them is looked at too
     "INSERT INTO demo.users (user_id) VALUES (1); DROP TABLE demo.users",
     "INSERT INTO demo.users (user_id) VALUES (1)\n;\u00a0DROP TABLE demo.users",
@@ -280,21 +283,24 @@ def test_allowed_table_functions_come_from_the_environment(tmp_path):
     assert load_settings(env={}, cwd=tmp_path, secrets_paths=[]).allowed_table_functions == ()
 
 
-def test_the_gate_covers_the_server_path(ch):
-    # The server path runs the same gate first (ClickHouse.query checks before choosing a handle);
-    # here the tree rules are checked as a readonly=2 server would show them: SETTINGS as a Set node.
-    nodes = sqlguard.tree(["SelectWithUnionQuery (children 2)", " ExpressionList (children 1)",
-                           "  SelectQuery (children 2)", "   ExpressionList (children 1)",
-                           "    Literal UInt64_1", "   Set", " Identifier Native"])
-    with pytest.raises(SqlRefused, match="settings"):
-        sqlguard.inspect(nodes, "SELECT 1 SETTINGS max_execution_time = 100000", write=False)
-    nodes = sqlguard.tree(["SelectWithUnionQuery (children 2)", " ExpressionList (children 1)",
-                           "  SelectQuery (children 2)", "   ExpressionList (children 1)", "    Asterisk",
-                           "   TablesInSelectQuery (children 1)", "    TablesInSelectQueryElement (children 1)",
-                           "     TableExpression (children 1)", "      Function url (children 1)",
-                           " Identifier Native"])
-    with pytest.raises(SqlRefused, match="url"):
-        sqlguard.inspect(nodes, "SELECT * FROM url('http://x')", write=True)
+@pytest.mark.parametrize("sql, says", [
+    ("SELECT 1 SETTINGS max_execution_time = 100000", "settings"),
+    ("SELECT count() FROM demo.users SETTINGS max_result_rows = 0, readonly = 0", "settings"),
+    ("SELECT * FROM file('/etc/passwd', 'LineAsString')", "file()"),
+    ("SELECT * FROM url('http://127.0.0.1:9/x', CSV, 'a String')", "url()"),
+    ("SELECT 1 INTO OUTFILE '/tmp/helios-server-probe'", "INTO OUTFILE"),
+])
+def test_the_gate_covers_the_server_path(ch, demo, sql, says):
+    # ClickHouse.query runs the gate before it picks a handle, so the server path is gated the same way.
+    # Under readonly=2 (a server) a SETTINGS clause parses instead of failing: the tree, as such a handle
+    # shows it (here the writable writer's), must be refused on its own.
+    canon = ch.internal_query("SELECT formatQuery({s:String}) AS q", {"s": sql})[0]["q"]
+    lines = [row["explain"] for row in ch.internal_query(f"EXPLAIN AST {canon}")]
+    with pytest.raises(SqlRefused) as info:
+        sqlguard.inspect(sqlguard.tree(lines), canon, write=False)
+    assert says.lower() in str(info.value).lower()
+    with pytest.raises(SqlRefused):
+        sqlguard.inspect(sqlguard.tree(lines), canon, write=True)
 
 
 def test_server_guard_settings_hold_every_limit(ch):
