@@ -104,8 +104,8 @@ def canonical(ch: ClickHouse, sql: str) -> str:
     return _verdict(ch, sql).canonical
 
 
-# Scalar functions that read outside the chat's tables (files, dictionaries, Join tables).
-_OUTSIDE_READERS = ("file", "joinget", "joingetornull")
+# Scalar functions that read outside the chat's tables (dictionaries, Join tables; file() is the shared gate's).
+_OUTSIDE_READERS = ("joinget", "joingetornull")
 
 
 def check_ast(ch: ClickHouse, sql: str, policy: GatePolicy) -> None:
@@ -126,9 +126,7 @@ def _check_chat_rules(ch: ClickHouse, nodes: list[sqlguard.Node], policy: GatePo
         raise SqlRefused("Only a plain SELECT may run: no INTO OUTFILE, FORMAT or other outer clause.")
     known_dbs = _database_names(ch)
     for i, node in enumerate(nodes):
-        label = node.label
-        if label == "Set" or label.startswith("Set "):
-            raise SqlRefused("A statement may not change settings (SETTINGS clause).")
+        label = node.label  # SETTINGS, INTO OUTFILE, file(), url(), … were refused by the shared gate
         if label.startswith("Function "):
             fname = label.split(" ")[1].lower()
             if fname in _OUTSIDE_READERS or fname.startswith("dict"):
