@@ -62,6 +62,7 @@ OUTSIDE_FUNCTIONS = frozenset({
     "iceberghdfs", "icebergcluster", "deltalake", "deltalakecluster", "hudi", "hudicluster", "ytsaurus",
     "arrowflight", "filesystem", "distributed", "kafka", "rabbitmq", "nats", "filelog", "merge",
     "materializedmysql", "materializedpostgresql", "dictionary", "loop", "prometheusquery",
+    "catboostevaluate", "modelevaluate",  # scalar functions that load a model file from the host
 })
 _BY_NAME = frozenset({"merge", "loop", "dictionary"})
 # Engine name beginnings with the same reach (new variants keep appearing).
@@ -74,7 +75,7 @@ SESSION_TABLES = frozenset({
     "opentelemetry_span_log", "session_log", "asynchronous_insert_log", "asynchronous_inserts", "query_cache",
     "query_metric_log", "trace_log", "crash_log", "error_log", "blob_storage_log", "s3queue_log",
     "filesystem_cache_log", "zookeeper_log", "distributed_ddl_queue", "user_processes", "backup_log",
-    "asynchronous_metric_log", "part_log",
+    "asynchronous_metric_log", "part_log", "mutations",
 })
 
 SELECT_KINDS = ("SelectWithUnionQuery", "SelectIntersectExceptQuery")
