@@ -358,6 +358,10 @@ def _check_function(node: Node, parent: Node | None, allowed: frozenset[str]) ->
     where = parent.head if parent is not None else ""
     if parent is not None and parent.label.startswith("Storage definition"):
         where = "Storage definition"
+    if where == "TableExpression" and "." in name:
+        # ``db.view(x = 1)``: a parameterized view (table functions have no database)
+        _check_session_tables(Node(node.depth, f"TableIdentifier {name}", node.parent))
+        return
     if where == "TableExpression" or where in ("InsertQuery", "CreateQuery"):
         if lower in SAFE_TABLE_FUNCTIONS:
             return

@@ -264,6 +264,14 @@ def test_write_mode_allows_ddl_and_dml(ch):
     assert not table_exists(ch, "default", "guard_scratch")
 
 
+def test_parameterized_views_are_tables_not_table_functions(ch, demo):
+    ch.query("CREATE VIEW default.guard_pv AS SELECT user_id FROM demo.users WHERE plan = {p:String}", write=True)
+    try:
+        assert ch.query("SELECT count() AS n FROM default.guard_pv(p = 'pro')").records()[0]["n"] > 0
+    finally:
+        ch.query("DROP VIEW default.guard_pv", write=True)
+
+
 def test_an_admin_can_allow_a_table_function(ch, demo):
     from dataclasses import replace
 
