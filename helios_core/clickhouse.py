@@ -214,33 +214,44 @@ def _within_bytes(frame: pd.DataFrame, max_bytes: int) -> tuple[pd.DataFrame, bo
     """
     if frame.empty or max_bytes <= 0:
         return frame, False
-    fixed = 0
-    variable: list[np.ndarray] = []
+    rows = len(frame)
+    total = 0
+    per_row: list[Any] = []  # per column: an array of row sizes, or a function that computes it
     for i in range(frame.shape[1]):
-        values = frame.iloc[:, i].to_numpy()
-        if values.dtype.kind in "biufcmM":  # fixed-width numbers and times
-            fixed += values.dtype.itemsize
-        else:  # text, arrays, maps
-            variable.append(np.fromiter(map(_value_bytes, values), dtype=np.int64, count=len(values)))
-    total = fixed * len(frame) + sum(int(v.sum()) for v in variable)
+        column = frame.iloc[:, i]
+        if isinstance(column.dtype, pd.StringDtype):  # Arrow-backed text: its buffer size is known at once
+            total += int(column.array.nbytes)
+            per_row.append(lambda c=column: c.str.len().fillna(0).to_numpy(dtype=np.int64))
+        elif column.dtype == object:  # arrays, maps, mixed objects: sized value by value
+            sizes = np.fromiter(map(_value_bytes, column.to_numpy()), dtype=np.int64, count=rows)
+            total += int(sizes.sum())
+            per_row.append(sizes)
+        else:  # fixed-width numbers and times
+            width = int(column.array.nbytes) // rows
+            total += width * rows
+            per_row.append(np.full(rows, width, dtype=np.int64))
     if total <= max_bytes:
         return frame, False
-    sizes = np.full(len(frame), fixed, dtype=np.int64)
-    for v in variable:
-        sizes += v
+    sizes = sum((p() if callable(p) else p for p in per_row), np.zeros(rows, dtype=np.int64))
     keep = int(np.searchsorted(np.cumsum(sizes), max_bytes, side="right"))
     return frame.iloc[:keep], True
 
 
 def _value_bytes(value: Any) -> int:
+    """About how many bytes a value takes (exact for text and NumPy arrays; lists and maps estimated)."""
     if value is None:
         return 0
     if isinstance(value, (str, bytes, bytearray)):
         return len(value)
-    if hasattr(value, "nbytes"):
-        return int(value.nbytes)
+    nbytes = getattr(value, "nbytes", None)
+    if nbytes is not None:
+        return int(nbytes)
     if isinstance(value, (list, tuple)):
-        return sum(_value_bytes(v) for v in value) + 8
+        if value and isinstance(value[0], str):
+            return 8 * len(value) + sum(map(len, value))
+        return 8 * len(value)
+    if isinstance(value, dict):
+        return 16 * len(value)
     return 8
 
 
