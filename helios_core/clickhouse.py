@@ -28,13 +28,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
+import numpy as np
 import pandas as pd
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
-from clickhouse_connect.driver.exceptions import ClickHouseError, DatabaseError
+from clickhouse_connect.driver.exceptions import ClickHouseError, DatabaseError, StreamClosedError, StreamFailureError
 
 from helios_core.config import Settings, get_settings
-from helios_core.errors import ClickHouseUnavailable, NotFound, QueryError
+from helios_core import sqlguard
+from helios_core.errors import ClickHouseUnavailable, HeliosError, NotFound, QueryError, ValidationError
 from helios_core.identifiers import quote_ident
 from helios_core.metadata import ensure_metadata
 
@@ -54,6 +56,7 @@ _HINTS = {
     "MEMORY_LIMIT_EXCEEDED": "Aggregate or filter more before returning rows.",
 }
 _ENGINE_LOCKED = "Error initializing EmbeddedServer"
+_UNREADABLE_HINT = "Run the query again; if it fails again, simplify it (fewer or simpler columns)."
 
 
 def _report_storage_reads() -> None:
@@ -193,6 +196,65 @@ def _summary_int(summary: dict[str, Any], key: str) -> int:
         return 0
 
 
+def server_guard_settings(settings: Settings, limit: int, timeout_s: int | None = None) -> dict[str, Any]:
+    """The limits sent with every guarded query on a ClickHouse server (``readonly=2``: the gate refuses
+    SETTINGS and SET, so user SQL cannot lift them)."""
+    return {"readonly": 2, "max_execution_time": timeout_s or settings.query_timeout_s,
+            "max_result_rows": limit + 1, "max_memory_usage": settings.max_memory_usage,
+            "max_result_bytes": settings.max_result_bytes, "result_overflow_mode": "break"}
+
+
+def _within_bytes(frame: pd.DataFrame, max_bytes: int) -> tuple[pd.DataFrame, bool]:
+    """The longest first rows of ``frame`` within ``max_bytes``; True when rows were cut.
+
+    ClickHouse's ``max_result_bytes`` (mode ``break``) stops only between blocks,
+    and a few huge rows fit in one block: this cut bounds what reaches pages,
+    downloads and JSON output, and says so through ``truncated``. (Plain loops,
+    not ``memory_usage(deep=True)``: that costs a millisecond on every small answer.)
+    """
+    if frame.empty or max_bytes <= 0:
+        return frame, False
+    rows = len(frame)
+    total = 0
+    per_row: list[Any] = []  # per column: an array of row sizes, or a function that computes it
+    for i in range(frame.shape[1]):
+        column = frame.iloc[:, i]
+        if isinstance(column.dtype, pd.StringDtype):  # Arrow-backed text: its buffer size is known at once
+            total += int(column.array.nbytes)
+            per_row.append(lambda c=column: c.str.len().fillna(0).to_numpy(dtype=np.int64))
+        elif column.dtype == object:  # arrays, maps, mixed objects: sized value by value
+            sizes = np.fromiter(map(_value_bytes, column.to_numpy()), dtype=np.int64, count=rows)
+            total += int(sizes.sum())
+            per_row.append(sizes)
+        else:  # fixed-width numbers and times
+            width = int(column.array.nbytes) // rows
+            total += width * rows
+            per_row.append(np.full(rows, width, dtype=np.int64))
+    if total <= max_bytes:
+        return frame, False
+    sizes = sum((p() if callable(p) else p for p in per_row), np.zeros(rows, dtype=np.int64))
+    keep = int(np.searchsorted(np.cumsum(sizes), max_bytes, side="right"))
+    return frame.iloc[:keep], True
+
+
+def _value_bytes(value: Any) -> int:
+    """About how many bytes a value takes (exact for text and NumPy arrays; lists and maps estimated)."""
+    if value is None:
+        return 0
+    if isinstance(value, (str, bytes, bytearray)):
+        return len(value)
+    nbytes = getattr(value, "nbytes", None)
+    if nbytes is not None:
+        return int(nbytes)
+    if isinstance(value, (list, tuple)):
+        if value and isinstance(value[0], str):
+            return 8 * len(value) + sum(map(len, value))
+        return 8 * len(value)
+    if isinstance(value, dict):
+        return 16 * len(value)
+    return 8
+
+
 @dataclass
 class _Captured:
     text: str = ""
@@ -231,6 +293,8 @@ class ClickHouse:
         self.embedded = settings.embedded
         self._readers: queue.Queue[Client] = queue.Queue()
         self._closed = False
+        self._user_writer: Client | None = None  # people's --write statements (opened on first use)
+        self._user_writer_lock = threading.Lock()
         if self.embedded:
             settings.clickhouse_dir.mkdir(parents=True, exist_ok=True)
             self._writer = self._open_embedded()
@@ -276,6 +340,8 @@ class ClickHouse:
         client = self._open_embedded()
         client.command(f"SET max_execution_time = {int(self.settings.query_timeout_s)}")
         client.command(f"SET max_result_rows = {int(self.settings.max_result_rows) + 1}")
+        client.command(f"SET max_memory_usage = {int(self.settings.max_memory_usage)}")
+        client.command(f"SET max_result_bytes = {int(self.settings.max_result_bytes)}")
         client.command("SET result_overflow_mode = 'break'")
         client.command("SET readonly = 1")
         return client
@@ -291,52 +357,142 @@ class ClickHouse:
         client = self._readers.get()
         try:
             yield client
+        except BaseException:
+            # A failed query can leave its rows on the handle, where the next query (another
+            # user's) would read them: a handle that saw an error is replaced by a fresh one.
+            client = self._fresh(client, self._locked_reader)
+            raise
         finally:
             self._readers.put(client)
+
+    def _fresh(self, client: Client, opener: Any) -> Client:
+        if not self.embedded or self._closed:
+            return client  # a server's HTTP client holds no result between requests
+        try:
+            fresh = opener()
+        except Exception:
+            return client  # keep the pool its size; the next error tries again
+        try:
+            client.close()
+        except Exception:
+            pass
+        return fresh
 
     def _guard_settings(self, limit: int, timeout_s: int | None) -> dict[str, Any]:
         if self.embedded:
             return {}  # locked into the reader handle's session
-        return {"readonly": 2, "max_execution_time": timeout_s or self.settings.query_timeout_s,
-                "max_result_rows": limit + 1, "result_overflow_mode": "break"}
+        return server_guard_settings(self.settings, limit, timeout_s)
 
     def query(self, sql: str, parameters: dict[str, Any] | None = None, *, write: bool = False,
               limit: int | None = None, timeout_s: int | None = None) -> QueryResult:
-        """Run user or assistant SQL under ClickHouse-side guards.
+        """Run user or assistant SQL: through the statement gate (:mod:`helios_core.sqlguard`), then
+        under ClickHouse-side guards.
 
         Read-only unless ``write`` is set deliberately; at most ``limit`` rows
-        come back, with ``truncated`` set when more existed.
+        come back, with ``truncated`` set when more existed (or the result was
+        cut at ``max_result_bytes``).
         """
-        sql = sql.strip().rstrip(";").strip()
-        if not sql:
+        cap = self._cap(limit)
+        text = sqlguard.strip_statement(sql)
+        if not text:
             raise QueryError("The query is empty.", "Type a SQL statement, for example SELECT 1.")
-        cap = min(limit or self.settings.max_result_rows, self.settings.max_result_rows)
-        started = time.perf_counter()
+        verdict = sqlguard.check(self, text, write=write, parameters=parameters)
+        if write:
+            return self._run_user_write(verdict.sql, parameters, cap, timeout_s, shown=text)
+        result = self.run_guarded(verdict.sql, parameters, limit=cap, timeout_s=timeout_s, shown=text)
+        if verdict.kind in sqlguard.SELECT_KINDS:
+            self.name_empty_columns(result, verdict.sql, parameters)
+        return result
+
+    def name_empty_columns(self, result: QueryResult, sql: str, parameters: dict[str, Any] | None = None) -> None:
+        """An empty answer carries no column names from the engine: ask ClickHouse what they would be."""
+        if result.row_count or result.column_names:
+            return
         try:
-            if write:
-                settings = {"max_execution_time": timeout_s or self.settings.query_timeout_s}
-                result = self._run(self._writer, sql, parameters, settings)
-            else:
-                with self._reader() as client:
-                    result = self._run(client, sql, parameters, self._guard_settings(cap, timeout_s))
+            described = self.run_guarded(f"DESCRIBE TABLE ({sql})", parameters, limit=10_000)
+        except QueryError:
+            return  # the names are a courtesy; the (empty) answer stands
+        names = [str(v) for v in described.frame["name"]]
+        types = [str(v) for v in described.frame["type"]]
+        result.column_names, result.column_types = names, types
+        result.frame = pd.DataFrame({name: pd.Series([], dtype=object) for name in names})
+
+    def _cap(self, limit: int | None) -> int:
+        if limit is not None and (isinstance(limit, bool) or int(limit) < 1):
+            raise ValidationError(f"The row limit must be 1 or more, not {limit}.",
+                                  f"Give a limit between 1 and {self.settings.max_result_rows:,}, or none.")
+        return min(limit or self.settings.max_result_rows, self.settings.max_result_rows)
+
+    def run_guarded(self, sql: str, parameters: dict[str, Any] | None = None, *, limit: int | None = None,
+                    timeout_s: int | None = None, shown: str | None = None,
+                    expect_columns: list[str] | None = None) -> QueryResult:
+        """Run SQL on a locked reader without the statement gate: for SQL Helios wrote or already checked
+        (the gate's own parse, previews). Same limits, same error mapping as :meth:`query`.
+
+        ``expect_columns``: the answer must have exactly these columns, else it is another query's
+        (the handle is then replaced, like after any error).
+        """
+        cap = self._cap(limit)
+        started = time.perf_counter()
+        with self._reader() as client:
+            result = self._collect(lambda: self._run(client, sql, parameters, self._guard_settings(cap, timeout_s)),
+                                   shown or sql, cap, started)
+            if expect_columns is not None and result.column_names != expect_columns:
+                raise QueryError("ClickHouse answered with another query's result; nothing was run with it.",
+                                 "Run the query again.")
+            return result
+
+    def _run_user_write(self, sql: str, parameters: dict[str, Any] | None, cap: int, timeout_s: int | None,
+                        shown: str) -> QueryResult:
+        """A person's write, on its own handle: Helios's writer never sees what a failed user statement left."""
+        settings = {"max_execution_time": timeout_s or self.settings.query_timeout_s,
+                    "max_memory_usage": self.settings.max_memory_usage}
+        started = time.perf_counter()
+        with self._user_writer_lock:
+            if self._user_writer is None:
+                self._user_writer = self.new_client() if self.embedded else self._writer
+            client = self._user_writer
+            try:
+                return self._collect(lambda: self._run(client, sql, parameters, settings), shown, cap, started)
+            except BaseException:
+                self._user_writer = self._fresh(client, self.new_client)
+                raise
+
+    def _collect(self, run: Any, shown: str, cap: int, started: float) -> QueryResult:
+        """Run, read the whole answer (the driver reads lazily) and map every failure to a QueryError."""
+        try:
+            result = run()
+            frame = getattr(result, "df_result", None)
+            summary = result.summary or {}
+            types = [t.name for t in (result.column_types or ())]
+            names = list(result.column_names or ())
+        except HeliosError:
+            raise
+        except (StreamFailureError, StreamClosedError) as exc:
+            # Its text is the raw stream, which can be another query's rows: never shown.
+            raise QueryError(f"ClickHouse's answer could not be read ({type(exc).__name__}).", _UNREADABLE_HINT) \
+                from exc
         except (ClickHouseError, DatabaseError) as exc:
             raise to_query_error(exc) from exc
+        except Exception as exc:  # the driver failing to read an answer (IndexError, ValueError, …)
+            raise QueryError(f"ClickHouse's answer could not be read ({type(exc).__name__}).", _UNREADABLE_HINT) \
+                from exc
         elapsed = (time.perf_counter() - started) * 1000
-        frame = getattr(result, "df_result", None)
         if frame is None:  # a command (DDL) answers with a summary only
             frame = pd.DataFrame()
+        if frame.empty and len(frame.columns) == 0 and names:
+            frame = pd.DataFrame({name: pd.Series([], dtype=object) for name in names})
         truncated = len(frame) > cap
         if truncated:
             frame = frame.iloc[:cap]
-        summary = result.summary or {}
-        types = [t.name for t in (result.column_types or ())]
+        frame, cut = _within_bytes(frame, self.settings.max_result_bytes)
         frame = _text_for_objects(frame, types)
-        names = list(result.column_names or ())
         if len(names) != len(frame.columns):
             names = [str(c) for c in frame.columns]
             types = types[: len(names)]
-        return QueryResult(query=sql, column_names=names, column_types=types, frame=frame, truncated=truncated,
-                           limit=cap, elapsed_ms=elapsed, rows_read=_summary_int(summary, "read_rows"),
+        return QueryResult(query=shown, column_names=names, column_types=types, frame=frame,
+                           truncated=truncated or cut, limit=cap, elapsed_ms=elapsed,
+                           rows_read=_summary_int(summary, "read_rows"),
                            bytes_read=_summary_int(summary, "read_bytes"),
                            written_rows=_summary_int(summary, "written_rows"))
 
@@ -387,6 +543,8 @@ class ClickHouse:
             return
         self._closed = True
         clients = {id(self._writer): self._writer}
+        if self._user_writer is not None:
+            clients[id(self._user_writer)] = self._user_writer
         while not self._readers.empty():
             client = self._readers.get_nowait()
             clients[id(client)] = client
@@ -485,7 +643,10 @@ def table_exists(ch: ClickHouse, database: str, table: str) -> bool:
 
 def preview(ch: ClickHouse, database: str, table: str, limit: int = 100) -> QueryResult:
     """The first rows of a table, through the guarded path."""
-    return ch.query(f"SELECT * FROM {quote_ident(database)}.{quote_ident(table)} LIMIT {int(limit)}", limit=limit)
+    sql = f"SELECT * FROM {quote_ident(database)}.{quote_ident(table)} LIMIT {int(limit)}"
+    result = ch.run_guarded(sql, limit=limit)
+    ch.name_empty_columns(result, sql)
+    return result
 
 
 def is_empty(ch: ClickHouse) -> bool:

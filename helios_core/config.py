@@ -37,6 +37,9 @@ class Settings:
     azure_account_key: str | None = field(default=None, repr=False)
     azure_container: str | None = None
     clickhouse_cluster: str | None = None  # a server's cluster: Helios's own tables are created ON CLUSTER
+    max_memory_usage: int = 2 * 1024 ** 3      # bytes one user query may use (readers, server path)
+    max_result_bytes: int = 256 * 1024 ** 2    # bytes of one user query's result; more is cut (truncated)
+    allowed_table_functions: tuple[str, ...] = ()  # admin allow-list beyond the safe ones (sqlguard)
 
     @property
     def embedded(self) -> bool:
@@ -151,11 +154,16 @@ def load_settings(env: Mapping[str, str] | None = None, cwd: Path | None = None,
     )
     overrides: dict[str, int] = {}
     for field, env_name in (("query_timeout_s", "HELIOS_QUERY_TIMEOUT"), ("max_result_rows", "HELIOS_MAX_RESULT_ROWS"),
-                            ("reader_pool_size", "HELIOS_READER_POOL")):
+                            ("reader_pool_size", "HELIOS_READER_POOL"),
+                            ("max_memory_usage", "HELIOS_MAX_MEMORY_USAGE"),
+                            ("max_result_bytes", "HELIOS_MAX_RESULT_BYTES")):
         raw = pick(env_name, field)
         if raw not in (None, ""):
             overrides[field] = _int(raw, env_name)
-    return replace(settings, **overrides)
+    allowed = pick("HELIOS_ALLOWED_TABLE_FUNCTIONS", "allowed_table_functions") or ""
+    names = allowed if isinstance(allowed, list) else str(allowed).split(",")
+    functions = tuple(sorted({str(n).strip().lower() for n in names if str(n).strip()}))
+    return replace(settings, allowed_table_functions=functions, **overrides)
 
 
 _settings: Settings | None = None

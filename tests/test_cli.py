@@ -33,7 +33,9 @@ def test_query_limit_and_write_flag(capsys, demo):
     code, payload, _ = run(capsys, "query", "SELECT number FROM numbers(50)", "--limit", "10")
     assert code == 0 and payload["metadata"]["row_count"] == 10 and payload["metadata"]["truncated"]
     code, payload, err = run(capsys, "query", "CREATE TABLE default.cli_t (a UInt8) ENGINE = Memory")
-    assert code == 1 and "READONLY" in payload["error"] and err.count("\n") == 1 and err.startswith("error:")
+    # refused by the statement gate before it runs: invalid input (exit 3), with the way out in the hint
+    assert code == 3 and "Read-only" in payload["error"] and "--write" in payload["hint"]
+    assert err.count("\n") == 1 and err.startswith("error:")
     code, _, _ = run(capsys, "query", "CREATE TABLE default.cli_t (a UInt8) ENGINE = Memory", "--write")
     assert code == 0
     run(capsys, "query", "DROP TABLE default.cli_t", "--write")

@@ -8,7 +8,8 @@ from dataclasses import replace
 import pytest
 
 from helios_core.clickhouse import ClickHouse, list_databases, list_tables, preview, table_exists, table_info
-from helios_core.errors import NotFound, QueryError
+from helios_core.errors import NotFound, QueryError, ValidationError
+from helios_core.sqlguard import SqlRefused
 
 
 def test_catalog_lists_databases_in_the_seed_shape(ch, demo):
@@ -57,8 +58,13 @@ def test_parameters_are_bound_not_pasted(ch, demo):
     "SELECT * FROM file('/etc/passwd', 'LineAsString')",
 ])
 def test_read_only_refuses_writes_and_limit_overrides(ch, demo, sql):
-    with pytest.raises(QueryError) as info:
+    # the statement gate refuses first, before anything runs ...
+    with pytest.raises(SqlRefused) as info:
         ch.query(sql)
+    assert info.value.name in ("REFUSED", "READONLY") and info.value.message
+    # ... and the readonly lock on the reader is the second wall, for SQL that skips the gate
+    with pytest.raises(QueryError) as info:
+        ch.run_guarded(sql)
     assert info.value.code == 164 and info.value.name == "READONLY"
     assert "read-only" in info.value.hint
     assert table_exists(ch, "demo", "users")
@@ -156,3 +162,114 @@ def test_uuid_and_ip_columns_come_back_as_text(ch, demo):
     assert isinstance(row["ip"], str) and row["ip"].count(".") == 3
     assert isinstance(row["ips"][0], str)
     assert result.column_types[:2] == ["UUID", "IPv4"]
+
+
+# ---- stale results, driver errors, limits (issue 16) ----------------------------------------------
+
+
+@pytest.fixture
+def one_reader(ch):
+    """A second ClickHouse object with a single reader handle, so "the next query" uses the same handle."""
+    other = ClickHouse(replace(ch.settings, reader_pool_size=1))
+    yield other
+    other.close()
+
+
+def test_a_failed_multi_statement_leaves_nothing_for_the_next_query(one_reader, demo):
+    ch = one_reader
+    with pytest.raises(QueryError, match="one statement"):  # the gate refuses it before it runs
+        ch.query("SELECT 'a-secret' AS x; DROP TABLE demo.users")
+    # SQL that skips the gate fails on the handle; the handle is replaced, not reused
+    with pytest.raises(QueryError):
+        ch.run_guarded("SELECT 'a-secret' AS x; DROP TABLE demo.users")
+    assert ch.run_guarded("SELECT 7 AS y").records() == [{"y": 7}]
+    assert ch.query("SELECT 8 AS y").records() == [{"y": 8}]
+    assert ch.internal_query("SELECT 9 AS y") == [{"y": 9}]
+    assert table_exists(ch, "demo", "users")
+
+
+def test_a_driver_failure_becomes_a_query_error_and_the_handle_is_replaced(one_reader, demo):
+    ch = one_reader
+
+    def poison() -> None:  # the one reader, left the way a failed multi-statement left it before the fix
+        client = ch._readers.get()
+        try:
+            client.query("SELECT 'a-secret' AS x; DROP TABLE demo.users")
+        except Exception:
+            pass
+        ch._readers.put(client)
+
+    poison()
+    with pytest.raises(QueryError) as info:  # the driver's StreamFailureError, read inside the guard
+        ch.run_guarded("SELECT 7 AS y")
+    assert "could not be read" in info.value.message and "StreamFailureError" in info.value.message
+    assert info.value.hint and "a-secret" not in info.value.hint
+    assert ch.run_guarded("SELECT 8 AS y").records() == [{"y": 8}]
+    poison()
+    with pytest.raises(QueryError, match="another query's result"):  # the gate never checks stale text
+        ch.query("SELECT 9 AS y")
+    assert ch.query("SELECT 10 AS y").records() == [{"y": 10}]
+
+
+def test_a_failed_user_write_does_not_leave_rows_for_the_next(one_reader, demo):
+    ch = one_reader
+    assert ch.query("SELECT 1 AS y", write=True).records() == [{"y": 1}]  # opens the user-write handle
+    try:
+        ch._user_writer.query("SELECT 'a-secret' AS x; DROP TABLE default.no_such_table_here")
+    except Exception:
+        pass
+    with pytest.raises(QueryError):
+        ch.query("SELECT 2 AS y", write=True)
+    assert ch.query("SELECT 3 AS y", write=True).records() == [{"y": 3}]
+    assert ch.internal_query("SELECT 4 AS y") == [{"y": 4}]  # Helios's own writer never saw user SQL
+
+
+def test_memory_and_result_bytes_are_limited(ch):
+    small = ClickHouse(replace(ch.settings, reader_pool_size=1, max_memory_usage=64 * 1024 ** 2,
+                               max_result_bytes=1024 ** 2))
+    try:
+        with pytest.raises(QueryError) as info:
+            small.query("SELECT length(groupArray(number)) AS n FROM numbers(30000000)")
+        assert info.value.name == "MEMORY_LIMIT_EXCEEDED" and info.value.hint
+        # 1,500 rows of 10 kB (15 MB) against a 1 MiB limit: cut, and said so
+        result = small.query("SELECT number, repeat('x', 10000) AS s FROM numbers(1500)")
+        assert result.truncated and 0 < result.row_count < 1500
+        assert int(result.frame["s"].str.len().sum()) <= 1024 ** 2
+        small_rows = small.query("SELECT number FROM numbers(1500)")
+        assert small_rows.row_count == 1500 and not small_rows.truncated
+        readers = small.run_guarded("SELECT getSetting('max_memory_usage') AS m, "
+                                    "getSetting('max_result_bytes') AS b").records()
+        assert readers == [{"m": 64 * 1024 ** 2, "b": 1024 ** 2}]
+    finally:
+        small.close()
+
+
+def test_default_limits_are_sane(ch):
+    assert ch.settings.max_memory_usage == 2 * 1024 ** 3
+    assert ch.settings.max_result_bytes == 256 * 1024 ** 2
+
+
+@pytest.mark.parametrize("limit", [0, -2])
+def test_a_limit_below_one_is_refused(ch, limit):
+    with pytest.raises(ValidationError, match="1 or more"):
+        ch.query("SELECT 1", limit=limit)
+
+
+def test_an_empty_result_keeps_its_column_names(ch, demo):
+    result = ch.query("SELECT user_id, country FROM demo.users WHERE 0")
+    assert result.row_count == 0
+    assert result.column_names == ["user_id", "country"]
+    assert result.column_types == ["UInt32", "LowCardinality(String)"]
+    assert result.to_seed_json()["metadata"]["column_names"] == ["user_id", "country"]
+    assert list(result.frame.columns) == ["user_id", "country"]
+
+
+def test_cli_refuses_into_outfile_and_bad_limits(capsys, demo, tmp_path):
+    from helios_core.cli import main
+    target = tmp_path / "helios_probe.txt"
+    assert main(["query", f"SELECT 1 INTO OUTFILE '{target}'"]) == 3
+    err = capsys.readouterr().err
+    assert not target.exists()
+    assert len(err.strip().splitlines()) == 1 and "INTO OUTFILE" in err and "Traceback" not in err
+    assert main(["query", "SELECT 1", "--limit", "-2"]) == 3
+    assert "1 or more" in capsys.readouterr().err

@@ -3,18 +3,19 @@
 The checks are ClickHouse's own, never a regex over the text, and all of them
 run through the guarded reader (``readonly=1``, time and row limits):
 
-1. ``formatQuery(sql)`` with the SQL as a bound string: ClickHouse parses it,
-   which fails on anything that is not exactly one statement. Its canonical
-   text (no comments, normalised) is what runs afterwards.
-2. ``EXPLAIN AST``: the statement must be a SELECT (or UNION/WITH of SELECTs)
-   with nothing attached to the outside (no INTO OUTFILE, no FORMAT, no
-   SETTINGS anywhere), no table functions (``url``, ``file``, ``s3``, …), and
-   no reference to a database other than the subject's.
+1. The shared statement gate (:func:`helios_core.sqlguard.check`, read-only):
+   ``formatQuery(sql)`` (exactly one statement; its canonical text is what runs
+   afterwards) and ``EXPLAIN AST`` with the rules every user statement obeys
+   (no INTO OUTFILE, SETTINGS, outside table functions, system logs, …).
+2. The chat's own rules on the same tree: the statement must be a SELECT (or
+   UNION/WITH of SELECTs) with nothing attached to the outside (no FORMAT),
+   no table functions at all, and no reference to a database other than the
+   subject's.
 3. ``EXPLAIN QUERY TREE``: ClickHouse's analyzer resolves every table and
    column; an unknown column or table is refused with ClickHouse's message,
    and every table it resolved must be one the chat is about.
-4. The canonical statement runs with :meth:`ClickHouse.query` (read-only,
-   time-limited, row-capped).
+4. The canonical statement runs with :meth:`ClickHouse.run_guarded` (read-only,
+   time-limited, row-capped; the gate has already checked it).
 
 For a chat about a saved query the statement reads the table ``result``,
 which is the saved query, attached as a common table expression.
@@ -27,13 +28,13 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from helios_core import sqlguard
 from helios_core.clickhouse import SYSTEM_DATABASES, ClickHouse, QueryResult
-from helios_core.errors import QueryError, ValidationError
+from helios_core.errors import QueryError
 from helios_core.metadata import METADATA_DB
+from helios_core.sqlguard import SqlRefused  # one refusal class for both gates (its message goes to an LLM's repair)
 
-
-class SqlRefused(ValidationError):
-    """The gate would not run a statement; the message says why (and goes to an LLM's repair round)."""
+__all__ = ["SqlRefused", "GatePolicy", "CheckedSql", "check", "check_subject_sql", "run", "canonical"]
 
 
 @dataclass
@@ -63,20 +64,6 @@ class CheckedSql:
     check_ms: float = 0.0
 
 
-@dataclass
-class _Node:
-    depth: int
-    label: str
-
-
-def _tree(lines: list[str]) -> list[_Node]:
-    nodes = []
-    for line in lines:
-        stripped = line.lstrip(" ")
-        nodes.append(_Node(len(line) - len(stripped), stripped.rstrip()))
-    return nodes
-
-
 def _lines(result: QueryResult) -> list[str]:
     if result.frame.empty:
         return []
@@ -99,33 +86,35 @@ def _database_names(ch: ClickHouse) -> set[str]:
     return names
 
 
-def canonical(ch: ClickHouse, sql: str) -> str:
-    """ClickHouse's formatting of exactly one statement (refused when it is not one)."""
-    text = (sql or "").strip().rstrip(";").strip()
+def _verdict(ch: ClickHouse, sql: str) -> sqlguard.Verdict:
+    """The shared gate's verdict (read-only): one statement, parsed, with every common rule checked."""
+    text = sqlguard.strip_statement(sql)
     if not text:
         raise SqlRefused("There is no SQL statement to run.")
     try:
-        result = ch.query("SELECT formatQuery({sql:String}) AS q", {"sql": text}, limit=1)
+        return sqlguard.check(ch, text, write=False)
+    except SqlRefused:
+        raise
     except QueryError as exc:
-        if "Multi-statements" in exc.message:
-            raise SqlRefused("Only one statement may run: this SQL has several.",
-                             "Ask for one SELECT.") from exc
         raise SqlRefused(f"ClickHouse cannot parse this SQL: {exc.message}", exc.hint) from exc
-    return str(result.frame.iloc[0, 0])
 
 
-# Scalar functions that read outside the chat's tables (files, dictionaries, Join tables).
-_OUTSIDE_READERS = ("file", "joinget", "joingetornull")
+def canonical(ch: ClickHouse, sql: str) -> str:
+    """ClickHouse's formatting of exactly one statement (refused when it is not one, or breaks a shared rule)."""
+    return _verdict(ch, sql).canonical
+
+
+# Scalar functions that read outside the chat's tables (dictionaries, Join tables; file() is the shared gate's).
+_OUTSIDE_READERS = ("joinget", "joingetornull")
 
 
 def check_ast(ch: ClickHouse, sql: str, policy: GatePolicy) -> None:
     """A single read-only SELECT with no table functions, settings or outside clauses."""
-    try:
-        nodes = _tree(_lines(ch.query(f"EXPLAIN AST {sql}", limit=100_000)))
-    except QueryError as exc:
-        if exc.name == "READONLY":  # a SETTINGS clause: refused while parsing under readonly=1
-            raise SqlRefused("A statement may not change settings (SETTINGS clause).") from exc
-        raise
+    _check_chat_rules(ch, list(_verdict(ch, sql).nodes), policy)
+
+
+def _check_chat_rules(ch: ClickHouse, nodes: list[sqlguard.Node], policy: GatePolicy) -> None:
+    """The chat's own rules on a tree the shared gate already passed."""
     if not nodes or not nodes[0].label.startswith("SelectWithUnionQuery"):
         kind = nodes[0].label.split(" ")[0] if nodes else "nothing"
         kind = re.sub(r"(?<!^)(?=[A-Z])", " ", kind.removesuffix("Query")).upper() if kind != "nothing" else kind
@@ -137,9 +126,7 @@ def check_ast(ch: ClickHouse, sql: str, policy: GatePolicy) -> None:
         raise SqlRefused("Only a plain SELECT may run: no INTO OUTFILE, FORMAT or other outer clause.")
     known_dbs = _database_names(ch)
     for i, node in enumerate(nodes):
-        label = node.label
-        if label == "Set" or label.startswith("Set "):
-            raise SqlRefused("A statement may not change settings (SETTINGS clause).")
+        label = node.label  # SETTINGS, INTO OUTFILE, file(), url(), … were refused by the shared gate
         if label.startswith("Function "):
             fname = label.split(" ")[1].lower()
             if fname in _OUTSIDE_READERS or fname.startswith("dict"):
@@ -180,7 +167,7 @@ def _identifier_name(label: str) -> str:
 def check_tree(ch: ClickHouse, sql: str, policy: GatePolicy) -> list[str]:
     """ClickHouse resolves every name; only the allowed tables may appear. Returns the tables read."""
     try:
-        lines = _lines(ch.query(f"EXPLAIN QUERY TREE {sql}", limit=100_000))
+        lines = _lines(ch.run_guarded(f"EXPLAIN QUERY TREE {sql}", limit=100_000))
     except QueryError as exc:
         if exc.name in ("UNKNOWN_IDENTIFIER", "UNKNOWN_TABLE", "UNKNOWN_DATABASE", "UNKNOWN_FUNCTION",
                         "NO_SUCH_COLUMN_IN_TABLE", "UNKNOWN_ELEMENT_OF_ENUM"):
@@ -209,8 +196,9 @@ def check_tree(ch: ClickHouse, sql: str, policy: GatePolicy) -> list[str]:
 def check(ch: ClickHouse, sql: str, policy: GatePolicy) -> CheckedSql:
     """Every check of the gate; returns the canonical statement to run (with the saved query attached)."""
     started = time.perf_counter()
-    text = canonical(ch, sql)
-    check_ast(ch, text, policy)
+    verdict = _verdict(ch, sql)
+    text = verdict.canonical
+    _check_chat_rules(ch, list(verdict.nodes), policy)
     if policy.subject_sql:
         full = attach_subject(text, policy.subject_sql)
         # Resolved with the saved query attached, the statement may read exactly what that query reads.
@@ -234,9 +222,10 @@ def attach_subject(sql: str, subject_sql: str) -> str:
 def check_subject_sql(ch: ClickHouse, sql: str) -> CheckedSql:
     """A saved query a chat is about: one read-only SELECT over the user's own tables."""
     started = time.perf_counter()
-    text = canonical(ch, sql)
+    verdict = _verdict(ch, sql)
+    text = verdict.canonical
     policy = GatePolicy(None)
-    check_ast(ch, text, policy)
+    _check_chat_rules(ch, list(verdict.nodes), policy)
     tables = check_tree(ch, text, policy)
     return CheckedSql(text, sorted(set(tables)), (time.perf_counter() - started) * 1000)
 
@@ -244,4 +233,4 @@ def check_subject_sql(ch: ClickHouse, sql: str) -> CheckedSql:
 def run(ch: ClickHouse, sql: str, policy: GatePolicy, limit: int | None = None) -> tuple[CheckedSql, QueryResult]:
     """Check, then run through the guarded query path."""
     checked = check(ch, sql, policy)
-    return checked, ch.query(checked.sql, limit=limit)
+    return checked, ch.run_guarded(checked.sql, limit=limit)
