@@ -22,6 +22,7 @@ import re
 from dataclasses import dataclass, field
 
 from helios_core.chat.gate import canonical
+from helios_core.sqlguard import SqlRefused
 from helios_core.clickhouse import ClickHouse
 from helios_core.errors import QueryError, ValidationError
 from helios_core.identifiers import quote_ident
@@ -78,6 +79,22 @@ class AnalysisRefused(ValidationError):
     def __init__(self, rule: str, message: str, hint: str = "") -> None:
         super().__init__(message, hint or "Change the analysis and check it again.", problems=[message])
         self.rule = rule
+
+
+def _gate_rule(exc: SqlRefused) -> str:
+    """The analysis rule behind a refusal of the shared statement gate (helios_core.sqlguard)."""
+    text = exc.message.lower()
+    if "table function" in text or "reaches files" in text:
+        return "table_function"
+    if "setting" in text or "into outfile" in text or "format" in text:
+        return "outer_clause"
+    if exc.name == "READONLY" or "read-only" in text:
+        return "select_only"
+    if "system table" in text or "other people" in text:
+        return "other_table"
+    if "statement" in text:
+        return "single_statement"
+    return "sql_gate"
 
 
 def unit_type(unit: str) -> str:
@@ -467,7 +484,10 @@ def check_analysis(ch: ClickHouse, sql: str, table: InputTable, level: str,
     if level not in LEVELS:
         raise ValidationError(f"Unknown security level {level!r}.", "Use semi or mal.")
     _load_aggregate_names(ch)
-    text = canonical(ch, sql)
+    try:
+        text = canonical(ch, sql)
+    except SqlRefused as exc:  # the shared statement gate said no first: name the analysis rule it breaks
+        raise AnalysisRefused(_gate_rule(exc), exc.message, exc.hint) from exc
     parts = clauses(text)
     _check_clauses(parts, table.name)
     try:
