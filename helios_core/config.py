@@ -26,6 +26,9 @@ class Settings:
     query_timeout_s: int = 30
     max_result_rows: int = 10_000
     reader_pool_size: int = 4
+    api_host: str = "127.0.0.1"          # the HTTP API (python -m helios_core serve, HELIOS_API_PORT in the app)
+    api_port: int | None = None          # set: the app serves the API from its own process on this port
+    api_max_body_bytes: int = 16 * 1024 * 1024   # larger request bodies get 413
 
     @property
     def embedded(self) -> bool:
@@ -107,13 +110,17 @@ def load_settings(env: Mapping[str, str] | None = None, cwd: Path | None = None,
         aws_endpoint_url=pick("HELIOS_AWS_ENDPOINT_URL", "aws_endpoint_url") or None,
         aws_region=pick("AWS_DEFAULT_REGION", "aws_region") or pick("AWS_REGION", "aws_region") or "us-east-1",
     )
-    overrides: dict[str, int] = {}
+    overrides: dict[str, Any] = {}
     for field, env_name in (("query_timeout_s", "HELIOS_QUERY_TIMEOUT"), ("max_result_rows", "HELIOS_MAX_RESULT_ROWS"),
-                            ("reader_pool_size", "HELIOS_READER_POOL")):
+                            ("reader_pool_size", "HELIOS_READER_POOL"),
+                            ("api_port", "HELIOS_API_PORT"), ("api_max_body_bytes", "HELIOS_API_MAX_BODY")):
         raw = pick(env_name, field)
         if raw not in (None, ""):
             overrides[field] = _int(raw, env_name)
-    return replace(settings, **overrides)
+    if overrides.get("api_port", 1) > 65535:
+        raise ConfigError(f"HELIOS_API_PORT must be a port number (1-65535), not {overrides['api_port']}.")
+    host = pick("HELIOS_API_HOST", "api_host")
+    return replace(settings, **overrides, **({"api_host": str(host)} if host else {}))
 
 
 _settings: Settings | None = None

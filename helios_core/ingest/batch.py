@@ -6,7 +6,9 @@ Work is column by column over plain lists (C-level comprehensions and one
 
 from __future__ import annotations
 
+import hashlib
 import io
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable
@@ -466,3 +468,34 @@ def build_records(builder: "BatchBuilder", records: list[RawRecord],
     built = builder.build(events)
     built.problems = problems + built.problems
     return built
+
+
+@dataclass
+class PayloadOutcome:
+    """What became of each payload handed to :func:`insert_payloads` (by position)."""
+
+    inserted: int
+    problems: dict[int, Problem]   # payload position → why it went to quarantine
+
+
+def insert_payloads(client: Any, source: Any, payloads: list[bytes], token: str, shard_id: str = "api",
+                    max_event_bytes: int = MAX_EVENT_BYTES) -> PayloadOutcome:
+    """Validate raw event payloads (one event each) by ``source``'s rules and insert them as one batch.
+
+    The same path as a Kinesis batch: :func:`build_records`, then the consumer's bisecting insert into
+    the table and its quarantine insert, every insert carrying an ``insert_deduplication_token`` derived
+    from ``token`` — so sending the same payloads with the same token again inserts nothing.
+    """
+    from helios_core.ingest.consumer import SourceConsumer, insert_quarantine  # it imports this module
+
+    stem = hashlib.sha256(token.encode()).hexdigest()[:16]  # record ids: unique per request, stable on retries
+    arrival = int(time.time() * 1000)
+    records = [RawRecord(data, f"{stem}:{i}", "", arrival) for i, data in enumerate(payloads)]
+    built = build_records(BatchBuilder(source.columns, shard_id), records, max_event_bytes)
+    inserter = SourceConsumer(source, lambda: client, lambda: None)
+    inserter.ch = client  # the consumer's insert path, without its Kinesis loop
+    inserted, rejected = inserter._insert_table(built, token)
+    problems = built.problems + rejected
+    if problems:
+        insert_quarantine(client, source, shard_id, problems, token)
+    return PayloadOutcome(inserted, {int(p.seq.rsplit(":", 1)[1]): p for p in problems})
