@@ -375,3 +375,49 @@ def test_body_limit_and_server_survives(server, api):
 
 def test_unexpected_events_never_show_a_traceback(server):
     assert "Traceback" not in server.log.read_text()
+
+
+# ---- inside the app: the runtime's API thread and the settings page -------------------------------------
+
+
+def test_runtime_serves_the_api_from_its_own_process(ch):
+    """HELIOS_API_PORT in the app: the same API from the app's runtime (a thread, once per process)."""
+    import httpx
+
+    from api_server import free_port, wait_healthy
+    from helios_core.runtime import get_runtime
+    from helios_core.tokens import create_token, revoke_token
+
+    runtime = get_runtime()
+    port = free_port()
+    try:
+        server = runtime.start_api(port=port)
+        assert runtime.start_api(port=port) is server  # once per process
+        token = create_token(ch, "runtime_api_test").token
+        with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=60) as client:
+            assert client.get("/healthz").json() == {"status": "ok"}
+            assert "helios" in client.get("/api/databases").json()
+            assert client.post("/api/event", json={"a": 1}).status_code == 403
+        revoke_token(ch, "runtime_api_test")
+    finally:
+        api = runtime.services.pop("api", None)
+        if api is not None:
+            api.stop()
+    assert not api.thread.is_alive()
+
+
+def test_settings_page_creates_shows_once_and_revokes(open_page, ch):
+    from helios_core.tokens import list_tokens, verify_token
+    at = open_page("pages/settings.py")
+    at.text_input[0].input("page_token")
+    at.checkbox[0].check()
+    at.button[0].click().run()
+    assert not at.exception
+    shown = [c.value for c in at.code if c.value.startswith("helios_")]
+    assert len(shown) == 1 and verify_token(ch, shown[0]).write is True
+    record = next(t for t in list_tokens(ch) if t.name == "page_token")
+    at.run()
+    assert not [c for c in at.code if c.value.startswith("helios_")]  # shown once
+    at.button(key=f"api_token_revoke_{record.id}").click().run()
+    assert not at.exception
+    assert all(t.name != "page_token" for t in list_tokens(ch))
