@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import threading
+import time
 import uuid
 from typing import Any
 
@@ -19,6 +21,7 @@ from helios_core.runtime import get_runtime
 router = APIRouter(tags=["Events and reports (IM-challenge)"], dependencies=[Depends(require_token)])
 
 MAX_KEY_LENGTH = 200
+SOURCE_CACHE_SECONDS = 2.0   # a source's new rules (or its deletion) reach /api/event within this
 _EVENT_BODY = {"requestBody": {"required": True, "content": {
     "application/json": {"schema": {"oneOf": [{"type": "object"}, {"type": "array", "items": {"type": "object"}}]}},
     "application/x-ndjson": {"schema": {"type": "string", "description": "JSON lines: one event per line"}}}}}
@@ -56,7 +59,26 @@ def _is_json(line: bytes) -> bool:
         return False
 
 
+_sources: dict[str, tuple[float, Any]] = {}
+_sources_lock = threading.Lock()
+
+
 def resolve_source(ch: Any, wanted: str | None) -> Any:
+    """A source by id or ``database.table`` (looked up at most every few seconds: producers post often)."""
+    key = wanted or ""
+    with _sources_lock:
+        hit = _sources.get(key)
+    if hit is not None and time.monotonic() - hit[0] < SOURCE_CACHE_SECONDS:
+        return hit[1]
+    source = _lookup_source(ch, wanted)
+    with _sources_lock:
+        if len(_sources) > 1000:
+            _sources.clear()
+        _sources[key] = (time.monotonic(), source)
+    return source
+
+
+def _lookup_source(ch: Any, wanted: str | None) -> Any:
     """A source by id or ``database.table``; with none named, the only source there is."""
     from helios_core.sources import get_source, list_sources
     if wanted:
