@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,7 +89,7 @@ def api_server(aws_endpoint: str, demo: bool = False, env: dict[str, str] | None
     data_dir = Path(tempfile.mkdtemp(prefix="helios-api-"))
     environment = {**os.environ, "HELIOS_DATA_DIR": str(data_dir), "HELIOS_AWS_ENDPOINT_URL": aws_endpoint,
                    "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                   "AWS_DEFAULT_REGION": "eu-west-1", "HELIOS_IMPORT_BUCKET": f"api-{data_dir.name.lower()[-8:]}",
+                   "AWS_DEFAULT_REGION": "eu-west-1", "HELIOS_IMPORT_BUCKET": f"api-{uuid.uuid4().hex[:12]}",
                    **(env or {})}
     environment.pop("HELIOS_CLICKHOUSE_URL", None)
     setup = subprocess.run([sys.executable, "-c", _SETUP] + (["demo"] if demo else []), env=environment,

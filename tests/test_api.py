@@ -255,6 +255,25 @@ def test_retried_batch_with_one_idempotency_key_lands_once(api, source):
     assert count(api, f"SELECT count() AS n FROM im.captcha WHERE site_id = '{marker}'") == 22
 
 
+def test_concurrent_producers_all_land(server, source):
+    from concurrent.futures import ThreadPoolExecutor
+
+    marker = str(uuid.uuid4())
+
+    def produce(worker: int) -> list[int]:
+        with server.client("write") as client:
+            return [client.post("/api/event", json=[event(site_id=marker) for _ in range(25)],
+                                params={"source": source["sourceId"]},
+                                headers={"Idempotency-Key": f"{marker}-{worker}-{n}"}).json()["inserted"]
+                    for n in range(3)]
+
+    with ThreadPoolExecutor(4) as pool:
+        inserted = [n for batch in pool.map(produce, range(4)) for n in batch]
+    assert inserted == [25] * 12
+    with server.client("read") as client:
+        assert count(client, f"SELECT count() AS n FROM im.captcha WHERE site_id = '{marker}'") == 300
+
+
 def test_event_in_path_like_the_seed(api, source):
     one = event()
     response = api.post(f"/api/event/{json.dumps(one)}", params={"source": source["sourceId"]})
