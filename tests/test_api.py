@@ -10,7 +10,7 @@ import json
 import re
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -403,7 +403,7 @@ def test_runtime_serves_the_api_from_its_own_process(ch):
     """HELIOS_API_PORT in the app: the same API from the app's runtime (a thread, once per process)."""
     import httpx
 
-    from api_server import free_port, wait_healthy
+    from api_server import free_port
     from helios_core.runtime import get_runtime
     from helios_core.tokens import create_token, revoke_token
 
