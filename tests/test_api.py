@@ -440,3 +440,18 @@ def test_settings_page_creates_shows_once_and_revokes(open_page, ch):
     at.button(key=f"api_token_revoke_{record.id}").click().run()
     assert not at.exception
     assert all(t.name != "page_token" for t in list_tokens(ch))
+
+
+def test_runtime_api_on_a_busy_port_says_so(ch):
+    import socket
+
+    from helios_core.errors import ConfigError
+    from helios_core.runtime import get_runtime
+
+    runtime = get_runtime()
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        with pytest.raises(ConfigError, match="could not listen"):
+            runtime.start_api(port=busy.getsockname()[1])
+    assert "api" not in runtime.services  # not kept: the next start tries again

@@ -52,7 +52,13 @@ class ApiServer:
         self.host, self.port = host, port
         config = uvicorn.Config(create_app(), host=host, port=port, log_level="warning", access_log=False)
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, name="helios-api", daemon=True)
+        self.thread = threading.Thread(target=self._run, name="helios-api", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            self.server.run()
+        except (SystemExit, Exception):  # uvicorn exits when it cannot bind: start() reports that
+            log.warning("the HTTP API on %s:%s stopped", self.host, self.port, exc_info=True)
 
     def start(self, wait_s: float = 30.0) -> "ApiServer":
         """Start serving; returns once the port is bound (or raises if it cannot be)."""
