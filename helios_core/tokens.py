@@ -145,15 +145,23 @@ def revoke_token(ch: "ClickHouse", id_or_name: str) -> ApiToken:
 _cache: dict[str, tuple[float, ApiToken | None]] = {}
 
 
+def cached_token(token: str) -> tuple[bool, ApiToken | None]:
+    """``(known, token)`` from memory only: known is False when :func:`verify_token` must ask ClickHouse."""
+    if not token or not token.startswith(TOKEN_PREFIX) or len(token) > 200:
+        return True, None
+    hit = _cache.get(hash_token(token))
+    if hit is not None and time.monotonic() - hit[0] < CACHE_SECONDS:
+        return True, hit[1]
+    return False, None
+
+
 def verify_token(ch: "ClickHouse", token: str) -> ApiToken | None:
     """The active token with this secret, or None. Compared by hash, so timing reveals nothing of it."""
-    if not token or not token.startswith(TOKEN_PREFIX) or len(token) > 200:
-        return None
+    known, found = cached_token(token)
+    if known:
+        return found
     digest = hash_token(token)
-    hit = _cache.get(digest)
     now = time.monotonic()
-    if hit is not None and now - hit[0] < CACHE_SECONDS:
-        return hit[1]
     rows = _rows(ch, "revoked = 0 AND token_hash = {h:String}", {"h": digest})
     found = _record(rows[0]) if rows else None
     if len(_cache) > 10_000:  # many wrong tokens: never grow without bound
