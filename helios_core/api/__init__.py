@@ -94,6 +94,10 @@ def serve(host: str, port: int) -> None:
     get_runtime()  # open ClickHouse first: a data dir in use fails here, with its message
     from helios_core.ingest.manager import get_ingest_manager
     from helios_core.jobs import get_job_service
-    get_ingest_manager()  # like the app: running sources ingest, and interrupted jobs resume
-    get_job_service()
-    uvicorn.run(create_app(), host=host, port=port, log_level="warning", access_log=False)
+    manager = get_ingest_manager()  # like the app: running sources ingest, and interrupted jobs resume
+    jobs = get_job_service()
+    try:
+        uvicorn.run(create_app(), host=host, port=port, log_level="warning", access_log=False)
+    finally:  # Ctrl-C or SIGTERM: consumers flush what they buffered and move their checkpoints
+        manager.shutdown()
+        jobs.stop()
