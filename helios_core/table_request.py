@@ -84,6 +84,17 @@ def order_list(value: Any) -> list[str]:
     raise ValidationError("The sorting key must be column names: a list, or text separated by commas.")
 
 
+def default_order_by(columns: list[ColumnSpec]) -> list[str]:
+    """A sorting key when the request names none (the seeds' clients never do): the first time column,
+    else the first column that is not Nullable."""
+    from helios_core.ddl import base_type
+    for col in columns:
+        if base_type(str(col.type)).startswith(("DateTime", "Date")) and not str(col.type).startswith("Nullable"):
+            return [col.name]
+    plain = [c.name for c in columns if not str(c.type).startswith("Nullable")]
+    return plain[:1]
+
+
 def build_create_request(ch: Any, aws: Any, *, stream: str, database: str, table: str, columns: list[ColumnSpec],
                          order_by: list[str], partition: PartitionSpec | None = None, ttl: TtlSpec | None = None,
                          engine: str = "MergeTree", version_column: str = "", start_position: str = "TRIM_HORIZON",

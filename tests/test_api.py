@@ -191,6 +191,17 @@ def test_create_table_shape_and_conflict(api, source, stream):
     assert set(body["missing_fields"]) == {"tableName", "databaseName", "schema"}
 
 
+def test_create_table_accepts_the_seeds_own_request(api, stream):
+    """The seed's example request, unchanged but for the database ("default" is reserved in Helios)."""
+    seed = {"streamName": stream, "tableName": "user_events", "databaseName": "analytics",
+            "schema": [{"name": "user_id", "type": "String"}, {"name": "event_type", "type": "String"},
+                       {"name": "timestamp", "type": "DateTime"}]}
+    response = api.post("/api/create-table", json=seed)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["success"] is True and "ORDER BY (`timestamp`)" in body["createTableQuery"]
+
+
 def test_sources_shape(api, source, stream):
     body = api.get("/api/sources").json()
     mine = [s for s in body if s["tableName"] == "captcha"]
