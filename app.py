@@ -10,6 +10,7 @@ st.set_page_config(page_title="Helios", page_icon=":material/wb_sunny:", layout=
 PAGES = {
     "Helios": [
         st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+        st.Page("pages/settings.py", title="Settings", icon=":material/settings:"),
     ],
     "Streams": [
         st.Page("pages/connect.py", title="Connect", icon=":material/login:"),
@@ -51,6 +52,12 @@ try:
 except HeliosError as exc:
     with st.sidebar:
         st.warning(f"Import jobs are not running: {exc.message}", icon=":material/warning:")
+
+try:
+    rt.start_api()  # with HELIOS_API_PORT: the HTTP API from this process (the embedded engine allows one)
+except HeliosError as exc:
+    with st.sidebar:
+        st.warning(f"The HTTP API is not running: {exc.message}", icon=":material/warning:")
 
 with st.sidebar:
     st.caption(f":material/database: {rt.clickhouse.describe()}")

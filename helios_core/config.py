@@ -40,6 +40,9 @@ class Settings:
     max_memory_usage: int = 2 * 1024 ** 3      # bytes one user query may use (readers, server path)
     max_result_bytes: int = 256 * 1024 ** 2    # bytes of one user query's result; more is cut (truncated)
     allowed_table_functions: tuple[str, ...] = ()  # admin allow-list beyond the safe ones (sqlguard)
+    api_host: str = "127.0.0.1"          # the HTTP API (python -m helios_core serve, HELIOS_API_PORT in the app)
+    api_port: int | None = None          # set: the app serves the API from its own process on this port
+    api_max_body_bytes: int = 16 * 1024 * 1024   # larger request bodies get 413
 
     @property
     def embedded(self) -> bool:
@@ -152,14 +155,20 @@ def load_settings(env: Mapping[str, str] | None = None, cwd: Path | None = None,
         azure_account_key=pick("HELIOS_AZURE_ACCOUNT_KEY", "azure_account_key") or None,
         azure_container=pick("HELIOS_AZURE_CONTAINER", "azure_container") or None,
     )
-    overrides: dict[str, int] = {}
+    overrides: dict[str, Any] = {}
     for field, env_name in (("query_timeout_s", "HELIOS_QUERY_TIMEOUT"), ("max_result_rows", "HELIOS_MAX_RESULT_ROWS"),
                             ("reader_pool_size", "HELIOS_READER_POOL"),
                             ("max_memory_usage", "HELIOS_MAX_MEMORY_USAGE"),
-                            ("max_result_bytes", "HELIOS_MAX_RESULT_BYTES")):
+                            ("max_result_bytes", "HELIOS_MAX_RESULT_BYTES"),
+                            ("api_port", "HELIOS_API_PORT"), ("api_max_body_bytes", "HELIOS_API_MAX_BODY")):
         raw = pick(env_name, field)
         if raw not in (None, ""):
             overrides[field] = _int(raw, env_name)
+    if overrides.get("api_port", 1) > 65535:
+        raise ConfigError(f"HELIOS_API_PORT must be a port number (1-65535), not {overrides['api_port']}.")
+    host = pick("HELIOS_API_HOST", "api_host")
+    if host:
+        overrides["api_host"] = str(host)
     allowed = pick("HELIOS_ALLOWED_TABLE_FUNCTIONS", "allowed_table_functions") or ""
     names = allowed if isinstance(allowed, list) else str(allowed).split(",")
     functions = tuple(sorted({str(n).strip().lower() for n in names if str(n).strip()}))

@@ -57,3 +57,19 @@ class Conflict(HeliosError):
 
 class AwsError(HeliosError):
     """AWS refused a call or could not be reached."""
+
+
+def error_payload(exc: HeliosError) -> dict:
+    """The JSON error shape the CLI prints and the HTTP API answers: ``error``, ``hint`` and any details."""
+    payload: dict = {"error": exc.message}
+    if exc.hint:
+        payload["hint"] = exc.hint
+    if isinstance(exc, ValidationError):
+        if exc.missing_fields:
+            payload["missing_fields"] = exc.missing_fields
+        if exc.problems:
+            payload["problems"] = exc.problems
+    for key in ("job_id",):
+        if getattr(exc, key, None):
+            payload[key] = getattr(exc, key)
+    return payload

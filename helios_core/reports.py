@@ -573,6 +573,14 @@ def compile_report(ch: ClickHouse, definition: ReportDefinition) -> CompiledRepo
     return _Compiler(definition, report_columns(ch, definition.database, definition.table)).compile()
 
 
+def report_json(compiled: CompiledReport, result: QueryResult) -> dict[str, Any]:
+    """A run report as the seed's ``{metadata, data}`` plus the definition and the bound parameters."""
+    payload = result.to_seed_json()
+    payload["definition"] = compiled.definition.to_json()
+    payload["parameters"] = compiled.to_json()["parameters"]
+    return payload
+
+
 def run_report(ch: ClickHouse, definition: ReportDefinition) -> tuple[CompiledReport, QueryResult]:
     """Compile and run through the guarded (read-only, time- and row-limited) path."""
     compiled = compile_report(ch, definition)

@@ -25,6 +25,23 @@ class Runtime:
                 self.services[name] = factory()
             return self.services[name]
 
+    def start_api(self, host: str | None = None, port: int | None = None) -> Any:
+        """Serve the HTTP API from this process, once (the app, with ``HELIOS_API_PORT``); None when unset.
+
+        The embedded engine belongs to one process, so the API inside the app shares the app's
+        connection and services instead of running beside it.
+        """
+        from helios_core.config import get_settings
+        settings = get_settings()
+        port = port or settings.api_port
+        if not port:
+            return None
+
+        def factory() -> Any:
+            from helios_core.api import ApiServer
+            return ApiServer(host or settings.api_host, port).start()
+        return self.service("api", factory)
+
 
 _runtime: Runtime | None = None
 _lock = threading.Lock()

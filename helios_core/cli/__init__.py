@@ -15,10 +15,10 @@ import json
 import sys
 from typing import Any, Callable
 
-from helios_core.errors import Conflict, HeliosError, NotFound, ValidationError
+from helios_core.errors import Conflict, HeliosError, NotFound, ValidationError, error_payload
 
 EXIT_ERROR, EXIT_INVALID, EXIT_NOT_FOUND, EXIT_CONFLICT = 1, 3, 4, 5
-_COMMAND_MODULES = ("query", "streams", "sources", "ingest", "chat", "reports", "jobs", "serverless")
+_COMMAND_MODULES = ("query", "streams", "sources", "ingest", "chat", "reports", "jobs", "serverless", "serve")
 
 
 def emit(payload: Any) -> None:
@@ -34,21 +34,6 @@ def exit_code_for(exc: HeliosError) -> int:
     if isinstance(exc, Conflict):
         return EXIT_CONFLICT
     return EXIT_ERROR
-
-
-def error_payload(exc: HeliosError) -> dict[str, Any]:
-    payload: dict[str, Any] = {"error": exc.message}
-    if exc.hint:
-        payload["hint"] = exc.hint
-    if isinstance(exc, ValidationError):
-        if exc.missing_fields:
-            payload["missing_fields"] = exc.missing_fields
-        if exc.problems:
-            payload["problems"] = exc.problems
-    for key in ("job_id",):
-        if getattr(exc, key, None):
-            payload[key] = getattr(exc, key)
-    return payload
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,7 +11,7 @@ from helios_core.clickhouse import get_clickhouse
 from helios_core.errors import ValidationError
 from helios_core.export import to_csv_bytes
 from helios_core.reports import (PRESETS, ReportDefinition, compile_report, delete_report, get_report, list_reports,
-                                 parse_conditions, run_report, save_report)
+                                 parse_conditions, report_json, run_report, save_report)
 
 
 def _definition(args: argparse.Namespace) -> ReportDefinition:
@@ -49,10 +49,7 @@ def _run(args: argparse.Namespace) -> Any:
     if args.format == "csv":
         sys.stdout.write(to_csv_bytes(result.frame).decode("utf-8"))
         return None
-    payload = result.to_seed_json()
-    payload["definition"] = compiled.definition.to_json()
-    payload["parameters"] = compiled.to_json()["parameters"]
-    return payload
+    return report_json(compiled, result)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

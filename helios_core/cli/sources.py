@@ -15,13 +15,13 @@ from typing import Any
 from helios_core.cli.serverless import add_lambda_args, run_for_source, server_url
 from helios_core.cli.streams import _aws_args, _connection
 from helios_core.clickhouse import get_clickhouse
-from helios_core.ddl import (ENGINES, PARTITION_FUNCTIONS, TTL_UNITS, PartitionSpec, TableOptions, TtlSpec,
-                             database_exists)
+from helios_core.ddl import ENGINES, PARTITION_FUNCTIONS, TTL_UNITS
 from helios_core.errors import ValidationError
 from helios_core.ingest.mapping import publish
 from helios_core.schema import ColumnSpec
-from helios_core.sources import (INGEST_MODES, START_POSITIONS, Connection, CreateRequest, create_table_and_source, delete_source,
-                                 get_source, pause_source, resume_source, sources_seed_shape, update_rules)
+from helios_core.sources import (INGEST_MODES, START_POSITIONS, create_table_and_source, delete_source, get_source,
+                                 pause_source, resume_source, sources_seed_shape, update_rules)
+from helios_core.table_request import build_create_request, columns_from_json, order_list, parse_partition, parse_ttl
 
 
 def read_schema_file(path: str) -> tuple[list[ColumnSpec], dict[str, Any]]:
@@ -32,67 +32,24 @@ def read_schema_file(path: str) -> tuple[list[ColumnSpec], dict[str, Any]]:
         raise ValidationError(f"Cannot read the schema file {path}: {exc.strerror}.") from exc
     except json.JSONDecodeError as exc:
         raise ValidationError(f"The schema file {path} is not JSON: {exc}.") from exc
-    extra: dict[str, Any] = {}
-    if isinstance(data, dict):
-        schema = data.get("schema", data)
-        if isinstance(schema, dict):
-            extra = {"order_by": schema.get("orderBy") or [], "partition_by": schema.get("partitionBy") or ""}
-            schema = schema.get("inferredSchema", schema.get("columns"))
-        data = schema
-    if not isinstance(data, list) or not all(isinstance(c, dict) and c.get("name") for c in data):
-        raise ValidationError(f"The schema file {path} must hold a list of columns with name and type.",
-                              'Example: [{"name": "user_id", "type": "UInt64", "json_path": "user_id"}]')
-    return [ColumnSpec.from_json(c) for c in data], extra
-
-
-def _partition(text: str | None) -> PartitionSpec | None:
-    """``column`` or ``function(column)`` / ``column:function`` from the allow-list."""
-    if not text:
-        return None
-    text = text.strip()
-    if text.endswith(")") and "(" in text:
-        function, column = text[:-1].split("(", 1)
-    elif ":" in text:
-        column, function = text.split(":", 1)
-    else:
-        column, function = text, ""
-    function = function.strip()
-    if function not in PARTITION_FUNCTIONS:
-        raise ValidationError(f"Unknown partition function {function!r}.",
-                              f"Use one of: {', '.join(f for f in PARTITION_FUNCTIONS if f)}, or a bare column.")
-    return PartitionSpec(column.strip().strip("`"), function)
-
-
-def _ttl(text: str | None) -> TtlSpec | None:
-    if not text:
-        return None
-    parts = text.split(":")
-    if len(parts) != 3 or not parts[1].isdigit():
-        raise ValidationError(f"--ttl must be COLUMN:AMOUNT:UNIT (for example ts:30:DAY), not {text!r}.")
-    return TtlSpec(parts[0], int(parts[1]), parts[2].upper())
+    return columns_from_json(data, f"The schema file {path}")
 
 
 def _create_table(args: argparse.Namespace) -> dict[str, Any]:
     columns, suggested = read_schema_file(args.schema)
-    order_by = [c.strip() for c in args.order_by.split(",") if c.strip()] if args.order_by \
-        else suggested.get("order_by") or []
-    partition = _partition(args.partition_by or suggested.get("partition_by") or None)
+    order_by = order_list(args.order_by) if args.order_by else suggested.get("order_by") or []
+    partition = parse_partition(args.partition_by or suggested.get("partition_by") or None)
     ch = get_clickhouse()
-    options = TableOptions(database=args.database, table=args.table, order_by=order_by, engine=args.engine,
-                           version_column=args.version_column or "", partition=partition, ttl=_ttl(args.ttl),
-                           create_database=not database_exists(ch, args.database), cluster=args.cluster or "",
-                           distributed=args.distributed)
-    with _connection(args) as conn:
-        arn = args.stream_arn
-        if not arn:
-            from helios_core.aws import describe_stream
-            arn = describe_stream(conn, args.stream).arn or ""
-        connection = Connection.from_aws(conn)
     if args.mode == "lambda" and not args.template:
         server_url()  # refuse before anything is created when AWS could not reach this ClickHouse
-    request = CreateRequest(stream_name=args.stream, stream_arn=arn, columns=columns, options=options,
-                            connection=connection, start_position=args.start_position,
-                            start_timestamp=args.start_timestamp or "", mode=args.mode)
+    with _connection(args) as conn:
+        request = build_create_request(ch, conn, stream=args.stream, database=args.database, table=args.table,
+                                       columns=columns, order_by=order_by, partition=partition,
+                                       ttl=parse_ttl(args.ttl), engine=args.engine,
+                                       version_column=args.version_column or "",
+                                       start_position=args.start_position,
+                                       start_timestamp=args.start_timestamp or "", stream_arn=args.stream_arn or "",
+                                       cluster=args.cluster or "", distributed=args.distributed, mode=args.mode)
     result = create_table_and_source(ch, request).seed_shape()
     if args.mode == "lambda":
         result.update(run_for_source(args, get_source(ch, result["sourceId"])))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 from helios_core.clickhouse import to_query_error
 from helios_core.cluster import DISTRIBUTED_INSERT_SETTINGS
 from helios_core.ddl import QUARANTINE_COLUMN_NAMES
-from helios_core.ingest.batch import Built, Problem
+from helios_core.ingest.batch import MAX_EVENT_BYTES, BatchBuilder, Built, Problem, RawRecord, build_records
 
 # ClickHouse error codes that mean "this data cannot go in" (split the batch), not "ClickHouse is not there"
 # (retry the whole batch later).
@@ -109,3 +110,31 @@ def write_built(client: Any, target: Target, shard_id: str, built: Built, token:
     problems = built.problems + rejected
     insert_quarantine(client, target, shard_id, problems, token)
     return inserted, len(problems)
+
+
+@dataclass
+class PayloadOutcome:
+    """What became of each payload handed to :func:`insert_payloads` (by position)."""
+
+    inserted: int
+    problems: dict[int, Problem]   # payload position → why it went to quarantine
+
+
+def insert_payloads(client: Any, source: Any, payloads: list[bytes], token: str, shard_id: str = "api",
+                    max_event_bytes: int = MAX_EVENT_BYTES) -> PayloadOutcome:
+    """Validate raw event payloads (one event each) by ``source``'s rules and insert them as one batch.
+
+    The same path as a Kinesis batch (:func:`build_records`, :func:`insert_built`, :func:`insert_quarantine`),
+    every insert carrying a deduplication token derived from ``token``: the same payloads with the same token
+    again insert nothing (the HTTP API's Idempotency-Key).
+    """
+    stem = hashlib.sha256(token.encode()).hexdigest()[:16]  # record ids: unique per request, stable on retries
+    arrival = int(time.time() * 1000)
+    records = [RawRecord(data, f"{stem}:{i}", "", arrival) for i, data in enumerate(payloads)]
+    built = build_records(BatchBuilder(source.columns, shard_id), records, max_event_bytes)
+    target = Target.of_source(source)
+    target.origin_kind = "api"
+    inserted, rejected = insert_built(client, target, built, token)
+    problems = built.problems + rejected
+    insert_quarantine(client, target, shard_id, problems, token)
+    return PayloadOutcome(inserted, {int(p.seq.rsplit(":", 1)[1]): p for p in problems})
