@@ -11,7 +11,7 @@ import streamlit as st
 from helios_core.aws import list_streams
 from helios_core.clickhouse import list_databases, table_exists
 from helios_core.ddl import (ENGINES, PARTITION_FUNCTIONS, TTL_UNITS, PartitionSpec, TableOptions, TtlSpec,
-                             type_catalogue)
+                             create_database_sql, database_exists, default_partition, type_catalogue)
 from helios_core.errors import HeliosError
 from helios_core.identifiers import check_identifier, qualified, sanitize_name
 from helios_core.schema import FORMATS, VIRTUAL_SOURCES, ColumnSpec, infer_schema
@@ -62,6 +62,8 @@ def set_schema(schema, sample_events) -> None:
     if match and match.group(2) in {c.name for c in schema.columns}:
         function = match.group(1) if match.group(1) in PARTITION_FUNCTIONS else ""
         state["wiz_partition_col"], state["wiz_partition_fn"] = match.group(2), function
+    else:  # no suggestion: step 4 falls back to the time column by month (or no partition)
+        state["wiz_partition_col"] = ""
 
 
 def column_specs() -> list[ColumnSpec]:
@@ -118,6 +120,13 @@ def nav(back: bool = True, next_label: str | None = "Next", next_disabled: bool 
 
 
 # ---- page ----------------------------------------------------------------------------------------
+
+_handover = state.pop("wizard_handover", None)  # from Stream preview's "Continue to create table"
+if _handover is not None:
+    state["wizard_stream"], _schema, _events = _handover
+    state["wiz_stream_select"] = state["wizard_stream"]
+    set_schema(_schema, _events)
+    go(1)
 
 st.title("Create a table from a stream")
 sandbox_badge()
@@ -193,9 +202,14 @@ elif step == 1:
         for note in schema.conflicts:
             st.caption(f":material/info: {note}")
     with right:
+        # A compact table (one line per event, nested values as JSON text); whole events only on request.
         st.markdown(f"**Sample events** ({len(events)})")
-        for i, event in enumerate(events[:20]):
-            st.code(orjson.dumps(event, option=orjson.OPT_INDENT_2).decode(), language="json")
+        st.dataframe(pd.DataFrame([{k: orjson.dumps(v).decode() if isinstance(v, (dict, list)) else v
+                                    for k, v in e.items()} for e in events[:200]]).astype(str),
+                     hide_index=True, width="stretch", height=320)
+        with st.expander(f"Full events (the first {min(len(events), 20)})"):
+            st.code("\n".join(orjson.dumps(e, option=orjson.OPT_INDENT_2).decode() for e in events[:20]),
+                    language="json")
     nav()
 
 # 3 ─ edit schema
@@ -284,6 +298,11 @@ elif step == 3:
         st.multiselect("Sorting key (ORDER BY), in order", names, key="wiz_order_by",
                        help="Queries filtering on these columns are fast. Helios uses exactly what you choose.")
     p1, p2, p3 = st.columns([1, 2, 2])
+    if state.get("wiz_partition_col") not in names:  # no suggestion (or its column was renamed): the time column
+        schema = state.get("wizard_schema")
+        suggested = default_partition(specs, getattr(schema, "time_column", None))
+        state["wiz_partition_col"] = suggested.column if suggested else ""
+        state["wiz_partition_fn"] = suggested.function if suggested else ""
     state.setdefault("wiz_partition_on", bool(state.get("wiz_partition_col")))
     p1.toggle("Partition", key="wiz_partition_on")
     if state.get("wiz_partition_on"):
@@ -334,6 +353,9 @@ elif step == 4:
     else:
         st.success("Everything checks out. Nothing has been created yet.", icon=":material/check_circle:")
         table_sql, quarantine_sql = preview_ddl(request.options, request.columns)
+        if not database_exists(ch, request.options.database):
+            st.markdown(f"**Database** `{request.options.database}` (new)")
+            st.code(create_database_sql(request.options.database), language="sql")
         st.markdown(f"**Table** `{request.options.database}.{request.options.table}` ← stream "
                     f"`{request.stream_name}` from {request.start_position}")
         st.code(table_sql, language="sql")

@@ -163,9 +163,8 @@ with tab_schema:
 st.divider()
 if st.button("Continue to create table", icon=":material/table_chart:", type="primary",
              disabled=not (schema and schema.columns), key="preview_continue"):
-    st.session_state["wizard_stream"] = sample.stream
-    st.session_state["wizard_schema"] = schema
-    st.session_state["wizard_sample"] = list(sample.events)
+    # The wizard takes the hand-over itself (its set_schema also seeds the sorting key and partition).
+    st.session_state["wizard_handover"] = (sample.stream, schema, list(sample.events))
     if _WIZARD_PAGE.exists():
         st.switch_page("pages/create_table.py")
     else:
