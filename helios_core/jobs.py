@@ -963,6 +963,10 @@ def _arrow_type(t: Any) -> str:
     return "String"
 
 
+FILE_OUTLIER_RATIO = 0.02   # as streams: up to 2% of rows of another kind are outliers …
+FILE_MIN_EVIDENCE = 10      # … and in a file of 10 or more rows, a single one always is
+
+
 def infer_file_schema(fmt: str, path: Path) -> InferredSchema:
     """Propose columns for a new table from one uploaded file."""
     if fmt == "parquet":
@@ -987,7 +991,10 @@ def infer_file_schema(fmt: str, path: Path) -> InferredSchema:
             break
     if not events:
         raise ValidationError("The first upload has no readable rows to infer a schema from.")
-    inferred = infer_schema(events)
+    # A file is the data itself, not a sample of a stream: one odd row in a small file is an outlier to
+    # quarantine, not a reason to turn its column into String (streams need 50 events for that call).
+    inferred = infer_schema(events, outlier_ratio=max(FILE_OUTLIER_RATIO, 1 / len(events)),
+                            min_evidence=FILE_MIN_EVIDENCE)
     if fmt == "csv":
         header = file_fields("csv", path)
         for col in inferred.columns:  # CSV headers are flat even when they contain dots
