@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 
 def plural(n: int | float, noun: str, many: str | None = None) -> str:
     """``plural(1, "row")`` → "1 row", ``plural(2000, "row")`` → "2,000 rows" (``many`` for irregular nouns)."""
@@ -19,3 +21,13 @@ def duration(seconds: float) -> str:
             rest = (whole % size) // small
             return f"{whole // size} {unit}" + (f" {rest} {small_unit}" if rest else "")
     return f"{seconds:,.1f} s"
+
+
+def when(value: datetime | str | None) -> str:
+    """A moment to the second, ISO style, in UTC: "2025-01-31 14:05:09 UTC" ("" for none)."""
+    if value is None or value == "":
+        return ""
+    moment = datetime.fromisoformat(str(value).replace("Z", "+00:00")) if isinstance(value, str) else value
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")

@@ -11,7 +11,7 @@ from helios_core.identifiers import qualified
 from helios_core.ingest.manager import get_ingest_manager, pause, remove_source, resume
 from helios_core.schema import FORMATS
 from helios_core.sources import list_sources, update_rules
-from helios_core.wording import duration
+from helios_core.wording import duration, when
 from pages._shared import aws_connection, open_in_sql_explorer, runtime, show_error, user_errors
 
 ch = runtime().clickhouse
@@ -29,7 +29,9 @@ if not all_sources:
     st.page_link("pages/create_table.py", label="Create a table from a stream", icon=":material/add_circle:")
     st.stop()
 
-st.dataframe(pd.DataFrame([{**s.seed_shape(), "table": f"{s.database}.{s.table}"} for s in all_sources])[
+# createdOn as ISO to the second here (the seed API's shape keeps its MM-DD-YYYY for compatibility).
+st.dataframe(pd.DataFrame([{**s.seed_shape(), "table": f"{s.database}.{s.table}", "createdOn": when(s.created_on)}
+                           for s in all_sources])[
     ["streamName", "streamType", "table", "createdOn", "status", "lastError", "id"]], hide_index=True, width="stretch")
 
 

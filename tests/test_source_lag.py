@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 
@@ -38,6 +39,8 @@ def test_paused_source_shows_the_real_lag(open_page, ch, aws_conn, moto_server):
         at = open_page("pages/sources.py")
         shown = {m.label: m.value for m in at.metric}
         assert shown["Behind stream tip"] not in ("0.0 s", "unknown"), shown
+        listed = next(d.value for d in at.dataframe if "createdOn" in d.value.columns)
+        assert all(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", v) for v in listed["createdOn"])
 
         # once everything is read (checkpoint at the last record), a stopped source is not behind
         caught_up = {put["ShardId"]: Checkpoint(put["ShardId"], committed_seq=put["SequenceNumber"])}
