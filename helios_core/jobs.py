@@ -48,6 +48,7 @@ from helios_core.ddl import quarantine_name
 from helios_core.loading import NOT_INSERTED, RowSink, dedup_window
 from helios_core.schema import ColumnSpec, InferredSchema, infer_schema
 from helios_core.metadata import METADATA_DB, next_version
+from helios_core.wording import plural
 
 FORMATS = {"csv": "csv", "jsonl": "jsonl", "parquet": "parquet", "pg_dump": "sql"}
 FORMAT_LABELS = {"csv": "CSV (with a header row)", "jsonl": "JSON lines", "parquet": "Parquet",
@@ -622,15 +623,15 @@ class JobService:
                 stage = LOADING
                 progress.stage = stage
                 progress.files_total = len(files)
-                add_stage(self.ch, job.id, LOADING, f"{len(files)} file(s) from "
-                                                    f"{len({u.owner for u, _ in files})} owner(s).")
+                add_stage(self.ch, job.id, LOADING, f"{plural(len(files), 'file')} from "
+                                                    f"{plural(len({u.owner for u, _ in files}), 'owner')}.")
                 result = self._load(job, files, progress)
             total_in = sum(r["inserted"] for r in result["files"])
             total_bad = sum(r["quarantined"] for r in result["files"])
             job.result = result
             _write_job(self.ch, job)
             progress.stage = SUCCESS
-            add_stage(self.ch, job.id, SUCCESS, f"Loaded {total_in:,} rows; {total_bad:,} quarantined.")
+            add_stage(self.ch, job.id, SUCCESS, f"Loaded {plural(total_in, 'row')}; {total_bad:,} quarantined.")
         except HeliosError as exc:
             progress.stage = FAIL
             add_stage(self.ch, job_id, FAIL, f"Failed. Last status is {stage}. {exc}")

@@ -25,6 +25,7 @@ from helios_core.identifiers import qualified, quote_ident
 from helios_core.ingest.store import delete_checkpoints
 from helios_core.metadata import METADATA_DB, next_version
 from helios_core.schema import ColumnSpec
+from helios_core.wording import plural
 
 if TYPE_CHECKING:
     from helios_core.clickhouse import ClickHouse
@@ -302,7 +303,7 @@ def create_table_and_source(ch: "ClickHouse", req: CreateRequest) -> CreateResul
     if problems:
         if all("already exists" in p or "already has a source" in p for p in problems):
             raise Conflict(problems[0], "Choose another table name.")
-        raise ValidationError(f"The table cannot be created: {len(problems)} problem(s).",
+        raise ValidationError(f"The table cannot be created: {plural(len(problems), 'problem')}.",
                               "Fix each problem listed and try again.", problems=problems)
     opts = req.options
     columns = _normalized(req.columns)

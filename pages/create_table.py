@@ -18,6 +18,7 @@ from helios_core.schema import FORMATS, VIRTUAL_SOURCES, ColumnSpec, infer_schem
 from helios_core.sources import START_POSITIONS, Connection, CreateRequest, check_request, create_table_and_source, \
     new_source_id, preview_ddl
 from helios_core.streams import sample_stream
+from helios_core.wording import plural
 from pages._shared import (AWS_STREAMS_KEY, open_in_sql_explorer, require_aws_connection, runtime, sandbox_badge,
                            show_error, user_errors)
 
@@ -179,7 +180,8 @@ elif step == 1:
             with st.status(f"Sampling {stream}…") as status:
                 sample = sample_stream(conn, stream, n=int(n), wait_s=5.0)
                 schema = infer_schema(sample.events)
-                status.update(label=f"Sampled {len(sample.events)} events from {len(sample.shards)} shard(s)",
+                status.update(label=f"Sampled {plural(len(sample.events), 'event')} from "
+                                    f"{plural(len(sample.shards), 'shard')}",
                               state="complete")
             set_schema(schema, list(sample.events))
         except HeliosError as exc:
@@ -195,7 +197,8 @@ elif step == 1:
         st.stop()
     left, right = st.columns([3, 2], gap="large")
     with left:
-        st.markdown(f"**Inferred schema** ({len(schema.columns)} columns from {len(events)} events)")
+        st.markdown(f"**Inferred schema** ({plural(len(schema.columns), 'column')} from "
+                    f"{plural(len(events), 'event')})")
         st.dataframe(pd.DataFrame([{"column": c.name, "type": c.type, "JSON path": c.json_path,
                                     "in every event": c.present_in_all, "why": c.reason} for c in schema.columns]),
                      hide_index=True, width="stretch")
@@ -348,7 +351,7 @@ elif step == 4:
     with st.spinner("Checking with ClickHouse…"):
         problems = check_request(ch, request)
     if problems:
-        st.error(f"{len(problems)} problem(s) to fix before anything is created:", icon=":material/error:")
+        st.error(f"{plural(len(problems), 'problem')} to fix before anything is created:", icon=":material/error:")
         st.markdown("\n".join(f"- {p}" for p in problems))
     else:
         st.success("Everything checks out. Nothing has been created yet.", icon=":material/check_circle:")

@@ -15,7 +15,7 @@ from helios_core.jobs import (ACTIVE_STAGES, FAIL, FORMAT_LABELS, FORMATS, STAGE
                               get_job, get_job_service, infer_job_schema, job_summaries, list_jobs, list_owners)
 from helios_core.pgdump import load_dump
 from helios_core.schema import ColumnSpec
-from helios_core.wording import when
+from helios_core.wording import plural, when
 from pages._shared import aws_connection, format_bytes, open_in_sql_explorer, runtime, show_error, user_errors
 
 ch = runtime().clickhouse
@@ -53,7 +53,7 @@ def _status_panel(job_id: str, watching: bool) -> None:
     progress = get_job_service().progress.get(job_id)
     if current.status in ACTIVE_STAGES and progress is not None and progress.files_total:
         st.caption(f"File {min(progress.files_done + 1, progress.files_total)} of {progress.files_total}: "
-                   f"{progress.file} · {progress.rows:,} rows read · {progress.inserted:,} inserted · "
+                   f"{progress.file} · {plural(progress.rows, 'row')} read · {progress.inserted:,} inserted · "
                    f"{progress.quarantined:,} quarantined")
     if current.status == FAIL:
         st.error(current.error, icon=":material/error:")
@@ -282,12 +282,12 @@ def dump_tab() -> None:
 
                 def on_progress(table: str, rows: int) -> None:
                     seen[table] = rows
-                    bar.progress(min(0.95, 0.05 + 0.1 * len(seen)), text=f"{table}: {rows:,} rows")
+                    bar.progress(min(0.95, 0.05 + 0.1 * len(seen)), text=f"{table}: {plural(rows, 'row')}")
 
                 report = load_dump(ch, dump_file.getvalue(), dump_db, replace=replace, origin=dump_file.name,
                                    progress=on_progress)
                 bar.progress(1.0, text="Done")
-                status.update(label=f"Loaded {report.inserted:,} rows into {dump_db}"
+                status.update(label=f"Loaded {plural(report.inserted, 'row')} into {dump_db}"
                                     + (f" ({report.quarantined:,} quarantined)" if report.quarantined else ""),
                               state="complete")
                 state["dump_report"] = report.to_json()
@@ -298,7 +298,9 @@ def dump_tab() -> None:
     if report:
         st.dataframe(pd.DataFrame(report["tables"]), hide_index=True, width="stretch")
         if report["unsupported"]:
-            st.warning(f"{len(report['unsupported'])} statement(s) were not loaded:", icon=":material/warning:")
+            count = len(report["unsupported"])
+            st.warning(f"{plural(count, 'statement')} {'was' if count == 1 else 'were'} not loaded:",
+                       icon=":material/warning:")
             st.dataframe(pd.DataFrame(report["unsupported"]), hide_index=True, width="stretch")
         with st.expander("Ignored statements and notes"):
             st.dataframe(pd.DataFrame([{"kind": k, "count": v} for k, v in report["ignored"].items()]),

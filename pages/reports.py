@@ -10,6 +10,7 @@ from helios_core.charts import ChartSpec, build_chart
 from helios_core.clickhouse import list_databases, table_columns
 from helios_core.errors import HeliosError, ValidationError
 from helios_core.export import to_csv_bytes
+from helios_core.wording import plural
 from helios_core.reports import (GRAINS, MEASURE_HELP, MEASURE_KINDS, OPERATORS, PRESETS, Filter, Measure,
                                  ReportDefinition, captcha_preset, delete_report, get_report, list_reports,
                                  parse_conditions, run_report, save_report, type_family)
@@ -216,7 +217,8 @@ if state.get("rp_error") is not None:
 result, compiled = state.get("rp_result"), state.get("rp_compiled")
 if result is not None and compiled is not None:
     frame = result.frame
-    st.caption(f"{result.row_count:,} rows · {result.elapsed_ms:,.0f} ms · read {result.rows_read:,} rows"
+    st.caption(f"{plural(result.row_count, 'row')} · {result.elapsed_ms:,.0f} ms · "
+               f"read {plural(result.rows_read, 'row')}"
                + (" · truncated: raise the row limit or narrow the filters" if result.truncated else ""))
     st.dataframe(readable(frame), hide_index=True, width="stretch")
     if not frame.empty and compiled.measure_names:

@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from helios_core.chat.providers import LLMProvider
+from helios_core.wording import plural
 
 EXAMPLES_PER_GROUP = 2
 RAW_PREVIEW = 160
@@ -81,7 +82,7 @@ class ErrorSummary:
         lines = [self.text, ""]
         for g in self.groups:
             where = f" in `{g.column_name}`" if g.column_name else ""
-            lines.append(f"- **{g.error_type}**{where}: {g.count:,} rows — {g.cause}. *Fix:* {g.fix}")
+            lines.append(f"- **{g.error_type}**{where}: {plural(g.count, 'row')} — {g.cause}. *Fix:* {g.fix}")
             for ex in g.examples:
                 lines.append(f"  - e.g. {ex['message']}" + (f" · `{ex['raw']}`" if ex.get("raw") else ""))
         if self.narrative:
@@ -171,7 +172,7 @@ def explain_errors(frame: pd.DataFrame, provider: LLMProvider | None = None, all
         groups.append(ErrorGroup(etype, column, int(count), examples, cause, fix))
     top_type, top_count = next(iter(by_type.items()))
     share = top_count / total
-    text = (f"{total:,} quarantined rows in {len(by_type)} error type{'s' if len(by_type) != 1 else ''}; "
+    text = (f"{plural(total, 'quarantined row')} in {plural(len(by_type), 'error type')}; "
             f"the most common is {top_type} ({top_count:,}, {share:.0%})")
     if by_column:
         top_col, col_count = next(iter(by_column.items()))
