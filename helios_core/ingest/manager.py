@@ -35,6 +35,7 @@ from helios_core.sources import (Source, delete_source, get_source, list_sources
 
 log = logging.getLogger("helios.ingest")
 LAG_CACHE_SECONDS = 10.0  # a stopped source's lag is measured with Kinesis calls: not on every page refresh
+LAG_RETRY_SECONDS = 60.0  # … and after a failed measurement, not for a minute
 
 NO_KEYS = ("Needs credentials: this source was connected with access keys, which Helios keeps in memory only, "
            "so since Helios restarted it has none to read the stream with. " + KEYS_HINT)
@@ -225,11 +226,15 @@ class IngestManager:
             source = get_source(self.ch, source_id)
             registered = self.connections.get(source_id)
             if registered is not None or not source.connection.needs_keys:
-                kinesis = connection_for(source, registered).client("kinesis")
+                # Short timeouts, no retries: the Sources page waits for this while it draws.
+                kinesis = connection_for(source, registered).client(
+                    "kinesis", connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 1})
                 lag = unread_lag_ms(source, kinesis, load_checkpoints(self.ch, source_id))
         except Exception as exc:  # best effort: the page shows "unknown" rather than a wrong figure
             log.debug("lag of stopped source %s: %s", source_id, exc)
-        self._lag_cache[source_id] = (time.monotonic(), lag)
+        # An unreachable stream is asked again only after a longer pause, so the page never waits on it often.
+        stamp = time.monotonic() if lag is not None else time.monotonic() + LAG_RETRY_SECONDS - max_age_s
+        self._lag_cache[source_id] = (stamp, lag)
         return lag
 
     def _write_metrics(self) -> None:
