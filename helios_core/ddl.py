@@ -387,6 +387,22 @@ class TableOptions:
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
 
+def default_partition(columns: list[ColumnSpec], time_column: str | None = None) -> PartitionSpec | None:
+    """Monthly partitions on the time column (``time_column`` when it fits, else the first non-Nullable date or
+    time column); None when there is none. Never another column: partitioning by an id makes one partition
+    per event."""
+    def fits(col: ColumnSpec) -> bool:
+        try:
+            node = parse_type(col.type)
+        except ValidationError:
+            return False
+        return not node.nullable and node.base().name in TIME_TYPES
+
+    candidates = [c for c in columns if fits(c)]
+    chosen = next((c for c in candidates if c.name == time_column), candidates[0] if candidates else None)
+    return PartitionSpec(chosen.name, "toYYYYMM") if chosen is not None else None
+
+
 def quarantine_name(table: str) -> str:
     return f"{table}{QUARANTINE_SUFFIX}"
 

@@ -20,6 +20,9 @@ else end exists explain false final format from full global group having if ilik
 join key left like limit not null offset on or order outer over partition prewhere primary right sample select set
 settings show system table tables then to true truncate union update use using values view when where window with
 """.split())
+# ClickHouse's own default database: an ordinary database every server has. Quoted like any other name,
+# it is accepted although ``default`` is a reserved word (refusing it refused the server's own database).
+BUILTIN_DATABASES = frozenset({"default"})
 
 
 def check_identifier(name: str, kind: str = "column") -> list[str]:
@@ -32,7 +35,7 @@ def check_identifier(name: str, kind: str = "column") -> list[str]:
     if not _NAME.match(name):
         problems.append(f"The {kind} name {name!r} may use only letters, digits and underscores, "
                         "and must not start with a digit.")
-    if name.lower() in RESERVED:
+    if name.lower() in RESERVED and not (kind == "database" and name in BUILTIN_DATABASES):
         problems.append(f"The {kind} name {name!r} is a reserved SQL word; choose another (for example {name}_).")
     return problems
 

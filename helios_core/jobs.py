@@ -48,6 +48,7 @@ from helios_core.ddl import quarantine_name
 from helios_core.loading import NOT_INSERTED, RowSink, dedup_window
 from helios_core.schema import ColumnSpec, InferredSchema, infer_schema
 from helios_core.metadata import METADATA_DB, next_version
+from helios_core.wording import plural
 
 FORMATS = {"csv": "csv", "jsonl": "jsonl", "parquet": "parquet", "pg_dump": "sql"}
 FORMAT_LABELS = {"csv": "CSV (with a header row)", "jsonl": "JSON lines", "parquet": "Parquet",
@@ -639,15 +640,15 @@ class JobService:
                 stage = LOADING
                 progress.stage = stage
                 progress.files_total = len(files)
-                add_stage(self.ch, job.id, LOADING, f"{len(files)} file(s) from "
-                                                    f"{len({u.owner for u, _ in files})} owner(s).")
+                add_stage(self.ch, job.id, LOADING, f"{plural(len(files), 'file')} from "
+                                                    f"{plural(len({u.owner for u, _ in files}), 'owner')}.")
                 result = self._load(job, files, progress)
             total_in = sum(r["inserted"] for r in result["files"])
             total_bad = sum(r["quarantined"] for r in result["files"])
             job.result = result
             _write_job(self.ch, job)
             progress.stage = SUCCESS
-            add_stage(self.ch, job.id, SUCCESS, f"Loaded {total_in:,} rows; {total_bad:,} quarantined.")
+            add_stage(self.ch, job.id, SUCCESS, f"Loaded {plural(total_in, 'row')}; {total_bad:,} quarantined.")
         except HeliosError as exc:
             progress.stage = FAIL
             add_stage(self.ch, job_id, FAIL, f"Failed. Last status is {stage}. {exc}")
@@ -984,6 +985,10 @@ def _arrow_type(t: Any) -> str:
     return "String"
 
 
+FILE_OUTLIER_RATIO = 0.02   # as streams: up to 2% of rows of another kind are outliers …
+FILE_MIN_EVIDENCE = 10      # … and in a file of 10 or more rows, a single one always is
+
+
 def infer_file_schema(fmt: str, path: Path) -> InferredSchema:
     """Propose columns for a new table from one uploaded file."""
     if fmt == "parquet":
@@ -1008,7 +1013,10 @@ def infer_file_schema(fmt: str, path: Path) -> InferredSchema:
             break
     if not events:
         raise ValidationError("The first upload has no readable rows to infer a schema from.")
-    inferred = infer_schema(events)
+    # A file is the data itself, not a sample of a stream: one odd row in a small file is an outlier to
+    # quarantine, not a reason to turn its column into String (streams need 50 events for that call).
+    inferred = infer_schema(events, outlier_ratio=max(FILE_OUTLIER_RATIO, 1 / len(events)),
+                            min_evidence=FILE_MIN_EVIDENCE)
     if fmt == "csv":
         header = file_fields("csv", path)
         for col in inferred.columns:  # CSV headers are flat even when they contain dots

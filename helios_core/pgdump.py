@@ -30,6 +30,7 @@ from helios_core.ddl import DEDUP_WINDOW
 from helios_core.errors import Conflict, ValidationError
 from helios_core.identifiers import check_identifier, qualified, quote_ident, sanitize_name
 from helios_core.loading import QuarantineRow, RowError, RowSink, converter_for
+from helios_core.wording import plural
 
 LineSource = Callable[[], Iterator[str]]
 
@@ -856,7 +857,7 @@ def plan_dump(source: LineSource) -> DumpPlan:
                 rows = sum(1 for _ in scanner.copy_rows())
                 plan.unsupported.append(Issue(st.line, _short(st.text),
                                               f"COPY into {key[0]}.{key[1]}, which the dump does not create "
-                                              f"({rows} rows not loaded)"))
+                                              f"({plural(rows, 'row')} not loaded)"))
             continue
         _plan_statement(st, plan)
     _finish_plan(plan)

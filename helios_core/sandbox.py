@@ -387,12 +387,52 @@ class Sandbox:
                 "producer": self.producer.snapshot() if self.producer else None}
 
 
-def _start_moto_server() -> tuple[Any, str]:
-    from moto.server import ThreadedMotoServer
+# moto's Kinesis is not thread-safe: GetRecords iterates a shard's OrderedDict while PutRecords (the producer)
+# adds to it, which fails the request with "OrderedDict mutated during iteration" (a 500, a traceback in the
+# log, a retry). The sandbox serves Kinesis calls one at a time; moto's state is per process, so one lock.
+_KINESIS_LOCK = threading.Lock()
 
+
+class _SerialKinesis:
+    """WSGI middleware: Kinesis requests (``X-Amz-Target: Kinesis_…``) run one at a time, other services freely."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if not str(environ.get("HTTP_X_AMZ_TARGET", "")).startswith("Kinesis_"):
+            return self.app(environ, start_response)
+        with _KINESIS_LOCK:
+            return list(self.app(environ, start_response))  # the body is built inside the lock too
+
+
+class _MotoServer:
+    """moto's server app on 127.0.0.1 (a free port) in a daemon thread, Kinesis serialised."""
+
+    def __init__(self) -> None:
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+        from werkzeug.serving import make_server
+
+        app = _SerialKinesis(DomainDispatcherApplication(create_backend_app))
+        self._server = make_server("127.0.0.1", 0, app, threaded=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="helios-sandbox-moto", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def get_host_and_port(self) -> tuple[str, int]:
+        host, port = self._server.server_address[:2]
+        return str(host), int(port)
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._thread.join()
+
+
+def _start_moto_server() -> tuple[Any, str]:
     # werkzeug logs every request at INFO: keep the app's and CLI's output clean.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server = _MotoServer()
     server.start()
     host, port = server.get_host_and_port()
     return server, f"http://{host}:{port}"

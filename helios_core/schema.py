@@ -363,9 +363,11 @@ def _kinds(node: _Node) -> dict[str, int]:
 
 
 class _Inferrer:
-    def __init__(self, total: int, outlier_ratio: float, decimal: bool) -> None:
+    def __init__(self, total: int, outlier_ratio: float, decimal: bool,
+                 min_evidence: int = OUTLIER_MIN_EVENTS) -> None:
         self.total = total
         self.outlier_ratio = outlier_ratio
+        self.min_evidence = min_evidence
         self.decimal = decimal
         self.conflicts: list[str] = []
         self.columns: list[ColumnSpec] = []
@@ -374,7 +376,7 @@ class _Inferrer:
         self.time_spans: dict[str, tuple[float, float]] = {}
 
     def outliers_ok(self, minority: int, base: int) -> bool:
-        return base >= OUTLIER_MIN_EVENTS and 0 < minority <= self.outlier_ratio * base
+        return base >= self.min_evidence and 0 < minority <= self.outlier_ratio * base
 
     def name_for(self, path: tuple[str, ...]) -> str:
         base = sanitize_name("_".join(path))
@@ -669,7 +671,7 @@ def _sorting_key(inf: _Inferrer, time_col: ColumnSpec | None) -> tuple[list[str]
 
 
 def infer_schema(events: Iterable[dict[str, Any]], outlier_ratio: float = 0.02,
-                 decimal: bool = False) -> InferredSchema:
+                 decimal: bool = False, min_evidence: int = OUTLIER_MIN_EVENTS) -> InferredSchema:
     """Infer a ClickHouse schema from decoded events (dicts), the way an expert would.
 
     Columns come in order of first appearance; nested objects are flattened to
@@ -678,7 +680,8 @@ def infer_schema(events: Iterable[dict[str, Any]], outlier_ratio: float = 0.02,
     keys were seen. With at least 50 events, up to ``outlier_ratio`` of
     values of another kind (or missing) are treated as bad events rather than
     widening the type; every such decision and every widening is listed in
-    ``conflicts``. ``decimal=True`` types money-like decimal fields as
+    ``conflicts`` (``min_evidence`` lowers the 50 for data that is complete rather than a sample, such as an
+    uploaded file). ``decimal=True`` types money-like decimal fields as
     ``Decimal(18, 4)`` instead of Float64.
     """
     root = _Node(())
@@ -691,7 +694,7 @@ def infer_schema(events: Iterable[dict[str, Any]], outlier_ratio: float = 0.02,
         total += 1
         root.present += 1
         _observe_object(root, event)
-    inf = _Inferrer(total, outlier_ratio, decimal)
+    inf = _Inferrer(total, outlier_ratio, decimal, min_evidence)
     for child in (root.children or {}).values():
         inf.visit(child)
     time_col = _pick_time(inf.columns)

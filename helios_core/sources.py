@@ -28,6 +28,7 @@ from helios_core.ingest.store import delete_checkpoints
 from helios_core.metadata import METADATA_DB, next_version
 from helios_core.schema import ColumnSpec
 from helios_core.timeparse import parse_iso
+from helios_core.wording import plural
 
 if TYPE_CHECKING:
     from helios_core.clickhouse import ClickHouse
@@ -344,7 +345,7 @@ def create_table_and_source(ch: "ClickHouse", req: CreateRequest) -> CreateResul
     if problems:
         if all("already exists" in p or "already has a source" in p for p in problems):
             raise Conflict(problems[0], "Choose another table name.")
-        raise ValidationError(f"The table cannot be created: {len(problems)} problem(s).",
+        raise ValidationError(f"The table cannot be created: {plural(len(problems), 'problem')}.",
                               "Fix each problem listed and try again.", problems=problems)
     columns = _normalized(req.columns)
     order_by, order_by_note = sorting_key(req.options, columns)

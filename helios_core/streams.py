@@ -24,6 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from helios_core.aws import AwsConnection, aws_errors, to_aws_error
 from helios_core.errors import ValidationError
+from helios_core.wording import plural
 
 DEFAULT_SAMPLE = 100
 MAX_SAMPLE = 10_000
@@ -315,7 +316,7 @@ def sample_stream(conn: AwsConnection, stream: str, n: int = DEFAULT_SAMPLE, sta
                             + (" after that time." if kind == "at_timestamp" else " (it may be empty)."))
     sample.elapsed_s = time.monotonic() - began
     if progress is not None:
-        progress(1.0, f"{len(sample.events)} events from {len(sample.shards)} shards")
+        progress(1.0, f"{plural(len(sample.events), 'event')} from {plural(len(sample.shards), 'shard')}")
     return sample
 
 
@@ -325,8 +326,8 @@ def _progress(sample: Sample, kind: str, n: int, began: float, wait_s: float) ->
     elapsed = time.monotonic() - began
     if kind == "latest" and wait_s > 0:
         fraction = max(fraction, elapsed / wait_s)
-        return min(fraction, 1.0), f"{got} of {n} events; waited {elapsed:.0f} of {wait_s:g} s"
-    return min(fraction, 1.0), f"{got} of {n} events read"
+        return min(fraction, 1.0), f"{got} of {plural(n, 'event')}; waited {elapsed:.0f} of {wait_s:g} s"
+    return min(fraction, 1.0), f"{got} of {plural(n, 'event')} read"
 
 
 def _shard_iterator(conn: AwsConnection, client, stream: str, shard_id: str, kind: str,

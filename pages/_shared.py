@@ -118,11 +118,36 @@ def connect_sandbox():
     return conn
 
 
+def auto_sandbox() -> bool:
+    """Once per session, with no AWS credentials anywhere, connect the sandbox (as the Connect page does).
+
+    A deep link to a page that needs streams then works at once instead of asking to connect; a user who
+    disconnected on purpose is not connected again (the check runs once per session).
+    """
+    from helios_core.aws import default_credentials_available
+    from helios_core.config import get_settings
+
+    if st.session_state.get("aws_auto_checked"):
+        return False
+    st.session_state["aws_auto_checked"] = True
+    if get_settings().aws_endpoint_url or default_credentials_available():
+        return False
+    with user_errors():
+        connect_sandbox()
+        st.session_state["aws_auto_sandbox"] = True
+        st.toast("No AWS credentials were found: using the local sandbox and its demo streams.",
+                 icon=":material/science:")
+        return True
+    return False
+
+
 def require_aws_connection(key: str):
     """This session's connection; otherwise offer the sandbox or the Connect page and stop the page."""
     conn = aws_connection()
     if conn is not None:
         return conn
+    if auto_sandbox():
+        return aws_connection()
     st.info("Connect to AWS first, or use the local sandbox with its demo streams.", icon=":material/link:")
     c1, c2 = st.columns([1, 3])
     if c1.button("Use the local sandbox", icon=":material/science:", key=key):

@@ -14,6 +14,7 @@ from helios_core.chat.store import Chat, ChatStore, Message
 from helios_core.clickhouse import list_databases
 from helios_core.errors import HeliosError
 from helios_core.metadata import METADATA_DB
+from helios_core.wording import plural
 from pages._shared import aws_connection, open_in_sql_explorer, runtime, show_error, user_errors
 
 ch = runtime().clickhouse
@@ -151,7 +152,7 @@ def render_turn(messages: list[Message], chat_id: str) -> None:
                 types = " · ".join(f"{c}: {t}" for c, t in zip(m.content.get("columns", []),
                                                              m.content.get("types", [])))
                 more = " (first rows shown)" if m.content.get("truncated") else ""
-                st.caption(f"{m.content.get('row_count', len(frame)):,} rows{more} — {types}")
+                st.caption(f"{plural(m.content.get('row_count', len(frame)), 'row')}{more} — {types}")
             elif m.content_type == "chart":
                 render_chart(m.content, table, key)
             elif m.content_type == "query":

@@ -11,13 +11,15 @@ import streamlit as st
 from helios_core.aws import list_streams
 from helios_core.clickhouse import list_databases, table_exists
 from helios_core.ddl import (ENGINES, PARTITION_FUNCTIONS, TTL_UNITS, PartitionSpec, TableOptions, TtlSpec,
-                             sorting_key, type_catalogue)
+                             create_database_sql, database_exists, default_partition, sorting_key,
+                             type_catalogue)
 from helios_core.errors import HeliosError
 from helios_core.identifiers import check_identifier, qualified, sanitize_name
 from helios_core.schema import FORMATS, VIRTUAL_SOURCES, ColumnSpec, infer_schema
 from helios_core.sources import START_POSITIONS, Connection, CreateRequest, check_request, create_table_and_source, \
     new_source_id, preview_ddl
 from helios_core.streams import sample_stream
+from helios_core.wording import plural
 from pages._shared import (AWS_STREAMS_KEY, open_in_sql_explorer, require_aws_connection, runtime, sandbox_badge,
                            show_error, user_errors)
 
@@ -63,6 +65,8 @@ def set_schema(schema, sample_events) -> None:
     if match and match.group(2) in {c.name for c in schema.columns}:
         function = match.group(1) if match.group(1) in PARTITION_FUNCTIONS else ""
         state["wiz_partition_col"], state["wiz_partition_fn"] = match.group(2), function
+    else:  # no suggestion: step 4 falls back to the time column by month (or no partition)
+        state["wiz_partition_col"] = ""
 
 
 def column_specs() -> list[ColumnSpec]:
@@ -120,6 +124,13 @@ def nav(back: bool = True, next_label: str | None = "Next", next_disabled: bool 
 
 # ---- page ----------------------------------------------------------------------------------------
 
+_handover = state.pop("wizard_handover", None)  # from Stream preview's "Continue to create table"
+if _handover is not None:
+    state["wizard_stream"], _schema, _events = _handover
+    state["wiz_stream_select"] = state["wizard_stream"]
+    set_schema(_schema, _events)
+    go(1)
+
 st.title("Create a table from a stream")
 sandbox_badge()
 step = state["wiz_step"]
@@ -171,7 +182,8 @@ elif step == 1:
             with st.status(f"Sampling {stream}…") as status:
                 sample = sample_stream(conn, stream, n=int(n), wait_s=5.0)
                 schema = infer_schema(sample.events)
-                status.update(label=f"Sampled {len(sample.events)} events from {len(sample.shards)} shard(s)",
+                status.update(label=f"Sampled {plural(len(sample.events), 'event')} from "
+                                    f"{plural(len(sample.shards), 'shard')}",
                               state="complete")
             set_schema(schema, list(sample.events))
         except HeliosError as exc:
@@ -187,16 +199,22 @@ elif step == 1:
         st.stop()
     left, right = st.columns([3, 2], gap="large")
     with left:
-        st.markdown(f"**Inferred schema** ({len(schema.columns)} columns from {len(events)} events)")
+        st.markdown(f"**Inferred schema** ({plural(len(schema.columns), 'column')} from "
+                    f"{plural(len(events), 'event')})")
         st.dataframe(pd.DataFrame([{"column": c.name, "type": c.type, "JSON path": c.json_path,
                                     "in every event": c.present_in_all, "why": c.reason} for c in schema.columns]),
                      hide_index=True, width="stretch")
         for note in schema.conflicts:
             st.caption(f":material/info: {note}")
     with right:
+        # A compact table (one line per event, nested values as JSON text); whole events only on request.
         st.markdown(f"**Sample events** ({len(events)})")
-        for i, event in enumerate(events[:20]):
-            st.code(orjson.dumps(event, option=orjson.OPT_INDENT_2).decode(), language="json")
+        st.dataframe(pd.DataFrame([{k: orjson.dumps(v).decode() if isinstance(v, (dict, list)) else v
+                                    for k, v in e.items()} for e in events[:200]]).astype(str),
+                     hide_index=True, width="stretch", height=320)
+        with st.expander(f"Full events (the first {min(len(events), 20)})"):
+            st.code("\n".join(orjson.dumps(e, option=orjson.OPT_INDENT_2).decode() for e in events[:20]),
+                    language="json")
     nav()
 
 # 3 ─ edit schema
@@ -285,6 +303,11 @@ elif step == 3:
         st.multiselect("Sorting key (ORDER BY), in order", names, key="wiz_order_by",
                        help="Queries filtering on these columns are fast. Helios uses exactly what you choose.")
     p1, p2, p3 = st.columns([1, 2, 2])
+    if state.get("wiz_partition_col") not in names:  # no suggestion (or its column was renamed): the time column
+        schema = state.get("wizard_schema")
+        suggested = default_partition(specs, getattr(schema, "time_column", None))
+        state["wiz_partition_col"] = suggested.column if suggested else ""
+        state["wiz_partition_fn"] = suggested.function if suggested else ""
     state.setdefault("wiz_partition_on", bool(state.get("wiz_partition_col")))
     p1.toggle("Partition", key="wiz_partition_on")
     if state.get("wiz_partition_on"):
@@ -330,11 +353,14 @@ elif step == 4:
     with st.spinner("Checking with ClickHouse…"):
         problems = check_request(ch, request)
     if problems:
-        st.error(f"{len(problems)} problem(s) to fix before anything is created:", icon=":material/error:")
+        st.error(f"{plural(len(problems), 'problem')} to fix before anything is created:", icon=":material/error:")
         st.markdown("\n".join(f"- {p}" for p in problems))
     else:
         st.success("Everything checks out. Nothing has been created yet.", icon=":material/check_circle:")
         table_sql, quarantine_sql = preview_ddl(request.options, request.columns)
+        if not database_exists(ch, request.options.database):
+            st.markdown(f"**Database** `{request.options.database}` (new)")
+            st.code(create_database_sql(request.options.database), language="sql")
         st.markdown(f"**Table** `{request.options.database}.{request.options.table}` ← stream "
                     f"`{request.stream_name}` from {request.start_position}")
         order_by, order_note = sorting_key(request.options, request.columns)

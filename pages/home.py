@@ -2,6 +2,8 @@ import streamlit as st
 
 from helios_core.clickhouse import is_empty, list_databases
 from helios_core.demo import load_demo
+from helios_core.metadata import METADATA_DB
+from helios_core.wording import plural
 from pages._shared import runtime, user_errors
 
 ch = runtime().clickhouse
@@ -21,9 +23,13 @@ with left:
 with right:
     st.subheader("Your data")
     with user_errors():
+        # Counted like "empty" below: Helios's own records (the helios database) are not your data.
         databases = list_databases(ch)
+        own = databases.pop(METADATA_DB, [])
         st.metric("Databases", len(databases))
         st.metric("Tables", sum(len(t) for t in databases.values()))
+        if own:
+            st.caption(f"Not counted: Helios's own records (`{METADATA_DB}` database, {plural(len(own), 'table')}).")
 
 with user_errors():
     if ch.embedded and is_empty(ch):
@@ -32,10 +38,16 @@ with user_errors():
         if st.button("Load demo data", type="primary", key="load_demo"):
             with st.status("Loading demo data…", expanded=True) as status:
                 loaded = load_demo(ch)
-                for table, rows in loaded.tables.items():
-                    st.write(f"`{loaded.database}.{table}`: {rows:,} rows")
                 status.update(label="Demo data loaded", state="complete")
+            # Kept in the session so the confirmation survives the rerun that refreshes the counts.
+            st.session_state["home_demo_loaded"] = loaded.to_json()
             st.rerun()
+
+loaded_demo = st.session_state.get("home_demo_loaded")
+if loaded_demo:
+    st.success(f"Demo data loaded into the `{loaded_demo['database']}` database: "
+               + ", ".join(f"`{table}` ({plural(rows, 'row')})" for table, rows in loaded_demo["tables"].items())
+               + ". Try the Databases, SQL explorer or Chat pages.", icon=":material/check_circle:")
 
 st.subheader("Where to go")
 LINKS = [

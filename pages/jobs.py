@@ -8,7 +8,7 @@ import plotly.express as px
 import streamlit as st
 
 from helios_core.clickhouse import list_databases
-from helios_core.ddl import quarantine_name
+from helios_core.ddl import quarantine_name, type_catalogue
 from helios_core.errors import HeliosError, ValidationError
 from helios_core.identifiers import qualified
 from helios_core.jobs import (ACTIVE_STAGES, FAIL, FORMAT_LABELS, FORMATS, STAGES, SUCCESS, Job, confirm_schema,
@@ -16,6 +16,7 @@ from helios_core.jobs import (ACTIVE_STAGES, FAIL, FORMAT_LABELS, FORMATS, STAGE
 from helios_core.pgdump import load_dump
 from helios_core.schema import ColumnSpec
 from pages._analysis import analysis_tab
+from helios_core.wording import plural, when
 from pages._shared import aws_connection, format_bytes, open_in_sql_explorer, runtime, show_error, user_errors
 
 ch = runtime().clickhouse
@@ -53,11 +54,12 @@ def _status_panel(job_id: str, watching: bool) -> None:
     progress = get_job_service().progress.get(job_id)
     if current.status in ACTIVE_STAGES and progress is not None and progress.files_total:
         st.caption(f"File {min(progress.files_done + 1, progress.files_total)} of {progress.files_total}: "
-                   f"{progress.file} · {progress.rows:,} rows read · {progress.inserted:,} inserted · "
+                   f"{progress.file} · {plural(progress.rows, 'row')} read · {progress.inserted:,} inserted · "
                    f"{progress.quarantined:,} quarantined")
     if current.status == FAIL:
         st.error(current.error, icon=":material/error:")
-    st.dataframe(pd.DataFrame(current.stages), hide_index=True, width="stretch")
+    stages = [{**s, "at": when(s.get("at"))} for s in current.stages]  # to the second, not the microsecond
+    st.dataframe(pd.DataFrame(stages), hide_index=True, width="stretch")
     files = current.result.get("files", [])
     if files:
         frame = pd.DataFrame([{"file": f"{f['owner']}/{f['file']}", "inserted": f["inserted"],
@@ -89,14 +91,26 @@ def jobs_tab() -> None:
                 service.use_connection(None)
         with st.spinner("Preparing upload storage…"):
             where = f"bucket **{service.bucket}** via {service.connection.describe()}"
-        st.caption(f":material/cloud_upload: Uploads are kept in {where}. Data owners get write-only links.")
+        if getattr(service.connection, "sandbox", False):
+            # moto does not check signatures: a link made for PUT also answers GET (and any key) here.
+            st.caption(f":material/cloud_upload: Uploads are kept in {where}. Data owners get upload (PUT) links. "
+                       "In the sandbox these links also answer GET, because its S3 (moto) does not check "
+                       "signatures: treat them as secret. On AWS they are upload-only.")
+        else:
+            st.caption(f":material/cloud_upload: Uploads are kept in {where}. Data owners get write-only links.")
     except HeliosError as exc:
         show_error(exc)
         return
 
     # ---- create a job -----------------------------------------------------------------------------------
 
-    with st.expander("New import job", expanded=not list_jobs(ch), icon=":material/add:"):
+    if state.pop("jobs_form_reset", False):  # a job was just created: start the next one from a clean form
+        for key in ("jobs_new_name", "jobs_new_db_text", "jobs_new_table_text", "jobs_new_table"):
+            state.pop(key, None)
+    created = state.pop("jobs_created_message", None)
+    with st.expander("New import job", expanded=not list_jobs(ch) or bool(created), icon=":material/add:"):
+        if created:
+            st.success(created)
         c1, c2 = st.columns(2)
         name = c1.text_input("Name", key="jobs_new_name", placeholder="Partner sales, May")
         fmt = c2.selectbox("Format", list(FORMATS), format_func=FORMAT_LABELS.get, key="jobs_new_format")
@@ -120,7 +134,9 @@ def jobs_tab() -> None:
                 job = service.create({"name": name, "format": fmt, "target": target, "database": database or "",
                                       "table": table or ""})
                 state["jobs_selected"] = job.id
-                st.success(f"Created job {job.name} ({job.id}). Register data owners below.")
+                state["jobs_created_message"] = f"Created job {job.name} ({job.id}). Register data owners below."
+                state["jobs_form_reset"] = True
+                st.rerun()
             except HeliosError as exc:
                 show_validation(exc)
 
@@ -130,7 +146,8 @@ def jobs_tab() -> None:
     if not jobs:
         st.info("No import jobs yet. Create one above.")
         return
-    st.dataframe(pd.DataFrame(job_summaries(ch, jobs)), hide_index=True, width="stretch",
+    summaries = [{**row, "created_at": when(row["created_at"])} for row in job_summaries(ch, jobs)]
+    st.dataframe(pd.DataFrame(summaries), hide_index=True, width="stretch",
                  column_config={"job_id": st.column_config.TextColumn("Job id", width="small")})
     ids = [j.id for j in jobs]
     linked = st.query_params.get("job")
@@ -163,8 +180,10 @@ def jobs_tab() -> None:
                     show_validation(exc)
             grant = state.get(f"jobs_grant_{job.id}")
             if grant:
-                st.caption(f"For {grant['data_owner']}: valid {grant['expires_in'] // 60} minutes, upload only "
-                           "(PUT). Asking again gives fresh links.")
+                only = "for uploads (PUT; in the sandbox they also answer GET)" \
+                    if getattr(service.connection, "sandbox", False) else "upload only (PUT)"
+                st.caption(f"For {grant['data_owner']}: valid {grant['expires_in'] // 60} minutes, {only}. "
+                           "Asking again gives fresh links.")
                 for url in grant["presigned_urls"]:
                     st.code(f'curl -X PUT -T data.{FORMATS[job.format]} "{url}"', language="bash")
         with o2.container(border=True):
@@ -205,7 +224,9 @@ def jobs_tab() -> None:
             if job.schema:
                 frame = pd.DataFrame([{"name": c.name, "type": c.type, "from": c.json_path} for c in job.schema])
                 edited = st.data_editor(frame, key=f"jobs_schema_{job.id}", hide_index=True, width="stretch",
-                                        num_rows="dynamic")
+                                        num_rows="dynamic", column_config={  # the wizard's type catalogue
+                                            "type": st.column_config.SelectboxColumn(
+                                                "type", options=type_catalogue(list(frame["type"])), required=True)})
                 order = st.multiselect("Sorting key", list(edited["name"].dropna()),
                                        default=[c for c in job.order_by if c in set(edited["name"])],
                                        key=f"jobs_order_{job.id}")
@@ -262,12 +283,12 @@ def dump_tab() -> None:
 
                 def on_progress(table: str, rows: int) -> None:
                     seen[table] = rows
-                    bar.progress(min(0.95, 0.05 + 0.1 * len(seen)), text=f"{table}: {rows:,} rows")
+                    bar.progress(min(0.95, 0.05 + 0.1 * len(seen)), text=f"{table}: {plural(rows, 'row')}")
 
                 report = load_dump(ch, dump_file.getvalue(), dump_db, replace=replace, origin=dump_file.name,
                                    progress=on_progress)
                 bar.progress(1.0, text="Done")
-                status.update(label=f"Loaded {report.inserted:,} rows into {dump_db}"
+                status.update(label=f"Loaded {plural(report.inserted, 'row')} into {dump_db}"
                                     + (f" ({report.quarantined:,} quarantined)" if report.quarantined else ""),
                               state="complete")
                 state["dump_report"] = report.to_json()
@@ -278,7 +299,9 @@ def dump_tab() -> None:
     if report:
         st.dataframe(pd.DataFrame(report["tables"]), hide_index=True, width="stretch")
         if report["unsupported"]:
-            st.warning(f"{len(report['unsupported'])} statement(s) were not loaded:", icon=":material/warning:")
+            count = len(report["unsupported"])
+            st.warning(f"{plural(count, 'statement')} {'was' if count == 1 else 'were'} not loaded:",
+                       icon=":material/warning:")
             st.dataframe(pd.DataFrame(report["unsupported"]), hide_index=True, width="stretch")
         with st.expander("Ignored statements and notes"):
             st.dataframe(pd.DataFrame([{"kind": k, "count": v} for k, v in report["ignored"].items()]),

@@ -11,6 +11,7 @@ from helios_core.chat.explain import explain_errors
 from helios_core.export import to_csv_bytes
 from helios_core.quarantine import QuarantineFilter, quarantine_rows, quarantine_summary, reprocess
 from helios_core.sources import list_sources
+from helios_core.wording import plural
 from pages._shared import runtime, user_errors
 
 ch = runtime().clickhouse
@@ -65,7 +66,11 @@ with user_errors():
     for payload in ("raw", "example_raw"):  # the unique-errors view shows an example payload instead
         if payload in frame.columns:
             frame[payload] = frame[payload].map(lambda v: v.decode("utf-8", "replace") if isinstance(v, bytes) else v)
-    st.caption(f"{len(frame):,} row(s)")
+    if unique and "occurrences" in frame.columns:
+        st.caption(f"{plural(len(frame), 'distinct error')} covering "
+                   f"{plural(int(frame['occurrences'].sum()), 'quarantined row')}")
+    else:
+        st.caption(plural(len(frame), "row"))
     st.dataframe(frame, hide_index=True, width="stretch")
     e1, e2, _ = st.columns([1, 1, 3])
     e1.download_button("Export CSV", to_csv_bytes(frame), f"{source.table}_quarantine.csv", "text/csv",

@@ -10,6 +10,7 @@ from helios_core.charts import ChartSpec, build_chart
 from helios_core.clickhouse import list_databases, table_columns
 from helios_core.errors import HeliosError, ValidationError
 from helios_core.export import to_csv_bytes
+from helios_core.wording import plural
 from helios_core.reports import (GRAINS, MEASURE_HELP, MEASURE_KINDS, OPERATORS, PRESETS, Filter, Measure,
                                  ReportDefinition, captcha_preset, delete_report, get_report, list_reports,
                                  parse_conditions, run_report, save_report, type_family)
@@ -55,14 +56,26 @@ def definition_from_widgets(measures: pd.DataFrame, filters: pd.DataFrame) -> Re
         ms.append(Measure(kind=_text(row["kind"]), column=_text(row.get("column")), label=_text(row.get("label")),
                           where=parse_conditions(_text(row.get("condition"))),
                           where_other=parse_conditions(_text(row.get("second_condition")))))
-    fs = []
-    for row in filters.to_dict(orient="records"):
+    fs, incomplete = [], []
+    for number, row in enumerate(filters.to_dict(orient="records"), start=1):
         column, op, value = _text(row.get("column")), _text(row.get("operator")), _text(row.get("value"))
-        if not column:
+        if not (column or op or value):
+            continue  # a blank row the editor added: nothing to apply
+        missing = [name for name, given in (("a column", column), ("an operator", op), ("a value", value))
+                   if not given]
+        if missing:  # never dropped or guessed silently: the report would not be what the user asked for
+            incomplete.append(f"Filter row {number}" + (f" ({column})" if column else "") + " has no "
+                              + " and no ".join(m.split(" ", 1)[1] for m in missing)
+                              + f": choose {' and '.join(missing)}, or delete the row.")
             continue
         values = [v.strip() for v in value.split(",")] if op in ("in", "not in", "between") else [value]
         fs.append(Filter(column, op or "=", [v for v in values if v != ""] if op in ("in", "not in", "between")
                          else values))
+    if incomplete:
+        raise ValidationError(incomplete[0] if len(incomplete) == 1 else
+                              f"{len(incomplete)} filter rows are incomplete; the report was not run.",
+                              "Complete each filter row (column, operator and value) or delete it.",
+                              problems=incomplete)
     return ReportDefinition(database=state["rp_db"], table=state["rp_table"], time_column=state.get("rp_time") or "",
                             grain=state["rp_grain"], measures=ms, dimensions=list(state.get("rp_dims") or []),
                             filters=fs, time_from=_text(state.get("rp_from")) or None,
@@ -204,7 +217,8 @@ if state.get("rp_error") is not None:
 result, compiled = state.get("rp_result"), state.get("rp_compiled")
 if result is not None and compiled is not None:
     frame = result.frame
-    st.caption(f"{result.row_count:,} rows · {result.elapsed_ms:,.0f} ms · read {result.rows_read:,} rows"
+    st.caption(f"{plural(result.row_count, 'row')} · {result.elapsed_ms:,.0f} ms · "
+               f"read {plural(result.rows_read, 'row')}"
                + (" · truncated: raise the row limit or narrow the filters" if result.truncated else ""))
     st.dataframe(readable(frame), hide_index=True, width="stretch")
     if not frame.empty and compiled.measure_names:

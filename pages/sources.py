@@ -11,6 +11,7 @@ from helios_core.identifiers import qualified
 from helios_core.ingest.manager import get_ingest_manager, pause, remove_source, resume
 from helios_core.schema import FORMATS
 from helios_core.sources import list_sources, update_rules
+from helios_core.wording import duration, when
 from pages._shared import aws_connection, open_in_sql_explorer, runtime, show_error, user_errors
 
 ch = runtime().clickhouse
@@ -28,7 +29,9 @@ if not all_sources:
     st.page_link("pages/create_table.py", label="Create a table from a stream", icon=":material/add_circle:")
     st.stop()
 
-st.dataframe(pd.DataFrame([{**s.seed_shape(), "table": f"{s.database}.{s.table}"} for s in all_sources])[
+# createdOn as ISO to the second here (the seed API's shape keeps its MM-DD-YYYY for compatibility).
+st.dataframe(pd.DataFrame([{**s.seed_shape(), "table": f"{s.database}.{s.table}", "createdOn": when(s.created_on)}
+                           for s in all_sources])[
     ["streamName", "streamType", "table", "createdOn", "status", "lastError", "id"]], hide_index=True, width="stretch")
 
 
@@ -39,7 +42,11 @@ def live_metrics(source_id: str) -> None:
     c[0].metric("Rows inserted", f"{m['rows_inserted']:,}")
     c[1].metric("Quarantined", f"{m['rows_quarantined']:,}")
     c[2].metric("Batches", f"{m['batches']:,}")
-    c[3].metric("Behind stream tip", f"{m['millis_behind'] / 1000:,.1f} s")
+    lag = m["millis_behind"]
+    c[3].metric("Behind stream tip", "unknown" if lag is None else duration(lag / 1000),
+                help="Paused or stopped: the age of the oldest event the source has not read yet, measured from "
+                     "its checkpoint." if m.get("lag_measured") else "How far the consumer's last read was behind "
+                                                                       "the newest event of the stream.")
     c[4].metric("Errors", f"{m['errors']:,}")
     last = m["last_insert"].strftime("%H:%M:%S UTC") if m["last_insert"] else "—"
     st.caption(f"Consumer {'running' if m['running'] else 'stopped'} · last insert {last}")

@@ -11,6 +11,7 @@ import streamlit as st
 from helios_core.aws import list_streams
 from helios_core.schema import clickhouse_describe, infer_schema
 from helios_core.streams import DEFAULT_SAMPLE, MAX_SAMPLE, sample_stream
+from helios_core.wording import plural
 from pages._shared import AWS_STREAMS_KEY, require_aws_connection, runtime, sandbox_badge, user_errors
 
 _WIZARD_PAGE = Path(__file__).parent / "create_table.py"
@@ -59,8 +60,8 @@ if st.button("Sample events", icon=":material/download:", type="primary", key="p
                                    progress=lambda fraction, message: bar.progress(min(max(fraction, 0.0), 1.0),
                                                                                    text=message))
             schema = infer_schema(sample.events)
-            status.update(label=f"{len(sample.events)} events, {len(sample.undecodable)} undecodable, "
-                                f"from {len(sample.shards)} shards in {sample.elapsed_s:.1f} s",
+            status.update(label=f"{plural(len(sample.events), 'event')}, {len(sample.undecodable)} undecodable, "
+                                f"from {plural(len(sample.shards), 'shard')} in {sample.elapsed_s:.1f} s",
                           state="complete", expanded=False)
         st.session_state["preview_sample"] = sample
         st.session_state["preview_schema"] = schema
@@ -110,7 +111,7 @@ with tab_raw:
     shown = sample.events[:200]
     st.code("\n".join(orjson.dumps(e).decode() for e in shown) or "(no events)", language="json")
     if len(sample.events) > len(shown):
-        st.caption(f"The first {len(shown)} of {len(sample.events)} events, one per line.")
+        st.caption(f"The first {len(shown)} of {plural(len(sample.events), 'event')}, one per line.")
 
 with tab_meta:
     meta = pd.DataFrame([m.to_json() for m in sample.meta])
@@ -163,9 +164,8 @@ with tab_schema:
 st.divider()
 if st.button("Continue to create table", icon=":material/table_chart:", type="primary",
              disabled=not (schema and schema.columns), key="preview_continue"):
-    st.session_state["wizard_stream"] = sample.stream
-    st.session_state["wizard_schema"] = schema
-    st.session_state["wizard_sample"] = list(sample.events)
+    # The wizard takes the hand-over itself (its set_schema also seeds the sorting key and partition).
+    st.session_state["wizard_handover"] = (sample.stream, schema, list(sample.events))
     if _WIZARD_PAGE.exists():
         st.switch_page("pages/create_table.py")
     else:

@@ -140,7 +140,10 @@ def test_preview_of_an_empty_stream(app, aws_sandbox):
         client.delete_stream(StreamName=name)
 
 
-def test_preview_without_a_connection_offers_the_sandbox(app, aws_sandbox):
+def test_preview_without_a_connection_offers_the_sandbox(app, aws_sandbox, monkeypatch):
+    # With credentials configured (these are never used), Helios asks rather than picking the sandbox itself.
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAEXAMPLEEXAMPLE00")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-a-real-secret")
     at = app.run()
     at.switch_page("pages/stream_preview.py").run()
     assert not at.exception

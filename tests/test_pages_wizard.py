@@ -20,10 +20,11 @@ def _texts(at) -> str:
 
 
 def test_wizard_end_to_end_on_the_sandbox(app_path, ch, aws_sandbox):
-    at = AppTest.from_file(app_path, default_timeout=90).run()
+    at = AppTest.from_file(app_path, default_timeout=90)
+    at.session_state["aws_connection"] = aws_sandbox.connection()
+    at.run()
     at.switch_page("pages/create_table.py").run()
     assert not at.exception, at.exception
-    _click(at, "wiz_use_sandbox")                       # connect to the sandbox
     assert "Step 1 of 6" in at.get("progress")[0].proto.text
     at.selectbox(key="wiz_stream_select").set_value("user_activity").run()
     _click(at, "wiz_next_0")                            # 2: sample + schema (samples by itself)

@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from helios_core.chat.providers import LLMProvider
+from helios_core.wording import plural
 
 EXAMPLES_PER_GROUP = 2
 RAW_PREVIEW = 160
@@ -81,7 +82,7 @@ class ErrorSummary:
         lines = [self.text, ""]
         for g in self.groups:
             where = f" in `{g.column_name}`" if g.column_name else ""
-            lines.append(f"- **{g.error_type}**{where}: {g.count:,} rows — {g.cause}. *Fix:* {g.fix}")
+            lines.append(f"- **{g.error_type}**{where}: {plural(g.count, 'row')} — {g.cause}. *Fix:* {g.fix}")
             for ex in g.examples:
                 lines.append(f"  - e.g. {ex['message']}" + (f" · `{ex['raw']}`" if ex.get("raw") else ""))
         if self.narrative:
@@ -138,18 +139,26 @@ def explain_errors(frame: pd.DataFrame, provider: LLMProvider | None = None, all
                    max_groups: int = 10) -> ErrorSummary:
     """Summarise quarantined rows: counts by error type and column, examples, likely fixes."""
     data = frame.copy() if frame is not None else pd.DataFrame()
+    if "raw" not in data.columns and "example_raw" in data.columns:  # the unique-errors view
+        data["raw"] = data["example_raw"]
     for column in ("error_type", "error_message", "column_name", "raw"):
         if column not in data.columns:
             data[column] = ""
         data[column] = data[column].map(_text)
     data["error_type"] = data["error_type"].replace("", "unknown")
-    total = len(data)
+    # The "unique errors" view has one row per distinct error with its number of ``occurrences``.
+    weights = pd.to_numeric(data["occurrences"], errors="coerce").fillna(1) if "occurrences" in data.columns \
+        else pd.Series(1, index=data.index)
+    data["_n"] = weights.astype("int64") if len(data) else weights
+    total = int(data["_n"].sum()) if len(data) else 0
     if total == 0:
         return ErrorSummary(0, {}, {}, [], "There are no quarantined rows in view.")
-    by_type = data["error_type"].value_counts().to_dict()
-    by_column = data.loc[data["column_name"] != "", "column_name"].value_counts().to_dict()
+    by_type = data.groupby("error_type", sort=False)["_n"].sum().sort_values(ascending=False, kind="stable").to_dict()
+    by_column = data.loc[data["column_name"] != ""].groupby("column_name", sort=False)["_n"].sum() \
+        .sort_values(ascending=False, kind="stable").to_dict()
     groups: list[ErrorGroup] = []
-    counted = data.groupby(["error_type", "column_name"], sort=False).size().sort_values(ascending=False)
+    counted = data.groupby(["error_type", "column_name"], sort=False)["_n"].sum() \
+        .sort_values(ascending=False, kind="stable")
     for (etype, column), count in counted.head(max_groups).items():
         rows = data[(data["error_type"] == etype) & (data["column_name"] == column)]
         examples = []
@@ -163,12 +172,14 @@ def explain_errors(frame: pd.DataFrame, provider: LLMProvider | None = None, all
         groups.append(ErrorGroup(etype, column, int(count), examples, cause, fix))
     top_type, top_count = next(iter(by_type.items()))
     share = top_count / total
-    text = (f"{total:,} quarantined rows in {len(by_type)} error type{'s' if len(by_type) != 1 else ''}; "
+    text = (f"{plural(total, 'quarantined row')} in {plural(len(by_type), 'error type')}; "
             f"the most common is {top_type} ({top_count:,}, {share:.0%})")
     if by_column:
         top_col, col_count = next(iter(by_column.items()))
         text += f", and the column with the most errors is {top_col} ({col_count:,})"
-    text += f". Likely fix for {top_type}: {groups[0].fix if groups else ''}"
+    # The fix of the most common type itself: its largest type+column group may be of another type.
+    top_messages = " ".join(data.loc[data["error_type"] == top_type, "error_message"].head(EXAMPLES_PER_GROUP * 5))
+    text += f". Likely fix for {top_type}: {likely_fix(top_type, top_messages)[1]}"
     summary = ErrorSummary(total, {k: int(v) for k, v in by_type.items()},
                            {k: int(v) for k, v in by_column.items()}, groups, text)
     if provider is not None:

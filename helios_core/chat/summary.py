@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from helios_core.charts import is_numeric_type, is_time_type
+from helios_core.wording import plural
 
 RATE_HINTS = ("rate", "ratio", "share", "percent", "pct", "fraction")
 
@@ -72,12 +73,12 @@ def summarize(frame: pd.DataFrame, names: list[str], types: list[str], descripti
         shown = ", ".join(f"{_label(c)} {fmt(frame.iloc[0][c], c)}" for c in names[:4])
         return f"{what}: {shown}." if what else f"{shown[:1].upper()}{shown[1:]}."
     if not measures or len(dims) > 2 or (len(names) > 4 and len(dims) > 1):
-        lead = f"{n:,} rows" + (f" of {description}" if description else "")
+        lead = plural(n, "row") + (f" of {description}" if description else "")
         return f"{lead}{more}."
     m = measures[0]
     values = pd.to_numeric(frame[m], errors="coerce")
     if values.isna().all():
-        return f"{n:,} rows{more}."
+        return f"{plural(n, 'row')}{more}."
     hi_pos, lo_pos = int(values.idxmax()), int(values.idxmin())
 
     def key(pos: int) -> str:

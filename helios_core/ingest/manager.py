@@ -26,13 +26,16 @@ from typing import Any, Callable
 from helios_core.clickhouse import ClickHouse
 from helios_core.errors import AwsError, HeliosError, ValidationError
 from helios_core.ingest.consumer import KEYS_HINT, IngestConfig, SourceConsumer
+from helios_core.ingest.lag import unread_lag_ms
 from helios_core.ingest.metrics import SourceMetrics
-from helios_core.ingest.store import write_metrics
+from helios_core.ingest.store import load_checkpoints, write_metrics
 from helios_core.runtime import get_runtime
 from helios_core.sources import (Source, delete_source, get_source, list_sources, pause_source, pin_latest_start,
                                  resume_source, set_status)
 
 log = logging.getLogger("helios.ingest")
+LAG_CACHE_SECONDS = 10.0  # a stopped source's lag is measured with Kinesis calls: not on every page refresh
+LAG_RETRY_SECONDS = 60.0  # … and after a failed measurement, not for a minute
 
 NO_KEYS = ("Needs credentials: this source was connected with access keys, which Helios keeps in memory only, "
            "so since Helios restarted it has none to read the stream with. " + KEYS_HINT)
@@ -67,6 +70,7 @@ class IngestManager:
         self._thread: threading.Thread | None = None
         self._last_metrics = time.monotonic()
         self._last_warning = ""
+        self._lag_cache: dict[str, tuple[float, int | None]] = {}
 
     # ---- lifecycle --------------------------------------------------------------------------------
 
@@ -200,11 +204,38 @@ class IngestManager:
         return source
 
     def metrics_for(self, source_id: str) -> dict[str, Any]:
+        """Live metrics; for a source with no running consumer, ``millis_behind`` is measured from its
+        checkpoints (None when it cannot be: no credentials, stream unreachable) and ``lag_measured`` is True."""
         metrics = self.metrics.get(source_id)
         consumer = self.consumers.get(source_id)
         snap = metrics.snapshot() if metrics else SourceMetrics(source_id).snapshot()
         snap["running"] = bool(consumer and consumer.alive)
+        snap["lag_measured"] = False
+        if not snap["running"]:
+            snap["millis_behind"] = self.stopped_lag(source_id)
+            snap["lag_measured"] = True
         return snap
+
+    def stopped_lag(self, source_id: str, max_age_s: float = LAG_CACHE_SECONDS) -> int | None:
+        """How far a source without a consumer is behind its stream (ms), re-measured at most every ``max_age_s``."""
+        cached = self._lag_cache.get(source_id)
+        if cached is not None and time.monotonic() - cached[0] < max_age_s:
+            return cached[1]
+        lag: int | None = None
+        try:
+            source = get_source(self.ch, source_id)
+            registered = self.connections.get(source_id)
+            if registered is not None or not source.connection.needs_keys:
+                # Short timeouts, no retries: the Sources page waits for this while it draws.
+                kinesis = connection_for(source, registered).client(
+                    "kinesis", connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 1})
+                lag = unread_lag_ms(source, kinesis, load_checkpoints(self.ch, source_id))
+        except Exception as exc:  # best effort: the page shows "unknown" rather than a wrong figure
+            log.debug("lag of stopped source %s: %s", source_id, exc)
+        # An unreachable stream is asked again only after a longer pause, so the page never waits on it often.
+        stamp = time.monotonic() if lag is not None else time.monotonic() + LAG_RETRY_SECONDS - max_age_s
+        self._lag_cache[source_id] = (stamp, lag)
+        return lag
 
     def _write_metrics(self) -> None:
         self._last_metrics = time.monotonic()
