@@ -112,3 +112,25 @@ def test_load_demo_and_run_a_query_in_the_browser(browser, app_url):
     page.screenshot(path=str(Path(os.environ.get("HELIOS_E2E_SCREENSHOT_DIR", "/tmp")) / "helios-e2e.png"))
     assert "2000" in values.replace(",", "")
     page.close()
+
+
+def test_an_unanswerable_chat_question_is_declined_with_suggestions(browser, app_url):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(60_000)
+    page.goto(app_url)
+    page.get_by_role("button", name="Load demo data").click()
+    page.get_by_text("Demo data loaded").or_(page.get_by_text("Where to go")).first.wait_for()
+    page.get_by_role("link", name="Chat").first.click()
+    ask = page.locator("[data-testid='stChatInputTextArea']")
+    ask.wait_for()
+    ask.fill("How many purchases were made?")
+    ask.press("Enter")
+    page.get_by_text("Number of purchases: 8,000").first.wait_for()
+    # Asked after a purchases answer, this used to be answered as "Number of purchases: 8,000" again.
+    ask.fill("How many employees does the company have?")
+    ask.press("Enter")
+    answer = page.get_by_text("I could not answer that", exact=False).first
+    answer.wait_for()
+    text = answer.inner_text()
+    assert "'employees'" in text and "Questions I can answer here:" in text
+    page.close()

@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable
 
 from helios_core.chat.context import SubjectContext, TableInfo, sql_name
+from helios_core.chat.currency import are_currency_codes, is_currency_name, is_money_name
 from helios_core.ddl import base_type
 from helios_core.identifiers import sanitize_name
 
@@ -41,12 +42,19 @@ class Cond:
     values: list[Any] = field(default_factory=list)
 
     def describe(self) -> str:
-        shown = ", ".join(str(v) for v in self.values)
-        if self.op in ("in", "not in"):
-            return f"{self.column} {self.op} ({shown})"
+        """In words: "currency is EUR", "device is not desktop", "amount over 400", "plan is pro or free"."""
+        name = self.column.replace("_", " ")
+        shown = [str(v) for v in self.values]
+        if self.op in ("=", "in") and "currency" in self.column.lower():
+            return "in " + " or ".join(shown)
+        if self.op == "in":
+            return f"{name} is " + (" or ".join(shown) if len(shown) <= 3 else f"one of {', '.join(shown)}")
+        if self.op == "not in":
+            return f"{name} is not " + " or ".join(shown)
         if self.op == "between":
-            return f"{self.column} between {self.values[0]} and {self.values[1]}"
-        return f"{self.column} {self.op} {shown}"
+            return f"{name} between {shown[0]} and {shown[1]}"
+        op = {"=": "is", "!=": "is not", ">": "is over", ">=": "is at least", "<": "is under", "<=": "is at most"}
+        return f"{name} {op.get(self.op, self.op)} {shown[0]}"
 
 
 @dataclass
@@ -64,6 +72,7 @@ class Dim:
     table: str
     column: str
     grain: str = ""              # hour day week month (time columns)
+    auto: bool = False           # added by the assistant (amounts split by their currency), not asked for
 
 
 @dataclass
@@ -122,6 +131,7 @@ class BuiltinAnswer:
     chart: str = ""
     message: str = ""            # when not ok: what was not understood
     suggestions: list[str] = field(default_factory=list)
+    refused: bool = False        # a kind of question it never answers (forecasts): message leads the suggestions
 
 
 class NotUnderstood(Exception):
@@ -255,12 +265,12 @@ _kw("follow", "", "now", "instead", "only", "just", "what about", "how about", "
 _VERBS = {"has", "have", "had", "is", "are", "was", "were", "gets", "got", "get", "sees", "saw", "see", "with",
           "makes", "made", "make", "generated", "generates", "generate", "brings", "brought", "did", "does", "do",
           "shows", "received", "receives", "drives", "drove", "produced", "produces"}
+# Openings that make a question a follow-up even when it names its own subject ("now purchases by day").
+# Openings such as "top 5", "by device" or "in the last 7 days" follow up only when nothing else is asked.
 _FOLLOW_START = ("now", "and ", "but ", "also", "what about", "how about", "instead", "only", "just", "same",
                  "then", "make it", "switch", "change", "as a", "as an", "show it", "show that", "show this",
-                 "show them", "sort", "order by", "split", "break it", "for ", "in ", "on ", "with ", "without",
-                 "excluding", "except", "top ", "bottom ", "limit", "over ", "during", "last ", "past ", "this ",
-                 "today", "yesterday", "per ", "by ", "daily", "hourly", "weekly", "monthly", "average instead",
-                 "the same", "exclude", "not ", "remove", "drop", "all ", "include")
+                 "show them", "sort", "order by", "split", "break it", "without", "excluding", "except",
+                 "average instead", "the same", "exclude", "remove", "drop", "include")
 
 
 def stem(word: str) -> str:
@@ -509,7 +519,9 @@ def read_question(question: str, lex: Lexicon) -> Reading:
     reading = Reading(items=[])
     lowered = text.lower()
     reading.question_lower = lowered.strip()
-    reading.follow_marker = lowered.strip().startswith(_FOLLOW_START) or " instead" in lowered
+    tokens = set(re.findall(r"[a-z]+", lowered))
+    reading.follow_marker = lowered.strip().startswith(_FOLLOW_START) or " instead" in lowered \
+        or bool(tokens & PRONOUNS)
 
     def cut(match: re.Match, marker: str = " ") -> None:
         nonlocal text
@@ -928,6 +940,11 @@ def _assign_agg(funcs: list[str], group: list[Item], parts: Parts, ctx: SubjectC
             _narrow(group, parts)
             return
     head = group[-1]
+    if func == "count" and _only_time_columns(head, ctx):
+        # "how many users signed up per day": users are counted, "signed up" only names the time axis
+        nouns = [m for m in group[:-1] if _has(m, "table")]
+        if nouns:
+            head = nouns[-1]
     if func == "uniq":
         # "distinct pages visited": what is distinct is the column, not the verb after it
         columns = [m for m in group if _has(m, "column")]
@@ -937,6 +954,10 @@ def _assign_agg(funcs: list[str], group: list[Item], parts: Parts, ctx: SubjectC
     if _has(head, "value") and not (_has(head, "table") or _has(head, "column") or _has(head, "rows")):
         parts.filters.append((head, head.data == "neg"))
     parts.aggs.append((func, head, head))
+
+
+def _only_time_columns(item: Item, ctx: SubjectContext) -> bool:
+    return bool(item.meanings) and all(m.kind == "column" and _col_kind(m, ctx) == "time" for m in item.meanings)
 
 
 def _combine_funcs(funcs: list[str]) -> str:
@@ -1339,7 +1360,9 @@ def merge_follow_up(prev: Plan, reading: Reading, parts: Parts, builder: Builder
     res = builder.res
     # What is measured
     if parts.aggs or parts.rate is not None:
-        explicit_targets = [t for _f, t, _h in parts.aggs if t is not None]
+        # "how many of them are on mobile": a value counted is a filter, not a new measure
+        filtered = [f for f, _neg in parts.filters]
+        explicit_targets = [t for _f, t, _h in parts.aggs if t is not None and t not in filtered]
         if explicit_targets or parts.rate is not None:
             trial = Parts(aggs=parts.aggs, rate=parts.rate)
             plan.measures = builder._measures(trial, table, reading)
@@ -1426,6 +1449,40 @@ def merge_follow_up(prev: Plan, reading: Reading, parts: Parts, builder: Builder
 def _same_direction(a: str, b: str) -> bool:
     groups = [{"=", "!=", "in", "not in"}, {">", ">="}, {"<", "<="}, {"between"}]
     return any(a in g and b in g for g in groups)
+
+
+# ---------------------------------------------------------------------------- currencies
+
+_MONEY_FUNCS = ("sum", "avg", "min", "max", "median")
+
+
+def currency_column(table: TableInfo) -> str | None:
+    """The column that says which currency a row's amounts are in, if the table has one."""
+    for c in table.columns:
+        if c.kind in ("category", "text") and is_currency_name(c.name):
+            return c.name
+    for c in table.columns:
+        if c.is_category and are_currency_codes(c.values):
+            return c.name
+    return None
+
+
+def split_by_currency(plan: Plan, ctx: SubjectContext) -> None:
+    """Amounts in several currencies are never added together: group by the currency unless one is chosen."""
+    plan.dims = [d for d in plan.dims if not d.auto]
+    if plan.rows:
+        return
+    money = [m for m in plan.measures if m.func in _MONEY_FUNCS and m.column and is_money_name(m.column)]
+    table = ctx.table(money[0].table) if money else None
+    column = currency_column(table) if table is not None else None
+    if table is None or column is None:
+        return
+    if any(d.table == table.name and d.column == column for d in plan.dims):
+        return
+    if any(f.table == table.name and f.column == column and f.op in ("=", "in") and len(f.values) == 1
+           for f in plan.filters):
+        return
+    plan.dims.append(Dim(table.name, column, auto=True))
 
 
 # ---------------------------------------------------------------------------- SQL
@@ -1516,11 +1573,13 @@ class Compiler:
             where.append(self._window(col(plan.time_table, plan.time_column), plan.window,
                                       self._is_date(plan.time_table, plan.time_column)))
         direction = "ASC" if plan.order == "asc" else "DESC"
+        # Top N of amounts split by currency: N per currency (amounts in different currencies do not rank).
+        per = [col(d.table, d.column) for d in plan.dims if d.auto and not d.grain] \
+            if plan.limit and len(plan.dims) > 1 else []
         if plan.rows:
             order.append(f"{col(plan.table, plan.sort_column)} {direction}")
         elif plan.limit and measure_aliases:
-            order.append(f"{measure_aliases[0]} {direction}")
-            order += group
+            order += per + [f"{measure_aliases[0]} {direction}"] + [g for g in group if g not in per]
         elif time_aliases:
             order += group
         elif group and measure_aliases:
@@ -1541,7 +1600,9 @@ class Compiler:
             lines.append("GROUP BY " + ", ".join(group))
         if order:
             lines.append("ORDER BY " + ", ".join(order))
-        if plan.limit:
+        if plan.limit and per:
+            lines.append(f"LIMIT {int(plan.limit)} BY {', '.join(per)}")
+        elif plan.limit:
             lines.append(f"LIMIT {int(plan.limit)}")
         elif plan.rows:
             lines.append("LIMIT 10")
@@ -1607,7 +1668,7 @@ class Compiler:
         if m.func == "rate":
             return f"{m.num.values[0] if m.num else ''}_rate"
         if m.func == "uniq":
-            return m.label if m.label.startswith("unique") else f"unique_{m.column}"
+            return "unique_" + plural(words(m.column)).replace(" (", "_").rstrip(")")
         prefix = {"sum": "total", "avg": "avg", "min": "min", "max": "max", "median": "median"}[m.func]
         if m.func == "sum" and m.label and m.label != m.column and stem(m.label) in _CONCEPT_STEMS:
             return m.label
@@ -1627,36 +1688,87 @@ class Compiler:
 
 
 def describe(plan: Plan) -> str:
-    """What was computed, in words: “count of purchases where currency = EUR, last 7 days, per day”."""
+    """What was computed, in words: “number of purchases by day where currency is EUR in the last 7 days”."""
     if plan.rows:
-        text = f"{plan.limit or 10} rows of {plan.table} by {plan.sort_column} ({plan.order or 'desc'})"
+        first = plan.order == "asc"
+        if plan.sort_column == plan.time_column:
+            text = f"{'earliest' if first else 'latest'} rows of {words(plan.table)}"
+        else:
+            text = f"rows of {words(plan.table)} with the {'lowest' if first else 'highest'} {words(plan.sort_column)}"
     else:
-        names = []
-        for m in plan.measures:
-            if m.func == "count":
-                names.append(f"number of {m.label if m.label and m.label != 'rows' else 'rows of ' + plan.table}")
-            elif m.func == "rate":
-                den = f"{m.den.values[0]}" if m.den else "all rows"
-                names.append(f"{m.num.values[0] if m.num else ''} rate ({m.num.values[0] if m.num else ''} ÷ {den})")
-            elif m.func == "uniq":
-                names.append(f"distinct {m.column}")
-            else:
-                word = {"sum": "total", "avg": "average", "min": "minimum", "max": "maximum",
-                        "median": "median"}[m.func]
-                names.append(f"{word} {m.column}")
+        names = [_measure_words(m, plan) for m in plan.measures]
         text = " and ".join(names)
-        if plan.dims:
-            text += " by " + " and ".join(d.grain or d.column for d in plan.dims)
-    conds = [f.describe() for f in plan.filters]
+        counted = bool(plan.measures) and plan.measures[0].func in ("count", "uniq")
+        if plan.limit == 1 and plan.dims:
+            best = ("fewest" if counted else "lowest") if plan.order == "asc" else ("most" if counted else "highest")
+            what = names[0][len("number of "):] if counted and names[0].startswith("number of ") else names[0]
+            text = f"{' and '.join(_dim_words(d) for d in plan.dims if not d.auto)} with the {best} {what}"
+            if any(d.auto for d in plan.dims):
+                text += " in each currency"
+        elif plan.dims:
+            text += " by " + " and ".join(_dim_words(d) for d in plan.dims)
+    shown = [f for f in plan.filters if not _says_itself(f, plan)]
+    conds = [f.describe() for f in shown if not f.describe().startswith("in ")]
     if conds:
         text += " where " + " and ".join(conds)
+    for f in shown:
+        if f.describe().startswith("in "):
+            text += " " + f.describe()  # "in EUR"
     if plan.window:
-        text += f", {plan.window.describe()}"
-    if plan.limit and not plan.rows:
+        text += f" {plan.window.describe()}"
+    if plan.limit and not plan.rows and plan.limit != 1:
         text += f", {'top' if plan.order != 'asc' else 'bottom'} {plan.limit}"
-    elif plan.order == "asc" and plan.dims and not plan.rows:
+        if any(d.auto for d in plan.dims) and len(plan.dims) > 1:
+            text += " in each currency"
+    elif plan.order == "asc" and plan.dims and not plan.rows and plan.limit != 1:
         text += ", smallest first"
     return text
+
+
+def words(name: str) -> str:
+    """A column or table name as words: payment_method → payment method, duration_ms → duration (ms)."""
+    parts = _words(name)
+    if len(parts) > 1 and parts[-1] in ("ms", "s", "sec", "usd", "eur", "gbp"):
+        return " ".join(parts[:-1]) + f" ({parts[-1]})"
+    if len(parts) > 1 and parts[-1] in ("id", "uuid"):
+        return " ".join(parts[:-1])
+    return " ".join(parts) or name
+
+
+def plural(phrase: str) -> str:
+    if phrase.endswith(("s", ")")):
+        return phrase
+    if phrase.endswith("y") and not phrase.endswith(("ay", "ey", "oy", "uy")):
+        return phrase[:-1] + "ies"
+    return phrase + "s"
+
+
+def _measure_words(m: Measure, plan: Plan) -> str:
+    if m.func == "count":
+        label = m.label if m.label and m.label != "rows" else ""
+        if not label:
+            return f"number of {words(plan.table)} rows"
+        return f"number of {label}" if label.endswith("s") else f"number of {label} rows"
+    if m.func == "rate":
+        num = m.num.values[0] if m.num else ""
+        if m.den:
+            return f"{num} rate ({num} ÷ {m.den.values[0]})"
+        return f"share of rows with {words(m.num.column) if m.num else ''} {num}".replace("  ", " ")
+    if m.func == "uniq":
+        return f"number of distinct {plural(words(m.column))}"
+    word = {"sum": "total", "avg": "average", "min": "minimum", "max": "maximum", "median": "median"}[m.func]
+    return f"{word} {words(m.column)}"
+
+
+def _dim_words(d: Dim) -> str:
+    return d.grain or words(d.column)
+
+
+def _says_itself(f: Cond, plan: Plan) -> bool:
+    """ "number of logins where event type is login": the filter repeats the counted word."""
+    labels = {stem(w) for m in plan.measures if m.func == "count" for w in _words(m.label)}
+    return f.op == "=" and len(f.values) == 1 and bool(labels) \
+        and {stem(w) for w in _words(str(f.values[0]))} <= labels
 
 
 # ---------------------------------------------------------------------------- suggestions
@@ -1737,8 +1849,19 @@ def answer(question: str, ctx: SubjectContext, with_suggestions: bool = True) ->
         return BuiltinAnswer(False, message="The question is empty.",
                              suggestions=suggestions(ctx) if with_suggestions else [])
     lex = lexicon(ctx)
-    reading = read_question(question, lex)
+    forecast = _FORECAST.search(question)
+    reading = read_question(_FORECAST.sub(" ", question) if forecast else question, lex)
+    unknown = _unknown_words(reading)
+    if forecast and not unknown:  # "what will revenue be next year" (the weather tomorrow is not understood)
+        return BuiltinAnswer(False, message=FORECAST_MESSAGE, refused=True,
+                             suggestions=_forecast_suggestions(question, ctx) if with_suggestions else [])
     try:
+        if unknown and _WHY.match(question):
+            raise NotUnderstood("I can count, sum and compare what is in the data, but not explain causes.")
+        if unknown:
+            # A word that names nothing here ("employees") would otherwise be dropped and the rest answered:
+            # a confident answer to another question.
+            raise NotUnderstood(_not_understood_message(unknown, ctx))
         parts = interpret(reading, ctx)
         builder = Builder(ctx, lex)
         prev_plan = Plan.from_json(ctx.previous.plan) if ctx.previous and ctx.previous.plan else None
@@ -1746,11 +1869,11 @@ def answer(question: str, ctx: SubjectContext, with_suggestions: bool = True) ->
             plan = merge_follow_up(prev_plan, reading, parts, builder)
         else:
             if _WHY.match(question):
-                raise NotUnderstood("I can count, sum and compare what is in the data, but not explain causes or "
-                                    "predict the future.")
+                raise NotUnderstood("I can count, sum and compare what is in the data, but not explain causes.")
             if not _has_subject(parts, reading, ctx) or _only_a_noun(parts, reading):
-                raise NotUnderstood(_not_understood_message(reading))
+                raise NotUnderstood(_not_understood_message(reading.unknown, ctx))
             plan = builder.build(reading, parts)
+        split_by_currency(plan, ctx)
         sql = Compiler(ctx).compile(plan)
     except NotUnderstood as exc:
         return BuiltinAnswer(False, message=str(exc), suggestions=suggestions(ctx) if with_suggestions else [])
@@ -1781,11 +1904,49 @@ def _only_a_noun(parts: Parts, reading: Reading) -> bool:
     return bool(reading.unknown) and not structure
 
 
-def _not_understood_message(reading: Reading) -> str:
-    if reading.unknown:
-        words = ", ".join(repr(w) for w in reading.unknown[:4])
-        return f"I could not match {words} to a table, column or value of this subject."
+def _not_understood_message(unknown: list[str], ctx: SubjectContext) -> str:
+    if unknown:
+        words = ", ".join(repr(w) for w in unknown[:4])
+        where = "this result" if ctx.subject.is_query else f"the {ctx.subject.database} database"
+        return f"I could not match {words} to a table, column or value of {where}."
     return "I could not tell what to count or measure in this question."
+
+
+# Words that carry no meaning of their own in a question about data ("where do users come from").
+FILLER_WORDS = set("""
+come comes came coming go goes went look looks looking like break breakdown overview summary summarise summarize
+stats statistics figure figures metric metrics kpi kpis currently current right actually really roughly
+approximately approx ok okay hey hi hello thanks thank kindly exist exists existing recorded tracked stored
+seen observed placed contain contains containing happening counted
+""".split())
+PRONOUNS = {"it", "them", "they", "those", "these", "their"}
+
+
+def _unknown_words(reading: Reading) -> list[str]:
+    """Words of the question that match no table, column, value or keyword (and are not filler)."""
+    return [w for w in reading.unknown if w.lower() not in FILLER_WORDS and w.lower() not in PRONOUNS]
+
+
+# Questions about the future: the data only holds the past, and a sum of it is not a forecast.
+_FORECAST = re.compile(r"\b(will|forecast\w*|predict\w*|projection\w*|projected|going to be|expected to|"
+                       r"next\s+(?:hour|day|week|month|quarter|year|\d+\s+\w+)|tomorrow|in the future|"
+                       r"future)\b", re.I)
+FORECAST_MESSAGE = "I can't forecast; I can only show what is already in the data. Here is what I can show:"
+
+
+def _forecast_suggestions(question: str, ctx: SubjectContext) -> list[str]:
+    """The history of what was asked about ("revenue per month"), then the usual suggestions."""
+    out: list[str] = []
+    reading = read_question(_FORECAST.sub(" ", question), lexicon(ctx))
+    try:
+        parts = interpret(reading, ctx)
+    except NotUnderstood:
+        parts = Parts()
+    for item in [t for _f, t, _h in parts.aggs if t] + ([parts.head] if parts.head else []):
+        q = f"{item.text[:1].upper()}{item.text[1:]} per month"
+        if q not in out and _answers(ctx, q):
+            out.append(q)
+    return (out + [s for s in suggestions(ctx) if s not in out])[:3]
 
 
 def _is_follow_up(reading: Reading, parts: Parts, prev: Plan, builder: "Builder") -> bool:
@@ -1798,8 +1959,11 @@ def _is_follow_up(reading: Reading, parts: Parts, prev: Plan, builder: "Builder"
     if named and not (named & related):
         return False  # "now purchases by day" after a question about events: a new question
     if reading.follow_marker:
-        return True
-    has_target = any(t is not None for _f, t, _h in parts.aggs) or parts.head is not None
+        return True  # "now …", "only …", "… instead", "what about …", "and for …", "it", "them"
+    # A question with its own subject ("top 5 countries by revenue") is a new question, even when it
+    # starts like a modifier; a bare modifier ("top 5", "by device", "in the last 7 days") follows up.
+    has_target = any(t is not None for _f, t, _h in parts.aggs) or parts.head is not None \
+        or (parts.rate is not None and parts.rate[0] is not None)
     if named or has_target:
         return False
     return True
