@@ -208,3 +208,12 @@ def test_answer_sentences_read_as_english(ch, demo):
             continue
         answer = _chain(ch, *case.questions)
         assert not any(b in answer.text for b in broken), f"{case.label}: {answer.text}"
+
+
+def test_filler_words_do_not_block_a_question_but_unknown_verbs_do(ch, demo):
+    compare = _chain(ch, "Compare revenue across plans")
+    assert compare.ok and "plan" in compare.sql
+    bought = _chain(ch, "How many people bought something?")  # was "Number of people: 2,000"
+    assert not bought.ok and "'bought'" in bought.text
+    month = _chain(ch, "How many users signed up last month?")
+    assert month.ok and month.text.startswith("Number of users in the last month: ")

@@ -49,6 +49,7 @@ CASES: list[Case] = [
     _c("How many purchases were made?", "SELECT count() FROM demo.purchase_events", "aggregate"),
     _c("How many unique users made a purchase?",
        "SELECT count(DISTINCT user_id) FROM demo.purchase_events", "aggregate"),
+    _c("How many customers purchased?", "SELECT count(DISTINCT user_id) FROM demo.purchase_events", "aggregate"),
     _c("Number of distinct sessions", "SELECT count(DISTINCT session_id) FROM demo.user_activity", "aggregate"),
     # amounts are in USD, EUR and GBP: never added up across currencies, so split by currency
     _c("Total revenue", "SELECT currency, sum(amount) FROM demo.purchase_events GROUP BY currency", "aggregate"),
@@ -70,6 +71,8 @@ CASES: list[Case] = [
     _c("Users by plan", "SELECT plan, count() FROM demo.users GROUP BY plan", "group"),
     _c("How many users per country?", "SELECT country, count() FROM demo.users GROUP BY country", "group"),
     _c("Events by device", "SELECT device, count() FROM demo.user_activity GROUP BY device", "group"),
+    _c("What's the split of events by device?", "SELECT device, count() FROM demo.user_activity GROUP BY device",
+       "group"),
     _c("Purchases by status", "SELECT status, count() FROM demo.purchase_events GROUP BY status", "group"),
     _c("Total revenue by currency",
        "SELECT currency, sum(amount) FROM demo.purchase_events GROUP BY currency", "group"),
@@ -245,6 +248,7 @@ UNANSWERABLE = [
     "What will revenue be next year?",
     "How many employees does the company have?",
     "Anything interesting?",
+    "How many people bought something?",
 ]
 
 

@@ -158,6 +158,8 @@ def _by_currency(frame: pd.DataFrame, dims: list[str], m: str, values: pd.Series
         pos = int(rows.idxmax())
         best.append(f"{key(pos, currency)} ({fmt(values.iloc[pos], m)} {code})")
     extra = f" and {len(codes) - 4} more currencies" if len(codes) > 4 else ""
+    if len(frame) == len(codes):  # one row per currency ("plan with the highest revenue"): the rows are the answer
+        return f"{lead}{more}: {', '.join(best)}{extra}."
     return f"{lead} — {_rows(len(frame))}{more}; the highest in each currency: {', '.join(best)}{extra}."
 
 

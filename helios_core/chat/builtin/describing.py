@@ -66,9 +66,11 @@ def plural(phrase: str) -> str:
 def _measure_words(m: Measure, plan: Plan) -> str:
     if m.func == "count":
         label = m.label if m.label and m.label != "rows" else ""
-        if not label:
+        if not label or label.endswith("ed"):  # "pages visited": rows of the table, not "number of visited"
             return f"number of {column_words(plan.table)} rows"
-        return f"number of {label}" if label.endswith("s") else f"number of {label} rows"
+        if label.endswith("s"):
+            return f"number of {label}"
+        return f"number of {plural(label)}" if " " not in label else f"number of {label} rows"
     if m.func == "rate":
         num = m.num.values[0] if m.num else ""
         if m.den:

@@ -246,8 +246,9 @@ def _assign_agg(funcs: list[str], group: list[Item], parts: Parts, ctx: SubjectC
             _narrow(group, parts)
             return
     head = group[-1]
-    if func == "count" and _only_time_columns(head, ctx):
-        # "how many users signed up per day": users are counted, "signed up" only names the time axis
+    if func == "count" and (_only_time_columns(head, ctx) or head.text.lower().endswith("ed")):
+        # "how many users signed up per day", "customers purchased": the users are counted; "signed up" names
+        # the time axis and "purchased" the table they are counted in
         nouns = [m for m in group[:-1] if has_meaning(m, "table")]
         if nouns:
             head = nouns[-1]

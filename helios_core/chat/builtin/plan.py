@@ -55,7 +55,7 @@ class Window:
 
     def describe(self) -> str:
         if self.kind == "last":
-            return f"in the last {self.amount} {self.unit}{'s' if self.amount != 1 else ''}"
+            return f"in the last {self.amount} {self.unit}s" if self.amount != 1 else f"in the last {self.unit}"
         if self.kind == "this":
             return f"this {self.unit}"
         return self.kind

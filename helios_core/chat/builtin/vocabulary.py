@@ -177,6 +177,7 @@ FILLER_WORDS = set("""
 come comes came coming go goes went look looks looking like break breakdown overview summary summarise summarize
 stats statistics figure figures metric metrics kpi kpis currently current right actually really roughly
 approximately approx ok okay hey hi hello thanks thank kindly exist exists existing recorded tracked stored
-seen observed placed contain contains containing happening counted
+seen observed placed contain contains containing happening counted something new compare comparison split
+distribution spread
 """.split())
 PRONOUNS = {"it", "them", "they", "those", "these", "their"}
