@@ -217,3 +217,8 @@ def test_filler_words_do_not_block_a_question_but_unknown_verbs_do(ch, demo):
     assert not bought.ok and "'bought'" in bought.text
     month = _chain(ch, "How many users signed up last month?")
     assert month.ok and month.text.startswith("Number of users in the last month: ")
+
+
+def test_a_named_table_the_answer_would_leave_out_is_not_dropped(ch, demo):
+    answer = _chain(ch, "average age of purchases")  # was "Average age: 43.07" over all users
+    assert not answer.ok and "'purchases'" in answer.text and answer.suggestions

@@ -237,6 +237,8 @@ CASES: list[Case] = [
     _c(["How many purchases were made?", "how many employees does the company have"], "", "unanswerable"),
     _c(["Total revenue", "anything interesting?"], "", "unanswerable"),
     _c(["Revenue by plan", "what will it be next month?"], "", "unanswerable"),
+    _c("Average age of purchases", "", "unanswerable"),      # not the average age of all users
+    _c("Total duration of purchases", "", "unanswerable"),   # durations are activity's, not purchases'
 ]
 
 # Questions the built-in assistant must decline (with suggestions) rather than guess.

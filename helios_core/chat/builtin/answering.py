@@ -59,11 +59,26 @@ def answer(question: str, ctx: SubjectContext, with_suggestions: bool = True) ->
             if not _has_subject(parts, reading, ctx) or _only_a_noun(parts, reading):
                 raise NotUnderstood(_not_understood_message(reading.unknown, ctx))
             plan = builder.build(reading, parts)
+            _check_covered(plan, parts)
         split_by_currency(plan, ctx)
         sql = Compiler(ctx).compile(plan)
     except NotUnderstood as exc:
         return BuiltinAnswer(False, message=str(exc), suggestions=suggestions(ctx) if with_suggestions else [])
     return BuiltinAnswer(True, sql=sql, plan=plan, description=describe(plan), chart=plan.chart)
+
+
+def _check_covered(plan: Plan, parts: Parts) -> None:
+    """Every table or column the question names is used by the plan: "average age of purchases" is not the
+    average age of all users."""
+    used = {plan.table, plan.time_table} | {d.table for d in plan.dims} | {f.table for f in plan.filters} \
+        | {m.table for m in plan.measures if m.table}
+    named = parts.evidence + ([parts.head] if parts.head is not None else [])
+    left_out = [item.text for item in named
+                if item.meanings and not any(m.table in used for m in item.meanings)]
+    if left_out:
+        words = ", ".join(repr(w) for w in dict.fromkeys(left_out))
+        raise NotUnderstood(f"I recognised {words}, but could not use it with the rest of the question "
+                            f"(which I read as about {plan.table}).")
 
 
 def _has_subject(parts: Parts, reading: Reading, ctx: SubjectContext) -> bool:
