@@ -222,3 +222,22 @@ def test_filler_words_do_not_block_a_question_but_unknown_verbs_do(ch, demo):
 def test_a_named_table_the_answer_would_leave_out_is_not_dropped(ch, demo):
     answer = _chain(ch, "average age of purchases")  # was "Average age: 43.07" over all users
     assert not answer.ok and "'purchases'" in answer.text and answer.suggestions
+
+
+def test_summary_names_currencies_and_never_adds_them_up():
+    from helios_core.chat.summary import summarize
+    frame = pd.DataFrame({"currency": ["USD", "EUR"], "revenue": [1234.5, 99.0]})
+    text = summarize(frame, ["currency", "revenue"], ["LowCardinality(String)", "Float64"], "total amount by currency")
+    assert text == "Total amount by currency: 1,234.50 USD, 99 EUR."
+    counts = pd.DataFrame({"currency": ["USD", "EUR"], "purchases": [3, 2]})
+    text = summarize(counts, ["currency", "purchases"], ["String", "UInt64"], "number of purchases by currency")
+    assert text == "Number of purchases by currency: USD 3, EUR 2."
+
+
+def test_summary_reads_ids_plainly_and_counts_rows_in_english():
+    from helios_core.chat.summary import summarize
+    frame = pd.DataFrame({"user_id": [1836, 7], "orders": [5, 1]})
+    text = summarize(frame, ["user_id", "orders"], ["UInt32", "UInt64"], "number of orders by user")
+    assert "1836 has the most (5), 7 the fewest (1)" in text and "1,836" not in text
+    one = pd.DataFrame({"a": ["x"], "b": ["y"], "c": ["z"]})
+    assert summarize(one, ["a", "b", "c"], ["String"] * 3) == "1 row."
