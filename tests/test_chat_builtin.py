@@ -104,7 +104,7 @@ def test_answer_text_uses_numbers_from_the_result(ch, demo):
     answer = Assistant(ch).ask("How many purchases in EUR?", subject=Subject("demo"))
     n = int(ch.internal_query("SELECT count() AS n FROM demo.purchase_events WHERE currency = 'EUR'")[0]["n"])
     assert f"{n:,}" in answer.text
-    grouped = Assistant(ch).ask("Revenue by plan", subject=Subject("demo"))
+    grouped = Assistant(ch).ask("Average age by plan", subject=Subject("demo"))
     top = grouped.frame.sort_values(grouped.column_names[1], ascending=False).iloc[0]
     assert str(top["plan"]) in grouped.text and f"{top[grouped.column_names[1]]:,.2f}" in grouped.text
     assert grouped.chart is not None and grouped.chart.kind == "bar" and grouped.figure
@@ -115,3 +115,129 @@ def test_answer_text_uses_numbers_from_the_result(ch, demo):
 def test_follow_up_without_a_previous_turn_is_not_guessed(ch, demo):
     ctx = build_context(ch, Subject("demo"))
     assert not builtin.answer("now by day", ctx).ok
+
+
+# ---- issue 17: confident answers to questions it cannot answer, follow-ups, currencies, wording
+
+
+def _chain(ch, *questions):
+    assistant, previous, answer = Assistant(ch), None, None
+    for q in questions:
+        answer = assistant.ask(q, subject=Subject("demo"), previous=previous)
+        if answer.ok:
+            previous = PreviousTurn(q, answer.sql, answer.column_names, answer.column_types, answer.plan)
+    return answer
+
+
+def test_a_forecast_is_refused_plainly_with_what_it_can_show(ch, demo):
+    answer = _chain(ch, "what will revenue be next year?")
+    assert not answer.ok and not answer.sql
+    assert answer.text.startswith("I can't forecast; ")
+    assert answer.suggestions[0] == "Revenue per month"  # the history of what was asked about
+    assert "Revenue per month" in answer.text
+
+
+def test_an_unknown_noun_is_not_answered_with_a_count(ch, demo):
+    answer = _chain(ch, "How many purchases were made?", "how many employees does the company have")
+    assert not answer.ok and not answer.sql
+    assert answer.text.startswith("I could not answer that.") and "'employees'" in answer.text
+    assert len(answer.suggestions) == 3 and "Questions I can answer here:" in answer.text
+
+
+def test_a_vague_question_does_not_repeat_the_previous_answer(ch, demo):
+    answer = _chain(ch, "Total revenue", "anything interesting?")
+    assert not answer.ok and answer.text.startswith("I could not answer that.") and answer.suggestions
+
+
+def test_a_question_of_its_own_is_not_bound_to_the_previous_table(ch, demo):
+    fresh = _chain(ch, "top 5 countries by revenue")
+    after = _chain(ch, "how many users signed up per day", "top 5 countries by revenue")
+    assert after.ok, after.text
+    assert after.sql == fresh.sql and "purchase_events" in after.sql
+
+
+@pytest.mark.parametrize("chain, expected", [
+    (("Revenue by country", "top 5 instead"), "LIMIT 5 BY"),
+    (("How many purchases in EUR?", "and for GBP?"), "currency = 'GBP'"),
+    (("Events by device", "how many of them are on mobile?"), "device = 'mobile'"),
+    (("Purchases by status", "top 2"), "LIMIT 2"),
+    (("Logins by device", "now by day"), "toDate(event_time)"),
+])
+def test_what_reads_like_a_follow_up_modifies_the_previous_answer(ch, demo, chain, expected):
+    answer = _chain(ch, *chain)
+    first = _chain(ch, chain[0])
+    assert answer.ok, answer.text
+    assert expected in answer.sql
+    assert answer.sql.split("FROM")[1].split()[0] == first.sql.split("FROM")[1].split()[0]  # the same table
+
+
+def test_amounts_in_several_currencies_are_split_by_currency_and_named(ch, demo):
+    total = _chain(ch, "Total revenue")
+    assert total.ok and "GROUP BY currency" in total.sql
+    assert all(code in total.text for code in ("USD", "EUR", "GBP")) and "Total:" not in total.text
+    usd = total.frame.set_index("currency").loc["USD"].iloc[0]
+    assert f"{usd:,.2f} USD" in total.text
+    eur = _chain(ch, "Total revenue in EUR")
+    assert eur.ok and "GROUP BY" not in eur.sql and "in EUR" in eur.text
+    top = _chain(ch, "Top 3 countries by revenue")
+    assert "LIMIT 3 BY" in top.sql and len(top.frame) == 9
+    counts = _chain(ch, "Purchases by payment method")  # counts are not amounts: not split
+    assert "currency" not in counts.sql
+
+
+def test_currency_column_is_recognised_by_name_or_by_its_codes(ch, demo):
+    from helios_core.chat.context import ColumnInfo, TableInfo
+    by_name = TableInfo("t", "t", [ColumnInfo("price", "Float64", "number"),
+                                   ColumnInfo("currency_code", "String", "category", ["AAA"])])
+    by_codes = TableInfo("t", "t", [ColumnInfo("price", "Float64", "number"),
+                                    ColumnInfo("ccy_x", "String", "category", ["CHF", "EUR"])])
+    countries = TableInfo("t", "t", [ColumnInfo("price", "Float64", "number"),
+                                     ColumnInfo("country", "String", "category", ["USA", "DEU"])])
+    assert builtin.currency_column(by_name) == "currency_code"
+    assert builtin.currency_column(by_codes) == "ccy_x"
+    assert builtin.currency_column(countries) is None
+
+
+def test_answer_sentences_read_as_english(ch, demo):
+    signups = _chain(ch, "how many users signed up per day")
+    assert signups.text.startswith("Number of users by day — "), signups.text
+    broken = ("Number of signed", " 1 rows", "rows of 10 rows", "where in ", ", top 1:", ", top 1 —",
+              "has the highest users", "_id", "duration_ms")
+    for case in CASES:
+        if not case.expected_sql:
+            continue
+        answer = _chain(ch, *case.questions)
+        assert not any(b in answer.text for b in broken), f"{case.label}: {answer.text}"
+
+
+def test_filler_words_do_not_block_a_question_but_unknown_verbs_do(ch, demo):
+    compare = _chain(ch, "Compare revenue across plans")
+    assert compare.ok and "plan" in compare.sql
+    bought = _chain(ch, "How many people bought something?")  # was "Number of people: 2,000"
+    assert not bought.ok and "'bought'" in bought.text
+    month = _chain(ch, "How many users signed up last month?")
+    assert month.ok and month.text.startswith("Number of users in the last month: ")
+
+
+def test_a_named_table_the_answer_would_leave_out_is_not_dropped(ch, demo):
+    answer = _chain(ch, "average age of purchases")  # was "Average age: 43.07" over all users
+    assert not answer.ok and "'purchases'" in answer.text and answer.suggestions
+
+
+def test_summary_names_currencies_and_never_adds_them_up():
+    from helios_core.chat.summary import summarize
+    frame = pd.DataFrame({"currency": ["USD", "EUR"], "revenue": [1234.5, 99.0]})
+    text = summarize(frame, ["currency", "revenue"], ["LowCardinality(String)", "Float64"], "total amount by currency")
+    assert text == "Total amount by currency: 1,234.50 USD, 99 EUR."
+    counts = pd.DataFrame({"currency": ["USD", "EUR"], "purchases": [3, 2]})
+    text = summarize(counts, ["currency", "purchases"], ["String", "UInt64"], "number of purchases by currency")
+    assert text == "Number of purchases by currency: USD 3, EUR 2."
+
+
+def test_summary_reads_ids_plainly_and_counts_rows_in_english():
+    from helios_core.chat.summary import summarize
+    frame = pd.DataFrame({"user_id": [1836, 7], "orders": [5, 1]})
+    text = summarize(frame, ["user_id", "orders"], ["UInt32", "UInt64"], "number of orders by user")
+    assert "1836 has the most (5), 7 the fewest (1)" in text and "1,836" not in text
+    one = pd.DataFrame({"a": ["x"], "b": ["y"], "c": ["z"]})
+    assert summarize(one, ["a", "b", "c"], ["String"] * 3) == "1 row."

@@ -34,6 +34,16 @@ def test_unanswerable_exits_non_zero_with_suggestions(ch, demo, capsys):
     assert captured.err.startswith("error:")
 
 
+def test_a_forecast_and_a_new_question_in_the_same_chat(ch, demo, capsys):
+    code, first = run(capsys, "ask", "How many users signed up per day?", "--database", "demo")
+    assert code == 0
+    code, forecast = run(capsys, "ask", "What will revenue be next year?", "--chat", first["chat_id"])
+    assert code == 3 and forecast["error"].startswith("I can't forecast")
+    assert forecast["suggestions"][0] == "Revenue per month" and "sql" not in forecast
+    code, fresh = run(capsys, "ask", "Top 5 countries by revenue", "--chat", first["chat_id"])
+    assert code == 0 and "purchase_events" in fresh["sql"] and "LIMIT 5 BY" in fresh["sql"]
+
+
 def test_bad_arguments(ch, demo, capsys):
     assert main(["ask", "anything"]) == 3
     capsys.readouterr()

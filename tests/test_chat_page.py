@@ -26,7 +26,8 @@ def test_ask_follow_up_and_reload(ch, demo, app_path, open_page):
     assert len(at.chat_message) == 2
     assert at.chat_message[1].markdown[0].value.startswith("Total amount by plan")
     table = at.dataframe[0].value
-    assert sorted(table["plan"]) == ["enterprise", "free", "pro"]
+    assert sorted(set(table["plan"])) == ["enterprise", "free", "pro"]
+    assert set(table["currency"]) == {"USD", "EUR", "GBP"}  # amounts are not added across currencies
     assert len(at.get("plotly_chart")) == 1
     assert any("SQL" in e.label for e in at.expander)
     assert any("sum(pe.amount)" in c for c in codes(at))
@@ -57,7 +58,7 @@ def test_ask_follow_up_and_reload(ch, demo, app_path, open_page):
     open_buttons[0].click().run()
     assert not again.exception, again.exception
     assert "sum(pe.amount)" in again.session_state["sql_editor"]
-    assert again.session_state["sql_result"].row_count == 3
+    assert again.session_state["sql_result"].row_count == 9  # 3 plans × 3 currencies
 
 
 def test_rename_and_delete_from_the_sidebar(ch, demo, app_path):

@@ -162,6 +162,13 @@ class Assistant:
 
     @staticmethod
     def _cannot(generation: Generation, provider: str) -> Answer:
+        if generation.refused:
+            # "I can't forecast; … Here is what I can show: …": the message says why and leads the suggestions.
+            text = generation.message
+            if generation.suggestions:
+                text += " " + " · ".join(generation.suggestions)
+            return Answer(False, text, provider=provider, suggestions=generation.suggestions,
+                          error=generation.message)
         text = f"I could not answer that. {generation.message}".strip()
         if generation.suggestions:
             text += " Questions I can answer here: " + " · ".join(generation.suggestions)

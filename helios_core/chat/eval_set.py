@@ -25,8 +25,8 @@ DATABASE = "demo"
 @dataclass
 class Case:
     questions: list[str]          # the last one is judged; the others set up its context
-    expected_sql: str
-    kind: str                     # aggregate | group | filter | time | join | rate | follow-up | rows
+    expected_sql: str             # empty: the last question must be declined with suggestions
+    kind: str                     # aggregate group filter time join rate follow-up new-question rows unanswerable
     chart: str = ""               # the chart kind the answer must have, when the question asks for one
     tags: list[str] = field(default_factory=list)
 
@@ -49,12 +49,20 @@ CASES: list[Case] = [
     _c("How many purchases were made?", "SELECT count() FROM demo.purchase_events", "aggregate"),
     _c("How many unique users made a purchase?",
        "SELECT count(DISTINCT user_id) FROM demo.purchase_events", "aggregate"),
+    _c("How many customers purchased?", "SELECT count(DISTINCT user_id) FROM demo.purchase_events", "aggregate"),
     _c("Number of distinct sessions", "SELECT count(DISTINCT session_id) FROM demo.user_activity", "aggregate"),
-    _c("Total revenue", "SELECT sum(amount) FROM demo.purchase_events", "aggregate"),
-    _c("Average purchase amount", "SELECT avg(amount) FROM demo.purchase_events", "aggregate"),
+    # amounts are in USD, EUR and GBP: never added up across currencies, so split by currency
+    _c("Total revenue", "SELECT currency, sum(amount) FROM demo.purchase_events GROUP BY currency", "aggregate"),
+    _c("Total revenue in EUR", "SELECT sum(amount) FROM demo.purchase_events WHERE currency = 'EUR'", "aggregate"),
+    _c("Average purchase amount", "SELECT currency, avg(amount) FROM demo.purchase_events GROUP BY currency",
+       "aggregate"),
     _c("What is the median purchase amount?",
-       "SELECT quantileExactInclusive(0.5)(amount) FROM demo.purchase_events", "aggregate"),
-    _c("Minimum purchase amount", "SELECT min(amount) FROM demo.purchase_events", "aggregate"),
+       "SELECT currency, quantileExactInclusive(0.5)(amount) FROM demo.purchase_events GROUP BY currency",
+       "aggregate"),
+    _c("Minimum purchase amount", "SELECT currency, min(amount) FROM demo.purchase_events GROUP BY currency",
+       "aggregate"),
+    _c("What is the highest amount?", "SELECT currency, max(amount) FROM demo.purchase_events GROUP BY currency",
+       "aggregate"),
     _c("Maximum duration", "SELECT max(duration_ms) FROM demo.user_activity", "aggregate"),
     _c("Average age of users", "SELECT avg(age) FROM demo.users", "aggregate"),
     _c("How many distinct countries do users come from?",
@@ -63,11 +71,14 @@ CASES: list[Case] = [
     _c("Users by plan", "SELECT plan, count() FROM demo.users GROUP BY plan", "group"),
     _c("How many users per country?", "SELECT country, count() FROM demo.users GROUP BY country", "group"),
     _c("Events by device", "SELECT device, count() FROM demo.user_activity GROUP BY device", "group"),
+    _c("What's the split of events by device?", "SELECT device, count() FROM demo.user_activity GROUP BY device",
+       "group"),
     _c("Purchases by status", "SELECT status, count() FROM demo.purchase_events GROUP BY status", "group"),
     _c("Total revenue by currency",
        "SELECT currency, sum(amount) FROM demo.purchase_events GROUP BY currency", "group"),
     _c("Average amount by payment method",
-       "SELECT payment_method, avg(amount) FROM demo.purchase_events GROUP BY payment_method", "group"),
+       "SELECT payment_method, currency, avg(amount) FROM demo.purchase_events GROUP BY payment_method, currency",
+       "group"),
     _c("Number of events by device and event type",
        "SELECT device, event_type, count() FROM demo.user_activity GROUP BY device, event_type", "group"),
     _c("Median duration by event type",
@@ -87,8 +98,8 @@ CASES: list[Case] = [
        "SELECT currency, avg(amount) AS a FROM demo.purchase_events GROUP BY currency ORDER BY a DESC LIMIT 1",
        "group"),
     _c("Top 10 users by revenue",
-       "SELECT user_id, sum(amount) AS r FROM demo.purchase_events GROUP BY user_id ORDER BY r DESC LIMIT 10",
-       "group"),
+       "SELECT user_id, currency, sum(amount) AS r FROM demo.purchase_events GROUP BY user_id, currency "
+       "ORDER BY r DESC LIMIT 10 BY currency", "group"),
     _c("What is the most common event type?",
        "SELECT event_type, count() AS n FROM demo.user_activity GROUP BY event_type ORDER BY n DESC LIMIT 1",
        "group"),
@@ -120,7 +131,8 @@ CASES: list[Case] = [
        "SELECT toStartOfHour(event_time) AS h, count() FROM demo.user_activity "
        "WHERE event_type = 'login' AND toDate(event_time) = yesterday() GROUP BY h", "time"),
     _c("Revenue per week",
-       "SELECT toMonday(event_time) AS w, sum(amount) FROM demo.purchase_events GROUP BY w", "time"),
+       "SELECT toMonday(event_time) AS w, currency, sum(amount) FROM demo.purchase_events GROUP BY w, currency",
+       "time"),
     _c("Signups per month",
        "SELECT toStartOfMonth(signup_date) AS m, count() FROM demo.users GROUP BY m", "time"),
     _c("How many purchases yesterday?",
@@ -149,17 +161,18 @@ CASES: list[Case] = [
        "SELECT site_id, count() FROM demo.captcha_events WHERE type = 'serve' GROUP BY site_id", "rate"),
     # ---- two tables (purchases or activity joined with users by user_id)
     _c("Revenue by plan",
-       "SELECT u.plan, sum(p.amount) FROM demo.purchase_events AS p "
-       "JOIN demo.users AS u ON u.user_id = p.user_id GROUP BY u.plan", "join"),
+       "SELECT u.plan, p.currency, sum(p.amount) FROM demo.purchase_events AS p "
+       "JOIN demo.users AS u ON u.user_id = p.user_id GROUP BY u.plan, p.currency", "join"),
     _c("Top 3 countries by revenue",
-       "SELECT u.country, sum(p.amount) AS r FROM demo.purchase_events AS p "
-       "JOIN demo.users AS u ON u.user_id = p.user_id GROUP BY u.country ORDER BY r DESC LIMIT 3", "join"),
+       "SELECT u.country, p.currency, sum(p.amount) AS r FROM demo.purchase_events AS p "
+       "JOIN demo.users AS u ON u.user_id = p.user_id GROUP BY u.country, p.currency "
+       "ORDER BY r DESC LIMIT 3 BY p.currency", "join"),
     _c("Average purchase amount by country",
-       "SELECT u.country, avg(p.amount) FROM demo.purchase_events AS p "
-       "JOIN demo.users AS u ON u.user_id = p.user_id GROUP BY u.country", "join"),
+       "SELECT u.country, p.currency, avg(p.amount) FROM demo.purchase_events AS p "
+       "JOIN demo.users AS u ON u.user_id = p.user_id GROUP BY u.country, p.currency", "join"),
     _c("Revenue from pro users",
-       "SELECT sum(p.amount) FROM demo.purchase_events AS p JOIN demo.users AS u ON u.user_id = p.user_id "
-       "WHERE u.plan = 'pro'", "join"),
+       "SELECT p.currency, sum(p.amount) FROM demo.purchase_events AS p "
+       "JOIN demo.users AS u ON u.user_id = p.user_id WHERE u.plan = 'pro' GROUP BY p.currency", "join"),
     _c("How many logins by enterprise users?",
        "SELECT count() FROM demo.user_activity AS a JOIN demo.users AS u ON u.user_id = a.user_id "
        "WHERE a.event_type = 'login' AND u.plan = 'enterprise'", "join"),
@@ -168,8 +181,12 @@ CASES: list[Case] = [
        "SELECT toDate(event_time) AS d, count() FROM demo.user_activity WHERE event_type = 'login' "
        "AND device = 'mobile' AND event_time >= now() - INTERVAL 7 DAY GROUP BY d", "follow-up"),
     _c(["Revenue by country", "top 5 instead"],
-       "SELECT u.country, sum(p.amount) AS r FROM demo.purchase_events AS p "
-       "JOIN demo.users AS u ON u.user_id = p.user_id GROUP BY u.country ORDER BY r DESC LIMIT 5", "follow-up"),
+       "SELECT u.country, p.currency, sum(p.amount) AS r FROM demo.purchase_events AS p "
+       "JOIN demo.users AS u ON u.user_id = p.user_id GROUP BY u.country, p.currency "
+       "ORDER BY r DESC LIMIT 5 BY p.currency", "follow-up"),
+    _c(["Revenue by country", "only EUR"],
+       "SELECT u.country, sum(p.amount) FROM demo.purchase_events AS p "
+       "JOIN demo.users AS u ON u.user_id = p.user_id WHERE p.currency = 'EUR' GROUP BY u.country", "follow-up"),
     _c(["Purchases by payment method", "only EUR"],
        "SELECT payment_method, count() FROM demo.purchase_events WHERE currency = 'EUR' GROUP BY payment_method",
        "follow-up"),
@@ -183,19 +200,45 @@ CASES: list[Case] = [
        "SELECT toDate(event_time) AS d, count() FROM demo.user_activity WHERE device = 'mobile' "
        "AND event_time >= now() - INTERVAL 7 DAY GROUP BY d", "follow-up"),
     _c(["Revenue by plan", "only completed"],
-       "SELECT u.plan, sum(p.amount) FROM demo.purchase_events AS p JOIN demo.users AS u ON u.user_id = p.user_id "
-       "WHERE p.status = 'completed' GROUP BY u.plan", "follow-up"),
+       "SELECT u.plan, p.currency, sum(p.amount) FROM demo.purchase_events AS p "
+       "JOIN demo.users AS u ON u.user_id = p.user_id WHERE p.status = 'completed' GROUP BY u.plan, p.currency",
+       "follow-up"),
     _c(["Logins by device", "now per week", "only tablet"],
        "SELECT toMonday(event_time) AS w, count() FROM demo.user_activity WHERE event_type = 'login' "
        "AND device = 'tablet' GROUP BY w", "follow-up"),
     _c(["Purchases by currency", "in the last 7 days"],
        "SELECT currency, count() FROM demo.purchase_events WHERE event_time >= now() - INTERVAL 7 DAY "
        "GROUP BY currency", "follow-up"),
+    _c(["How many purchases in EUR?", "and for GBP?"],
+       "SELECT count() FROM demo.purchase_events WHERE currency = 'GBP'", "follow-up"),
+    _c(["Events by device", "how many of them are on mobile?"],
+       "SELECT device, count() FROM demo.user_activity WHERE device = 'mobile' GROUP BY device", "follow-up"),
+    _c(["Purchases by status", "top 2"],
+       "SELECT status, count() AS n FROM demo.purchase_events GROUP BY status ORDER BY n DESC LIMIT 2", "follow-up"),
+    # ---- a question of its own after another answer: answered fresh over the whole database
+    _c(["How many users signed up per day?", "Top 5 countries by revenue"],
+       "SELECT u.country, p.currency, sum(p.amount) AS r FROM demo.purchase_events AS p "
+       "JOIN demo.users AS u ON u.user_id = p.user_id GROUP BY u.country, p.currency "
+       "ORDER BY r DESC LIMIT 5 BY p.currency", "new-question"),
+    _c(["Events by device", "Top 3 pages by page views"],
+       "SELECT page, count() AS n FROM demo.user_activity WHERE event_type = 'page_view' "
+       "GROUP BY page ORDER BY n DESC LIMIT 3", "new-question"),
+    _c(["Revenue by plan", "How many users per country?"],
+       "SELECT country, count() FROM demo.users GROUP BY country", "new-question"),
     # ---- rows rather than aggregates
     _c("The 10 largest purchases",
        "SELECT * FROM demo.purchase_events ORDER BY amount DESC LIMIT 10", "rows"),
     _c("Latest 5 logins",
        "SELECT * FROM demo.user_activity WHERE event_type = 'login' ORDER BY event_time DESC LIMIT 5", "rows"),
+    # ---- questions it must decline, with suggestions, rather than answer another question (no expected SQL)
+    _c("What will revenue be next year?", "", "unanswerable"),
+    _c("Predict next month's signups", "", "unanswerable"),
+    _c("How many employees does the company have?", "", "unanswerable"),
+    _c(["How many purchases were made?", "how many employees does the company have"], "", "unanswerable"),
+    _c(["Total revenue", "anything interesting?"], "", "unanswerable"),
+    _c(["Revenue by plan", "what will it be next month?"], "", "unanswerable"),
+    _c("Average age of purchases", "", "unanswerable"),      # not the average age of all users
+    _c("Total duration of purchases", "", "unanswerable"),   # durations are activity's, not purchases'
 ]
 
 # Questions the built-in assistant must decline (with suggestions) rather than guess.
@@ -204,6 +247,10 @@ UNANSWERABLE = [
     "Write me a poem about databases",
     "How many unicorns are there?",
     "Why did people churn?",
+    "What will revenue be next year?",
+    "How many employees does the company have?",
+    "Anything interesting?",
+    "How many people bought something?",
 ]
 
 
@@ -271,8 +318,13 @@ def run_case(ch: Any, case: Case) -> CaseResult:
     subject = Subject(DATABASE)
     previous = None
     answer = None
-    for q in case.questions:
+    for i, q in enumerate(case.questions):
         answer = assistant.ask(q, subject=subject, previous=previous)
+        if not case.expected_sql and i == len(case.questions) - 1:
+            # must decline, and offer questions it can answer instead
+            ok = not answer.ok and bool(answer.suggestions)
+            return CaseResult(case, ok, answer.sql, "" if ok else f"answered instead of declining: {answer.text}",
+                              answer.overhead_ms, answer.timings.get("query", 0.0))
         if not answer.ok:
             return CaseResult(case, False, answer.sql, f"not answered at {q!r}: {answer.text}",
                               answer.overhead_ms, answer.timings.get("query", 0.0))

@@ -46,6 +46,7 @@ class Generation:
     sql: str | None
     message: str = ""              # when there is no SQL: why, in words
     suggestions: list[str] = field(default_factory=list)
+    refused: bool = False          # a kind of question never answered (forecasts): the message leads the suggestions
     plan: dict[str, Any] | None = None
     description: str = ""
     chart: str = ""
@@ -69,7 +70,7 @@ class BuiltinProvider:
     def generate(self, request: GenerateRequest) -> Generation:
         result = builtin.answer(request.question, request.context)
         if not result.ok:
-            return Generation(None, message=result.message, suggestions=result.suggestions)
+            return Generation(None, message=result.message, suggestions=result.suggestions, refused=result.refused)
         return Generation(result.sql, plan=result.plan.to_json() if result.plan else None,
                           description=result.description, chart=result.chart)
 

@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from helios_core.charts import is_numeric_type, is_time_type
-from helios_core.wording import plural
+from helios_core.chat.currency import are_currency_codes, is_currency_name, is_money_name
 
 RATE_HINTS = ("rate", "ratio", "share", "percent", "pct", "fraction")
 
@@ -50,7 +50,34 @@ def fmt(value: Any, column: str = "") -> str:
 
 
 def _label(name: str) -> str:
-    return name.replace("_", " ")
+    """A result column as words: avg_amount → average amount, duration_ms → duration (ms)."""
+    words = name.split("_")
+    if words and words[0] in _PREFIXES:
+        words[0] = _PREFIXES[words[0]]
+    if len(words) > 1 and words[-1] in ("ms", "s", "sec"):
+        return " ".join(words[:-1]) + f" ({words[-1]})"
+    return " ".join(w for w in words if w)
+
+
+_PREFIXES = {"avg": "average", "min": "minimum", "max": "maximum", "uniq": "unique", "cnt": "count"}
+_GRAINS = {"minute", "hour", "day", "week", "month", "year"}
+
+
+def _is_id(column: str) -> bool:
+    name = column.lower()
+    return name == "id" or name.endswith(("_id", "_uuid"))
+
+
+def _rows(n: int) -> str:
+    return f"{n:,} row" + ("" if n == 1 else "s")
+
+
+def currency_column(frame: pd.DataFrame, dims: list[str]) -> str | None:
+    """The result column naming each row's currency, when amounts are split by currency."""
+    for d in dims:
+        if is_currency_name(d) or are_currency_codes(frame[d].dropna().unique()):
+            return d
+    return None
 
 
 def summarize(frame: pd.DataFrame, names: list[str], types: list[str], description: str = "",
@@ -61,8 +88,7 @@ def summarize(frame: pd.DataFrame, names: list[str], types: list[str], descripti
     what = description[:1].upper() + description[1:] if description else ""
     if n == 0:
         return f"No rows matched ({description})." if description else "The query returned no rows."
-    measures = [c for c, t in zip(names, types) if is_numeric_type(t) and not c.lower().endswith("_id")
-                and c.lower() != "id"]
+    measures = [c for c, t in zip(names, types) if is_numeric_type(t) and not _is_id(c)]
     times = [c for c, t in zip(names, types) if is_time_type(t)]
     dims = [c for c in names if c not in measures]
     more = " (more rows exist than are shown)" if truncated else ""
@@ -73,33 +99,68 @@ def summarize(frame: pd.DataFrame, names: list[str], types: list[str], descripti
         shown = ", ".join(f"{_label(c)} {fmt(frame.iloc[0][c], c)}" for c in names[:4])
         return f"{what}: {shown}." if what else f"{shown[:1].upper()}{shown[1:]}."
     if not measures or len(dims) > 2 or (len(names) > 4 and len(dims) > 1):
-        lead = plural(n, "row") + (f" of {description}" if description else "")
-        return f"{lead}{more}."
+        if description.startswith(("rows ", "latest rows ", "earliest rows ")):
+            return f"{n:,} {description}{more}." if n != 1 else f"1 of the {description}{more}."
+        return f"{what}: {_rows(n)}{more}." if what else f"{_rows(n)}{more}."
     m = measures[0]
     values = pd.to_numeric(frame[m], errors="coerce")
     if values.isna().all():
-        return f"{plural(n, 'row')}{more}."
+        return f"{_rows(n)}{more}."
+    counted = description.lower().startswith("number of")
+
+    def key(pos: int, skip: str = "") -> str:
+        return ", ".join(str(frame.iloc[pos][d]) if _is_id(d) else fmt(frame.iloc[pos][d], d)
+                         for d in dims if d != skip)
+
+    currency = currency_column(frame, dims)
+    money = not counted and not any(h in m.lower() for h in RATE_HINTS) and is_money_name(m)
+    if currency is not None and (money or dims == [currency]):
+        return _by_currency(frame, dims, m, values, currency, what, more, key, money)
     hi_pos, lo_pos = int(values.idxmax()), int(values.idxmin())
-
-    def key(pos: int) -> str:
-        return ", ".join(fmt(frame.iloc[pos][d], d) for d in dims)
-
     if n == 1:
-        return f"{what + ': ' if what else ''}{key(0)} with {_label(m)} {fmt(frame.iloc[0][m], m)}."
+        if what:
+            return f"{what}: {key(0)} ({fmt(frame.iloc[0][m], m)})."
+        return f"{key(0)} with {_label(m)} {fmt(frame.iloc[0][m], m)}."
+    high, low = ("most", "fewest") if counted else ("highest", "lowest")
     if times and dims and dims[0] in times:
         first, last = fmt(frame.iloc[0][dims[0]]), fmt(frame.iloc[-1][dims[0]])
-        sentence = (f"{what + ' — ' if what else ''}{n:,} rows from {first} to {last}{more}; "
-                    f"{_label(m)} was highest at {fmt(values.iloc[hi_pos], m)} ({key(hi_pos)}) "
-                    f"and lowest at {fmt(values.iloc[lo_pos], m)} ({key(lo_pos)}).")
+        unit = f"{n:,} {dims[0]}s" if dims[0] in _GRAINS and len(dims) == 1 else _rows(n)
+        lead = f"{what} — " if what else f"{_label(m).capitalize()} over "
+        sentence = (f"{lead}{unit} from {first} to {last}{more}: highest {fmt(values.iloc[hi_pos], m)} "
+                    f"({key(hi_pos)}), lowest {fmt(values.iloc[lo_pos], m)} ({key(lo_pos)}).")
         if _additive(m, description) and len(dims) == 1:
             sentence += f" Total: {fmt(_total(values), m)}."
         return sentence
     groups = f"{n:,} " + " × ".join(_label(d) for d in dims) + " groups"
-    sentence = (f"{what + ' — ' if what else ''}{groups}{more}: {key(hi_pos)} has the highest {_label(m)} "
-                f"({fmt(values.iloc[hi_pos], m)}), {key(lo_pos)} the lowest ({fmt(values.iloc[lo_pos], m)}).")
+    if what:
+        sentence = (f"{what} — {groups}{more}: {key(hi_pos)} has the {high} ({fmt(values.iloc[hi_pos], m)}), "
+                    f"{key(lo_pos)} the {low} ({fmt(values.iloc[lo_pos], m)}).")
+    else:
+        sentence = (f"{groups[:1].upper()}{groups[1:]}{more}: {key(hi_pos)} has the highest {_label(m)} "
+                    f"({fmt(values.iloc[hi_pos], m)}), {key(lo_pos)} the lowest ({fmt(values.iloc[lo_pos], m)}).")
     if _additive(m, description) and len(dims) == 1 and not truncated:
         sentence += f" Total: {fmt(_total(values), m)}."
     return sentence
+
+
+def _by_currency(frame: pd.DataFrame, dims: list[str], m: str, values: pd.Series, currency: str, what: str,
+                 more: str, key: Any, money: bool) -> str:
+    """Amounts in several currencies: each with its code, never added up or ranked across currencies."""
+    lead = f"{what}" if what else _label(m).capitalize()
+    codes = list(dict.fromkeys(str(c) for c in frame[currency]))
+    if dims == [currency]:
+        shown = ", ".join(f"{fmt(v, m)} {c}" if money else f"{c} {fmt(v, m)}"
+                          for c, v in zip(frame[currency], frame[m]))
+        return f"{lead}: {shown}{more}."
+    best = []
+    for code in codes[:4]:
+        rows = values[frame[currency].astype(str) == code]
+        pos = int(rows.idxmax())
+        best.append(f"{key(pos, currency)} ({fmt(values.iloc[pos], m)} {code})")
+    extra = f" and {len(codes) - 4} more currencies" if len(codes) > 4 else ""
+    if len(frame) == len(codes):  # one row per currency ("plan with the highest revenue"): the rows are the answer
+        return f"{lead}{more}: {', '.join(best)}{extra}."
+    return f"{lead} — {_rows(len(frame))}{more}; the highest in each currency: {', '.join(best)}{extra}."
 
 
 def _total(values: pd.Series) -> Any:
