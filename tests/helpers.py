@@ -12,7 +12,7 @@ Import from test modules with ``from helpers import wait_until`` (pytest puts
 from __future__ import annotations
 
 import time
-from typing import Callable, TypeVar
+from typing import Callable, TypeVar, Union
 
 T = TypeVar("T")
 
@@ -23,12 +23,13 @@ APPTEST_TIMEOUT = 180.0
 
 
 def wait_until(predicate: Callable[[], T], timeout: float = WAIT, interval: float = 0.2,
-               message: str = "") -> T:
+               message: Union[str, Callable[[], str]] = "") -> T:
     """Call ``predicate`` until it returns something truthy, and return that.
 
     At the deadline the test fails with ``message`` and the last value seen (or
     the last exception the predicate raised), so a slow machine gives a clear
-    failure instead of a confusing assertion further down.
+    failure instead of a confusing assertion further down. ``message`` may be a
+    callable, read only then (e.g. ``lambda: consumer.metrics.last_error``).
     """
     deadline = time.monotonic() + timeout
     last: object = None
@@ -43,7 +44,8 @@ def wait_until(predicate: Callable[[], T], timeout: float = WAIT, interval: floa
             if last:
                 return last  # type: ignore[return-value]
         if time.monotonic() >= deadline:
+            what = message() if callable(message) else message
             raise AssertionError(f"gave up after {timeout:g} s waiting for "
-                                 f"{message or getattr(predicate, '__name__', 'a condition')}; "
+                                 f"{what or getattr(predicate, '__name__', 'a condition')}; "
                                  f"last value seen: {last!r}")
         time.sleep(interval)

@@ -387,7 +387,7 @@ def test_quarantine_browse_and_reprocess_after_fixing_rules(ch, aws_conn, moto_s
     put(aws_conn, stream, payloads)
     c = consumer(ch, aws_conn, source)
     try:
-        wait_until(all_landed(ch, source, len(payloads)), message=f"every event ({c.metrics.last_error})")
+        wait_until(all_landed(ch, source, len(payloads)), message=lambda: f"every event (last error: {c.metrics.last_error!r})")
     finally:
         c.stop()
     assert quarantine.quarantine_summary(ch, source) == {"not_allowed": 5, "decode_error": 1}
@@ -537,7 +537,7 @@ def test_throughput_exceeded_backs_off_and_loses_nothing(ch, aws_conn, moto_serv
     config = IngestConfig(batch_rows=40, flush_seconds=0.1, idle_sleep=0.02, max_backoff=0.2)
     c = SourceConsumer(source, ch.new_client, lambda: faults, config).start()
     try:
-        wait_until(all_landed(ch, source, len(ids)), message=f"every event ({c.metrics.last_error})")
+        wait_until(all_landed(ch, source, len(ids)), message=lambda: f"every event (last error: {c.metrics.last_error!r})")
         wait_until(checkpointed(ch, source, ids), message="checkpoints at the last record")
     finally:
         c.stop()
