@@ -39,7 +39,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import APPTEST_TIMEOUT
+from helpers import APPTEST_TIMEOUT, WAIT
 
 ROOT = Path(__file__).resolve().parent.parent
 _DATA_DIR = Path(tempfile.mkdtemp(prefix="helios-test-"))
@@ -247,7 +247,7 @@ def moto_auth(moto_server, aws_conn):
     def set_auth(value: bytes) -> None:
         request = urllib.request.Request(f"{moto_server}/moto-api/reset-auth", data=value, method="POST",
                                          headers={"Content-Type": "text/plain"})
-        urllib.request.urlopen(request, timeout=5).read()
+        urllib.request.urlopen(request, timeout=WAIT).read()
 
     set_auth(b"0")
     try:

@@ -20,7 +20,7 @@ from helios_core.cli import main as cli_main
 from helios_core.errors import Conflict, NotFound, ValidationError
 from helios_core.jobs import (FAIL, LOADING, SUBMITTED, SUCCESS, JobService, add_stage, confirm_schema, get_job,
                               get_job_service, infer_job_schema, job_status, list_owners)
-from helpers import wait_until
+from helpers import WAIT, wait_until
 
 BUCKET = "helios-jobs-test"
 FIXTURE_DUMP = Path(__file__).parent / "fixtures" / "pg_dump_shop.sql"
@@ -55,14 +55,14 @@ def people_table(ch, dedup: bool = True) -> str:
 def put(url: str, data: bytes, content_type: str = "application/octet-stream") -> int:
     # moto's server (Flask) reads a body sent as form data (urllib's default type) as empty; S3 would not care.
     request = urllib.request.Request(url, data=data, method="PUT", headers={"Content-Type": content_type})
-    with urllib.request.urlopen(request, timeout=10) as response:
+    with urllib.request.urlopen(request, timeout=WAIT) as response:
         return response.status
 
 
 def request_status(method: str, url: str, data: bytes | None = None) -> int:
     request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "text/plain"})
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=WAIT) as response:
             return response.status
     except urllib.error.HTTPError as exc:
         return exc.code
