@@ -3,6 +3,31 @@
 The embedded engine allows one data directory per process, so the whole test
 session (core tests and AppTest page tests alike) shares one, chosen here
 before anything reads the settings.
+
+Tests that hold on a loaded machine (the suite shares 2 cores with other work):
+
+* Nothing waits with a fixed sleep. Every wait goes through ``helpers.wait_until``
+  (``from helpers import wait_until, WAIT, APPTEST_TIMEOUT``): it polls a condition
+  and fails at a generous deadline (``WAIT``, 180 s) with the last value it saw.
+  AppTests use ``default_timeout=APPTEST_TIMEOUT`` (180 s).
+* One process-wide ingest manager: the first AppTest that runs ``app.py`` starts it,
+  and from then on its supervisor starts a consumer for every source whose status
+  is "running", every few seconds. Two guards keep it from touching other tests'
+  sources:
+  - ``_no_source_outlives_its_test`` (autouse): a source a test created and left
+    running is paused (and its consumer stopped) when the test ends, so no later
+    manager (the app's, or one a test builds) ingests a stream that is gone.
+  - ``ingest_by_hand``: a test that drives ``SourceConsumer`` (or its own
+    ``IngestManager``) itself asks for this fixture; the process-wide manager is
+    stopped for the test, so its consumer is the only one reading the test's
+    sources. The next page run starts the manager again (``get_ingest_manager``).
+
+Proving it under load (see tests/README.md): run the tests three times in a row
+beside two CPU-bound processes, e.g.::
+
+    stress --cpu 2 & STRESS=$!
+    for i in 1 2 3; do timeout 3600 python -m pytest -q -x || break; done
+    kill $STRESS
 """
 
 from __future__ import annotations
@@ -14,6 +39,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers import APPTEST_TIMEOUT, WAIT
+
 ROOT = Path(__file__).resolve().parent.parent
 _DATA_DIR = Path(tempfile.mkdtemp(prefix="helios-test-"))
 
@@ -21,7 +48,7 @@ _DATA_DIR = Path(tempfile.mkdtemp(prefix="helios-test-"))
 def pytest_configure(config: pytest.Config) -> None:
     os.environ["HELIOS_DATA_DIR"] = str(_DATA_DIR)
     os.environ.pop("HELIOS_CLICKHOUSE_URL", None)
-    os.environ.setdefault("HELIOS_QUERY_TIMEOUT", "20")
+    os.environ.setdefault("HELIOS_QUERY_TIMEOUT", "60")  # generous: the machine may be busy
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -49,6 +76,57 @@ def _stop_services_before_cleanup():
                 pass
 
 
+def _ingest_manager():
+    """The process-wide ingest manager if this process has one (never created here)."""
+    from helios_core import runtime as runtime_module
+    current = runtime_module._runtime
+    return current.services.get("ingest") if current is not None else None
+
+
+@pytest.fixture(autouse=True)
+def _no_source_outlives_its_test(request):
+    """Sources a test created and left running are paused when it ends, and their consumers stopped.
+
+    Otherwise the process-wide ingest manager (started by the first page test)
+    keeps consuming them for the rest of the session — load on a busy machine,
+    errors once the test's stream is deleted — and a manager a later test builds
+    would start them too. Only tests that use ClickHouse can create sources.
+    """
+    callspec = getattr(request.node, "callspec", None)
+    if "ch" not in request.fixturenames or (callspec is not None and "ch" in callspec.params):
+        yield  # no ClickHouse (or a test parameter that happens to be called "ch")
+        return
+    from helios_core import sources
+    ch = request.getfixturevalue("ch")
+    before = {s.id for s in sources.list_sources(ch)}
+    yield
+    manager = _ingest_manager()
+    for source in sources.list_sources(ch):
+        if source.id in before or source.status != "running":
+            continue
+        if manager is not None:
+            manager.stop_source(source.id)
+        sources.pause_source(ch, source.id)
+
+
+@pytest.fixture
+def ingest_by_hand(ch):
+    """For tests that run ``SourceConsumer`` (or their own ``IngestManager``) themselves.
+
+    A source is "running" from the moment it is created, and the process-wide
+    manager's supervisor would start a second consumer for it within seconds
+    (sooner or later depending on the machine's load): two consumers on one
+    shard insert overlapping batches under different tokens, so events land
+    twice. The manager is stopped for the test; ``get_ingest_manager()`` (every
+    page run) starts it again afterwards, with the test's sources already paused
+    by ``_no_source_outlives_its_test``.
+    """
+    manager = _ingest_manager()
+    if manager is not None and manager.running:
+        manager.shutdown()
+    yield
+
+
 @pytest.fixture(scope="session")
 def ch():
     from helios_core.clickhouse import get_clickhouse
@@ -71,7 +149,7 @@ def open_page(app_path, ch):
     """``open_page("pages/x.py")``: the app run through app.py, switched to that page, with no exception."""
     from streamlit.testing.v1 import AppTest
 
-    def open_(page: str, timeout: float = 60) -> AppTest:
+    def open_(page: str, timeout: float = APPTEST_TIMEOUT) -> AppTest:
         at = AppTest.from_file(app_path, default_timeout=timeout).run()
         at.switch_page(page).run()
         assert not at.exception, at.exception
@@ -169,7 +247,7 @@ def moto_auth(moto_server, aws_conn):
     def set_auth(value: bytes) -> None:
         request = urllib.request.Request(f"{moto_server}/moto-api/reset-auth", data=value, method="POST",
                                          headers={"Content-Type": "text/plain"})
-        urllib.request.urlopen(request, timeout=5).read()
+        urllib.request.urlopen(request, timeout=WAIT).read()
 
     set_auth(b"0")
     try:

@@ -14,6 +14,7 @@ from helios_core.aws import (AwsConnection, authenticate, caller_identity, kines
                              list_streams, to_aws_error)
 from helios_core.errors import AwsError, NotFound, ValidationError
 from helios_core.sandbox import (DEFECTS, DEMO_STREAMS, MANDATORY_FIELDS, Producer, generate_events, get_sandbox)
+from helpers import WAIT, wait_until
 
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 
@@ -205,10 +206,9 @@ def test_producer_writes_steadily_and_stops(aws_conn, kinesis_stream):
     producer = Producer(aws_conn, rate_per_s=40, seed=5, tick_s=0.05,
                         targets={"user_activity_producer_test": "user_activity"})
     producer.start()
-    deadline = time.monotonic() + 10
-    while producer.snapshot()["streams"]["user_activity_producer_test"]["sent"] < 5 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    producer.stop()
+    wait_until(lambda: producer.snapshot()["streams"]["user_activity_producer_test"]["sent"] >= 5,
+               interval=0.05, message="5 events sent")
+    producer.stop(timeout=WAIT)
     assert not producer.running
     sent = producer.snapshot()["streams"]["user_activity_producer_test"]["sent"]
     assert sent >= 5

@@ -6,6 +6,7 @@ from __future__ import annotations
 from streamlit.testing.v1 import AppTest
 
 from helios_core.chat.store import ChatStore
+from helpers import APPTEST_TIMEOUT
 
 
 def codes(at: AppTest) -> list[str]:
@@ -44,7 +45,7 @@ def test_ask_follow_up_and_reload(ch, demo, app_path, open_page):
     assert len(at.get("plotly_chart")) == 2
 
     # A new browser session (AppTest instance) reloads the chat from the helios database.
-    again = AppTest.from_file(app_path, default_timeout=60)
+    again = AppTest.from_file(app_path, default_timeout=APPTEST_TIMEOUT)
     again.session_state["chat_active_id"] = chat_id
     again.run()
     again.switch_page("pages/chat.py").run()
@@ -64,7 +65,7 @@ def test_ask_follow_up_and_reload(ch, demo, app_path, open_page):
 def test_rename_and_delete_from_the_sidebar(ch, demo, app_path):
     store = ChatStore(ch)
     chat = store.create("To be renamed", "demo")
-    at = AppTest.from_file(app_path, default_timeout=60)
+    at = AppTest.from_file(app_path, default_timeout=APPTEST_TIMEOUT)
     at.session_state["chat_active_id"] = chat.id
     at.run()
     at.switch_page("pages/chat.py").run()
@@ -80,7 +81,7 @@ def test_rename_and_delete_from_the_sidebar(ch, demo, app_path):
 
 def test_unanswerable_question_shows_suggestions(ch, demo, app_path):
     chat = ChatStore(ch).create("Weather", "demo")
-    at = AppTest.from_file(app_path, default_timeout=60)
+    at = AppTest.from_file(app_path, default_timeout=APPTEST_TIMEOUT)
     at.session_state["chat_active_id"] = chat.id
     at.run()
     at.switch_page("pages/chat.py").run()
@@ -106,7 +107,7 @@ def test_provider_settings_say_what_is_sent_and_keep_the_key_in_the_session(ch, 
 
 
 def test_ask_about_this_result_from_the_sql_explorer(ch, demo, app_path):
-    at = AppTest.from_file(app_path, default_timeout=60).run()
+    at = AppTest.from_file(app_path, default_timeout=APPTEST_TIMEOUT).run()
     at.switch_page("pages/sql_explorer.py").run()
     at.text_area(key="sql_editor").input("SELECT device, count() AS events FROM demo.user_activity GROUP BY device")
     at.button(key="sql_run").click().run()

@@ -12,11 +12,12 @@ import pytest
 
 from helios_core.cli import main
 from helios_core.sandbox import generate_events
+from helpers import WAIT
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run_cli(*args: str, stdin: bytes = b"", timeout: float = 60) -> subprocess.CompletedProcess:
+def run_cli(*args: str, stdin: bytes = b"", timeout: float = WAIT) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run([sys.executable, "-m", "helios_core", *args], input=stdin, capture_output=True,
                           cwd=ROOT, env=env, timeout=timeout)
@@ -77,7 +78,7 @@ def test_streams_and_sample_in_process(aws_conn, kinesis_stream, moto_server, mo
 
 
 def test_sample_with_the_sandbox_in_a_fresh_process():
-    done = run_cli("sample", "captcha_events", "--sandbox", "--n", "5", timeout=120)
+    done = run_cli("sample", "captcha_events", "--sandbox", "--n", "5")
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert result["eventCount"] == 5

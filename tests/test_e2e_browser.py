@@ -12,11 +12,12 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
+
+from helpers import WAIT, wait_until
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,15 +58,17 @@ def app_url(tmp_path_factory):
          "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+
+    def healthy() -> bool:
         try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.status == 200:
-                    break
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=5) as response:
+                return response.status == 200
         except OSError:
-            time.sleep(0.3)
-    else:
+            return False
+
+    try:
+        wait_until(healthy, interval=0.3, message="streamlit to answer /_stcore/health")
+    except AssertionError:
         proc.terminate()
         pytest.fail("streamlit did not start: " + (data_dir / "streamlit.log").read_text()[-2000:])
     yield url
@@ -80,7 +83,7 @@ def app_url(tmp_path_factory):
 def test_a_deep_link_opened_first_gets_the_app_navigation(browser, app_url):
     # Runs first on a fresh server: Streamlit would otherwise treat pages/ as an old-style multipage app.
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.set_default_timeout(60_000)
+    page.set_default_timeout(WAIT * 1000)
     page.goto(f"{app_url}/databases")
     page.get_by_role("heading", name="Databases").first.wait_for()
     nav = page.locator("[data-testid='stSidebarNav']")
@@ -93,7 +96,7 @@ def test_a_deep_link_opened_first_gets_the_app_navigation(browser, app_url):
 
 def test_load_demo_and_run_a_query_in_the_browser(browser, app_url):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.set_default_timeout(60_000)
+    page.set_default_timeout(WAIT * 1000)
     page.goto(app_url)
     page.get_by_role("button", name="Load demo data").click()
     page.get_by_text("Demo data loaded").or_(page.get_by_text("Where to go")).first.wait_for()

@@ -23,6 +23,10 @@ from helios_core.ingest.consumer import IngestConfig, SimulatedCrash, SourceCons
 from helios_core.ingest.store import load_checkpoints
 from helios_core.sandbox import generate_events
 from helios_core.schema import ColumnSpec
+from helpers import WAIT, wait_until
+
+# Consumers here are driven by hand: the app's process-wide manager must not run its own next to them.
+pytestmark = pytest.mark.usefixtures("ingest_by_hand")
 
 FAST = IngestConfig(batch_rows=40, flush_seconds=0.1, idle_sleep=0.02, max_backoff=0.5)
 
@@ -87,19 +91,30 @@ def landed(ch, source) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
             [(r["shard_id"], r["sequence_number"]) for r in quarantined])
 
 
-def wait_for(predicate, timeout: float = 30.0, step: float = 0.1) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return predicate()
+def wait_for(predicate, timeout: float = WAIT, step: float = 0.1) -> bool:
+    """Old name for ``helpers.wait_until``, kept for tests written against it: a ``timeout`` shorter than the
+    shared generous deadline is raised to it, and at the deadline the test fails with the last value seen."""
+    return bool(wait_until(predicate, timeout=max(timeout, WAIT), interval=step))
 
 
 def all_landed(ch, source, expected: int):
     def check() -> bool:
         rows, quarantined = landed(ch, source)
         return len(rows) + len(quarantined) >= expected
+    return check
+
+
+def checkpointed(ch, source, ids: list[tuple[str, str]]):
+    """True once every shard's checkpoint is committed up to its last record in ``ids``, with no batch
+    pending: the consumer has inserted all it will, so a duplicate would already be in the table."""
+    last: dict[str, int] = {}
+    for shard, seq in ids:
+        last[shard] = max(last.get(shard, 0), int(seq))
+
+    def check() -> bool:
+        cps = load_checkpoints(ch, source.id)
+        return all(shard in cps and cps[shard].committed_seq and int(cps[shard].committed_seq) >= seq
+                   and not cps[shard].pending_seq for shard, seq in last.items())
     return check
 
 
@@ -110,7 +125,7 @@ def test_end_to_end_counts_match_exactly(ch, aws_conn, moto_server, kinesis_stre
     source = make_source(ch, moto_server, stream)
     c = consumer(ch, aws_conn, source)
     try:
-        assert wait_for(all_landed(ch, source, len(events)))
+        wait_until(all_landed(ch, source, len(events)), message=f"{len(events)} events in table + quarantine")
     finally:
         c.stop()
     rows, quarantined = landed(ch, source)
@@ -182,17 +197,20 @@ def test_crash_safety_every_event_exactly_once(ch, aws_conn, moto_server, kinesi
                     return got
                 c._poll = poll
             c.start()
-            wait_for(lambda: c.crashed or not c.alive, timeout=8.0, step=0.05)
-            c.stop(timeout=10)
+            # the round ends at its crash, or when no crash can come: everything is produced and in
+            wait_until(lambda: c.crashed or not c.alive or (not producer.is_alive() and
+                                                           all_landed(ch, source, len(events))()),
+                       interval=0.05, message=f"round {round_}: a crash at {point} (after {after})")
+            c.stop(timeout=WAIT)
             crashes += int(c.crashed)
-        producer.join(60)
+        wait_until(lambda: not producer.is_alive(), message="the producer to finish")
     finally:
         stop_producing.set()
     assert crashes >= 15  # nearly every round really crashed
     final = consumer(ch, aws_conn, source)
     try:
-        assert wait_for(all_landed(ch, source, len(produced)), timeout=60)
-        time.sleep(0.5)  # anything extra (a duplicate) would land now
+        wait_until(all_landed(ch, source, len(produced)), message="every produced event landed")
+        wait_until(checkpointed(ch, source, produced), message="checkpoints at the last record")  # no more to come
     finally:
         final.stop()
     rows, quarantined = landed(ch, source)
@@ -241,7 +259,7 @@ def test_bad_input_kinds_land_in_quarantine_with_their_error_type(ch, aws_conn, 
     ids = put(aws_conn, stream, [(payload, name) for name, (payload, _) in cases.items()])
     c = consumer(ch, aws_conn, source)
     try:
-        assert wait_for(all_landed(ch, source, expected_good + len(cases) - 3))
+        wait_until(all_landed(ch, source, expected_good + len(cases) - 3), message="every case landed")
     finally:
         c.stop()
     by_seq = {seq: name for (_, seq), name in zip(ids, cases)}
@@ -312,14 +330,15 @@ def test_resharding_no_loss_and_order_per_key(ch, aws_conn, moto_server, kinesis
     c = consumer(ch, aws_conn, source)
     try:
         produced = put(aws_conn, stream, batch(120))
-        time.sleep(0.3)  # part of the parent is read before the split
+        # part of the parent is read before the split
+        wait_until(lambda: landed(ch, source)[0], interval=0.05, message="a first batch from the parent")
         client = aws_conn.client("kinesis")
         shard = client.list_shards(StreamName=stream)["Shards"][0]
         mid = (int(shard["HashKeyRange"]["StartingHashKey"]) + int(shard["HashKeyRange"]["EndingHashKey"])) // 2
         client.split_shard(StreamName=stream, ShardToSplit=shard["ShardId"], NewStartingHashKey=str(mid))
         produced += put(aws_conn, stream, batch(120))
         produced += put(aws_conn, stream, batch(60))
-        assert wait_for(all_landed(ch, source, len(produced)), timeout=40)
+        wait_until(all_landed(ch, source, len(produced)), message="every event, parent and children")
     finally:
         c.stop()
     rows, quarantined = landed(ch, source)
@@ -344,11 +363,11 @@ def test_clickhouse_unavailable_retries_without_advancing(ch, aws_conn, moto_ser
     ids = put(aws_conn, stream, [(e.payload, e.partition_key) for e in events])
     c = consumer(ch, aws_conn, source)
     try:
-        assert wait_for(lambda: c.metrics.errors >= 2, timeout=20)
+        wait_until(lambda: c.metrics.errors >= 2, message="two failed inserts")
         cps = load_checkpoints(ch, source.id)
         assert all(not cp.committed_seq for cp in cps.values())  # nothing advanced
         ch.execute(f"RENAME TABLE ingest_test.`{hidden}` TO ingest_test.`{source.table}`")
-        assert wait_for(all_landed(ch, source, len(ids)), timeout=30)
+        wait_until(all_landed(ch, source, len(ids)), message="every event after ClickHouse came back")
     finally:
         c.stop()
     rows, quarantined = landed(ch, source)
@@ -368,7 +387,7 @@ def test_quarantine_browse_and_reprocess_after_fixing_rules(ch, aws_conn, moto_s
     put(aws_conn, stream, payloads)
     c = consumer(ch, aws_conn, source)
     try:
-        assert wait_for(all_landed(ch, source, len(payloads))), c.metrics.last_error
+        wait_until(all_landed(ch, source, len(payloads)), message=lambda: f"every event (last error: {c.metrics.last_error!r})")
     finally:
         c.stop()
     assert quarantine.quarantine_summary(ch, source) == {"not_allowed": 5, "decode_error": 1}
@@ -391,33 +410,13 @@ def test_quarantine_browse_and_reprocess_after_fixing_rules(ch, aws_conn, moto_s
     assert len(rows) == 35 and len(set(rows)) == 35 and len(quarantined) == 1
 
 
-# ---- isolation from the app's process-wide manager --------------------------------------------------
-
-@pytest.fixture(autouse=True, scope="module")
-def _quiet_process_manager(ch):
-    """AppTests earlier in the session start the app's process-wide ingest manager, which would run its own
-    consumers for this module's sources next to the ones these tests drive. Pause it here; afterwards pause
-    this module's sources so that it (or the next module's app) leaves them alone."""
-    from helios_core import runtime as runtime_module
-    current = runtime_module._runtime
-    manager = current.services.get("ingest") if current is not None else None
-    was_running = manager is not None and manager.running
-    if was_running:
-        manager.shutdown()
-    yield
-    for source in sources.list_sources(ch, status="running"):
-        if source.database == "ingest_test":
-            sources.pause_source(ch, source.id)
-    if was_running:
-        manager.start()
-
-
 # ---- LATEST is pinned once: a restart before the first checkpoint misses nothing --------------------
 
 def _into_next_second() -> None:
     """moto reads GetShardIterator's Timestamp as whole seconds (Kinesis keeps milliseconds): events put
     before this call are then older than any anchor taken after it, in moto's eyes too."""
-    time.sleep(1.02 - time.time() % 1)
+    second = int(time.time()) + 1
+    wait_until(lambda: time.time() >= second + 0.02, interval=0.01, message="the next second")
 
 
 def _no_clock_guard(monkeypatch) -> None:
@@ -436,7 +435,8 @@ def test_latest_restart_before_first_checkpoint_misses_nothing(ch, aws_conn, mot
     assert source.start_position == "LATEST" and source.start_timestamp  # pinned when created, stored
     first = consumer(ch, aws_conn, source)
     try:
-        assert wait_for(lambda: len(first.shards) == 2 and all(s.iterator for s in first.shards.values()))
+        wait_until(lambda: len(first.shards) == 2 and all(s.iterator for s in first.shards.values()),
+                   message="both shards with an iterator")
     finally:
         first.stop()
     assert all(not cp.committed_seq for cp in load_checkpoints(ch, source.id).values())  # no checkpoint yet
@@ -445,11 +445,12 @@ def test_latest_restart_before_first_checkpoint_misses_nothing(ch, aws_conn, mot
     ids = put(aws_conn, stream, [(e.payload, e.partition_key) for e in events])  # while nothing runs
     restarted = consumer(ch, aws_conn, sources.get_source(ch, source.id))
     try:
-        assert wait_for(all_landed(ch, source, len(ids)), timeout=30)
+        wait_until(all_landed(ch, source, len(ids)), message="the events put while nothing ran")
         more = put(aws_conn, stream, [(e.payload, e.partition_key)
                                       for e in generate_events("user_activity", 20, seed=32, bad_ratio=0)])
-        assert wait_for(all_landed(ch, source, len(ids) + len(more)), timeout=30)
-        time.sleep(0.5)  # a duplicate, or an event from before the source, would land now
+        wait_until(all_landed(ch, source, len(ids) + len(more)), message="the events put after the restart")
+        # a duplicate, or an event from before the source, would be in by the time the checkpoints are
+        wait_until(checkpointed(ch, source, ids + more), message="checkpoints at the last record")
     finally:
         restarted.stop()
     rows, quarantined = landed(ch, source)
@@ -477,8 +478,8 @@ def test_latest_source_reads_children_of_a_shard_closed_before_it(ch, aws_conn, 
     try:
         ids = put(aws_conn, stream, [(e.payload, e.partition_key)
                                      for e in generate_events("user_activity", 60, seed=41, bad_ratio=0)])
-        assert wait_for(all_landed(ch, source, len(ids)), timeout=30)
-        time.sleep(0.3)
+        wait_until(all_landed(ch, source, len(ids)), message="every event, from the children")
+        wait_until(checkpointed(ch, source, ids), message="checkpoints at the last record")
     finally:
         c.stop()
     rows, quarantined = landed(ch, source)
@@ -536,8 +537,8 @@ def test_throughput_exceeded_backs_off_and_loses_nothing(ch, aws_conn, moto_serv
     config = IngestConfig(batch_rows=40, flush_seconds=0.1, idle_sleep=0.02, max_backoff=0.2)
     c = SourceConsumer(source, ch.new_client, lambda: faults, config).start()
     try:
-        assert wait_for(all_landed(ch, source, len(ids)), timeout=30), c.metrics.last_error
-        time.sleep(0.3)
+        wait_until(all_landed(ch, source, len(ids)), message=lambda: f"every event (last error: {c.metrics.last_error!r})")
+        wait_until(checkpointed(ch, source, ids), message="checkpoints at the last record")
     finally:
         c.stop()
     assert faults.raised == ["ProvisionedThroughputExceededException"] * 4
@@ -557,15 +558,14 @@ def test_expired_iterator_is_refreshed_from_the_checkpoint(ch, aws_conn, moto_se
         first = put(aws_conn, stream, [(e.payload, e.partition_key)
                                        for e in generate_events("user_activity", 50, seed=60, bad_ratio=0)])
         shard_id, last_seq = first[-1]
-        assert wait_for(lambda: load_checkpoints(ch, source.id).get(shard_id, None) is not None
-                        and load_checkpoints(ch, source.id)[shard_id].committed_seq == last_seq)
+        wait_until(checkpointed(ch, source, first), message="the first events checkpointed")
         before = len(faults.iterator_requests)
         faults.fail_next("ExpiredIteratorException")
-        assert wait_for(lambda: faults.raised)
+        wait_until(lambda: faults.raised, message="the injected ExpiredIteratorException")
         second = put(aws_conn, stream, [(e.payload, e.partition_key)
                                         for e in generate_events("user_activity", 50, seed=61, bad_ratio=0)])
-        assert wait_for(all_landed(ch, source, len(first) + len(second)), timeout=30)
-        time.sleep(0.3)
+        wait_until(all_landed(ch, source, len(first) + len(second)), message="the events after the refresh")
+        wait_until(checkpointed(ch, source, first + second), message="checkpoints at the last record")
     finally:
         c.stop()
     assert faults.raised == ["ExpiredIteratorException"] and c.metrics.iterator_refreshes == 1
@@ -605,7 +605,7 @@ def test_keys_source_after_restart_needs_credentials_and_resumes_with_new_sign_i
                                  for e in generate_events("user_activity", 40, seed=70, bad_ratio=0)])
     manager.sync()
     try:
-        assert wait_for(all_landed(ch, source, len(ids)))
+        wait_until(all_landed(ch, source, len(ids)), message="the events read with the registered keys")
     finally:
         manager.shutdown()
 
@@ -632,8 +632,8 @@ def test_keys_source_after_restart_needs_credentials_and_resumes_with_new_sign_i
                                   for e in generate_events("user_activity", 30, seed=71, bad_ratio=0)])
     try:
         assert restarted.resume(source.id, keys).status == "running"  # signed in again
-        assert wait_for(all_landed(ch, source, len(ids) + len(more)))
-        time.sleep(0.3)
+        wait_until(all_landed(ch, source, len(ids) + len(more)), message="the events after signing in again")
+        wait_until(checkpointed(ch, source, ids + more), message="checkpoints at the last record")
     finally:
         restarted.shutdown()
     rows, quarantined = landed(ch, source)
@@ -655,7 +655,7 @@ def test_rejected_credentials_fail_the_source_with_a_hint(ch, moto_server, kines
     manager = _manager(ch)
     manager.sync()
     try:
-        assert wait_for(lambda: sources.get_source(ch, source.id).status == "failed", timeout=20)
+        wait_until(lambda: sources.get_source(ch, source.id).status == "failed", message="the source marked failed")
     finally:
         manager.shutdown()
     failed = sources.get_source(ch, source.id)

@@ -3,7 +3,6 @@ new sign-in (keys are never stored) and resumes with the keys of the user's curr
 
 from __future__ import annotations
 
-import time
 import uuid
 
 from streamlit.testing.v1 import AppTest
@@ -11,6 +10,7 @@ from streamlit.testing.v1 import AppTest
 from helios_core import sources
 from helios_core.ddl import TableOptions
 from helios_core.schema import ColumnSpec
+from helpers import APPTEST_TIMEOUT, wait_until
 
 
 def test_keys_source_needs_sign_in_after_restart_and_resumes_from_the_page(app_path, ch, aws_conn, moto_server):
@@ -29,7 +29,7 @@ def test_keys_source_needs_sign_in_after_restart_and_resumes_from_the_page(app_p
         connection=sources.Connection.from_aws(keys))
     source_id = sources.create_table_and_source(ch, req).source_id  # as if made before a restart: no keys here
     try:
-        at = AppTest.from_file(app_path, default_timeout=60).run()
+        at = AppTest.from_file(app_path, default_timeout=APPTEST_TIMEOUT).run()
         get_ingest_manager().sync()
         assert sources.get_source(ch, source_id).status == "failed"
         at.switch_page("pages/sources.py").run()
@@ -42,10 +42,8 @@ def test_keys_source_needs_sign_in_after_restart_and_resumes_from_the_page(app_p
         assert not at.exception, at.exception
         assert sources.get_source(ch, source_id).status == "running"
         kinesis.put_record(StreamName=stream, Data=b'{"k": "after sign-in"}', PartitionKey="p")
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not ch.internal_query(
-                "SELECT count() AS n FROM ingest_page_test.keyed")[0]["n"]:
-            time.sleep(0.2)
+        wait_until(lambda: ch.internal_query("SELECT count() AS n FROM ingest_page_test.keyed")[0]["n"],
+                   message="the event put after the sign-in")
         assert ch.internal_query("SELECT k FROM ingest_page_test.keyed") == [{"k": "after sign-in"}]
     finally:
         remove_source(ch, source_id, drop_table=True)

@@ -20,6 +20,7 @@ from helios_core.cli import main as cli_main
 from helios_core.errors import Conflict, NotFound, ValidationError
 from helios_core.jobs import (FAIL, LOADING, SUBMITTED, SUCCESS, JobService, add_stage, confirm_schema, get_job,
                               get_job_service, infer_job_schema, job_status, list_owners)
+from helpers import WAIT, wait_until
 
 BUCKET = "helios-jobs-test"
 FIXTURE_DUMP = Path(__file__).parent / "fixtures" / "pg_dump_shop.sql"
@@ -39,6 +40,11 @@ def service(ch, aws_conn) -> JobService:
     return svc
 
 
+def idle(service: JobService) -> None:
+    """Wait until no import job is queued or running (generous deadline: the machine may be busy)."""
+    wait_until(lambda: service.wait_idle(1), message="the job runner to finish its jobs")
+
+
 def people_table(ch, dedup: bool = True) -> str:
     name = f"people_{uuid.uuid4().hex[:8]}"
     settings = "SETTINGS non_replicated_deduplication_window = 100" if dedup else ""
@@ -49,14 +55,14 @@ def people_table(ch, dedup: bool = True) -> str:
 def put(url: str, data: bytes, content_type: str = "application/octet-stream") -> int:
     # moto's server (Flask) reads a body sent as form data (urllib's default type) as empty; S3 would not care.
     request = urllib.request.Request(url, data=data, method="PUT", headers={"Content-Type": content_type})
-    with urllib.request.urlopen(request, timeout=10) as response:
+    with urllib.request.urlopen(request, timeout=WAIT) as response:
         return response.status
 
 
 def request_status(method: str, url: str, data: bytes | None = None) -> int:
     request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "text/plain"})
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=WAIT) as response:
             return response.status
     except urllib.error.HTTPError as exc:
         return exc.code
@@ -195,7 +201,7 @@ def test_submit_stages_counts_and_quarantine(ch, service):
     assert dup.value.message == "Duplicated submission" and dup.value.job_id == job_id
     with pytest.raises(Conflict):
         service.register_owner(job_id, "carol")
-    assert service.wait_idle(60)
+    idle(service)
     status = job_status(ch, job_id)
     assert status["status"] == SUCCESS, status
     assert stage_names(ch, job_id) == ["Submitted", "Validating uploads", "Loading", "Success"]
@@ -233,7 +239,7 @@ def test_json_lines_and_parquet(ch, service):
              json.dumps({"id": 12, "name": "Lu", "joined": "2024-01-01"})]
     assert put(url, "\n".join(lines).encode()) == 200
     service.submit(job_id)
-    service.wait_idle(60)
+    idle(service)
     status = job_status(ch, job_id)
     assert (status["status"], status["inserted"], status["quarantined"]) == (SUCCESS, 2, 4)
     errors = ch.internal_query(f"SELECT error_type, column_name, error_message FROM jobs_test.{table}_quarantine "
@@ -251,7 +257,7 @@ def test_json_lines_and_parquet(ch, service):
                    buffer)
     service.upload(job2, "analyst", "people.parquet", buffer.getvalue())
     service.submit(job2)
-    service.wait_idle(60)
+    idle(service)
     status = job_status(ch, job2)
     assert (status["status"], status["inserted"], status["quarantined"]) == (SUCCESS, 2, 1)  # age 300 > UInt8
     assert status["files"][0]["owner"] == "analyst" and status["files"][0]["file"] == "direct-people.parquet"
@@ -280,7 +286,7 @@ def test_new_table_schema_inferred_and_confirmed(ch, service):
     with pytest.raises(ValidationError):
         confirm_schema(ch, job_id, [{"name": "bad name!", "type": "String", "json_path": "x"}], ["bad name!"])
     service.submit(job_id)
-    service.wait_idle(60)
+    idle(service)
     status = job_status(ch, job_id)
     assert (status["status"], status["inserted"], status["quarantined"]) == (SUCCESS, 60, 1)
     got = ch.internal_query(f"SELECT count() AS n, sum(user_id) AS s FROM jobs_new_db.{table}")[0]
@@ -298,7 +304,7 @@ def test_pg_dump_job(ch, service):
     assert url.split("?")[0].endswith(".sql")
     assert put(url, FIXTURE_DUMP.read_bytes(), "application/sql") == 200
     service.submit(job.id)
-    service.wait_idle(60)
+    idle(service)
     status = job_status(ch, job.id)
     assert (status["status"], status["inserted"], status["quarantined"]) == (SUCCESS, 23, 1), status
     assert ch.internal_query(f"SELECT count() AS n FROM {database}.customers")[0]["n"] == 4
@@ -312,7 +318,7 @@ def test_validation_failures_end_in_fail(ch, service):
     job_id = new_job(service, ch, table)
     service.register_owner(job_id, "silent")
     service.submit(job_id)
-    service.wait_idle(60)
+    idle(service)
     status = job_status(ch, job_id)
     assert status["status"] == FAIL
     assert status["error"].startswith("Failed. Last status is Validating uploads. Data validation failed")
@@ -320,7 +326,7 @@ def test_validation_failures_end_in_fail(ch, service):
     job2 = new_job(service, ch, table)
     service.upload(job2, "analyst", "no_id.csv", b"name,age\nx,1\n")
     service.submit(job2)
-    service.wait_idle(60)
+    idle(service)
     status = job_status(ch, job2)
     assert status["status"] == FAIL and "lacks the required column(s) id, joined." in status["error"]
 
@@ -355,7 +361,7 @@ def test_restart_during_loading_resumes_without_duplicates(ch, service):
     try:
         decided = service.recover()  # what start-up does
         assert {"job_id": job_id, "action": "resumed"} in decided
-        assert service.wait_idle(60)
+        idle(service)
     finally:
         service.batch_rows = old_batch
     assert get_job(ch, job_id).status == SUCCESS
@@ -386,7 +392,7 @@ def test_restart_before_loading_resumes(ch, service):
     add_stage(ch, job_id, SUBMITTED)
     decided = service.recover()
     assert {"job_id": job_id, "action": "resumed"} in decided
-    service.wait_idle(60)
+    idle(service)
     assert job_status(ch, job_id)["status"] == SUCCESS
 
 
@@ -452,7 +458,7 @@ def test_jobs_page_create_register_upload_submit(ch, service, open_page):
     assert put(url, BAD_CSV, "text/csv") == 200
     at.button(key="jobs_submit").click().run()
     assert not at.exception
-    service.wait_idle(60)
+    idle(service)
     at.run()
     assert not at.exception
     assert job_status(ch, job_id)["status"] == SUCCESS

@@ -5,10 +5,12 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from helpers import APPTEST_TIMEOUT
+
 
 @pytest.fixture
 def app(app_path, ch):
-    return AppTest.from_file(app_path, default_timeout=60)
+    return AppTest.from_file(app_path, default_timeout=APPTEST_TIMEOUT)
 
 
 def _texts(elements) -> str:

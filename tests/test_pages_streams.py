@@ -7,6 +7,8 @@ import uuid
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from helpers import APPTEST_TIMEOUT
+
 SECRET = "SuperSecretValue/do-not-show-123"
 
 
@@ -23,7 +25,7 @@ def no_aws_credentials(monkeypatch, tmp_path):
 
 @pytest.fixture
 def app(app_path, ch, aws_sandbox):
-    return AppTest.from_file(app_path, default_timeout=60)
+    return AppTest.from_file(app_path, default_timeout=APPTEST_TIMEOUT)
 
 
 def _texts(at) -> str:

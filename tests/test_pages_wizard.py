@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import time
-
 from streamlit.testing.v1 import AppTest
+
+from helpers import APPTEST_TIMEOUT, wait_until
 
 
 def _click(at, key: str) -> None:
@@ -20,7 +20,7 @@ def _texts(at) -> str:
 
 
 def test_wizard_end_to_end_on_the_sandbox(app_path, ch, aws_sandbox):
-    at = AppTest.from_file(app_path, default_timeout=90)
+    at = AppTest.from_file(app_path, default_timeout=APPTEST_TIMEOUT)
     at.session_state["aws_connection"] = aws_sandbox.connection()
     at.run()
     at.switch_page("pages/create_table.py").run()
@@ -73,12 +73,8 @@ def test_wizard_end_to_end_on_the_sandbox(app_path, ch, aws_sandbox):
     assert row["streamName"] == "user_activity" and row["status"] == "running"
 
     # events flow from the sandbox into the table
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if ch.internal_query("SELECT count() AS n FROM wizard_db.activity")[0]["n"] > 0:
-            break
-        time.sleep(0.3)
-    assert ch.internal_query("SELECT count() AS n FROM wizard_db.activity")[0]["n"] > 0
+    wait_until(lambda: ch.internal_query("SELECT count() AS n FROM wizard_db.activity")[0]["n"] > 0,
+               message="sandbox events in wizard_db.activity")
 
     source_id = result["sourceId"]
     _click(at, f"src_quarantine_{source_id}")

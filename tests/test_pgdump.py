@@ -24,6 +24,7 @@ import pytest
 from helios_core.cli import main as cli_main
 from helios_core.errors import Conflict, ValidationError
 from helios_core.pgdump import DumpScanner, decode_copy_field, load_dump, map_pg_type, parse_pg_array, tokenize
+from helpers import WAIT
 
 FIXTURE = Path(__file__).parent / "fixtures" / "pg_dump_shop.sql"
 
@@ -246,7 +247,7 @@ def pg_server():
         s.bind(("127.0.0.1", 0))
         port = str(s.getsockname()[1])
     data = base / "data"
-    run = lambda cmd, **kw: subprocess.run(_as_pg_user(cmd), capture_output=True, text=True, timeout=60, **kw)
+    run = lambda cmd, **kw: subprocess.run(_as_pg_user(cmd), capture_output=True, text=True, timeout=WAIT, **kw)
     init = run([str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "-E", "UTF8",
                 "--no-sync"])
     if init.returncode != 0:
@@ -268,7 +269,7 @@ def pg_server():
 
     def dump(db: str, *extra: str) -> bytes:
         result = subprocess.run(_as_pg_user([str(PG_BIN / "pg_dump"), "-h", str(base), "-p", port, "-U", "postgres",
-                                             "-F", "p", *extra, db]), capture_output=True, timeout=60)
+                                             "-F", "p", *extra, db]), capture_output=True, timeout=WAIT)
         assert result.returncode == 0, result.stderr
         return result.stdout
 

@@ -12,6 +12,7 @@ from helios_core.cli import main as cli_main
 from helios_core.errors import NotFound, ValidationError
 from helios_core.reports import (Filter, Measure, ReportDefinition, captcha_preset, compile_report, delete_report,
                                  get_report, list_reports, parse_condition, run_report, save_report)
+from helpers import APPTEST_TIMEOUT
 
 SITE = "3f1c2a4e-8b7d-4c21-9a6e-0d5b7f3e2a11"
 
@@ -235,7 +236,7 @@ def test_reports_page_runs_the_preset_and_saves(demo, open_page):
 def test_reports_page_reopens_a_link_and_shows_bad_filters_plainly(ch, demo, app_path):
     d = ReportDefinition("demo", "purchase_events", "event_time", grain="month", dimensions=["currency"],
                          measures=[Measure("sum", "amount")], filters=[Filter("currency", "=", ["EUR"])])
-    at = AppTest.from_file(app_path, default_timeout=60)
+    at = AppTest.from_file(app_path, default_timeout=APPTEST_TIMEOUT)
     at.run()
     at.switch_page("pages/reports.py")
     at.query_params["report"] = d.to_query_param()

@@ -15,6 +15,7 @@ from helios_core.sandbox import generate_events
 from helios_core.schema import infer_schema
 from helios_core.streams import (DecodeError, decode_or_reason, decode_record, gzip_events, list_open_shards,
                                  sample_stream)
+from helpers import WAIT, wait_until
 
 
 # ---------------------------------------------------------------- decoding
@@ -63,14 +64,14 @@ def test_sample_reads_every_shard_with_metadata(aws_conn, kinesis_stream):
     events = generate_events("user_activity", 90, seed=2, bad_ratio=0)
     name = kinesis_stream(events, shards=3)
     assert len(list_open_shards(aws_conn, name)) == 3
-    sample = sample_stream(aws_conn, name, n=90, start="trim_horizon")
+    sample = sample_stream(aws_conn, name, n=90, start="trim_horizon", wait_s=WAIT)
     assert len(sample.events) == 90 and not sample.undecodable
     assert sorted(orjson.dumps(e) for e in sample.events) == sorted(e.payload for e in events)
     assert {m.shard_id for m in sample.meta} == set(sample.shards) and len(sample.shards) == 3
     first = sample.meta[0]
     assert first.sequence_number and first.partition_key and first.arrival_time.tzinfo is not None
     assert sample.rows()[0]["_shard_id"] == first.shard_id
-    small = sample_stream(aws_conn, name, n=9)
+    small = sample_stream(aws_conn, name, n=9, wait_s=WAIT)
     assert len(small.events) == 9 and len({m.shard_id for m in small.meta}) == 3  # spread across shards
 
 
@@ -79,7 +80,7 @@ def test_sample_decodes_mixed_payloads_and_lists_the_bad_ones(aws_conn, kinesis_
                 b'{"kind": "lines", "n": 3}\n{"kind": "lines", "n": 4}', gzip_events([{"kind": "gz-lines", "n": 5}]),
                 b'{"kind": "broken"', b"\x00\x01binary", b"[1, 2, 3]"]
     name = kinesis_stream(payloads, shards=1)
-    sample = sample_stream(aws_conn, name, n=100)
+    sample = sample_stream(aws_conn, name, n=100, wait_s=WAIT)
     assert sorted(e["n"] for e in sample.events) == [1, 2, 3, 4, 5]
     assert [m.index for m in sample.meta if m.partition_key == "2"] == [0, 1]  # two events from one record
     assert {m.encoding for m in sample.meta} == {"json", "gzip"}
@@ -97,17 +98,23 @@ def test_latest_waits_for_new_events_with_progress(aws_conn, kinesis_stream):
     client = aws_conn.client("kinesis")
     fresh = generate_events("purchase_events", 6, seed=99, bad_ratio=0)
 
+    reading = threading.Event()  # set by the first progress call: the LATEST iterators exist by then
+
     def later() -> None:
-        time.sleep(0.6)
-        client.put_records(StreamName=name, Records=[{"Data": e.payload, "PartitionKey": e.partition_key}
-                                                     for e in fresh])
+        if reading.wait(WAIT):
+            client.put_records(StreamName=name, Records=[{"Data": e.payload, "PartitionKey": e.partition_key}
+                                                         for e in fresh])
 
     writer = threading.Thread(target=later, daemon=True)
     writer.start()
     updates: list[tuple[float, str]] = []
-    sample = sample_stream(aws_conn, name, n=6, start="latest", wait_s=15,
-                           progress=lambda fraction, message: updates.append((fraction, message)))
-    writer.join(5)
+
+    def progress(fraction: float, message: str) -> None:
+        updates.append((fraction, message))
+        reading.set()
+
+    sample = sample_stream(aws_conn, name, n=6, start="latest", wait_s=WAIT, progress=progress)
+    writer.join(WAIT)
     assert sorted(e["order_id"] for e in sample.events) == sorted(e.event["order_id"] for e in fresh)
     assert updates and updates[-1][0] == 1.0 and all(0 <= f <= 1 for f, _ in updates)
 
@@ -130,13 +137,14 @@ def test_at_timestamp_starts_at_that_time(aws_conn, kinesis_stream):
     name = kinesis_stream(before, shards=2)
     # boto3 sends AT_TIMESTAMP in whole seconds: cut at the next second boundary.
     cut = datetime.fromtimestamp(int(time.time()) + 1, timezone.utc)
-    time.sleep(max(0.0, cut.timestamp() - time.time()) + 0.05)
+    wait_until(lambda: time.time() >= cut.timestamp() + 0.05, interval=0.01, message="the cut")
     after = generate_events("captcha_events", 8, seed=2, bad_ratio=0)
     aws_conn.client("kinesis").put_records(StreamName=name, Records=[
         {"Data": e.payload, "PartitionKey": e.partition_key} for e in after])
-    sample = sample_stream(aws_conn, name, n=100, start="at_timestamp", at=cut.isoformat())
+    sample = sample_stream(aws_conn, name, n=100, start="at_timestamp", at=cut.isoformat(), wait_s=WAIT)
     assert sorted(orjson.dumps(e) for e in sample.events) == sorted(e.payload for e in after)
-    everything = sample_stream(aws_conn, name, n=100, start="at_timestamp", at=cut - timedelta(hours=1))
+    everything = sample_stream(aws_conn, name, n=100, start="at_timestamp", at=cut - timedelta(hours=1),
+                               wait_s=WAIT)
     assert len(everything.events) == 18
 
 
@@ -156,7 +164,7 @@ def test_bad_requests_are_clear(aws_conn, kinesis_stream):
 
 
 def test_sandbox_streams_show_their_bad_events(aws_sandbox):
-    sample = sample_stream(aws_sandbox.connection(), "captcha_events", n=150)
+    sample = sample_stream(aws_sandbox.connection(), "captcha_events", n=150, wait_s=WAIT)
     assert len(sample.events) + len(sample.undecodable) >= 150 or sample.records_read >= 150
     schema = infer_schema(sample.events)
     types = {c.name: c.type for c in schema.columns}

@@ -12,6 +12,7 @@ from botocore.awsrequest import AWSResponse
 
 from helios_core.sandbox import generate_events
 from helios_core.streams import sample_stream
+from helpers import WAIT
 
 
 def _inject(client, faults: dict[int, str]) -> dict[str, int]:
@@ -43,7 +44,7 @@ def test_throttling_backs_off_and_the_sample_is_complete(aws_conn, kinesis_strea
     seen = _inject(client, {1: "ProvisionedThroughputExceededException", 2: "ProvisionedThroughputExceededException",
                             3: "LimitExceededException"})
     try:
-        sample = sample_stream(aws_conn, stream, n=40, start="trim_horizon", wait_s=20)
+        sample = sample_stream(aws_conn, stream, n=40, start="trim_horizon", wait_s=WAIT)
     finally:
         _remove(client)
     assert seen["injected"] == 3 and sample.throttled == 3
@@ -57,7 +58,7 @@ def test_an_expired_iterator_is_refreshed_and_nothing_is_read_twice(aws_conn, ki
     client = aws_conn.client("kinesis", retries={"mode": "standard", "max_attempts": 2})
     seen = _inject(client, {1: "ExpiredIteratorException"})
     try:
-        sample = sample_stream(aws_conn, stream, n=30, start="trim_horizon", wait_s=20)
+        sample = sample_stream(aws_conn, stream, n=30, start="trim_horizon", wait_s=WAIT)
     finally:
         _remove(client)
     assert seen["injected"] == 1
@@ -74,7 +75,7 @@ def test_persistent_throttling_ends_with_a_clear_message(aws_conn, kinesis_strea
     _inject(client, {i: "ProvisionedThroughputExceededException" for i in range(1, 50)})
     try:
         with pytest.raises(AwsError) as info:
-            sample_stream(aws_conn, stream, n=5, start="trim_horizon", wait_s=20, max_backoff_retries=2)
+            sample_stream(aws_conn, stream, n=5, start="trim_horizon", wait_s=WAIT, max_backoff_retries=2)
     finally:
         _remove(client)
     assert "Traceback" not in str(info.value)
