@@ -135,5 +135,9 @@ def create_and_start(ch: Any, request: CreateRequest, aws: Any) -> dict[str, Any
     except Exception:
         manager.connections.pop(request.source_id, None)
         raise
+    if request.mode == "workers":  # workers read source definitions from the DynamoDB mapping table
+        from helios_core.ingest.mapping import publish
+        from helios_core.sources import get_source
+        publish(aws, get_source(ch, result.source_id))
     manager.sync()
     return result.seed_shape()

@@ -24,7 +24,7 @@ log = logging.getLogger("helios.api")
 
 def create_app(max_body_bytes: int | None = None) -> FastAPI:
     from helios_core import __version__
-    from helios_core.api import backend, chats, events, jobs
+    from helios_core.api import backend, chats, events, ingest, jobs
     from helios_core.config import get_settings
 
     app = FastAPI(title="Helios API", version=__version__, docs_url="/docs", redoc_url=None,
@@ -38,7 +38,7 @@ def create_app(max_body_bytes: int | None = None) -> FastAPI:
     def healthz() -> dict[str, Any]:
         return {"status": "ok"}
 
-    for module in (backend, events, chats, jobs):
+    for module in (backend, events, chats, jobs, ingest):
         app.include_router(module.router)
     return app
 

@@ -63,6 +63,9 @@ class CreateTableRequest(AwsKeys):
     startPosition: str = Field("TRIM_HORIZON", max_length=20)
     startTimestamp: str = Field("", max_length=64)
     streamARN: str = Field("", max_length=2048)
+    mode: str = Field("app", max_length=16, description="app (this Helios ingests) or workers (headless workers)")
+    cluster: str = Field("", max_length=128)
+    distributed: bool = False
 
 
 def aws_connection(keys: AwsKeys | AuthRequest | None = None) -> Any:
@@ -131,7 +134,11 @@ def create_table(body: CreateTableRequest) -> dict[str, Any]:
                                    partition=parse_partition(body.partitionBy or suggested.get("partition_by")),
                                    ttl=parse_ttl(body.ttl), engine=body.engine, version_column=body.versionColumn,
                                    start_position=body.startPosition, start_timestamp=body.startTimestamp,
-                                   stream_arn=body.streamARN)
+                                   stream_arn=body.streamARN, cluster=body.cluster,
+                                   distributed=body.distributed, mode=body.mode)
+    if request.mode == "lambda":
+        raise HttpError(400, "Lambda sources are deployed from the command line or the app.",
+                        "python -m helios_core create-table --mode lambda (or --template for CloudFormation).")
     return create_and_start(ch, request, conn)
 
 

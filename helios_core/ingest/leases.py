@@ -274,7 +274,7 @@ class Coordinator:
                 mine += 1
         if mine >= target:
             return
-        # Still short: steal one lease from the busiest worker that holds more than its share.
+        # Still short: steal one lease from the busiest worker when it holds two or more than this one.
         counts: dict[str, list[Lease]] = {}
         for lease in active:
             if lease.owner and lease.owner != self.worker and lease.key not in expired:
@@ -282,7 +282,7 @@ class Coordinator:
         if not counts:
             return
         busiest = max(counts.values(), key=len)
-        if len(busiest) > target:
+        if len(busiest) - mine >= 2:  # (2, 2, 0) is not balanced although nobody holds more than its share
             self._take(sorted(busiest, key=lambda x: x.key)[-1], now)
 
     def _take(self, lease: Lease, now: float) -> bool:

@@ -26,7 +26,7 @@ DATA_ERROR_CODES = {6, 26, 27, 32, 38, 41, 53, 69, 70, 72, 117, 131, 190, 321, 3
                     691, 1001}
 
 
-def _error_code(exc: BaseException) -> int | None:
+def error_code(exc: BaseException) -> int | None:
     code = getattr(exc, "code", None)
     if isinstance(code, int):
         return code
@@ -35,7 +35,7 @@ def _error_code(exc: BaseException) -> int | None:
 
 
 def is_data_error(exc: BaseException) -> bool:
-    return _error_code(exc) in DATA_ERROR_CODES
+    return error_code(exc) in DATA_ERROR_CODES
 
 
 @dataclass
