@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from helios_core.chat import live
 from helios_core.clickhouse import ClickHouse
 from helios_core.config import mask_secrets
 from helios_core.errors import NotFound, ValidationError
@@ -51,6 +52,8 @@ METADATA_TABLES = [
         created_at DateTime64(3, 'UTC')
     ) ENGINE = MergeTree ORDER BY (chat_id, seq)""",
 ]
+
+METADATA_TABLES += live.METADATA_TABLES  # a live database chat's connection details, never its password
 
 _CHAT_COLUMNS = ["id", "name", "database", "subject_sql", "subject_label", "created_at", "updated_at", "deleted",
                  "version"]
@@ -191,6 +194,8 @@ class ChatStore:
         self._write(chat, deleted=True)
         # The messages go too: a deleted chat keeps nothing around.
         self.ch.execute("DELETE FROM helios.chat_messages WHERE chat_id = {id:String}", {"id": chat_id})
+        if chat.database.startswith(live.STANDIN_PREFIX):
+            live.forget(self.ch, chat_id)  # a live database's password leaves memory, its stand-ins go
 
     def _write(self, chat: Chat, deleted: bool) -> None:
         row = [chat.id, chat.name, chat.database, chat.subject_sql, chat.subject_label, chat.created_at,

@@ -1,0 +1,218 @@
+"""Chats over a live PostgreSQL database (a real server started by the test; tests/pg_fixture.py).
+
+The password must never reach the disk: not the ``helios`` tables, the chat history, the engine's
+data directory (its metadata files included), logs or error messages.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from helios_core.chat import live
+from helios_core.chat.assistant import Assistant
+from helios_core.chat.providers import Generation
+from helios_core.chat.store import ChatStore
+from helios_core.errors import HeliosError, ValidationError
+from pg_fixture import pg_server  # noqa: F401  (a pytest fixture)
+
+# Quotes and a backslash: the password must survive SQL string quoting and still never be written.
+PASSWORD = f"Pw-{secrets.token_hex(6)}'q\\z"
+USER = "helios_reader"
+
+SCHEMA = """
+CREATE TABLE customers (id integer PRIMARY KEY, name text NOT NULL, country text NOT NULL);
+CREATE TABLE orders (order_id integer PRIMARY KEY, customer_id integer REFERENCES customers(id),
+                     amount numeric(10,2) NOT NULL, status text NOT NULL, created_at timestamp NOT NULL);
+INSERT INTO customers VALUES (1, 'Ada', 'FR'), (2, 'Bob', 'DE'), (3, 'Cleo', 'FR'), (4, 'Dan', 'US');
+INSERT INTO orders SELECT i, 1 + i % 4, (i * 2.5)::numeric(10,2), (ARRAY['paid','open','refunded'])[1 + i % 3],
+  timestamp '2026-01-01' + i * interval '1 day' FROM generate_series(1, 30) AS i;
+"""
+
+
+class FixedSql:
+    """A stand-in for an LLM that writes the given SQL (the gate and the database are real)."""
+
+    name = "fixed"
+    can_repair = False
+
+    def __init__(self, sql: str) -> None:
+        self.sql = sql
+
+    def generate(self, request):
+        return Generation(self.sql.replace("DB.", request.context.subject.database + "."), description="fixed")
+
+    def describe(self) -> str:
+        return "fixed SQL"
+
+
+@pytest.fixture(scope="module")
+def shop(pg_server):
+    psql = pg_server["psql"]
+    psql("CREATE DATABASE shop")
+    literal = PASSWORD.replace("'", "''")
+    psql(f"CREATE ROLE {USER} LOGIN PASSWORD '{literal}'")
+    schema = pg_server["dir"] / "schema.sql"
+    schema.write_text(SCHEMA, encoding="utf-8")
+    psql("", db="shop", file=schema)
+    psql(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {USER}", db="shop")
+    return pg_server
+
+
+def connection(shop, password: str = PASSWORD, port: int | None = None) -> live.LiveConnection:
+    return live.make_connection("postgresql", "127.0.0.1", port or shop["port"], USER, "shop", password)
+
+
+@pytest.fixture(scope="module")
+def chat(ch, shop):
+    return live.create_chat(ch, ChatStore(ch), connection(shop), "Shop (live)")
+
+
+def ask(ch, chat, sql_or_question: str, provider=None):
+    return Assistant(ch, ChatStore(ch), provider).ask(sql_or_question, chat)
+
+
+def test_chat_reads_the_live_database_and_matches_psql(ch, shop, chat):
+    psql = shop["psql"]
+    assert chat.database == live.standin_database(chat.id) and live.is_connected(chat.id)
+    countries = ask(ch, chat, "customers by country")
+    assert countries.ok, countries.text
+    expected = dict(line.split("|") for line in psql("SELECT country, count(*) FROM customers GROUP BY country",
+                                                     db="shop").split())
+    assert {r["country"]: str(r["count"]) for r in countries.rows()} == expected
+    answer = ask(ch, chat, "how many orders")
+    assert answer.ok, answer.text
+    assert answer.rows()[0][answer.column_names[0]] == int(psql("SELECT count(*) FROM orders", db="shop"))
+    by_status = ask(ch, chat, "question", FixedSql(
+        "SELECT status, sum(amount) AS total, count() AS n FROM DB.orders GROUP BY status ORDER BY status"))
+    assert by_status.ok, by_status.text
+    expected = [line.split("|") for line in psql("SELECT status, sum(amount), count(*) FROM orders GROUP BY status "
+                                                 "ORDER BY status", db="shop").split()]
+    assert [[r["status"], Decimal(str(r["total"])), r["n"]] for r in by_status.rows()] == \
+        [[s, Decimal(t), int(n)] for s, t, n in expected]
+    joined = ask(ch, chat, "question", FixedSql(
+        "SELECT c.country, count() AS n FROM DB.orders AS o INNER JOIN DB.customers AS c ON o.customer_id = c.id "
+        "WHERE c.country = 'FR' GROUP BY c.country"))
+    assert joined.ok, joined.text
+    assert joined.rows() == [{"country": "FR", "n": int(psql(
+        "SELECT count(*) FROM orders o JOIN customers c ON o.customer_id = c.id WHERE c.country = 'FR'",
+        db="shop"))}]
+    # The SQL kept and shown is the stand-in's, never the one with the password in it.
+    assert PASSWORD not in answer.sql and "postgresql(" not in by_status.sql
+
+
+def test_context_has_remote_columns_and_sampled_values(ch, chat):
+    from helios_core.chat.context import Subject, build_context
+    ctx = build_context(ch, Subject(chat.database), max_age_s=0)
+    assert {t.name for t in ctx.tables} == {"customers", "orders"}
+    country = ctx.column("customers", "country")
+    assert country is not None and country.values == ["DE", "FR", "US"]
+    assert ctx.column("orders", "amount").type == "Decimal(10, 2)"
+
+
+def test_writes_never_reach_postgresql(ch, shop, chat):
+    psql = shop["psql"]
+    before = psql("SELECT count(*) FROM customers", db="shop")
+    refused = ask(ch, chat, "question", FixedSql("INSERT INTO DB.customers VALUES (9, 'Eve', 'XX')"))
+    assert not refused.ok and "SELECT" in refused.text
+    # Someone writing into the stand-in from the SQL explorer writes into a Null table: nothing leaves Helios.
+    ch.query(f"INSERT INTO {chat.database}.customers VALUES (10, 'Mallory', 'XX')", write=True)
+    assert psql("SELECT count(*) FROM customers", db="shop") == before
+    assert ch.query(f"SELECT count() AS n FROM {chat.database}.customers").records() == [{"n": 0}]
+    statements = [line for line in Path(shop["log"]).read_text(errors="replace").splitlines()
+                  if "statement:" in line and f"user={USER}:" in line]
+    assert statements  # what Helios sent as the reader: reads only
+    first_words = {line.split("statement:", 1)[1].split()[0].upper() for line in statements}
+    assert first_words <= {"COPY", "SELECT", "BEGIN", "COMMIT", "ROLLBACK", "SET", "SHOW"}, first_words
+    assert all(line.split("statement:", 1)[1].split()[1].startswith("(SELECT") for line in statements
+               if line.split("statement:", 1)[1].split()[0].upper() == "COPY")  # COPY (SELECT …) TO STDOUT
+
+
+def test_wrong_password_and_unreachable_host_get_clear_messages(ch, shop):
+    with pytest.raises(ValidationError) as wrong:
+        live.create_chat(ch, ChatStore(ch), connection(shop, password="not-" + PASSWORD))
+    assert "refused the user name or password" in wrong.value.message and "not-" not in str(wrong.value)
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    with pytest.raises(ValidationError) as unreachable:
+        live.create_chat(ch, ChatStore(ch), connection(shop, port=closed))
+    assert "could not reach" in unreachable.value.message and PASSWORD not in str(unreachable.value)
+    with pytest.raises(ValidationError):
+        live.make_connection("oracle", "db.example", "x", "", "", "")
+
+
+def test_after_a_restart_the_chat_asks_for_the_password_again(ch, shop):
+    store = ChatStore(ch)
+    chat = live.create_chat(ch, store, connection(shop), "restart")
+    live._connections.pop(chat.id)           # what a restart forgets …
+    ch.execute(f"DROP DATABASE {chat.database} SYNC")  # … with the in-memory stand-ins
+    with pytest.raises(live.PasswordNeeded) as needed:
+        ask(ch, store.get(chat.id), "customers by country")
+    assert "password" in needed.value.message and "shop" in needed.value.message
+    live.reconnect(ch, chat.id, PASSWORD)
+    assert ask(ch, store.get(chat.id), "customers by country").ok
+
+
+def test_named_connection_from_secrets_toml(ch, shop, tmp_path, monkeypatch):
+    secrets_file = tmp_path / "secrets.toml"
+    toml_password = PASSWORD.replace("\\", "\\\\").replace('"', '\\"')
+    secrets_file.write_text(f'[connections.shop]\ndialect = "postgresql"\nhost = "127.0.0.1"\nport = {shop["port"]}\n'
+                            f'username = "{USER}"\npassword = "{toml_password}"\ndatabase = "shop"\n')
+    monkeypatch.setenv("HELIOS_SECRETS_TOML", str(secrets_file))
+    assert "shop" in live.named_connections()
+    store = ChatStore(ch)
+    chat = live.create_chat(ch, store, live.named_connection("shop"))
+    live._connections.pop(chat.id)
+    # The password is read from secrets.toml again, with no prompt.
+    assert ask(ch, store.get(chat.id), "customers by country").ok
+    assert live.record(ch, chat.id).connection_name == "shop"
+
+
+def test_deleting_a_live_chat_forgets_it(ch, shop):
+    store = ChatStore(ch)
+    chat = live.create_chat(ch, store, connection(shop), "to delete")
+    store.delete(chat.id)
+    assert not live.is_connected(chat.id) and live.record(ch, chat.id) is None
+    assert not ch.internal_query("SELECT name FROM system.databases WHERE name = {d:String}", {"d": chat.database})
+
+
+def test_rewrite_skips_strings_and_refuses_three_part_names(shop):
+    conn = connection(shop)
+    db = "helios_live_abc"
+    sql = f"SELECT '{db}.customers' AS s, c.id FROM {db}.customers AS c, {db}.`orders`"
+    out = live.rewrite(sql, db, conn, {"customers", "orders"})
+    assert out.startswith(f"SELECT '{db}.customers' AS s, c.id FROM postgresql(")
+    assert out.count("postgresql(") == 2 and "AS `orders`" in out or "AS orders" in out
+    with pytest.raises(HeliosError):
+        live.rewrite(f"SELECT {db}.customers.id FROM {db}.customers", db, conn, {"customers"})
+
+
+def test_password_is_nowhere_on_disk_or_in_helios_tables(ch, shop, chat):
+    ask(ch, chat, "how many orders")
+    # Every String column of every helios table.
+    columns = ch.internal_query("SELECT table, name FROM system.columns WHERE database = 'helios' "
+                                "AND type LIKE '%String%'")
+    assert columns
+    for c in columns:
+        hits = ch.internal_query(f"SELECT count() AS n FROM helios.`{c['table']}` "
+                                 f"WHERE position(toString(`{c['name']}`), {{p:String}}) > 0", {"p": PASSWORD})
+        assert hits[0]["n"] == 0, c
+    history = json.dumps([m.to_json() for m in ChatStore(ch).messages(chat.id)], default=str)
+    assert PASSWORD not in history and "postgresql(" not in history
+    # Every file under the data dir (the engine's metadata .sql files, parts, logs).
+    data_dir = Path(os.environ["HELIOS_DATA_DIR"])
+    needles = [PASSWORD.encode(), PASSWORD.replace("'", "\\'").replace("\\z", "\\\\z").encode()]
+    for path in data_dir.rglob("*"):
+        if path.is_file():
+            content = path.read_bytes()
+            assert not any(n in content for n in needles), path
+    # What SQL users can see of the stand-ins: no password.
+    shown = ch.query(f"SELECT create_table_query FROM system.tables WHERE database = '{chat.database}'").records()
+    assert shown and not any(PASSWORD in r["create_table_query"] for r in shown)
