@@ -216,3 +216,31 @@ def test_password_is_nowhere_on_disk_or_in_helios_tables(ch, shop, chat):
     # What SQL users can see of the stand-ins: no password.
     shown = ch.query(f"SELECT create_table_query FROM system.tables WHERE database = '{chat.database}'").records()
     assert shown and not any(PASSWORD in r["create_table_query"] for r in shown)
+
+
+def test_http_api_live_chat_keeps_the_password_in_memory(shop, moto_server):
+    from api_server import api_server
+    payload = {"chat_name": "Shop over HTTP", "host_name": "127.0.0.1", "port": str(shop["port"]), "user": USER,
+               "password": PASSWORD, "database": "shop", "dbms": "postgresql", "environment": "local"}
+    with api_server(moto_server) as server, server.client("write") as api:
+        created = api.post("/api/chats", json=payload)
+        assert created.status_code == 200, created.text
+        body = created.json()
+        assert body["live"] and body["password"] == "********" and body["host_name"] == "127.0.0.1"
+        chat_id = body["chat_id"]
+        answer = api.post(f"/api/chats/{chat_id}", json={"role": "user", "content": "how many orders",
+                                                         "content_type": "text"})
+        assert answer.status_code == 200, answer.text
+        assert list(answer.json()["rows"][0].values()) == [int(shop["psql"]("SELECT count(*) FROM orders",
+                                                                            db="shop"))]
+        creds = api.get(f"/api/chats/{chat_id}/credentials").json()
+        assert creds["password"] == "********" and creds["user"] == USER and creds["connected"]
+        wrong = api.post("/api/chats", json={**payload, "password": "wrong-" + PASSWORD})
+        assert wrong.status_code in (400, 422) and "refused the user name or password" in wrong.json()["error"]
+        texts = [created.text, answer.text, api.get("/api/chats").text, api.get(f"/api/chats/{chat_id}").text,
+                 wrong.text]
+        assert not any(PASSWORD in t for t in texts)
+        needles = [PASSWORD.encode(), PASSWORD.replace("'", "\\'").replace("\\z", "\\\\z").encode()]
+        for path in server.data_dir.rglob("*"):  # the engine's files and the server's log
+            if path.is_file():
+                assert not any(n in path.read_bytes() for n in needles), path
