@@ -244,3 +244,33 @@ def test_http_api_live_chat_keeps_the_password_in_memory(shop, moto_server):
         for path in server.data_dir.rglob("*"):  # the engine's files and the server's log
             if path.is_file():
                 assert not any(n in path.read_bytes() for n in needles), path
+
+
+def test_chat_page_connects_asks_and_shows_clear_errors(ch, shop, open_page):
+    at = open_page("pages/chat.py")
+    at.selectbox(key="live_dbms").set_value("postgresql")
+    at.text_input(key="live_host").set_value("127.0.0.1")
+    at.text_input(key="live_port").set_value(str(shop["port"]))
+    at.text_input(key="live_database").set_value("shop")
+    at.text_input(key="live_user").set_value(USER)
+    at.text_input(key="live_password").set_value("wrong-" + PASSWORD)
+    at.button(key="live_connect").click().run()
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert any("refused the user name or password" in e for e in errors) and not any("wrong-" in e for e in errors)
+    at.text_input(key="live_password").set_value(PASSWORD).run()
+    at.button(key="live_connect").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    chat_id = at.session_state["chat_active_id"]
+    assert live.record(ch, chat_id).database == "shop"
+    assert any("Live PostgreSQL database shop" in c.value for c in at.caption)
+    at.chat_input(key="chat_input").set_value("how many orders").run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert any("Number of orders: 30" in m.value for m in at.markdown)
+    # After a restart (the password forgotten) the page asks for it, and takes it.
+    live._connections.pop(chat_id)
+    at.run()
+    assert any("needs it again" in w.value for w in at.warning)
+    at.text_input(key=f"live_reconnect_pw_{chat_id}").set_value(PASSWORD)
+    at.button(key=f"live_reconnect_{chat_id}").click().run()
+    assert not at.exception and live.is_connected(chat_id)
