@@ -113,6 +113,7 @@ def test_context_has_remote_columns_and_sampled_values(ch, chat):
     country = ctx.column("customers", "country")
     assert country is not None and country.values == ["DE", "FR", "US"]
     assert ctx.column("orders", "amount").type == "Decimal(10, 2)"
+    assert {t.name: t.rows for t in ctx.tables} == {"customers": 4, "orders": 30}  # PostgreSQL's statistics
 
 
 def test_writes_never_reach_postgresql(ch, shop, chat):
@@ -173,6 +174,11 @@ def test_named_connection_from_secrets_toml(ch, shop, tmp_path, monkeypatch):
     # The password is read from secrets.toml again, with no prompt.
     assert ask(ch, store.get(chat.id), "customers by country").ok
     assert live.record(ch, chat.id).connection_name == "shop"
+
+
+def test_another_chat_cannot_borrow_a_live_chats_connection(ch, chat):
+    with pytest.raises(ValidationError):
+        ChatStore(ch).create("borrow", chat.database)
 
 
 def test_deleting_a_live_chat_forgets_it(ch, shop):

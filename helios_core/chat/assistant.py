@@ -163,7 +163,7 @@ class Assistant:
 
     def _query(self, ctx: SubjectContext, sql: str, limit: int) -> QueryResult:
         """A gate-checked statement: on a live database's server when the subject is one, else in ClickHouse."""
-        if live.connection_for(ctx.subject.database) is not None:
+        if ctx.subject.database.startswith(live.STANDIN_PREFIX):  # never its empty stand-ins by mistake
             return live.run(self.ch, ctx.subject.database, sql, limit=limit)
         return self.ch.query(sql, limit=limit)
 

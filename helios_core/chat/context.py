@@ -276,6 +276,7 @@ def _database_tables(ch: ClickHouse, database: str) -> list[TableInfo]:
         for table in tables:
             # A live database's stand-ins hold no rows: its values are sampled on its own server.
             _sample_values(ch, table, live.sample_source(database, table.name) or table.ref, internal=True)
+            table.rows = live.row_estimate(database, table.name) or table.rows
     return tables
 
 

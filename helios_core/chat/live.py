@@ -33,6 +33,7 @@ import os
 import re
 import threading
 import tomllib
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -187,6 +188,7 @@ def named_connection(name: str) -> LiveConnection:
 # ---- the in-memory registry -------------------------------------------------------------------------------
 
 _connections: dict[str, LiveConnection] = {}
+_row_estimates: dict[str, dict[str, int]] = {}   # chat id → table → the server's own row estimate
 _lock = threading.RLock()
 
 
@@ -230,9 +232,8 @@ def _write_record(ch: "ClickHouse", chat_id: str, conn: LiveConnection, deleted:
 def create_chat(ch: "ClickHouse", store: "ChatStore", conn: LiveConnection, name: str = "") -> "Chat":
     """Check the connection (its tables are listed), then create the chat, its record and its stand-ins."""
     tables = remote_tables(ch, conn)  # a wrong password or an unreachable host fails here, before any record
-    chat = store.create(name or f"{conn.label}: {conn.database}", standin_database("pending"))
-    chat.database = standin_database(chat.id)
-    store.touch(chat)
+    chat_id = uuid.uuid4().hex[:12]
+    chat = store.create(name or f"{conn.label}: {conn.database}", standin_database(chat_id), chat_id=chat_id)
     _write_record(ch, chat.id, conn)
     _attach(ch, chat.id, conn, tables)
     return chat
@@ -255,6 +256,9 @@ def ensure_ready(ch: "ClickHouse", chat: "Chat") -> None:
     """Before a question: a live chat needs its password in memory and its stand-in tables."""
     if not chat.database.startswith(STANDIN_PREFIX):
         return
+    if chat.database != standin_database(chat.id):
+        raise ValidationError(f"{chat.database!r} belongs to another chat's live database.",
+                              "Connect the live database in a chat of your own.")
     with _lock:
         conn = _connections.get(chat.id)
     if conn is not None:
@@ -283,6 +287,7 @@ def forget(ch: "ClickHouse", chat_id: str) -> None:
     """A deleted chat: its password leaves memory, its stand-ins and its record go."""
     with _lock:
         _connections.pop(chat_id, None)
+        _row_estimates.pop(chat_id, None)
     stored = record(ch, chat_id)
     if stored is not None:
         _write_record(ch, chat_id, stored, deleted=True)
@@ -300,8 +305,10 @@ def _attach(ch: "ClickHouse", chat_id: str, conn: LiveConnection, tables: list[t
     for table, columns in tables:
         cols = ", ".join(f"{quote_ident(c)} {t}" for c, t in columns)
         ch.execute(f"CREATE TABLE {db}.{quote_ident(table)} ({cols}) ENGINE = Null")
+    estimates = row_estimates(ch, conn)
     with _lock:
         _connections[chat_id] = conn
+        _row_estimates[chat_id] = estimates
     from helios_core.chat.context import invalidate
     invalidate(standin_database(chat_id))
 
@@ -342,6 +349,28 @@ def remote_tables(ch: "ClickHouse", conn: LiveConnection) -> list[tuple[str, lis
             described = ch.internal_query(f"DESCRIBE TABLE {table_function(conn, name)}")
             out.append((name, [(str(r["name"]), str(r["type"])) for r in described]))
     return out
+
+
+def row_estimates(ch: "ClickHouse", conn: LiveConnection) -> dict[str, int]:
+    """About how many rows each remote table has, from the server's statistics (no table is scanned);
+    empty when the statistics cannot be read."""
+    if conn.dbms == "mysql":
+        sql = (f"SELECT TABLE_NAME AS name, toUInt64(ifNull(TABLE_ROWS, 0)) AS n "
+               f"FROM {table_function(conn, 'TABLES', 'information_schema')} WHERE TABLE_SCHEMA = {{s:String}}")
+    else:
+        sql = (f"SELECT relname AS name, toUInt64(greatest(n_live_tup, 0)) AS n "
+               f"FROM {table_function(conn, 'pg_stat_user_tables', 'pg_catalog')} WHERE schemaname = {{s:String}}")
+    try:
+        return {str(r["name"]): int(r["n"]) for r in ch.internal_query(sql, {"s": conn.remote_schema})}
+    except HeliosError:
+        return {}  # only a hint for the assistant: the chat works without it
+
+
+def row_estimate(database: str, table: str) -> int | None:
+    if not database.startswith(STANDIN_PREFIX):
+        return None
+    with _lock:
+        return _row_estimates.get(database[len(STANDIN_PREFIX):], {}).get(table)
 
 
 @contextmanager

@@ -154,12 +154,18 @@ class ChatStore:
 
     # ---- chats --------------------------------------------------------------
 
-    def create(self, name: str, database: str, subject_sql: str = "", subject_label: str = "") -> Chat:
+    def create(self, name: str, database: str, subject_sql: str = "", subject_label: str = "",
+               chat_id: str = "") -> Chat:
         if not database and not subject_sql:
             raise ValidationError("A chat is about a database or a query; neither was given.",
                                   "Pick a database (or open the chat from a query in the SQL explorer).")
+        chat_id = chat_id or uuid.uuid4().hex[:12]
+        if database.startswith(live.STANDIN_PREFIX) and database != live.standin_database(chat_id):
+            # Another chat's live database: its connection is that chat's alone.
+            raise ValidationError(f"{database!r} belongs to a live database chat.",
+                                  "Connect the live database in a chat of your own.")
         now = _now()
-        chat = Chat(id=uuid.uuid4().hex[:12], name=_clean_name(name), database=database or "",
+        chat = Chat(id=chat_id, name=_clean_name(name), database=database or "",
                     subject_sql=subject_sql.strip(), subject_label=scrub(subject_label)[:200],
                     created_at=now, updated_at=now)
         self._write(chat, deleted=False)
