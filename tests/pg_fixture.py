@@ -62,8 +62,10 @@ def running_pg_server() -> Iterator[dict[str, Any]]:
     if init.returncode != 0:
         shutil.rmtree(base, ignore_errors=True)
         pytest.skip(f"initdb failed: {init.stderr[-300:]}")
-    start = run([str(PG_BIN / "pg_ctl"), "-D", str(data), "-w", "-l", str(base / "log"), "-o",
-                 f"-k {base} -p {port} -c listen_addresses='127.0.0.1' -c fsync=off -c log_statement=all -c log_line_prefix=user=%u:", "start"])
+    # Every statement is logged with its user, so a test can see what Helios sent.
+    options = (f"-k {base} -p {port} -c listen_addresses='127.0.0.1' -c fsync=off -c log_statement=all "
+               "-c log_line_prefix=user=%u:")
+    start = run([str(PG_BIN / "pg_ctl"), "-D", str(data), "-w", "-l", str(base / "log"), "-o", options, "start"])
     if start.returncode != 0:
         shutil.rmtree(base, ignore_errors=True)
         pytest.skip(f"PostgreSQL did not start: {start.stderr[-300:]}")

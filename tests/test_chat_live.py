@@ -32,6 +32,8 @@ CREATE TABLE orders (order_id integer PRIMARY KEY, customer_id integer REFERENCE
 INSERT INTO customers VALUES (1, 'Ada', 'FR'), (2, 'Bob', 'DE'), (3, 'Cleo', 'FR'), (4, 'Dan', 'US');
 INSERT INTO orders SELECT i, 1 + i % 4, (i * 2.5)::numeric(10,2), (ARRAY['paid','open','refunded'])[1 + i % 3],
   timestamp '2026-01-01' + i * interval '1 day' FROM generate_series(1, 30) AS i;
+CREATE TABLE "Line Items" ("Order" integer, "sku`x" text);
+INSERT INTO "Line Items" VALUES (1, 'a'), (1, 'b'), (2, 'a');
 """
 
 
@@ -102,6 +104,10 @@ def test_chat_reads_the_live_database_and_matches_psql(ch, shop, chat):
     assert joined.rows() == [{"country": "FR", "n": int(psql(
         "SELECT count(*) FROM orders o JOIN customers c ON o.customer_id = c.id WHERE c.country = 'FR'",
         db="shop"))}]
+    odd = ask(ch, chat, "question", FixedSql("SELECT `sku\\`x` AS sku, count() AS n FROM DB.`Line Items` "
+                                             "WHERE `Order` = 1 GROUP BY sku ORDER BY sku"))
+    assert odd.ok, odd.text
+    assert odd.rows() == [{"sku": "a", "n": 1}, {"sku": "b", "n": 1}]
     # The SQL kept and shown is the stand-in's, never the one with the password in it.
     assert PASSWORD not in answer.sql and "postgresql(" not in by_status.sql
 
@@ -109,11 +115,12 @@ def test_chat_reads_the_live_database_and_matches_psql(ch, shop, chat):
 def test_context_has_remote_columns_and_sampled_values(ch, chat):
     from helios_core.chat.context import Subject, build_context
     ctx = build_context(ch, Subject(chat.database), max_age_s=0)
-    assert {t.name for t in ctx.tables} == {"customers", "orders"}
+    assert {t.name for t in ctx.tables} == {"customers", "orders", "Line Items"}
     country = ctx.column("customers", "country")
     assert country is not None and country.values == ["DE", "FR", "US"]
     assert ctx.column("orders", "amount").type == "Decimal(10, 2)"
-    assert {t.name: t.rows for t in ctx.tables} == {"customers": 4, "orders": 30}  # PostgreSQL's statistics
+    # Row counts: PostgreSQL's own statistics, no table scanned.
+    assert {t.name: t.rows for t in ctx.tables} == {"customers": 4, "orders": 30, "Line Items": 3}
 
 
 def test_writes_never_reach_postgresql(ch, shop, chat):
