@@ -450,8 +450,9 @@ class ClickHouse:
         (:mod:`helios_core.chat.live`: the statement passed the chat gate before Helios put the function in).
 
         The readers' ``readonly=1`` refuses every table function, so this runs on its own handle with the same
-        limits and ``readonly=2`` (no writes, no DDL). Never for SQL a person typed. ``shown`` is what the
-        result reports as its query (the SQL before the function, which holds a password, went in).
+        limits and ``readonly=2`` (no DDL, no writes to ClickHouse tables; that the statement is a single SELECT
+        is the chat gate's guarantee). Never for SQL a person typed. ``shown`` is what the result reports as its
+        query (the SQL before the function, which holds a password, went in).
         """
         cap = self._cap(limit)
         shown = shown or "-- a query on a live database"
@@ -464,7 +465,8 @@ class ClickHouse:
                 self._external = opener()
             client = self._external
             try:
-                return self._collect(lambda: self._run(client, sql, None, {}), shown, cap, started)
+                settings = {"max_execution_time": int(timeout_s)} if timeout_s else {}
+                return self._collect(lambda: self._run(client, sql, None, settings), shown, cap, started)
             except BaseException:
                 self._external = self._fresh(client, opener)
                 raise
