@@ -8,6 +8,7 @@ import plotly.io as pio
 import streamlit as st
 
 from helios_core.charts import CHART_KINDS, ChartSpec, build_chart
+from helios_core.chat import live
 from helios_core.chat.assistant import Assistant, frame_from_table, new_chat_name, start_query_chat, turns
 from helios_core.chat.providers import DEFAULT_BEDROCK_MODEL, make_provider, what_is_sent
 from helios_core.chat.store import Chat, ChatStore, Message
@@ -27,7 +28,8 @@ st.title("Chat")
 
 def user_databases() -> list[str]:
     """Databases with tables, Helios's own metadata excepted (demo first)."""
-    names = [d for d, tables in list_databases(ch).items() if d != METADATA_DB and tables]
+    names = [d for d, tables in list_databases(ch).items()
+             if d != METADATA_DB and tables and not d.startswith(live.STANDIN_PREFIX)]
     return sorted(names, key=lambda d: (d != "demo", d))
 
 
@@ -81,6 +83,72 @@ with st.sidebar:
                     state["chat_active_id"] = None
                     state.pop("chat_delete_confirm", None)
                     st.rerun()
+
+
+
+# ---- live databases: a chat over PostgreSQL or MySQL (the password stays in memory) -----------------
+
+
+def live_database_form() -> None:
+    """'Connect a live database': the details typed here (or a named connection of secrets.toml) make a chat."""
+    named = list(live.named_connections())
+    with st.expander("Connect a live database", icon=":material/cable:"):
+        source = "typed"
+        if named:
+            source = st.radio("Connection", ["typed", "named"], key="live_source", horizontal=True,
+                              format_func={"typed": "Type the details", "named": "From secrets.toml"}.get)
+        if source == "named":
+            st.selectbox("Named connection", named, key="live_named",
+                         help="A [connections.NAME] section of .streamlit/secrets.toml (dialect, host, port, "
+                              "username, password, database).")
+        else:
+            st.selectbox("Database system", list(live.LABELS), key="live_dbms", format_func=live.LABELS.get)
+            st.text_input("Host", key="live_host", placeholder="db.example.com or 127.0.0.1")
+            st.text_input("Port", key="live_port", placeholder="5432 (PostgreSQL) or 3306 (MySQL)")
+            st.text_input("Database", key="live_database")
+            st.text_input("User", key="live_user", help="A read-only user is recommended.")
+            st.text_input("Password", key="live_password", type="password",
+                          help="Kept in memory only (this browser session and the running Helios); never written "
+                               "to disk, history or logs. After a restart Helios asks for it again.")
+            st.radio("Environment", list(live.ENVIRONMENTS), key="live_environment", horizontal=True)
+        st.caption("Helios only reads: it sends SELECTs, never writes. Still, connect as a read-only user, e.g. "
+                   "`CREATE ROLE helios LOGIN PASSWORD '…'; GRANT pg_read_all_data TO helios;`")
+        if st.button("Connect and create chat", key="live_connect", icon=":material/cable:"):
+            with user_errors():
+                if source == "named":
+                    conn = live.named_connection(state.get("live_named", ""))
+                else:
+                    conn = live.make_connection(state.get("live_dbms", "postgresql"), state.get("live_host", ""),
+                                                state.get("live_port", ""), state.get("live_user", ""),
+                                                state.get("live_database", ""), state.get("live_password", ""),
+                                                environment=state.get("live_environment", "local"))
+                with st.spinner(f"Connecting to {conn.describe()}…"):
+                    created = live.create_chat(ch, store, conn, state.get("chat_new_name", ""))
+                state["chat_active_id"] = created.id
+                st.rerun()
+
+
+def live_chat_banner(current: Chat) -> None:
+    """Where a live chat's data is; after a restart, a box for its password (which Helios never stores)."""
+    if not current.database.startswith(live.STANDIN_PREFIX):
+        return
+    with user_errors():
+        stored = live.record(ch, current.id)
+        if stored is None:
+            return
+        if live.is_connected(current.id) or stored.connection_name:
+            st.caption(f"Live {stored.describe()} (read-only; the password stays in memory).")
+            return
+        st.warning(f"This chat reads the {stored.describe()}. Helios does not keep passwords, so it needs it "
+                   "again after a restart.", icon=":material/key:")
+        st.text_input("Password", key=f"live_reconnect_pw_{current.id}", type="password")
+        if st.button("Reconnect", key=f"live_reconnect_{current.id}", icon=":material/cable:"):
+            live.reconnect(ch, current.id, state.get(f"live_reconnect_pw_{current.id}", ""))
+            st.rerun()
+
+
+with st.sidebar:
+    live_database_form()
 
 chat: Chat | None = by_id.get(state.get("chat_active_id") or "")
 
@@ -173,6 +241,7 @@ if chat is None:
     st.selectbox("Ask about database", databases, key="chat_quick_db")
 else:
     st.caption(f"About {chat.describe_subject()}" + (f" (database {chat.database})" if chat.subject_sql else ""))
+    live_chat_banner(chat)
     with user_errors():
         for turn in turns(store.messages(chat.id)):
             render_turn(turn, chat.id)
