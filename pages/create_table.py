@@ -274,7 +274,7 @@ elif step == 3:
         if options.database and options.table and not check_identifier(options.table, "table") \
                 and not check_identifier(options.database, "database") \
                 and table_exists(ch, options.database, options.table):
-            st.error(f"{options.database}.{options.table} already exists; choose another name.")
+            show_error(f"{options.database}.{options.table} already exists; choose another name.")
     with c2:
         st.selectbox("Engine", ENGINES, key="wiz_engine",
                      help="ReplacingMergeTree keeps the newest row per sorting key (by a version column).")

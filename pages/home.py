@@ -20,12 +20,12 @@ with left:
     st.caption(ch.describe())
 with right:
     st.subheader("Your data")
-    with user_errors():
+    with user_errors(stop=False):  # the links below still help
         databases = list_databases(ch)
         st.metric("Databases", len(databases))
         st.metric("Tables", sum(len(t) for t in databases.values()))
 
-with user_errors():
+with user_errors(stop=False):
     if ch.embedded and is_empty(ch):
         st.info("Your embedded database is empty. Load a small demo dataset (users, activity, purchases and "
                 "captcha events — about 70,000 rows) to try every page.", icon=":material/lightbulb:")

@@ -55,7 +55,7 @@ def _status_panel(job_id: str, watching: bool) -> None:
                    f"{progress.file} · {progress.rows:,} rows read · {progress.inserted:,} inserted · "
                    f"{progress.quarantined:,} quarantined")
     if current.status == FAIL:
-        st.error(current.error, icon=":material/error:")
+        show_error(current.error)
     st.dataframe(pd.DataFrame(current.stages), hide_index=True, width="stretch")
     files = current.result.get("files", [])
     if files:
@@ -89,7 +89,7 @@ def jobs_tab() -> None:
         with st.spinner("Preparing upload storage…"):
             where = f"bucket **{service.bucket}** via {service.connection.describe()}"
         st.caption(f":material/cloud_upload: Uploads are kept in {where}. Data owners get write-only links.")
-    except HeliosError as exc:
+    except Exception as exc:  # shown like user_errors(); the dump tab still works
         show_error(exc)
         return
 
@@ -181,7 +181,7 @@ def jobs_tab() -> None:
                         status.update(label="Upload failed", state="error")
                         show_error(exc)
 
-    with user_errors():
+    with user_errors(stop=False):
         uploads = service.uploads(job)
         if owners or uploads:
             seen = {u.owner for u in uploads}
