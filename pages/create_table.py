@@ -329,7 +329,7 @@ elif step == 4:
     with st.spinner("Checking with ClickHouse…"):
         problems = check_request(ch, request)
     if problems:
-        st.error(f"{len(problems)} problem(s) to fix before anything is created:", icon=":material/error:")
+        show_error(f"{len(problems)} problem(s) to fix before anything is created:")
         st.markdown("\n".join(f"- {p}" for p in problems))
     else:
         st.success("Everything checks out. Nothing has been created yet.", icon=":material/check_circle:")
