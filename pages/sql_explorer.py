@@ -46,7 +46,7 @@ def sql_editor() -> bool:
     event = code_editor(
         state[SQL_EDITOR_KEY], lang="sql", key=f"sql_code_editor_{state['sql_editor_version']}", height=[8, 24],
         response_mode=["blur"], completions=names, options={"wrap": True, "showLineNumbers": True},
-        props={"placeholder": "SELECT …"})
+        props={"placeholder": "SELECT …", "enableBasicAutocompletion": True})  # Ctrl+Space, besides as-you-type
     submitted = False
     if event and event.get("id") and event["id"] != state.get("sql_editor_event"):
         state["sql_editor_event"] = event["id"]

@@ -95,10 +95,10 @@ def test_a_deep_link_opened_first_gets_the_app_navigation(browser, app_url):
 
 
 def _wait_idle(page, until_gone: str = "") -> None:
-    """Until the app has finished a script run (and no button labelled ``until_gone`` is left)."""
+    """Until the app has finished a script run (and the text ``until_gone`` is no longer on the page)."""
     page.wait_for_function(
-        """label => document.querySelector("[data-testid='stApp']")?.dataset.testScriptState === "notRunning"
-                   && !(label && [...document.querySelectorAll("button")].some(b => b.innerText.includes(label)))""",
+        """text => document.querySelector("[data-testid='stApp']")?.dataset.testScriptState === "notRunning"
+                   && !(text && document.body.innerText.includes(text))""",
         arg=until_gone, timeout=180_000)
 
 
@@ -107,14 +107,15 @@ def _ensure_demo(page, app_url: str) -> None:
     page.goto(app_url)
     page.get_by_text("Where to go").wait_for()
     _wait_idle(page)  # the whole page is drawn: the offer is there or not
-    offer = page.get_by_role("button", name="Load demo data")
-    if offer.count():
-        offer.click()
-        _wait_idle(page, until_gone="Load demo data")
+    # The offer's text decides: the button itself may still be a placeholder while its code loads.
+    if page.get_by_text("Your embedded database is empty").count():
+        page.get_by_role("button", name="Load demo data").click()
+        _wait_idle(page, until_gone="Your embedded database is empty")
 
 
 def _sql_editor(page):
     """The SQL explorer's code editor (an Ace editor in the component's iframe)."""
+    _wait_idle(page)  # a re-mounted editor replaces the old one when the run ends
     frame = page.frame_locator("iframe[title*='code_editor']")
     content = frame.locator("#REACT_ACE_EDITOR .ace_content").first  # not the completion popup's
     content.wait_for()
@@ -133,10 +134,11 @@ def _history_label(page) -> str:
     return page.locator("[data-testid='stExpander'] summary").filter(has_text="History").inner_text()
 
 
-def _grid_text(page) -> str:
-    cells = page.locator("[data-testid='stDataFrame'] [role='gridcell']")
-    cells.first.wait_for(state="attached")
-    return " ".join(cells.all_inner_texts() + cells.all_text_contents()).replace(",", "")
+def _wait_grid(page, text: str) -> None:
+    """Until the first result grid shows ``text`` in a cell (glide-data-grid mirrors its canvas in a table)."""
+    page.wait_for_function(
+        """text => [...document.querySelectorAll("[data-testid='stDataFrame'] [role='gridcell']")]
+                    .some(c => c.textContent.replaceAll(",", "").includes(text))""", arg=text)
 
 
 def test_load_demo_and_run_a_query_in_the_browser(browser, app_url):
@@ -147,22 +149,25 @@ def test_load_demo_and_run_a_query_in_the_browser(browser, app_url):
     _type_sql(page, "SELECT count() AS total_users FROM demo.users")
     page.keyboard.press("Control+Enter")  # runs it: the editor answers Ctrl/Cmd+Enter with a "submit"
     page.get_by_text("History (1)").wait_for()
-    page.get_by_text("1 row ·").first.wait_for()
-    page.screenshot(path=str(Path(os.environ.get("HELIOS_E2E_SCREENSHOT_DIR", "/tmp")) / "helios-e2e.png"))
-    assert "2000" in _grid_text(page)
+    try:
+        page.get_by_text("1 row ·").first.wait_for()
+        _wait_grid(page, "2000")
+    finally:
+        page.screenshot(path=str(Path(os.environ.get("HELIOS_E2E_SCREENSHOT_DIR", "/tmp")) / "helios-e2e.png"))
 
     # Leaving the editor keeps the text and runs nothing (a text area ran the query on blur).
     _type_sql(page, "SELECT 41 + 1 AS answer")
     page.get_by_role("heading", name="SQL explorer").click()
     page.get_by_text("Edited since the last run").wait_for()  # the page has the text: the blur was handled
     assert "History (1)" in _history_label(page)
-    assert "2000" in _grid_text(page)
+    _wait_grid(page, "2000")
 
     # The Run button runs what the editor holds.
     page.get_by_role("button", name="Run", exact=True).click()
     page.get_by_text("History (2)").wait_for()
     page.get_by_text("Edited since the last run").wait_for(state="detached")
-    assert "42" in _grid_text(page)
+    _wait_grid(page, "42")
+
     assert page.locator("[data-testid='stException']").count() == 0
     page.close()
 
@@ -179,7 +184,7 @@ def test_history_run_again_in_the_browser(browser, app_url):
     _type_sql(page, "SELECT 7 AS seven")
     page.keyboard.press("Control+Enter")
     page.get_by_text("History (2)").wait_for()
-    assert "7" in _grid_text(page)
+    _wait_grid(page, "7")
 
     page.get_by_text("History (2)").click()
     page.get_by_role("button", name="Run again").nth(1).click()  # the older query
@@ -198,6 +203,8 @@ def test_the_sql_editor_completes_table_names(browser, app_url):
     _ensure_demo(page, app_url)
     page.get_by_role("link", name="SQL explorer").first.click()
     _type_sql(page, "SELECT * FROM demo.purchase_ev")
+    page.keyboard.press("Escape")  # whatever popped up while typing
+    page.keyboard.press("Control+Space")  # asks for completions, as the page tells users
     frame, _ = _sql_editor(page)
     popup = frame.locator(".ace_autocomplete")
     popup.filter(has_text="purchase_events").wait_for()
