@@ -5,9 +5,10 @@ Only presentation lives here; all work is done by helios_core.
 
 from __future__ import annotations
 
+import functools
 import logging
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator, TypeVar
 
 import streamlit as st
 
@@ -15,6 +16,7 @@ from helios_core.errors import HeliosError
 from helios_core.runtime import Runtime, get_runtime
 
 log = logging.getLogger("helios.pages")
+F = TypeVar("F", bound=Callable[..., object])
 
 
 def _leave_pages_folder_mode() -> None:
@@ -81,6 +83,15 @@ def user_errors(stop: bool = True) -> Iterator[None]:
         show_error(exc)
         if stop:
             st.stop()
+
+
+def guarded(fn: F) -> F:
+    """``fn`` run inside ``user_errors(stop=False)``: for fragments, whose reruns skip the page and app.py."""
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        with user_errors(stop=False):
+            return fn(*args, **kwargs)
+    return run  # type: ignore[return-value]
 
 
 def counted(n: int, noun: str) -> str:

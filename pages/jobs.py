@@ -15,7 +15,8 @@ from helios_core.jobs import (ACTIVE_STAGES, FAIL, FORMAT_LABELS, FORMATS, STAGE
                               get_job, get_job_service, infer_job_schema, job_summaries, list_jobs, list_owners)
 from helios_core.pgdump import load_dump
 from helios_core.schema import ColumnSpec
-from pages._shared import aws_connection, format_bytes, open_in_sql_explorer, runtime, show_error, user_errors
+from pages._shared import (aws_connection, format_bytes, guarded, open_in_sql_explorer, runtime, show_error,
+                           user_errors)
 
 ch = runtime().clickhouse
 state = st.session_state
@@ -36,7 +37,7 @@ def show_validation(exc: HeliosError) -> None:
 def live_status(job: Job) -> None:
     """The job's stages and counts; refreshes itself every second while the job runs."""
     if job.status in ACTIVE_STAGES:
-        st.fragment(run_every=1.0)(_status_panel)(job.id, True)
+        st.fragment(run_every=1.0)(guarded(_status_panel))(job.id, True)
     else:
         _status_panel(job.id, False)
 

@@ -10,7 +10,7 @@ from helios_core.identifiers import qualified
 from helios_core.ingest.manager import get_ingest_manager, pause, remove_source, resume
 from helios_core.schema import FORMATS
 from helios_core.sources import list_sources, update_rules
-from pages._shared import aws_connection, open_in_sql_explorer, runtime, show_error, user_errors
+from pages._shared import aws_connection, guarded, open_in_sql_explorer, runtime, show_error, user_errors
 
 ch = runtime().clickhouse
 state = st.session_state
@@ -32,6 +32,7 @@ st.dataframe(pd.DataFrame([{**s.seed_shape(), "table": f"{s.database}.{s.table}"
 
 
 @st.fragment(run_every=2.0)
+@guarded
 def live_metrics(source_id: str) -> None:
     m = manager.metrics_for(source_id)
     c = st.columns(5)

@@ -134,3 +134,31 @@ def test_app_py_turns_an_error_outside_any_block_into_the_apology(app_path, ch, 
     at = AppTest.from_file(app_path, default_timeout=60).run()
     assert not at.exception, at.exception
     assert "Sorry, something went wrong" in _texts(at.error) and "KeyError" in _texts(at.error)
+
+
+def test_a_failing_live_panel_shows_a_message(app_path, ch, monkeypatch):
+    """Fragments (Sources' live metrics) rerun on their own, past the page's blocks and app.py: guarded()."""
+    import uuid
+
+    from helios_core import sources
+    from helios_core.ddl import TableOptions
+    from helios_core.ingest.manager import IngestManager, remove_source
+    from helios_core.schema import ColumnSpec
+
+    name = f"errors_{uuid.uuid4().hex[:8]}"
+    request = sources.CreateRequest(
+        stream_name=name, stream_arn=f"arn:aws:kinesis:eu-west-1:123456789012:stream/{name}",
+        columns=[ColumnSpec("k", "String", "k", required=True)],
+        options=TableOptions(database="pages_errors_test", table=name, order_by=["k"], create_database=True),
+        connection=sources.Connection.from_aws(_offline_aws()))
+    source_id = sources.create_table_and_source(ch, request).source_id
+    try:
+        at = AppTest.from_file(app_path, default_timeout=60).run()
+        _make_raise(monkeypatch, "helios_core.ingest.manager:IngestManager.metrics_for",
+                    StreamFailureError(DRIVER_DETAIL))
+        assert callable(IngestManager.metrics_for)
+        at.switch_page("pages/sources.py").run()
+        assert not at.exception, at.exception
+        assert "StreamFailureError" in _texts(at.error)
+    finally:
+        remove_source(ch, source_id, drop_table=True)
