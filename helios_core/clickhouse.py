@@ -686,3 +686,27 @@ def is_empty(ch: ClickHouse) -> bool:
         "SELECT count() AS n FROM system.tables WHERE database NOT IN {skip:Array(String)}",
         {"skip": list(SYSTEM_DATABASES) + ["helios"]})
     return rows[0]["n"] == 0
+
+
+@dataclass(frozen=True)
+class CatalogName:
+    """A database, table or column name, as an editor's autocompletion offers it."""
+
+    value: str
+    kind: str  # "database", "table" or "column"
+    detail: str = ""  # where it lives: "demo" for a table, "demo.users · UInt64" for a column
+
+
+def catalog_names(ch: ClickHouse, max_columns: int = 5000) -> list[CatalogName]:
+    """Every database, table and column name outside the system databases (two catalog queries).
+
+    Columns stop at ``max_columns``: an editor's completion list, not an inventory.
+    """
+    databases = list_databases(ch)
+    names = [CatalogName(db, "database") for db in databases]
+    names += [CatalogName(table, "table", db) for db, tables in databases.items() for table in tables]
+    rows = ch.internal_query(
+        "SELECT database, table, name, type FROM system.columns WHERE database NOT IN {system:Array(String)} "
+        "ORDER BY database, table, position LIMIT {n:UInt32}", {"system": list(SYSTEM_DATABASES), "n": max_columns})
+    names += [CatalogName(r["name"], "column", f"{r['database']}.{r['table']} · {r['type']}") for r in rows]
+    return names

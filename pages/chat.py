@@ -13,7 +13,6 @@ from helios_core.chat.assistant import Assistant, frame_from_table, new_chat_nam
 from helios_core.chat.providers import DEFAULT_BEDROCK_MODEL, make_provider, what_is_sent
 from helios_core.chat.store import Chat, ChatStore, Message
 from helios_core.clickhouse import list_databases
-from helios_core.errors import HeliosError
 from helios_core.metadata import METADATA_DB
 from helios_core.wording import plural
 from pages._shared import aws_connection, open_in_sql_explorer, runtime, show_error, user_errors
@@ -47,7 +46,8 @@ if ids:
 with st.sidebar:
     st.subheader("Chats")
     with st.expander("New chat", expanded=not ids, icon=":material/add_comment:"):
-        databases = user_databases()
+        with user_errors():
+            databases = user_databases()
         st.text_input("Name", key="chat_new_name", placeholder="e.g. Revenue questions")
         about = st.radio("About", ["database", "query"], key="chat_new_kind", horizontal=True,
                          format_func={"database": "A database", "query": "A query's result"}.get)
@@ -58,7 +58,7 @@ with st.sidebar:
                          placeholder="SELECT … — questions then run over its result")
         ready = bool(databases) if about == "database" else bool(state.get("chat_new_sql", "").strip())
         if st.button("Create chat", key="chat_create", icon=":material/add:", disabled=not ready):
-            with user_errors():
+            with user_errors(stop=False):
                 if about == "database":
                     chat = store.create(state.get("chat_new_name") or f"Chat about {state['chat_new_db']}",
                                         state["chat_new_db"])
@@ -73,12 +73,12 @@ with st.sidebar:
         with st.expander("Rename or delete", icon=":material/edit:"):
             st.text_input("New name", key="chat_rename_to", placeholder=by_id[picked].name)
             if st.button("Rename", key="chat_rename", icon=":material/drive_file_rename_outline:"):
-                with user_errors():
+                with user_errors(stop=False):
                     store.rename(picked, state.get("chat_rename_to", ""))
                     st.rerun()
             sure = st.checkbox("Yes, delete this chat and its messages", key="chat_delete_confirm")
             if st.button("Delete chat", key="chat_delete", icon=":material/delete:", disabled=not sure):
-                with user_errors():
+                with user_errors(stop=False):
                     store.delete(picked)
                     state["chat_active_id"] = None
                     state.pop("chat_delete_confirm", None)
@@ -114,7 +114,7 @@ def live_database_form() -> None:
         st.caption("Helios only reads: it sends SELECTs, never writes. Still, connect as a read-only user, e.g. "
                    "`CREATE ROLE helios LOGIN PASSWORD '…'; GRANT pg_read_all_data TO helios;`")
         if st.button("Connect and create chat", key="live_connect", icon=":material/cable:"):
-            with user_errors():
+            with user_errors(stop=False):
                 if source == "named":
                     conn = live.named_connection(state.get("live_named", ""))
                 else:
@@ -242,14 +242,14 @@ if chat is None:
 else:
     st.caption(f"About {chat.describe_subject()}" + (f" (database {chat.database})" if chat.subject_sql else ""))
     live_chat_banner(chat)
-    with user_errors():
+    with user_errors(stop=False):
         for turn in turns(store.messages(chat.id)):
             render_turn(turn, chat.id)
 
 subject_name = chat.describe_subject() if chat else f"database {state.get('chat_quick_db', '')}"
 question = st.chat_input(f"Ask about {subject_name}…", key="chat_input")
 if question:
-    try:
+    with user_errors(stop=False):
         provider = current_provider()
         if chat is None:
             chat = store.create(new_chat_name(question), state["chat_quick_db"])
@@ -261,5 +261,3 @@ if question:
                 Assistant(ch, store, provider).ask(question, chat,
                                                    allow_rows=bool(state.get("chat_allow_rows")))
         st.rerun()
-    except HeliosError as exc:
-        show_error(exc)
