@@ -314,9 +314,7 @@ def dump_tab() -> None:
 with tab_jobs:
     jobs_tab()
 with tab_analysis:
-    try:
+    with user_errors(stop=False):  # the other tabs still work
         analysis_tab(get_job_service())
-    except HeliosError as exc:
-        show_error(exc)
 with tab_dump:
     dump_tab()

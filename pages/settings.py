@@ -24,13 +24,14 @@ with st.form("api_token_new", clear_on_submit=True):
     name = c1.text_input("Name", placeholder="ci", help="Who uses it: letters, digits and underscores.")
     write = c2.checkbox("Allow writes", help="Inserts, new tables, jobs, chats and SQL sent with write.")
     if st.form_submit_button("Create token", icon=":material/key:"):
-        with user_errors():
+        with user_errors(stop=False):
             new = create_token(rt.clickhouse, name, write=write)
             st.success(f"Token {new.record.name!r} created. Copy it now: it is not shown again.",
                        icon=":material/check_circle:")
             st.code(new.token, language=None)
 
-tokens = list_tokens(rt.clickhouse)
+with user_errors():
+    tokens = list_tokens(rt.clickhouse)
 if not tokens:
     st.info("No tokens yet.", icon=":material/info:")
 for token in tokens:
@@ -39,6 +40,6 @@ for token in tokens:
     c2.write("read and write" if token.write else "read-only")
     c3.write(f"created {token.created_at:%Y-%m-%d %H:%M} UTC")
     if c4.button("Revoke", key=f"api_token_revoke_{token.id}", icon=":material/block:"):
-        with user_errors():
+        with user_errors(stop=False):
             revoke_token(rt.clickhouse, token.id)
             st.rerun()

@@ -66,6 +66,7 @@ CASES = [
     Case("pages/reports.py", "helios_core.reports:list_reports"),
     Case("pages/chat.py", "helios_core.chat.store:ChatStore.list"),
     Case("pages/jobs.py", "helios_core.jobs:get_job_service"),
+    Case("pages/settings.py", "helios_core.tokens:list_tokens"),
 ]
 
 ERRORS = {
