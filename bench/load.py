@@ -10,7 +10,7 @@ loaded into two identical tables in the same run:
 
 Prints both rates and the ratio (target ≥ 0.8×). Runs in a fresh embedded engine in a temporary data dir:
 
-    python bench/load.py [--rows 500000] [--batch 50000] [--rounds 1]
+    python bench/load.py [--rows 500000] [--batch 50000] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=500_000)
     parser.add_argument("--batch", type=int, default=50_000)
-    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     os.environ["HELIOS_DATA_DIR"] = tempfile.mkdtemp(prefix="helios-bench-load-")
     os.environ.setdefault("HELIOS_SANDBOX_RATE", "0")
