@@ -27,7 +27,7 @@ from helios_core.ddl import TypeNode, create_quarantine_sql, parse_type, quarant
 from helios_core.errors import HeliosError, QueryError, ValidationError
 from helios_core.ingest.batch import Built, Problem
 from helios_core.ingest.convert import BadValue, coerce, convert_column, convert_text_column
-from helios_core.ingest.sink import Target, Writer, insert_built, insert_quarantine
+from helios_core.ingest.sink import RowOrigins, Target, Writer, insert_built, insert_quarantine
 from helios_core.timeparse import TimeError, is_iso, to_datetime
 
 Converter = Callable[[Any], Any]
@@ -275,19 +275,6 @@ class _Column:
     prepare: Prepare | None
 
 
-class _Origins:
-    """A batch's row position → where the row came from (made on demand, for rows ClickHouse refuses)."""
-
-    def __init__(self, make: Callable[[int], Problem], rows: list[int] | None) -> None:
-        self.make, self.rows = make, rows
-
-    def __getitem__(self, i: int) -> Problem:
-        return self.make(self.rows[i] if self.rows is not None else i)
-
-    def __bool__(self) -> bool:
-        return True
-
-
 class RowSink:
     """Rows for one table from one origin (an owner's file, a dump's table): convert, batch, insert, quarantine.
 
@@ -448,13 +435,13 @@ class RowSink:
             keep = [j for j in range(len(self.columns)) if j not in omitted]
             if whole:
                 table = pa.Table.from_arrays(arrays, names=self.names)
-                origins = _Origins(problem, None)
+                origins = RowOrigins(problem, None)
             elif not rows:
                 continue
             else:
                 take = pa.array(rows, type=pa.int64())
                 table = pa.Table.from_arrays([arrays[j].take(take) for j in keep], names=[self.names[j] for j in keep])
-                origins = _Origins(problem, rows)
+                origins = RowOrigins(problem, rows)
             group_token = token and (f"{token}:d{'-'.join(map(str, omitted))}" if omitted else token)
             inserted, refused = insert_built(self.writer, self.target, Built(table, [], origins), group_token)
             self.counts.inserted += inserted

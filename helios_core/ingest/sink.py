@@ -15,7 +15,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol, Sequence
 
 import pyarrow as pa
 
@@ -91,6 +91,23 @@ def _settings(target: Target, token: str | None, suffix: str) -> dict[str, Any]:
     if token is None:  # no token: a plain insert (ClickHouse may still drop an identical block by its hash)
         return dict(target.insert_settings)
     return {**target.insert_settings, "insert_deduplication_token": f"{token}:{suffix}"}
+
+
+class RowOrigins:
+    """A batch's row position → where the row came from, made on demand (for the rows ClickHouse refuses).
+
+    For batches built outside :func:`build_records` (imports, re-processing): ``make(row)`` gives the
+    :class:`Problem` of input row ``row``; ``rows`` maps the batch's positions to input rows (None: the same).
+    """
+
+    def __init__(self, make: Callable[[int], Problem], rows: Sequence[int] | None = None) -> None:
+        self.make, self.rows = make, rows
+
+    def __getitem__(self, i: int) -> Problem:
+        return self.make(self.rows[i] if self.rows is not None else i)
+
+    def __bool__(self) -> bool:
+        return True
 
 
 def insert_built(client: Writer, target: Target, built: Built, token: str | None) -> tuple[int, list[Problem]]:
