@@ -309,6 +309,7 @@ class RowSink:
         self.counts = SinkCounts()
         self._quarantine_ready = False
         self._batches = 0
+        self._bad_writes = 0
 
     # -- taking rows
 
@@ -369,11 +370,18 @@ class RowSink:
     def reject(self, row: QuarantineRow) -> None:
         self._reject(Problem(row.raw.encode("utf-8", "replace"), "", row.sub_index, "", 0, row.error_type,
                              row.error_message, row.column_name, self._record_id(row.sub_index)))
+        if len(self.bad) >= self.batch_rows:
+            self._write_bad_alone()
 
     def _reject(self, problem: Problem) -> None:
         self.bad.append(problem)
         self.counts.quarantined += 1
         self.counts.errors_by_type[problem.error_type] = self.counts.errors_by_type.get(problem.error_type, 0) + 1
+
+    def _write_bad_alone(self) -> None:
+        """Rejected rows written between batches (a file of unreadable lines is not kept in memory)."""
+        self._bad_writes += 1
+        self._write_bad(f"{self.token_prefix}:r{self._bad_writes}" if self.token_prefix else None)
 
     def _record_id(self, index: int) -> str:
         return f"{self.source_id}:{self.origin}:{index}"
@@ -392,7 +400,7 @@ class RowSink:
                 arrays.append(_convert_values(col, values, bad, j))
             self._write(arrays, bad, missing, len(rows), lambda i: (raws[i], indexes[i]))
         elif self.bad:
-            self._write_bad(f"{self.token_prefix}:q{self._batches}" if self.token_prefix else None)
+            self._write_bad_alone()
 
     def _write(self, arrays: list[pa.Array], bad: dict[int, tuple[int, str, str, str]], missing: list[Any], n: int,
                origin_of: Callable[[int], tuple[str, int]]) -> None:

@@ -111,21 +111,22 @@ def test_import_rows_go_through_the_same_sink(ch, writer):
                        token_prefix="job:job-1:f")
         for n, (i, v) in enumerate([("1", "ok"), ("x", "ok"), ("3", "bad"), ("4", "ok"), (None, "ok")], start=1):
             sink.add({"id": i, "v": v}, f"{i},{v}", n)
-        sink.reject(QuarantineRow("6,ok,extra", "decode_error", "the row has 3 fields; the header has 2", "", 6))
+        for n in (6, 7, 8):  # unreadable lines: written once a batch of them has gathered, and again at the end
+            sink.reject(QuarantineRow(f"{n},ok,extra", "decode_error", "the row has 3 fields; the header has 2", "", n))
         sink.flush()
         return sink
 
     sink = load()
-    assert (sink.counts.inserted, sink.counts.quarantined) == (2, 4)
+    assert (sink.counts.inserted, sink.counts.quarantined) == (2, 6)
     assert sink.counts.errors_by_type == {"type_mismatch": 1, "rejected_by_clickhouse": 1, "missing_required": 1,
-                                          "decode_error": 1}
+                                          "decode_error": 3}
     load()  # the job resumed after a restart: nothing lands twice
     assert count(ch, name) == 2
     q = ch.internal_query(f"SELECT source, origin, sub_index, error_type, column_name, error_message, record_id "
                           f"FROM {DB}.{quarantine_name(name)} ORDER BY sub_index")
     assert [(r["sub_index"], r["error_type"], r["column_name"]) for r in q] == [
         (2, "type_mismatch", "id"), (3, "rejected_by_clickhouse", ""), (5, "missing_required", "id"),
-        (6, "decode_error", "")]
+        (6, "decode_error", ""), (7, "decode_error", ""), (8, "decode_error", "")]
     assert all(r["source"] == "import" and r["origin"] == "ann/f.csv" for r in q)
-    assert [r["record_id"] for r in q] == [f"job-1:ann/f.csv:{n}" for n in (2, 3, 5, 6)]
+    assert [r["record_id"] for r in q] == [f"job-1:ann/f.csv:{n}" for n in (2, 3, 5, 6, 7, 8)]
     assert q[2]["error_message"].startswith("missing field id")
