@@ -355,7 +355,7 @@ class RowSink:
             text = texts[j] if texts[j] is not None else pa.nulls(n, pa.string())
             missing.append(text.is_null().to_pylist() if text.null_count else None)
             if col.node is None:
-                arrays.append(text)
+                arrays.append(_carried_as_text(col, text.to_pylist(), bad, j) if _enum_names(col.type_name) else text)
                 continue
             if col.prepare is not None and col.node.base().name != "Bool" and text.null_count < n:
                 converted = _convert_values(col, text.to_pylist(), bad, j)
@@ -473,10 +473,31 @@ class RowSink:
                              "Check that the quarantine table has the standard layout.") from exc
 
 
+def _enum_names(type_name: str) -> set[str] | None:
+    """An Enum column's names (None for other types)."""
+    head, args = unwrap(type_name)
+    while head in ("Nullable", "LowCardinality") and args:
+        head, args = unwrap(args[0])
+    if not head.startswith("Enum"):
+        return None
+    return {re.sub(r"^'(.*)'\s*(=.*)?$", r"\1", a.strip()).replace("\\'", "'") for a in args}
+
+
+def _carried_as_text(col: _Column, values: list[Any], bad: dict[int, tuple[int, str, str, str]], j: int) -> pa.Array:
+    """A type outside the catalogue travels as text for ClickHouse to parse; an Enum's names are checked here."""
+    texts = [None if v is None else _as_text(v) for v in values]
+    names = _enum_names(col.type_name)
+    if names is not None:
+        for i, text in enumerate(texts):
+            if text is not None and text not in names:
+                bad.setdefault(i, (j, "not_allowed", f"{col.name}: {text!r} is not one of {sorted(names)}", col.name))
+    return pa.array(texts, type=pa.string())
+
+
 def _convert_values(col: _Column, values: list[Any], bad: dict[int, tuple[int, str, str, str]], j: int) -> pa.Array:
     """One column of Python values (None = missing) → its Arrow array; bad values noted in ``bad``."""
     if col.node is None:
-        return pa.array([None if v is None else _as_text(v) for v in values], type=pa.string())
+        return _carried_as_text(col, values, bad, j)
     if col.prepare is not None:
         prepared = []
         for i, value in enumerate(values):
