@@ -552,6 +552,47 @@ def add_csv_file(sink: RowSink, path: Any, sources: list[str | None], text_colum
                                             quoted_strings_can_be_null=False, null_values=[]))
     number, rows, done = 0, 0, 0
     taken: set[int] = set()
+    held: list[pa.RecordBatch] = []   # rows read but not yet a whole batch (blocks do not fall on batch edges)
+
+    def send(part: pa.RecordBatch) -> None:
+        nonlocal number, rows
+        indexes: Sequence[int]
+        if not taken or max(taken) <= number:
+            indexes = range(number + 1, number + 1 + part.num_rows)
+            number += part.num_rows
+        else:
+            indexes = []
+            for _ in range(part.num_rows):
+                number += 1
+                while number in taken:
+                    number += 1
+                indexes.append(number)
+        texts: list[pa.Array | None] = []
+        for j, k in enumerate(wanted):
+            if k is None:
+                texts.append(None)
+                continue
+            column = part.column(k)
+            if sink.columns[j].name not in text_columns:
+                column = _empty_as_null(column)
+            texts.append(column)
+
+        def raw_of(i: int) -> str:
+            out = io.StringIO()
+            csv.writer(out, lineterminator="").writerow([part.column(k)[i].as_py() for k in range(len(names))])
+            return out.getvalue()
+        sink.add_text_columns(texts, raw_of, indexes)
+        rows += part.num_rows
+        if on_rows:
+            on_rows(rows)
+
+    def take(count: int) -> pa.RecordBatch:
+        table = pa.Table.from_batches(held).combine_chunks()
+        held.clear()
+        if table.num_rows > count:
+            held.extend(table.slice(count).to_batches())
+        return table.slice(0, count).to_batches()[0] if count else table.to_batches()[0]
+
     try:
         for batch in reader:
             # bad rows reported while this block was read keep the numbers they had in the file
@@ -560,37 +601,12 @@ def add_csv_file(sink: RowSink, path: Any, sources: list[str | None], text_colum
                 taken.add(bad_number)
             rows += len(invalid) - done
             done = len(invalid)
-            for start in range(0, batch.num_rows, sink.batch_rows):   # blocks are cut into the sink's batches
-                part = batch.slice(start, sink.batch_rows)
-                indexes: Sequence[int]
-                if not taken or max(taken) <= number:
-                    indexes = range(number + 1, number + 1 + part.num_rows)
-                    number += part.num_rows
-                else:
-                    indexes = []
-                    for _ in range(part.num_rows):
-                        number += 1
-                        while number in taken:
-                            number += 1
-                        indexes.append(number)
-                texts: list[pa.Array | None] = []
-                for j, k in enumerate(wanted):
-                    if k is None:
-                        texts.append(None)
-                        continue
-                    column = part.column(k)
-                    if sink.columns[j].name not in text_columns and column.null_count < len(column):
-                        column = _empty_as_null(column)
-                    texts.append(column)
-
-                def raw_of(i: int, part: pa.RecordBatch = part) -> str:
-                    out = io.StringIO()
-                    csv.writer(out, lineterminator="").writerow([part.column(k)[i].as_py() for k in range(len(names))])
-                    return out.getvalue()
-                sink.add_text_columns(texts, raw_of, indexes)
-                rows += part.num_rows
-                if on_rows:
-                    on_rows(rows)
+            if batch.num_rows:
+                held.append(batch)
+            while sum(b.num_rows for b in held) >= sink.batch_rows:
+                send(take(sink.batch_rows))
+        if held:
+            send(take(0))
     except pa.ArrowInvalid as exc:
         raise ValueError(f"the CSV file could not be read: {str(exc)[:200]}") from exc
     for bad_number, text, why in invalid[done:]:
@@ -602,7 +618,10 @@ def add_csv_file(sink: RowSink, path: Any, sources: list[str | None], text_colum
 def _empty_as_null(column: pa.Array) -> pa.Array:
     """Empty strings as nulls."""
     import pyarrow.compute as pc
-    return pc.if_else(pc.equal(column, ""), pa.scalar(None, pa.string()), column)
+    empty = pc.equal(pc.binary_length(column), 0)
+    if not pc.any(empty).as_py():
+        return column
+    return pc.if_else(empty, pa.scalar(None, pa.string()), column)
 
 
 NOT_INSERTED = ("MATERIALIZED", "ALIAS", "EPHEMERAL")   # default kinds of columns an INSERT does not name

@@ -130,3 +130,26 @@ def test_import_rows_go_through_the_same_sink(ch, writer):
     assert all(r["source"] == "import" and r["origin"] == "ann/f.csv" for r in q)
     assert [r["record_id"] for r in q] == [f"job-1:ann/f.csv:{n}" for n in (2, 3, 5, 6, 7, 8)]
     assert q[2]["error_message"].startswith("missing field id")
+
+
+def test_csv_rows_keep_their_numbers_across_batches(ch, tmp_path):
+    """A CSV read in Arrow blocks and cut into the sink's batches: bad rows keep the row numbers of the file."""
+    from helios_core.loading import add_csv_file
+
+    name = make_table(ch)
+    lines = [f"{n},ok" for n in range(1, 13)]
+    lines[6] = "7,ok,extra"       # a row with a field too many
+    lines[10] = "x,ok"            # a value that is not a UInt32
+    lines[11] = '12,"two\nlines"'  # a quoted newline is one value
+    path = tmp_path / "rows.csv"
+    path.write_text("id,v\n" + "\n".join(lines) + "\n")
+    sink = RowSink(ch, DB, name, [("id", "UInt32"), ("v", "String")], source="import", source_id="job-2",
+                   origin="ann/rows.csv", batch_rows=5, token_prefix="job:job-2:rows")
+    assert add_csv_file(sink, path, ["id", "v"], {"v"}) == 12
+    sink.flush()
+    assert (sink.counts.inserted, sink.counts.quarantined) == (10, 2)
+    q = ch.internal_query(f"SELECT sub_index, error_type, raw FROM {DB}.{quarantine_name(name)} ORDER BY sub_index")
+    assert [(r["sub_index"], r["error_type"], r["raw"]) for r in q] == [
+        (7, "decode_error", "7,ok,extra"), (11, "type_mismatch", "x,ok")]
+    got = ch.internal_query(f"SELECT id, v FROM {DB}.{name} WHERE id = 12")
+    assert got[0]["v"] == "two\nlines"
