@@ -140,7 +140,7 @@ def main() -> int:
             source = sources.get_source(ch, sources.create_table_and_source(ch, req).source_id)
             if r == 0:
                 for n, batch in enumerate(batches[:5]):
-                    insert_payloads(ch.writer, source, batch, f"bench-warm-{n}-{uuid.uuid4().hex}")
+                    insert_payloads(ch, source, batch, f"bench-warm-{n}-{uuid.uuid4().hex}")
                 ch.execute(f"TRUNCATE TABLE bench.{source.table}")
             spent = {"lines": 0.0, "array": 0.0, "direct": 0.0}
             for n, batch in enumerate(batches):
@@ -149,7 +149,7 @@ def main() -> int:
                     post(kind, r, n)
                     spent[kind] += time.perf_counter() - started
                 started = time.perf_counter()
-                insert_payloads(ch.writer, source, batch, f"bench-direct-{r}-{n}-{uuid.uuid4().hex}")
+                insert_payloads(ch, source, batch, f"bench-direct-{r}-{n}-{uuid.uuid4().hex}")
                 spent["direct"] += time.perf_counter() - started
             api_s["lines"].append(spent["lines"])
             api_s["array"].append(spent["array"])

@@ -563,6 +563,14 @@ class ClickHouse:
         except (ClickHouseError, DatabaseError) as exc:
             raise to_query_error(exc) from exc
 
+    def insert_arrow(self, table: str, arrow_table: Any, database: str,
+                     settings: dict[str, Any] | None = None) -> None:
+        """Insert an Arrow table on Helios's writer (the write path's one way in: helios_core.ingest.sink)."""
+        try:
+            self._writer.insert_arrow(table, arrow_table, database=database, settings=settings)
+        except (ClickHouseError, DatabaseError) as exc:
+            raise to_query_error(exc) from exc
+
     @property
     def writer(self) -> Client:
         return self._writer

@@ -908,7 +908,7 @@ def load_rows_file(ch: ClickHouse, job: Job, upload: Upload, path: Path, *, clie
                    batch_rows: int = 5000, token_prefix: str | None = None, progress: Progress | None = None,
                    on_batch: Callable[[str, Progress], None] | None = None) -> dict[str, Any]:
     """Load one CSV / JSON lines / Parquet file into the job's table; bad rows to its quarantine."""
-    from helios_core.loading import QuarantineRow
+    from helios_core.loading import QuarantineRow, add_csv_file
     columns, defaults = target_columns(ch, job)
     fields = file_fields(job.format, path)
     # Columns the file does not provide are left out, so ClickHouse fills their DEFAULTs. JSON lines
@@ -920,7 +920,14 @@ def load_rows_file(ch: ClickHouse, job: Job, upload: Upload, path: Path, *, clie
                    token_prefix=token_prefix, json_columns={c.name for c in job.schema if c.json_text})
     strings = {n for n, t, _ in used if base_type_name(t) in ("String", "FixedString")}
     rows = 0
-    for n, obj, raw, why in iter_rows(job.format, path):
+    if job.format == "csv":  # read and converted in Arrow, column by column
+        def csv_progress(count: int) -> None:
+            if progress is not None:
+                progress.rows = count
+                if on_batch:
+                    on_batch(job.id, progress)
+        rows = add_csv_file(sink, path, [source for _, _, source in used], strings, csv_progress)
+    for n, obj, raw, why in (iter_rows(job.format, path) if job.format != "csv" else ()):
         rows += 1
         if obj is None:
             sink.reject(QuarantineRow(raw, "decode_error", why, "", n))

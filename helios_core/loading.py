@@ -1,38 +1,39 @@
 """Loading rows from files into a ClickHouse table: typed validation, batches, quarantine.
 
-Shared by import jobs (CSV, JSON lines, Parquet uploads) and PostgreSQL dump
-loading. Each value is converted to the Python value ClickHouse's driver
-expects for the column's type, or the row is rejected with the failing column
-and why. Rejected rows go to ``<table>_quarantine`` (the layout of
-:mod:`helios_core.ddl`, shared with the stream ingester) with the raw row and
-where it came from — nothing is dropped. If ClickHouse refuses a whole batch,
-the batch is bisected so the good rows still land.
+Shared by import jobs (CSV, JSON lines, Parquet uploads), analyses and PostgreSQL dump loading. Rows are
+gathered into column batches and converted by the ingester's column converters
+(:func:`helios_core.ingest.convert.convert_column`), after the text forms files use and events do not
+(``t``/``yes`` booleans, a date written as a full time, JSON text in an Array column) are read as such.
+A row with a value that does not fit is rejected with the failing column and why. Good rows go through
+the one write path (:func:`helios_core.ingest.sink.insert_built`: Arrow, split and retried when ClickHouse
+refuses, deduplication tokens); rejected rows go to ``<table>_quarantine`` through
+:func:`helios_core.ingest.sink.insert_quarantine` — nothing is dropped.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import math
 import re
-import uuid
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
+
+import pyarrow as pa
 
 from helios_core.clickhouse import table_columns, table_exists
-from helios_core.ddl import QUARANTINE_COLUMNS, create_quarantine_sql, quarantine_name
-from helios_core.errors import QueryError
-from helios_core.timeparse import DATETIME64_BOUNDS, DATETIME_BOUNDS, TimeError, is_iso, to_datetime
+from helios_core.ddl import TypeNode, create_quarantine_sql, parse_type, quarantine_name
+from helios_core.errors import HeliosError, QueryError, ValidationError
+from helios_core.ingest.batch import Built, Problem
+from helios_core.ingest.convert import BadValue, coerce, convert_column, convert_text_column
+from helios_core.ingest.sink import RowOrigins, Target, Writer, insert_built, insert_quarantine
+from helios_core.timeparse import TimeError, is_iso, to_datetime
 
 Converter = Callable[[Any], Any]
 
-_INT_RANGES = {f"{sign}Int{bits}": ((0, 2 ** bits - 1) if sign else (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1))
-               for sign in ("", "U") for bits in (8, 16, 32, 64, 128, 256)}
 _TRUE = {"t", "true", "1", "yes", "y", "on"}
 _FALSE = {"f", "false", "0", "no", "n", "off"}
-DATE_MIN, DATE32_MIN, DATE_MAX, DATE32_MAX = date(1970, 1, 1), date(1900, 1, 1), date(2149, 6, 6), date(2299, 12, 31)
 
 
 class RowError(ValueError):
@@ -85,225 +86,145 @@ def is_nullable(type_name: str) -> bool:
     return head == "Nullable"
 
 
-# ---- value conversion -----------------------------------------------------------------------------
+# ---- file text forms → what the column converters read ----------------------------------------------
+#
+# Files carry forms events do not: booleans written t/f or yes/no, a Date written as a full time, JSON
+# text in an Array or Map column, Parquet's Decimal and date objects. These are read as such here; the
+# value is then checked and converted by the one converter (helios_core.ingest.convert).
+
+Prepare = Callable[[Any], Any]
 
 
-def parse_timestamp(value: Any, bounds: tuple[int, int] | None = None) -> datetime:
-    """A time value (ISO text, PostgreSQL's output included; epoch numbers; datetimes) → an aware UTC datetime.
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "…"
 
-    The one parser of :mod:`helios_core.timeparse` (epoch units by magnitude: import files declare none).
-    """
+
+def _node(type_name: str) -> TypeNode | None:
+    """The parsed type, or None for a type outside Helios's catalogue (carried as text: ClickHouse checks it)."""
     try:
-        return to_datetime(value, bounds=bounds)
-    except TimeError as exc:
-        raise ValueError(f"{exc} (expected YYYY-MM-DD[ HH:MM[:SS[.fffffffff]]][Z|+HH:MM] or epoch seconds/"
-                         "milliseconds)") from None
+        return parse_type(type_name)
+    except ValidationError:
+        return None
 
 
-def converter_for(type_name: str, column: str = "", json_text: bool = False) -> Converter:
-    """A function turning text or JSON values into what the driver inserts for ``type_name``.
-
-    It raises :class:`RowError` naming ``column`` when the value does not fit. Nothing is guessed: a
-    boolean is not a number, NULL is not a zero, and an object or array is not text unless the column is
-    JSON or declared String-of-JSON (``json_text``).
-    """
-    head, args = unwrap(type_name)
-    if head == "LowCardinality":
-        return converter_for(args[0], column, json_text)
-    if head == "Nullable":
-        inner = converter_for(args[0], column, json_text)
-
-        def nullable(value: Any) -> Any:
-            return None if value is None else inner(value)
-        return nullable
-    base = _base_converter(head, args, type_name, column, json_text)
-
-    def not_null(value: Any) -> Any:
-        if value is None:
-            raise RowError(column, "missing_required", f"missing field {column}: it is empty or absent, and the "
-                                                       f"column ({type_name}) is not Nullable and has no default.")
-        return base(value)
-    return not_null
-
-
-def _mismatch(column: str, type_name: str, value: Any, why: str = "") -> RowError:
-    shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "…"
-    return RowError(column, "type_mismatch", f"{column}: {shown} is not a valid {type_name}" + (f" ({why})" if why else ""))
-
-
-def _base_converter(head: str, args: list[str], type_name: str, column: str, json_text: bool = False) -> Converter:
-    if head in _INT_RANGES:
-        low, high = _INT_RANGES[head]
-
-        def to_int(value: Any) -> int:
-            try:
-                if isinstance(value, bool):
-                    raise ValueError("a boolean is not a whole number")
-                elif isinstance(value, float):
-                    if not value.is_integer():
-                        raise ValueError("not a whole number")
-                    number = int(value)
-                elif isinstance(value, (int, Decimal)):
-                    number = int(value)
-                else:
-                    number = int(str(value).strip())
-            except (ValueError, TypeError, OverflowError) as exc:
-                raise _mismatch(column, head, value, "a boolean" if isinstance(value, bool) else "") from exc
-            if not low <= number <= high:
-                raise _mismatch(column, head, value, f"out of range {low}..{high}")
-            return number
-        return to_int
-    if head in ("Float32", "Float64", "BFloat16"):
-        def to_float(value: Any) -> float:
-            if isinstance(value, bool):
-                raise _mismatch(column, head, value)
-            try:
-                return float(value) if isinstance(value, (int, float, Decimal)) else float(str(value).strip())
-            except (ValueError, TypeError) as exc:
-                raise _mismatch(column, head, value) from exc
-        return to_float
-    if head.startswith("Decimal"):
-        precision, scale = (int(args[0]), int(args[1])) if len(args) == 2 else (int(args[0]), 0) if args else (10, 0)
-        if head in ("Decimal32", "Decimal64", "Decimal128", "Decimal256"):
-            precision, scale = {"Decimal32": 9, "Decimal64": 18, "Decimal128": 38, "Decimal256": 76}[head], int(args[0])
-
-        def to_decimal(value: Any) -> Decimal:
-            try:
-                number = Decimal(str(value).strip()) if not isinstance(value, Decimal) else value
-            except (InvalidOperation, ValueError) as exc:
-                raise _mismatch(column, type_name, value) from exc
-            if isinstance(value, bool) or not number.is_finite():
-                raise _mismatch(column, type_name, value, "not a finite number")
-            exponent = number.as_tuple().exponent
-            if isinstance(exponent, int) and -exponent > scale and number != number.quantize(Decimal(1).scaleb(-scale)):
-                raise _mismatch(column, type_name, value, f"more than {scale} decimal places")
-            number = number.quantize(Decimal(1).scaleb(-scale))
-            if len(number.as_tuple().digits) > precision and number != 0:
-                raise _mismatch(column, type_name, value, f"more than {precision} digits")
-            return number
-        return to_decimal
-    if head == "Bool":
-        def to_bool(value: Any) -> bool:
-            if isinstance(value, bool):
-                return value
-            word = str(value).strip().lower()
-            if word in _TRUE:
-                return True
-            if word in _FALSE:
-                return False
-            raise _mismatch(column, "Bool", value, "expected true/false")
+def _prepare_for(node: TypeNode) -> Prepare | None:
+    base = node.base()
+    name = base.name
+    if name == "Bool":
+        def to_bool(value: Any) -> Any:
+            if isinstance(value, str):
+                word = value.strip().lower()
+                if word in _TRUE:
+                    return True
+                if word in _FALSE:
+                    return False
+            return value
         return to_bool
-    if head in ("String", "JSON", "Object"):
-        keeps_json = json_text or head != "String"
-
-        def to_text(value: Any) -> str:
-            if isinstance(value, (dict, list)):
-                if not keeps_json:
-                    raise _mismatch(column, head, value, "an object or array is not text; declare the column's "
-                                                         "format as json to keep it as JSON text")
-                return json.dumps(value, ensure_ascii=False, default=str)
-            if isinstance(value, bytes):
-                return value.decode("utf-8", "replace")
-            if isinstance(value, (datetime, date)):
+    if name in ("Date", "Date32"):
+        def to_day(value: Any) -> Any:
+            if isinstance(value, datetime):
+                return value.date().isoformat()
+            if isinstance(value, date):
                 return value.isoformat()
-            return str(value)
-        return to_text
-    if head == "FixedString":
-        size = int(args[0])
+            if isinstance(value, str):
+                text = value.strip()
+                return text[:10] if len(text) > 10 and is_iso(text) else text   # the calendar day as written
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                try:
+                    return to_datetime(value).date().isoformat()   # epoch numbers
+                except TimeError as exc:
+                    raise BadValue(str(exc)) from None
+            return value
+        return to_day
+    if name == "Decimal":
+        scale = base.args[1]
+        step = Decimal(1).scaleb(-scale)
 
-        def to_fixed(value: Any) -> str:
-            text = str(value)
-            if len(text.encode("utf-8")) > size:
-                raise _mismatch(column, type_name, value, f"longer than {size} bytes")
-            return text
-        return to_fixed
-    if head == "UUID":
-        def to_uuid(value: Any) -> uuid.UUID:
+        def to_decimal(value: Any) -> Any:
+            if isinstance(value, bool) or isinstance(value, (dict, list)):
+                raise BadValue(f"{_short(value)} is not a decimal number")
             try:
-                return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value).strip())
-            except (ValueError, AttributeError) as exc:
-                raise _mismatch(column, "UUID", value) from exc
-        return to_uuid
-    if head in ("Date", "Date32"):
-        low, high = (DATE_MIN, DATE_MAX) if head == "Date" else (DATE32_MIN, DATE32_MAX)
+                number = value if isinstance(value, Decimal) else Decimal(str(value).strip())
+                if not number.is_finite():
+                    raise BadValue(f"{_short(value)} is not a finite number")
+                exact = number.quantize(step)
+            except (InvalidOperation, ValueError):
+                raise BadValue(f"{_short(value)} is not a decimal number") from None
+            if exact != number:
+                raise BadValue(f"{_short(value)} has more than {scale} decimal places")
+            return format(exact, "f")
+        return to_decimal
+    if name in ("Array", "Map", "JSON"):
+        inner = _prepare_for(base.args[-1]) if name != "JSON" else None
 
-        def to_date(value: Any) -> date:
-            try:
-                if isinstance(value, datetime):
-                    day = value.date()
-                elif isinstance(value, date):
-                    day = value
-                elif isinstance(value, str):  # ISO text only: 20250131 is not a day count or epoch here
-                    if not is_iso(value):
-                        raise ValueError("not an ISO date")
-                    day = date.fromisoformat(value.strip()[:10])  # the calendar day as written
-                else:
-                    day = parse_timestamp(value).date()  # epoch numbers
-            except (ValueError, TypeError, OverflowError, OSError) as exc:
-                raise _mismatch(column, head, value, "expected YYYY-MM-DD") from exc
-            if not low <= day <= high:
-                raise _mismatch(column, head, value, f"outside {low}..{high}")
-            return day
-        return to_date
-    if head in ("DateTime", "DateTime64"):
-        bounds = DATETIME_BOUNDS if head == "DateTime" else DATETIME64_BOUNDS
-
-        def to_moment(value: Any) -> datetime:
-            try:
-                return parse_timestamp(value, bounds)
-            except (ValueError, TypeError, OverflowError, OSError) as exc:
-                raise _mismatch(column, head, value, str(exc).split(" (expected")[0]) from exc
-        return to_moment
-    if head in ("IPv4", "IPv6"):
-        def to_ip(value: Any) -> str:
-            try:
-                addr = ipaddress.ip_address(str(value).strip())
-            except ValueError as exc:
-                raise _mismatch(column, head, value) from exc
-            if head == "IPv4" and addr.version != 4:
-                raise _mismatch(column, head, value, "an IPv6 address")
-            return str(addr) if head == "IPv4" or addr.version == 6 else f"::ffff:{addr}"
-        return to_ip
-    if head.startswith("Enum"):
-        names = {re.sub(r"^'(.*)'\s*(=.*)?$", r"\1", a.strip()).replace("\\'", "'") for a in args}
-
-        def to_enum(value: Any) -> str:
-            if str(value) not in names:
-                raise RowError(column, "not_allowed", f"{column}: {value!r} is not one of {sorted(names)}")
-            return str(value)
-        return to_enum
-    if head == "Array":
-        element = converter_for(args[0], column)
-
-        def to_array(value: Any) -> list[Any]:
+        def to_nested(value: Any) -> Any:
             if isinstance(value, str):
                 try:
                     value = json.loads(value)
-                except json.JSONDecodeError as exc:
-                    raise _mismatch(column, type_name, value, "expected a JSON array") from exc
+                except json.JSONDecodeError:
+                    if name == "JSON":
+                        return value
+                    raise BadValue(f"{_short(value)} is not a JSON {'array' if name == 'Array' else 'object'}") \
+                        from None
             if hasattr(value, "tolist"):
                 value = value.tolist()
-            if not isinstance(value, (list, tuple)):
-                raise _mismatch(column, type_name, value, "expected a list")
-            return [element(v) for v in value]
-        return to_array
-    if head == "Map":
-        key, val = converter_for(args[0], column), converter_for(args[1], column)
-
-        def to_map(value: Any) -> dict[Any, Any]:
-            if isinstance(value, str):
+            if isinstance(value, tuple):
+                value = list(value)
+            if name == "Map" and isinstance(value, list):   # Parquet maps arrive as [(k, v), ...]
                 try:
-                    value = json.loads(value)
-                except json.JSONDecodeError as exc:
-                    raise _mismatch(column, type_name, value, "expected a JSON object") from exc
-            if isinstance(value, list):  # Parquet maps arrive as [(k, v), ...]
-                value = dict(value)
-            if not isinstance(value, dict):
-                raise _mismatch(column, type_name, value, "expected an object")
-            return {key(k): val(v) for k, v in value.items()}
-        return to_map
-    # A type Helios has no converter for: ClickHouse itself checks it on insert.
-    return lambda value: value
+                    value = dict(value)
+                except (TypeError, ValueError):
+                    raise BadValue(f"{_short(value)} is not an object") from None
+            if inner is not None:
+                if isinstance(value, list):
+                    value = [None if v is None else inner(v) for v in value]
+                elif isinstance(value, dict):
+                    value = {k: None if v is None else inner(v) for k, v in value.items()}
+            return value
+        return to_nested
+    return None
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False, default=str)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    return str(value)
+
+
+def converter_for(type_name: str, column: str = "", json_text: bool = False) -> Callable[[Any], Any]:
+    """One value checked as an import would check it: the value :func:`convert_column` stores, or RowError.
+
+    For single values (a cell in a report, a test); rows are loaded in column batches by :class:`RowSink`.
+    """
+    node = _node(type_name)
+    nullable = node.nullable if node is not None else is_nullable(type_name)
+    prepare = _prepare_for(node) if node is not None else None
+
+    def convert(value: Any) -> Any:
+        if is_missing(value):
+            if nullable:
+                return None
+            raise RowError(column, "missing_required", _missing_message(column, type_name))
+        if node is None:
+            return _as_text(value)
+        try:
+            return coerce(node, prepare(value) if prepare else value, json_text)
+        except BadValue as exc:
+            raise RowError(column, "type_mismatch", f"{column}: {exc}") from None
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise RowError(column, "type_mismatch", f"{column}: {_short(value)} does not fit {type_name}: {exc}") \
+                from None
+    return convert
+
+
+def _missing_message(column: str, type_name: str) -> str:
+    return (f"missing field {column}: it is empty or absent, and the column ({type_name}) is not Nullable and has "
+            "no default.")
 
 
 def is_missing(value: Any) -> bool:
@@ -315,7 +236,7 @@ def is_missing(value: Any) -> bool:
     return type(value).__name__ in ("NAType", "NaTType")
 
 
-# ---- the sink: validate, insert in batches, quarantine the rest ------------------------------------
+# ---- the sink: gather rows into column batches, convert, write through the one write path ---------------
 
 
 @dataclass
@@ -343,40 +264,66 @@ def ensure_quarantine(ch: Any, database: str, table: str) -> None:
         ch.execute(create_quarantine_sql(database, table).replace("CREATE TABLE ", "CREATE TABLE IF NOT EXISTS ", 1))
 
 
-class RowSink:
-    """Rows for one table from one origin (an owner's file, a dump): convert, batch, insert, quarantine.
+@dataclass
+class _Column:
+    name: str
+    type_name: str
+    node: TypeNode | None       # None: outside the catalogue, carried as text for ClickHouse to check
+    nullable: bool
+    defaulted: bool             # a missing value is left to the column's DEFAULT in ClickHouse
+    json_text: bool
+    prepare: Prepare | None
 
-    ``client`` is a clickhouse-connect client (a worker's own handle) or None to
-    use ``ch``'s writer.
+
+class RowSink:
+    """Rows for one table from one origin (an owner's file, a dump's table): convert, batch, insert, quarantine.
+
+    ``client`` is the writer (anything with ``insert_arrow``: a worker's own clickhouse-connect handle) or None
+    for ``ch`` itself. ``source`` is the quarantine rows' origin kind ('import', 'dump'). With a
+    ``token_prefix`` every insert carries a deduplication token, so loading the same file again (a job resumed
+    after a restart) inserts nothing twice on tables with a deduplication window.
     """
 
     def __init__(self, ch: Any, database: str, table: str, columns: list[tuple[str, str]], *,
                  source: str, source_id: str, origin: str, batch_rows: int = 5000, client: Any = None,
                  token_prefix: str | None = None, json_columns: set[str] | frozenset[str] = frozenset()) -> None:
-        self.ch, self.database, self.table, self.columns = ch, database, table, columns
+        self.ch, self.database, self.table = ch, database, table
         self.names = [n for n, _ in columns]
-        # ``json_columns``: String columns declared String-of-JSON (objects/arrays kept as JSON text).
-        self.converters = [converter_for(t, n, n in json_columns) for n, t in columns]
-        # A missing value in a column with a DEFAULT is left to ClickHouse (the row is inserted without that
-        # column); in any other non-Nullable column it makes the row bad. Nothing is zero-filled.
-        self.defaulted = _default_columns(ch, database, table)
-        self.source, self.source_id, self.origin = source, source_id, origin
+        defaulted = _default_columns(ch, database, table)
+        self.columns: list[_Column] = []
+        for name, type_name in columns:
+            node = _node(type_name)
+            self.columns.append(_Column(name, type_name, node,
+                                        node.nullable if node is not None else is_nullable(type_name),
+                                        name in defaulted, name in json_columns,
+                                        _prepare_for(node) if node is not None else None))
+        self.source_id, self.origin = source_id, origin
+        self.target = Target.of_import(database, table, source_id, origin, source)
         self.batch_rows = batch_rows
-        self.client = client if client is not None else ch.writer
-        self.good: list[tuple[list[Any], str, int]] = []
-        self.bad: list[QuarantineRow] = []
+        self.writer: Writer = client if client is not None else ch
+        self.token_prefix = token_prefix
+        self.rows: list[list[Any]] = []
+        self.raws: list[str] = []
+        self.indexes: list[int] = []
+        self.bad: list[Problem] = []
         self.counts = SinkCounts()
         self._quarantine_ready = False
-        # With a token prefix every batch carries an insert_deduplication_token, so loading the same
-        # file again (a job resumed after a restart) inserts nothing twice on tables with a dedup window.
-        self.token_prefix = token_prefix
-        self._received_at = datetime.now(timezone.utc)
         self._batches = 0
-        self._bad_batches = 0
+        self._bad_writes = 0
+
+    # -- taking rows
 
     def add(self, values: dict[str, Any] | list[Any], raw: str, index: int) -> None:
         """One row, by column name (missing keys = NULL) or in column order."""
-        self.add_built(lambda: self.convert(values), raw, index)
+        if isinstance(values, dict):
+            row = [values.get(n) for n in self.names]
+        elif len(values) != len(self.names):
+            self.reject(QuarantineRow(raw, "type_mismatch", f"The row has {len(values)} values; the table has "
+                                                            f"{len(self.names)} columns.", "", index))
+            return
+        else:
+            row = list(values)
+        self._take(row, raw, index)
 
     def add_built(self, build: Callable[[], list[Any]], raw: str, index: int) -> None:
         """One row made by ``build`` (in column order); a RowError it raises quarantines the row."""
@@ -385,102 +332,299 @@ class RowSink:
         except RowError as exc:
             self.reject(QuarantineRow(raw, exc.error_type, exc.message, exc.column, index))
             return
-        self.good.append((row, raw, index))
-        if len(self.good) >= self.batch_rows:
+        self._take(row, raw, index)
+
+    def _take(self, row: list[Any], raw: str, index: int) -> None:
+        self.rows.append(row)
+        self.raws.append(raw)
+        self.indexes.append(index)
+        if len(self.rows) >= self.batch_rows:
             self.flush()
 
-    def convert(self, values: dict[str, Any] | list[Any]) -> list[Any]:
-        if isinstance(values, dict):
-            items = [values.get(n) for n in self.names]
-        else:
-            if len(values) != len(self.names):
-                raise RowError("", "type_mismatch", f"The row has {len(values)} values; the table has "
-                                                    f"{len(self.names)} columns.")
-            items = list(values)
-        out = []
-        for name, value, convert in zip(self.names, items, self.converters):
-            if is_missing(value):
-                if name in self.defaulted:
-                    out.append(USE_DEFAULT)
-                    continue
-                value = None
-            out.append(convert(value))
-        return out
+    def add_text_columns(self, texts: list[pa.Array | None], raw_of: Callable[[int], str],
+                         indexes: Sequence[int]) -> None:
+        """A batch of rows as text columns (a CSV block), in column order; None = the file lacks the column.
+
+        Nulls are missing values. Converted column by column in Arrow; only columns with a bad value are
+        looked at value by value.
+        """
+        self.flush()
+        n = len(indexes)
+        arrays, bad, missing = [], {}, []
+        for j, col in enumerate(self.columns):
+            text = texts[j] if texts[j] is not None else pa.nulls(n, pa.string())
+            missing.append(text.is_null().to_pylist() if text.null_count else None)
+            if col.node is None:
+                arrays.append(_carried_as_text(col, text.to_pylist(), bad, j) if _enum_names(col.type_name) else text)
+                continue
+            if col.prepare is not None and col.node.base().name != "Bool" and text.null_count < n:
+                converted = _convert_values(col, text.to_pylist(), bad, j)
+            else:  # Bool: text words are read in Arrow (convert_text_column)
+                result = convert_text_column(col.node, text, col.json_text)
+                for i, why in result.errors.items():
+                    bad.setdefault(i, (j, "type_mismatch", f"{col.name}: {why}", col.name))
+                converted = result.array
+            arrays.append(converted)
+        self._write(arrays, bad, missing, n, lambda i: (raw_of(i), indexes[i]))
 
     def reject(self, row: QuarantineRow) -> None:
-        self.bad.append(row)
-        self.counts.quarantined += 1
-        self.counts.errors_by_type[row.error_type] = self.counts.errors_by_type.get(row.error_type, 0) + 1
+        self._reject(Problem(row.raw.encode("utf-8", "replace"), "", row.sub_index, "", 0, row.error_type,
+                             row.error_message, row.column_name, self._record_id(row.sub_index)))
         if len(self.bad) >= self.batch_rows:
-            self._flush_bad()
+            self._write_bad_alone()
+
+    def _reject(self, problem: Problem) -> None:
+        self.bad.append(problem)
+        self.counts.quarantined += 1
+        self.counts.errors_by_type[problem.error_type] = self.counts.errors_by_type.get(problem.error_type, 0) + 1
+
+    def _write_bad_alone(self) -> None:
+        """Rejected rows written between batches (a file of unreadable lines is not kept in memory)."""
+        self._bad_writes += 1
+        self._write_bad(f"{self.token_prefix}:r{self._bad_writes}" if self.token_prefix else None)
+
+    def _record_id(self, index: int) -> str:
+        return f"{self.source_id}:{self.origin}:{index}"
+
+    # -- writing
 
     def flush(self) -> None:
-        if self.good:
-            batch, self.good = self.good, []
-            self._batches += 1
-            self._insert(batch, f"{self._batches}")
-        self._flush_bad()
+        """Convert and insert the gathered rows; write the rows rejected so far to quarantine."""
+        if self.rows:
+            rows, raws, indexes = self.rows, self.raws, self.indexes
+            self.rows, self.raws, self.indexes = [], [], []
+            arrays, bad, missing = [], {}, []
+            for j, col in enumerate(self.columns):
+                values = [None if is_missing(r[j]) else r[j] for r in rows]
+                missing.append([v is None for v in values] if any(v is None for v in values) else None)
+                arrays.append(_convert_values(col, values, bad, j))
+            self._write(arrays, bad, missing, len(rows), lambda i: (raws[i], indexes[i]))
+        elif self.bad:
+            self._write_bad_alone()
 
-    def _settings(self, token: str) -> dict[str, Any] | None:
-        if not self.token_prefix:
-            return None
-        return {"insert_deduplication_token": f"{self.token_prefix}:{token}"}
+    def _write(self, arrays: list[pa.Array], bad: dict[int, tuple[int, str, str, str]], missing: list[Any], n: int,
+               origin_of: Callable[[int], tuple[str, int]]) -> None:
+        """Insert a converted batch: rows grouped by the DEFAULT columns they leave to ClickHouse."""
+        self._batches += 1
+        token = f"{self.token_prefix}:{self._batches}" if self.token_prefix else None
+        groups: dict[tuple[int, ...], list[int]] = {}
+        omitted_of: dict[int, list[int]] = {}
+        for j, col in enumerate(self.columns):
+            if missing[j] is None or col.nullable:
+                continue
+            for i, absent in enumerate(missing[j]):
+                if not absent or (i in bad and bad[i][0] <= j):   # a row's reason is its first failing column
+                    continue
+                if col.defaulted:
+                    omitted_of.setdefault(i, []).append(j)
+                else:
+                    bad[i] = (j, "missing_required", _missing_message(col.name, col.type_name), col.name)
+        for i in bad:
+            omitted_of.pop(i, None)
+        for i in sorted(bad):
+            _, error_type, message, column = bad[i]
+            raw, index = origin_of(i)
+            self._reject(Problem(raw.encode("utf-8", "replace"), "", index, "", 0, error_type, message, column,
+                                 self._record_id(index)))
+        if not omitted_of:
+            groups[()] = [i for i in range(n) if i not in bad] if bad else []
+            whole = not bad
+        else:
+            whole = False
+            for i in range(n):
+                if i not in bad:
+                    groups.setdefault(tuple(omitted_of.get(i, ())), []).append(i)
 
-    def _insert(self, batch: list[tuple[list[Any], str, int]], token: str) -> None:
-        """Insert rows grouped by which DEFAULT columns they leave to ClickHouse (one INSERT per group)."""
-        groups: dict[tuple[int, ...], list[tuple[list[Any], str, int]]] = {}
-        for item in batch:
-            omitted = tuple(i for i, v in enumerate(item[0]) if v is USE_DEFAULT) if self.defaulted else ()
-            groups.setdefault(omitted, []).append(item)
-        for omitted, items in groups.items():
-            if omitted:  # a deterministic token per group keeps a re-sent batch deduplicated
-                items = [([v for i, v in enumerate(r) if i not in omitted], raw, n) for r, raw, n in items]
-                names = [n for i, n in enumerate(self.names) if i not in omitted]
-                self._insert_rows(items, names, f"{token}:d{'-'.join(map(str, omitted))}")
+        def problem(i: int) -> Problem:
+            raw, index = origin_of(i)
+            return Problem(raw.encode("utf-8", "replace"), "", index, "", 0, "", "", "", self._record_id(index))
+
+        for omitted, rows in groups.items():
+            keep = [j for j in range(len(self.columns)) if j not in omitted]
+            if whole:
+                table = pa.Table.from_arrays(arrays, names=self.names)
+                origins = RowOrigins(problem, None)
+            elif not rows:
+                continue
             else:
-                self._insert_rows(items, self.names, token)
+                take = pa.array(rows, type=pa.int64())
+                table = pa.Table.from_arrays([arrays[j].take(take) for j in keep], names=[self.names[j] for j in keep])
+                origins = RowOrigins(problem, rows)
+            group_token = token and (f"{token}:d{'-'.join(map(str, omitted))}" if omitted else token)
+            inserted, refused = insert_built(self.writer, self.target, Built(table, [], origins), group_token)
+            self.counts.inserted += inserted
+            for p in refused:
+                self._reject(p)
+        self._write_bad(token)
 
-    def _insert_rows(self, batch: list[tuple[list[Any], str, int]], names: list[str], token: str) -> None:
-        try:
-            self.client.insert(self.table, [r for r, _, _ in batch], column_names=names, database=self.database,
-                               settings=self._settings(token))
-            self.counts.inserted += len(batch)
-        except Exception as exc:  # noqa: BLE001 - ClickHouse or the driver refused the batch: find the bad rows
-            if len(batch) == 1:
-                row, raw, index = batch[0]
-                message = str(exc).split("\n")[0][:500]
-                self.reject(QuarantineRow(raw, "rejected_by_clickhouse", f"ClickHouse refused the row: {message}",
-                                          "", index))
-                return
-            middle = len(batch) // 2
-            self._insert_rows(batch[:middle], names, f"{token}a")
-            self._insert_rows(batch[middle:], names, f"{token}b")
-
-    def _flush_bad(self) -> None:
+    def _write_bad(self, token: str | None) -> None:
         if not self.bad:
             return
         if not self._quarantine_ready:
             ensure_quarantine(self.ch, self.database, self.table)
             self._quarantine_ready = True
-        rows, self.bad = self.bad, []
-        # A fixed time per origin keeps a re-sent quarantine batch identical (deduplicated).
-        now = self._received_at
-        data = [[now, self.source, self.source_id, self.origin, "", "", "", r.sub_index, "",
-                 datetime(1970, 1, 1, tzinfo=timezone.utc), r.error_type, r.error_message, r.column_name, r.raw,
-                 f"{self.source_id}:{self.origin}:{r.sub_index}"] for r in rows]
-        names = [name for name, _ in QUARANTINE_COLUMNS]
-        self._bad_batches += 1
+        problems, self.bad = self.bad, []
         try:
-            self.client.insert(quarantine_name(self.table), data, column_names=names, database=self.database,
-                               settings=self._settings(f"q{self._bad_batches}"))
+            insert_quarantine(self.writer, self.target, "", problems, token)
         except Exception as exc:  # noqa: BLE001
-            raise QueryError(f"Could not write {len(rows)} rejected rows to "
-                             f"{self.database}.{quarantine_name(self.table)}: {str(exc)[:300]}",
+            detail = exc.message if isinstance(exc, HeliosError) else str(exc)[:300]
+            raise QueryError(f"Could not write {len(problems)} rejected rows to "
+                             f"{self.database}.{quarantine_name(self.table)}: {detail}",
                              "Check that the quarantine table has the standard layout.") from exc
 
 
+def _enum_names(type_name: str) -> set[str] | None:
+    """An Enum column's names (None for other types)."""
+    head, args = unwrap(type_name)
+    while head in ("Nullable", "LowCardinality") and args:
+        head, args = unwrap(args[0])
+    if not head.startswith("Enum"):
+        return None
+    return {re.sub(r"^'(.*)'\s*(=.*)?$", r"\1", a.strip()).replace("\\'", "'") for a in args}
+
+
+def _carried_as_text(col: _Column, values: list[Any], bad: dict[int, tuple[int, str, str, str]], j: int) -> pa.Array:
+    """A type outside the catalogue travels as text for ClickHouse to parse; an Enum's names are checked here."""
+    texts = [None if v is None else _as_text(v) for v in values]
+    names = _enum_names(col.type_name)
+    if names is not None:
+        for i, text in enumerate(texts):
+            if text is not None and text not in names:
+                bad.setdefault(i, (j, "not_allowed", f"{col.name}: {text!r} is not one of {sorted(names)}", col.name))
+    return pa.array(texts, type=pa.string())
+
+
+def _convert_values(col: _Column, values: list[Any], bad: dict[int, tuple[int, str, str, str]], j: int) -> pa.Array:
+    """One column of Python values (None = missing) → its Arrow array; bad values noted in ``bad``."""
+    if col.node is None:
+        return _carried_as_text(col, values, bad, j)
+    if col.prepare is not None:
+        prepared = []
+        for i, value in enumerate(values):
+            if value is None:
+                prepared.append(None)
+                continue
+            try:
+                prepared.append(col.prepare(value))
+            except BadValue as exc:
+                bad.setdefault(i, (j, "type_mismatch", f"{col.name}: {exc}", col.name))
+                prepared.append(None)
+        values = prepared
+    result = convert_column(col.node, values, json_text=col.json_text)
+    for i, why in result.errors.items():
+        bad.setdefault(i, (j, "type_mismatch", f"{col.name}: {why}", col.name))
+    return result.array
+
+
+def add_csv_file(sink: RowSink, path: Any, sources: list[str | None], text_columns: set[str],
+                 on_rows: Callable[[int], None] | None = None) -> int:
+    """Read a CSV file (a header row, then rows) in blocks into ``sink``; returns the number of rows read.
+
+    ``sources[j]`` is the header field feeding the sink's column ``j`` (None: the file lacks it). CSV cannot
+    tell an empty string from a missing value: empty is NULL except in ``text_columns``. A row with another
+    number of fields than the header goes to quarantine (``decode_error``). Rows are numbered from 1 after
+    the header, blank lines not counted.
+    """
+    import csv
+    import io
+
+    import pyarrow.csv as pcsv
+
+    with open(path, "r", encoding="utf-8-sig", errors="strict", newline="") as fh:
+        header = [h.strip() for h in next(csv.reader(fh), [])]
+        sample = fh.read(1 << 16)
+    row_bytes = max(16, len(sample.encode()) // max(1, sample.count("\n")))
+    names = [f"c{i}" for i in range(len(header))]
+    position = {name: i for i, name in reversed(list(enumerate(header)))}   # the first of repeated names
+    wanted = [position.get(source) if source is not None else None for source in sources]
+    invalid: list[tuple[int, str, str]] = []
+
+    def on_invalid(row: Any) -> str:
+        invalid.append((int(row.number or 0) - 1, row.text or "",
+                        f"the row has {row.actual_columns} fields; the header has {row.expected_columns}"))
+        return "skip"
+
+    reader = pcsv.open_csv(
+        path, read_options=pcsv.ReadOptions(column_names=names, skip_rows=1, use_threads=False,
+                                            block_size=max(1 << 20, row_bytes * sink.batch_rows)),
+        parse_options=pcsv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_invalid),
+        convert_options=pcsv.ConvertOptions(column_types={n: pa.string() for n in names}, strings_can_be_null=False,
+                                            quoted_strings_can_be_null=False, null_values=[]))
+    number, rows, done = 0, 0, 0
+    taken: set[int] = set()
+    held: list[pa.RecordBatch] = []   # rows read but not yet a whole batch (blocks do not fall on batch edges)
+
+    def send(part: pa.RecordBatch) -> None:
+        nonlocal number, rows
+        indexes: Sequence[int]
+        if not taken or max(taken) <= number:
+            indexes = range(number + 1, number + 1 + part.num_rows)
+            number += part.num_rows
+        else:
+            indexes = []
+            for _ in range(part.num_rows):
+                number += 1
+                while number in taken:
+                    number += 1
+                indexes.append(number)
+        texts: list[pa.Array | None] = []
+        for j, k in enumerate(wanted):
+            if k is None:
+                texts.append(None)
+                continue
+            column = part.column(k)
+            if sink.columns[j].name not in text_columns:
+                column = _empty_as_null(column)
+            texts.append(column)
+
+        def raw_of(i: int) -> str:
+            out = io.StringIO()
+            csv.writer(out, lineterminator="").writerow([part.column(k)[i].as_py() for k in range(len(names))])
+            return out.getvalue()
+        sink.add_text_columns(texts, raw_of, indexes)
+        rows += part.num_rows
+        if on_rows:
+            on_rows(rows)
+
+    def take(count: int) -> pa.RecordBatch:
+        table = pa.Table.from_batches(held).combine_chunks()
+        held.clear()
+        if table.num_rows > count:
+            held.extend(table.slice(count).to_batches())
+        return table.slice(0, count).to_batches()[0] if count else table.to_batches()[0]
+
+    try:
+        for batch in reader:
+            # bad rows reported while this block was read keep the numbers they had in the file
+            for bad_number, text, why in invalid[done:]:
+                sink.reject(QuarantineRow(text, "decode_error", why, "", bad_number))
+                taken.add(bad_number)
+            rows += len(invalid) - done
+            done = len(invalid)
+            if batch.num_rows:
+                held.append(batch)
+            while sum(b.num_rows for b in held) >= sink.batch_rows:
+                send(take(sink.batch_rows))
+        if held:
+            send(take(0))
+    except pa.ArrowInvalid as exc:
+        raise ValueError(f"the CSV file could not be read: {str(exc)[:200]}") from exc
+    for bad_number, text, why in invalid[done:]:
+        sink.reject(QuarantineRow(text, "decode_error", why, "", bad_number))
+    rows += len(invalid) - done
+    return rows
+
+
+def _empty_as_null(column: pa.Array) -> pa.Array:
+    """Empty strings as nulls."""
+    import pyarrow.compute as pc
+    empty = pc.equal(pc.binary_length(column), 0)
+    if not pc.any(empty).as_py():
+        return column
+    return pc.if_else(empty, pa.scalar(None, pa.string()), column)
+
+
 NOT_INSERTED = ("MATERIALIZED", "ALIAS", "EPHEMERAL")   # default kinds of columns an INSERT does not name
-USE_DEFAULT = object()   # a converted row's marker: this column is left to its DEFAULT in ClickHouse
 
 
 def _default_columns(ch: Any, database: str, table: str) -> set[str]:

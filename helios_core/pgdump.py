@@ -12,8 +12,8 @@ Two passes over the dump text:
    never silently dropped.
 2. **Load** — stream the ``COPY … FROM stdin`` blocks (text format: ``\\N``
    NULLs, backslash escapes including octal and hex) and plain ``INSERT``
-   statements through :class:`helios_core.loading.RowSink`: typed conversion,
-   batched inserts, and rows that do not fit go to ``<table>_quarantine``.
+   statements through :class:`helios_core.loading.RowSink`: the ingester's column converters,
+   batched inserts through the one write path, and rows that do not fit go to ``<table>_quarantine``.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from typing import Any, Callable, Iterator
 from helios_core.ddl import DEDUP_WINDOW
 from helios_core.errors import Conflict, ValidationError
 from helios_core.identifiers import check_identifier, qualified, quote_ident, sanitize_name
-from helios_core.loading import QuarantineRow, RowError, RowSink, converter_for
+from helios_core.loading import QuarantineRow, RowError, RowSink
 from helios_core.wording import plural
 
 LineSource = Callable[[], Iterator[str]]
@@ -957,8 +957,8 @@ def _literal(tokens: list[Token]) -> str | None:
 
 
 def value_converter(col: PgColumn) -> Callable[[str | None], Any]:
-    """PostgreSQL's text form of a value → the Python value for the ClickHouse column."""
-    base = converter_for(col.ch_type, col.ch_name)
+    """PostgreSQL's text form of a value → the value :class:`helios_core.loading.RowSink` converts for the column
+    (arrays parsed into lists; times PostgreSQL has and ClickHouse has not refused here)."""
     is_time = "DateTime64" in col.ch_type or "Date32" in col.ch_type
 
     def check_time(text: str) -> None:
@@ -970,7 +970,7 @@ def value_converter(col: PgColumn) -> Callable[[str | None], Any]:
     if col.array_dims:
         def convert_array(text: str | None) -> Any:
             if text is None:
-                return base([])
+                return []
             try:
                 items = parse_pg_array(text)
             except ValueError as exc:
@@ -979,13 +979,13 @@ def value_converter(col: PgColumn) -> Callable[[str | None], Any]:
                 for item in _flatten(items):
                     if item is not None:
                         check_time(item)
-            return base(items)
+            return items
         return convert_array
 
     def convert(text: str | None) -> Any:
         if text is not None and is_time:
             check_time(text)
-        return base(text)
+        return text
     return convert
 
 

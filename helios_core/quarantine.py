@@ -3,7 +3,8 @@
 Filters travel as bound parameters. Re-processing reads quarantined rows,
 runs them through the source's *current* rules (the same builder the ingester
 uses), inserts those that now pass into the table with a deduplication token
-derived from their record ids, and only then deletes them from quarantine — a
+derived from their record ids through the one write path (:func:`helios_core.ingest.sink.insert_built`:
+rows ClickHouse refuses stay in quarantine), and only then deletes them from quarantine — a
 retry after a failure in between inserts nothing twice.
 """
 
@@ -17,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from helios_core.identifiers import qualified
-from helios_core.ingest.batch import BatchBuilder, RawRecord, build_records
+from helios_core.ingest.batch import BatchBuilder, Built, Problem, RawRecord, build_records
+from helios_core.ingest.sink import RowOrigins, Target, insert_built
 from helios_core.sources import Source
 
 if TYPE_CHECKING:
@@ -111,12 +113,19 @@ def reprocess(ch: "ClickHouse", source: Source, f: QuarantineFilter | None = Non
             valid = {group[p]["record_id"] for p in positions} - {group[i]["record_id"] for i in invalid}
             if not valid:
                 continue
-            valid_ids = sorted(valid)
             keep = [group[p]["record_id"] in valid for p in positions]
             data = built.table.filter(keep) if not all(keep) else built.table
-            token = "reprocess:" + hashlib.sha1("\n".join(valid_ids).encode()).hexdigest()
-            ch.writer.insert_arrow(source.table, data, database=source.database,
-                                   settings={"insert_deduplication_token": token})
-            ch.execute(f"DELETE FROM {table} WHERE record_id IN {{ids:Array(String)}}", {"ids": valid_ids})
-            inserted += len(valid_ids)
+            kept = [p for p, k in zip(positions, keep) if k]
+            token = "reprocess:" + hashlib.sha1("\n".join(sorted(valid)).encode()).hexdigest()
+
+            def origin(position: int, group: list[dict[str, Any]] = group) -> Problem:
+                row = group[position]
+                return Problem(b"", row["sequence_number"], 0, "", 0, "", "", record_id=row["record_id"])
+            _, refused = insert_built(ch, Target.of_source(source, "reprocess"),
+                                      Built(data, [], RowOrigins(origin, kept)), token)
+            # rows ClickHouse refuses stay in quarantine with their first reason
+            moved = sorted(valid - {p.record_id for p in refused})
+            if moved:
+                ch.execute(f"DELETE FROM {table} WHERE record_id IN {{ids:Array(String)}}", {"ids": moved})
+            inserted += len(moved)
     return ReprocessResult(examined, inserted, examined - inserted)

@@ -155,7 +155,7 @@ def test_import_loading_follows_the_same_rules(ch):
     got = ch.internal_query("SELECT id, score, props, toString(ts) AS ts FROM bad_events.people ORDER BY id, ts")
     assert [(r["id"], r["score"], r["props"], r["ts"][:10]) for r in got] == [
         (1, 2.0, "x", "1971-08-02"),   # 5e10 is epoch milliseconds, as in the ingester
-        (1, 2.0, "x", "2025-01-01"), (2, 1.5, '{"k": 1}', "2025-01-01")]
+        (1, 2.0, "x", "2025-01-01"), (2, 1.5, '{"k":1}', "2025-01-01")]  # JSON text as the ingester writes it
     q = ch.internal_query("SELECT error_type, column_name, error_message FROM bad_events.people_quarantine "
                           "ORDER BY sub_index")
     assert [(r["error_type"], r["column_name"]) for r in q] == [

@@ -97,7 +97,7 @@ def test_every_reader_agrees_with_the_one_parser():
         if declared:
             continue
         assert coerce(node, value) == to_epoch(value, "us")
-        assert load(value) == expected
+        assert load(value) == to_epoch(value, "us")  # import loading uses the ingester's converter
     for value in REFUSED:
         if value is None:
             continue
@@ -131,8 +131,8 @@ def test_import_date_columns_take_iso_text_only():
     from helios_core.loading import RowError, converter_for
 
     to_day = converter_for("Date", "d")
-    assert to_day("2025-01-31") == date(2025, 1, 31)
-    assert to_day("2025-01-31T23:00:00-05:00") == date(2025, 1, 31)  # the calendar day as written
+    assert to_day("2025-01-31") == "2025-01-31"  # Date travels as ISO text (ClickHouse parses it)
+    assert to_day("2025-01-31T23:00:00-05:00") == "2025-01-31"  # the calendar day as written
     for text in ("2025-01-31garbage", "20250131", "2025-02-30", "31/01/2025"):
         with pytest.raises(RowError):
             to_day(text)

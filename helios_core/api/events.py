@@ -112,7 +112,7 @@ def ingest(source_ref: str | None, key: str | None, body: bytes) -> tuple[int, d
     ch = get_runtime().clickhouse
     payloads = split_events(body)  # before anything else: a malformed request writes nothing
     source = resolve_source(ch, source_ref)
-    outcome = insert_payloads(ch.writer, source, payloads, dedup_token(source.id, key, body))
+    outcome = insert_payloads(ch, source, payloads, dedup_token(source.id, key, body))
     rejected = [{"index": i, "error_type": p.error_type, "column": p.column, "reason": p.message}
                 for i, p in sorted(outcome.problems.items())]
     payload: dict[str, Any] = {"source": source.id, "table": f"{source.database}.{source.table}",

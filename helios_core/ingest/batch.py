@@ -82,6 +82,7 @@ class Problem:
     error_type: str
     message: str
     column: str = ""
+    record_id: str = ""   # set by callers that name their rows (imports, dumps, re-processing); else derived
 
 
 def decode(records: list[RawRecord], max_event_bytes: int = MAX_EVENT_BYTES) -> tuple[Events, list[Problem]]:

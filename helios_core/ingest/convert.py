@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import uuid
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any, Callable
 
 import orjson
@@ -91,6 +93,13 @@ def _text(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, (int, float)):
         return repr(value) if isinstance(value, float) else str(value)
+    # values from files (Parquet, dumps) rather than JSON events
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, (Decimal, uuid.UUID)):
+        return str(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
     return orjson.dumps(value).decode()
 
 
@@ -113,6 +122,8 @@ def coerce(node: TypeNode, value: Any, json_text: bool = False, epoch_unit: str 
             number = int(value)
         elif isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
             number = int(value)
+        elif isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
+            number = int(value)  # Parquet decimals
         else:
             raise BadValue(f"{_short(value)} is not a whole number")
         low, high = _INT_RANGE[name]
@@ -296,7 +307,12 @@ def cast_time_strings(array: pa.Array, target: pa.TimestampType,
                         pc.not_equal(pc.utf8_slice_codeunits(array, 13, 14), ":"))
     if pc.any(pc.fill_null(hour_only, False)).as_py():
         return None
-    for parse_as in (pa.timestamp("ns", tz="UTC"), pa.timestamp("ns")):
+    # Try first the form the column's first value has: a failed cast costs as much as a good one.
+    first = next((v for v in array.slice(0, 64).to_pylist() if v), "")
+    order = (pa.timestamp("ns", tz="UTC"), pa.timestamp("ns"))
+    if not re.search(r"(Z|[+-]\d\d(:?\d\d)?)$", first.strip()):
+        order = order[::-1]
+    for parse_as in order:
         try:
             parsed = pc.cast(array, parse_as)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
@@ -332,6 +348,43 @@ def _fast_time(values: list[Any], target: pa.TimestampType, epoch_unit: str = ""
             return None
         return pc.cast(pc.cast(array, pa.timestamp(unit, tz="UTC")), target, safe=False)
     return None
+
+
+_TRUE_WORDS = ["t", "true", "1", "yes", "y", "on"]
+_FALSE_WORDS = ["f", "false", "0", "no", "n", "off"]
+
+
+def convert_text_column(node: TypeNode, text: pa.Array, json_text: bool = False) -> Converted:
+    """A column of text from a file (CSV) converted in Arrow; nulls are missing values.
+
+    Numbers, booleans (t/f, yes/no, on/off too: files write them so) and ISO times are cast in Arrow's C++
+    code; when a value does not cast, the column goes through :func:`convert_column`, which names the culprits.
+    """
+    base = node.base()
+    name = base.name
+    target = arrow_type(node)
+    try:
+        if name == "String":
+            return Converted(text, {})
+        if name in INTEGER_TYPES or name in ("Float32", "Float64"):
+            return Converted(pc.cast(text, target), {})  # strict: no blanks, no fractions into integers
+        if name == "Bool":
+            words = pc.utf8_lower(pc.utf8_trim_whitespace(text))
+            true, false = pc.is_in(words, pa.array(_TRUE_WORDS)), pc.is_in(words, pa.array(_FALSE_WORDS))
+            known = pc.or_(true, false)
+            if pc.all(pc.fill_null(known, True)).as_py():
+                return Converted(pc.if_else(pc.is_null(text), pa.scalar(None, pa.bool_()), true), {})
+        elif name in ("DateTime", "DateTime64"):
+            cast = cast_time_strings(text, target, time_bounds(base))
+            if cast is not None:
+                return Converted(cast, {})
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        pass
+    values = text.to_pylist()
+    if name == "Bool":
+        values = [True if isinstance(v, str) and v.strip().lower() in _TRUE_WORDS else
+                  False if isinstance(v, str) and v.strip().lower() in _FALSE_WORDS else v for v in values]
+    return convert_column(node, values, json_text=json_text)
 
 
 def format_check(fmt: str) -> Callable[[Any], bool] | None:

@@ -240,7 +240,7 @@ class IngestManager:
     def _write_metrics(self) -> None:
         self._last_metrics = time.monotonic()
         try:
-            write_metrics(self.ch.writer, [m.sample_row() for m in self.metrics.values()])
+            write_metrics(self.ch, [m.sample_row() for m in self.metrics.values()])
         except Exception as exc:  # metrics are best effort
             log.warning("could not write ingest metrics: %s", exc)
 

@@ -118,7 +118,7 @@ def accept_arrow(ch: Any, database: str, table: str, body: bytes, settings: dict
         arrow_table = pa.ipc.open_stream(io.BytesIO(body)).read_all()
     except (pa.ArrowInvalid, OSError) as exc:
         raise ValidationError(f"The batch is not an Arrow IPC stream: {exc}.") from exc
-    ch.writer.insert_arrow(table, arrow_table, database=database, settings=settings)
+    ch.insert_arrow(table, arrow_table, database=database, settings=settings)
     return arrow_table.num_rows
 
 
@@ -131,5 +131,5 @@ def accept_rows(ch: Any, payload: dict[str, Any]) -> int:
     except (KeyError, TypeError) as exc:
         raise ValidationError("The rows batch needs database, table, column_names and rows.") from exc
     settings = _check_target(ch, database, table, dict(payload.get("settings") or {}))
-    ch.writer.insert(table, rows, column_names=names, database=database, settings=settings)
+    ch.insert_rows(table, rows, column_names=names, database=database, settings=settings)
     return len(rows)

@@ -1,9 +1,11 @@
 """Where a built batch goes: the table (split and retried on refusal) and the quarantine table.
 
-Every way of running the ingest transform — the in-app consumer, headless workers and
-the AWS Lambda handler — writes through these two functions, with the same
-deduplication tokens, so a batch replayed after a crash or a retry is dropped by
-ClickHouse instead of landing twice.
+Every writer of rows — the in-app consumer, headless workers, the AWS Lambda handler, the HTTP API,
+import jobs, PostgreSQL dumps and quarantine re-processing — writes through these functions, with
+deduplication tokens, so a batch replayed after a crash or a retry is dropped by ClickHouse instead of
+landing twice. The writer is anything with ``insert_arrow(table, arrow_table, database=, settings=)``:
+:class:`helios_core.clickhouse.ClickHouse`, a clickhouse-connect client (a worker's own handle) or
+:class:`helios_core.ingest.remote.RemoteClickHouse`.
 """
 
 from __future__ import annotations
@@ -13,17 +15,30 @@ import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Callable, Protocol, Sequence
+
+import pyarrow as pa
 
 from helios_core.clickhouse import to_query_error
 from helios_core.cluster import DISTRIBUTED_INSERT_SETTINGS
-from helios_core.ddl import QUARANTINE_COLUMN_NAMES
+from helios_core.ddl import QUARANTINE_COLUMNS
+from helios_core.errors import HeliosError
 from helios_core.ingest.batch import MAX_EVENT_BYTES, BatchBuilder, Built, Problem, RawRecord, build_records
 
 # ClickHouse error codes that mean "this data cannot go in" (split the batch), not "ClickHouse is not there"
 # (retry the whole batch later).
 DATA_ERROR_CODES = {6, 26, 27, 32, 38, 41, 53, 69, 70, 72, 117, 131, 190, 321, 349, 376, 377, 441, 469, 675, 676,
                     691, 1001}
+
+# Where quarantined rows came from (the quarantine table's ``source`` column).
+ORIGIN_KINDS = ("kinesis", "api", "import", "dump", "reprocess")
+
+
+class Writer(Protocol):
+    """What the sink writes through."""
+
+    def insert_arrow(self, table: str, arrow_table: pa.Table, database: str,
+                     settings: dict[str, Any] | None = None) -> Any: ...
 
 
 def error_code(exc: BaseException) -> int | None:
@@ -40,7 +55,12 @@ def is_data_error(exc: BaseException) -> bool:
 
 @dataclass
 class Target:
-    """The table a batch is written to (a source's, or any table with the quarantine layout beside it)."""
+    """The table a batch is written to (a source's, or any table with the quarantine layout beside it).
+
+    ``origin_kind`` is one of :data:`ORIGIN_KINDS`; ``origin`` says where in it the rows came from (the
+    stream, or an import's ``owner/file``); ``received_at`` fixes the quarantine rows' time (so a re-sent
+    quarantine batch is identical), else it is the time of writing.
+    """
 
     database: str
     table: str
@@ -49,15 +69,48 @@ class Target:
     stream_name: str = ""
     origin_kind: str = "kinesis"
     insert_settings: dict[str, Any] = field(default_factory=dict)
+    origin: str = ""
+    received_at: datetime | None = None
 
     @classmethod
-    def of_source(cls, source: Any) -> "Target":
+    def of_source(cls, source: Any, origin_kind: str = "kinesis") -> "Target":
         extra = DISTRIBUTED_INSERT_SETTINGS if source.options.get("distributed") else {}
         return cls(source.database, source.table, source.quarantine_table, source.id, source.stream_name,
-                   insert_settings=dict(extra))
+                   origin_kind=origin_kind, insert_settings=dict(extra))
+
+    @classmethod
+    def of_import(cls, database: str, table: str, source_id: str, origin: str,
+                  origin_kind: str = "import") -> "Target":
+        """A table loaded from files (``origin`` = owner/file, or dump:table); quarantine time fixed now."""
+        from helios_core.ddl import quarantine_name
+        return cls(database, table, quarantine_name(table), source_id, "", origin_kind, origin=origin,
+                   received_at=datetime.now(timezone.utc))
 
 
-def insert_built(client: Any, target: Target, built: Built, token: str) -> tuple[int, list[Problem]]:
+def _settings(target: Target, token: str | None, suffix: str) -> dict[str, Any]:
+    if token is None:  # no token: a plain insert (ClickHouse may still drop an identical block by its hash)
+        return dict(target.insert_settings)
+    return {**target.insert_settings, "insert_deduplication_token": f"{token}:{suffix}"}
+
+
+class RowOrigins:
+    """A batch's row position → where the row came from, made on demand (for the rows ClickHouse refuses).
+
+    For batches built outside :func:`build_records` (imports, re-processing): ``make(row)`` gives the
+    :class:`Problem` of input row ``row``; ``rows`` maps the batch's positions to input rows (None: the same).
+    """
+
+    def __init__(self, make: Callable[[int], Problem], rows: Sequence[int] | None = None) -> None:
+        self.make, self.rows = make, rows
+
+    def __getitem__(self, i: int) -> Problem:
+        return self.make(self.rows[i] if self.rows is not None else i)
+
+    def __bool__(self) -> bool:
+        return True
+
+
+def insert_built(client: Writer, target: Target, built: Built, token: str | None) -> tuple[int, list[Problem]]:
     """Insert the batch's valid rows; rows ClickHouse refuses come back as problems (bisected out).
 
     Raises when ClickHouse cannot be reached: the caller keeps the batch and retries it with the same token.
@@ -67,13 +120,12 @@ def insert_built(client: Any, target: Target, built: Built, token: str) -> tuple
     return _insert_bisect(client, target, built, token, 0, built.table.num_rows)
 
 
-def _insert_bisect(client: Any, target: Target, built: Built, token: str, lo: int,
+def _insert_bisect(client: Writer, target: Target, built: Built, token: str | None, lo: int,
                    hi: int) -> tuple[int, list[Problem]]:
     part = built.table.slice(lo, hi - lo)
     try:
         client.insert_arrow(target.table, part, database=target.database,
-                            settings={**target.insert_settings,
-                                      "insert_deduplication_token": f"{token}:t:{lo}-{hi}"})
+                            settings=_settings(target, token, f"t:{lo}-{hi}"))
         return hi - lo, []
     except Exception as exc:
         if not is_data_error(exc):
@@ -81,7 +133,8 @@ def _insert_bisect(client: Any, target: Target, built: Built, token: str, lo: in
         if hi - lo == 1:
             origin = built.row_origin(lo)
             origin.error_type = "rejected_by_clickhouse"
-            origin.message = f"ClickHouse refused the row: {to_query_error(exc).message}"
+            why = exc.message if isinstance(exc, HeliosError) else to_query_error(exc).message
+            origin.message = f"ClickHouse refused the row: {why}"
             return 0, [origin]
         mid = (lo + hi) // 2
         a, problems_a = _insert_bisect(client, target, built, token, lo, mid)
@@ -89,22 +142,51 @@ def _insert_bisect(client: Any, target: Target, built: Built, token: str, lo: in
         return a + b, problems_a + problems_b
 
 
-def insert_quarantine(client: Any, target: Target, shard_id: str, problems: list[Problem], token: str) -> None:
-    """Bad events, each with its reason, into the target's quarantine table (deduplicated by ``token``)."""
+_ARROW_OF = {"DateTime64(3, 'UTC')": pa.timestamp("ms", tz="UTC"), "UInt32": pa.uint32()}
+
+
+def quarantine_table(target: Target, shard_id: str, problems: list[Problem],
+                     now: datetime | None = None) -> pa.Table:
+    """The quarantine rows for ``problems``, one column per :data:`helios_core.ddl.QUARANTINE_COLUMNS` entry.
+
+    The one place that lays out a quarantine row, for every origin kind. ``record_id`` is the problem's own
+    when it has one, else ``shard:sequence:sub`` for stream records, else a hash of the raw bytes.
+    """
+    now = now or target.received_at or datetime.now(timezone.utc)
+    origin = target.origin or target.stream_name
+    n = len(problems)
+
+    def record_id(p: Problem) -> str:
+        if p.record_id:
+            return p.record_id
+        return f"{shard_id}:{p.seq}:{p.sub}" if p.seq else "row:" + hashlib.sha1(p.raw).hexdigest()[:20]
+
+    values: dict[str, list[Any]] = {
+        "received_at": [now] * n, "source": [target.origin_kind] * n, "source_id": [target.source_id] * n,
+        "origin": [origin] * n, "stream": [target.stream_name] * n, "shard_id": [shard_id] * n,
+        "sequence_number": [p.seq for p in problems], "sub_index": [p.sub for p in problems],
+        "partition_key": [p.pkey for p in problems],
+        "arrival_time": [datetime.fromtimestamp(p.arrival_ms / 1000, tz=timezone.utc) for p in problems],
+        "error_type": [p.error_type for p in problems], "error_message": [p.message[:4000] for p in problems],
+        "column_name": [p.column for p in problems],
+        "raw": [p.raw if isinstance(p.raw, bytes) else str(p.raw).encode() for p in problems],
+        "record_id": [record_id(p) for p in problems]}
+    arrays = [pa.array(values[name], type=pa.binary() if name == "raw" else _ARROW_OF.get(type_.split(" DEFAULT")[0],
+                                                                                       pa.string()))
+              for name, type_ in QUARANTINE_COLUMNS]
+    return pa.Table.from_arrays(arrays, names=[name for name, _ in QUARANTINE_COLUMNS])
+
+
+def insert_quarantine(client: Writer, target: Target, shard_id: str, problems: list[Problem],
+                      token: str | None) -> None:
+    """Bad rows, each with its reason, into the target's quarantine table (deduplicated by ``token``)."""
     if not problems:
         return
-    now = datetime.now(timezone.utc)
-    rows = []
-    for p in problems:
-        arrival = datetime.fromtimestamp(p.arrival_ms / 1000, tz=timezone.utc)
-        record_id = f"{shard_id}:{p.seq}:{p.sub}" if p.seq else "row:" + hashlib.sha1(p.raw).hexdigest()[:20]
-        rows.append([now, target.origin_kind, target.source_id, target.stream_name, target.stream_name, shard_id,
-                     p.seq, p.sub, p.pkey, arrival, p.error_type, p.message[:4000], p.column, p.raw, record_id])
-    client.insert(target.quarantine_table, rows, column_names=QUARANTINE_COLUMN_NAMES, database=target.database,
-                  settings={**target.insert_settings, "insert_deduplication_token": f"{token}:q"})
+    client.insert_arrow(target.quarantine_table, quarantine_table(target, shard_id, problems),
+                        database=target.database, settings=_settings(target, token, "q"))
 
 
-def write_built(client: Any, target: Target, shard_id: str, built: Built, token: str) -> tuple[int, int]:
+def write_built(client: Writer, target: Target, shard_id: str, built: Built, token: str | None) -> tuple[int, int]:
     """Table first, then quarantine (built problems plus refused rows); returns (inserted, quarantined)."""
     inserted, rejected = insert_built(client, target, built, token)
     problems = built.problems + rejected
@@ -120,7 +202,7 @@ class PayloadOutcome:
     problems: dict[int, Problem]   # payload position → why it went to quarantine
 
 
-def insert_payloads(client: Any, source: Any, payloads: list[bytes], token: str, shard_id: str = "api",
+def insert_payloads(client: Writer, source: Any, payloads: list[bytes], token: str, shard_id: str = "api",
                     max_event_bytes: int = MAX_EVENT_BYTES) -> PayloadOutcome:
     """Validate raw event payloads (one event each) by ``source``'s rules and insert them as one batch.
 
@@ -132,8 +214,7 @@ def insert_payloads(client: Any, source: Any, payloads: list[bytes], token: str,
     arrival = int(time.time() * 1000)
     records = [RawRecord(data, f"{stem}:{i}", "", arrival) for i, data in enumerate(payloads)]
     built = build_records(BatchBuilder(source.columns, shard_id), records, max_event_bytes)
-    target = Target.of_source(source)
-    target.origin_kind = "api"
+    target = Target.of_source(source, origin_kind="api")
     inserted, rejected = insert_built(client, target, built, token)
     problems = built.problems + rejected
     insert_quarantine(client, target, shard_id, problems, token)

@@ -102,16 +102,20 @@ class CheckpointStore:
 
 
 def load_checkpoints(ch: "ClickHouse", source_id: str) -> dict[str, Checkpoint]:
-    return CheckpointStore(ch.writer, source_id).load()
+    rows = ch.internal_query(f"SELECT shard_id, committed_seq, pending_seq, finished, pending_from FROM {CHECKPOINTS} "
+                             "FINAL WHERE source_id = {s:String}", {"s": source_id})
+    return {r["shard_id"]: Checkpoint(shard_id=r["shard_id"], committed_seq=r["committed_seq"],
+                                      pending_seq=r["pending_seq"], finished=bool(r["finished"]),
+                                      pending_from=r["pending_from"]) for r in rows}
 
 
 def delete_checkpoints(ch: "ClickHouse", source_id: str) -> None:
     ch.execute(f"DELETE FROM {CHECKPOINTS} WHERE source_id = {{s:String}}", {"s": source_id})
 
 
-def write_metrics(client: "Client", rows: list[dict[str, Any]]) -> None:
+def write_metrics(ch: "ClickHouse", rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
     names = ["ts", "source_id", "rows_inserted", "rows_quarantined", "batches", "errors", "millis_behind",
              "last_insert", "last_error"]
-    client.insert("ingest_metrics", [[r[n] for n in names] for r in rows], column_names=names, database=METADATA_DB)
+    ch.insert_rows("ingest_metrics", [[r[n] for n in names] for r in rows], column_names=names, database=METADATA_DB)
