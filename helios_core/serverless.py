@@ -57,8 +57,11 @@ class LambdaOptions:
             out.append("Batch size must be between 1 and 10,000 records.")
         if not 0 <= self.batching_window_s <= 300:
             out.append("The batching window must be between 0 and 300 seconds.")
-        if not 1 <= self.parallelization_factor <= 10:
-            out.append("The parallelization factor must be between 1 and 10.")
+        if self.parallelization_factor != 1:
+            # With more than one batch of a shard in flight, a later batch can commit a checkpoint past records
+            # of an earlier one that is still running or being retried: exactly-once needs one at a time.
+            out.append("The parallelization factor must be 1: Helios keeps exactly-once with one batch per shard "
+                       "at a time. Add shards to the stream to ingest faster.")
         if self.starting_position not in STARTING_POSITIONS:
             out.append(f"The starting position must be one of {', '.join(STARTING_POSITIONS)}.")
         if not 128 <= self.memory_mb <= 10_240:
