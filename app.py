@@ -32,9 +32,14 @@ PAGES = {
 
 navigation = st.navigation(PAGES)
 
+
+def _reason(exc: Exception) -> str:
+    return exc.message if isinstance(exc, HeliosError) else f"an unexpected {type(exc).__name__} (see the server log)"
+
+
 try:
     rt = runtime()
-except HeliosError as exc:
+except Exception as exc:  # a Helios error explains itself; anything else gets an apology, not a traceback
     st.title("Helios cannot start")
     show_error(exc)
     st.stop()
@@ -42,16 +47,16 @@ except HeliosError as exc:
 try:
     from helios_core.ingest.manager import get_ingest_manager
     get_ingest_manager()  # once per process: every running source ingests from app start
-except HeliosError as exc:
+except Exception as exc:  # the pages still work without it: say so in the sidebar
     with st.sidebar:
-        st.warning(f"Ingestion is not running: {exc.message}", icon=":material/warning:")
+        st.warning(f"Ingestion is not running: {_reason(exc)}", icon=":material/warning:")
 
 try:
     from helios_core.jobs import get_job_service
     get_job_service()  # once per process: import jobs a restart interrupted are resumed or marked failed
-except HeliosError as exc:
+except Exception as exc:  # the pages still work without it: say so in the sidebar
     with st.sidebar:
-        st.warning(f"Import jobs are not running: {exc.message}", icon=":material/warning:")
+        st.warning(f"Import jobs are not running: {_reason(exc)}", icon=":material/warning:")
 
 try:
     rt.start_api()  # with HELIOS_API_PORT: the HTTP API from this process (the embedded engine allows one)
@@ -63,4 +68,7 @@ with st.sidebar:
     st.caption(f":material/database: {rt.clickhouse.describe()}")
     sandbox_badge()
 
-navigation.run()
+try:
+    navigation.run()
+except Exception as exc:  # last resort for any page: an apology and the error's class, never a traceback
+    show_error(exc)

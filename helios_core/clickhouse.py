@@ -295,6 +295,8 @@ class ClickHouse:
         self._closed = False
         self._user_writer: Client | None = None  # people's --write statements (opened on first use)
         self._user_writer_lock = threading.Lock()
+        self._external: Client | None = None  # Helios-built reads of a live database (opened on first use)
+        self._external_lock = threading.Lock()
         if self.embedded:
             settings.clickhouse_dir.mkdir(parents=True, exist_ok=True)
             self._writer = self._open_embedded()
@@ -336,14 +338,14 @@ class ClickHouse:
                 f"{mask_error(str(exc), self.settings.clickhouse_url)}",
                 "Check HELIOS_CLICKHOUSE_URL (host, port, user, password) and that the server is up.") from None
 
-    def _locked_reader(self) -> Client:
+    def _locked_reader(self, readonly: int = 1) -> Client:
         client = self._open_embedded()
         client.command(f"SET max_execution_time = {int(self.settings.query_timeout_s)}")
         client.command(f"SET max_result_rows = {int(self.settings.max_result_rows) + 1}")
         client.command(f"SET max_memory_usage = {int(self.settings.max_memory_usage)}")
         client.command(f"SET max_result_bytes = {int(self.settings.max_result_bytes)}")
         client.command("SET result_overflow_mode = 'break'")
-        client.command("SET readonly = 1")
+        client.command(f"SET readonly = {int(readonly)}")
         return client
 
     def new_client(self) -> Client:
@@ -441,6 +443,33 @@ class ClickHouse:
                 raise QueryError("ClickHouse answered with another query's result; nothing was run with it.",
                                  "Run the query again.")
             return result
+
+    def run_external(self, sql: str, *, limit: int | None = None, timeout_s: int | None = None,
+                     shown: str | None = None) -> QueryResult:
+        """Run a SELECT Helios built to read a live database through a ``postgresql()``/``mysql()`` table function
+        (:mod:`helios_core.chat.live`: the statement passed the chat gate before Helios put the function in).
+
+        The readers' ``readonly=1`` refuses every table function, so this runs on its own handle with the same
+        limits and ``readonly=2`` (no DDL, no writes to ClickHouse tables; that the statement is a single SELECT
+        is the chat gate's guarantee). Never for SQL a person typed. ``shown`` is what the result reports as its
+        query (the SQL before the function, which holds a password, went in).
+        """
+        cap = self._cap(limit)
+        shown = shown or "-- a query on a live database"
+        if not self.embedded:
+            return self.run_guarded(sql, limit=cap, timeout_s=timeout_s, shown=shown)  # readonly=2 per request
+        started = time.perf_counter()
+        opener = lambda: self._locked_reader(readonly=2)
+        with self._external_lock:
+            if self._external is None:
+                self._external = opener()
+            client = self._external
+            try:
+                settings = {"max_execution_time": int(timeout_s)} if timeout_s else {}
+                return self._collect(lambda: self._run(client, sql, None, settings), shown, cap, started)
+            except BaseException:
+                self._external = self._fresh(client, opener)
+                raise
 
     def _run_user_write(self, sql: str, parameters: dict[str, Any] | None, cap: int, timeout_s: int | None,
                         shown: str) -> QueryResult:
@@ -545,6 +574,8 @@ class ClickHouse:
         clients = {id(self._writer): self._writer}
         if self._user_writer is not None:
             clients[id(self._user_writer)] = self._user_writer
+        if self._external is not None:
+            clients[id(self._external)] = self._external
         while not self._readers.empty():
             client = self._readers.get_nowait()
             clients[id(client)] = client
@@ -655,3 +686,27 @@ def is_empty(ch: ClickHouse) -> bool:
         "SELECT count() AS n FROM system.tables WHERE database NOT IN {skip:Array(String)}",
         {"skip": list(SYSTEM_DATABASES) + ["helios"]})
     return rows[0]["n"] == 0
+
+
+@dataclass(frozen=True)
+class CatalogName:
+    """A database, table or column name, as an editor's autocompletion offers it."""
+
+    value: str
+    kind: str  # "database", "table" or "column"
+    detail: str = ""  # where it lives: "demo" for a table, "demo.users · UInt64" for a column
+
+
+def catalog_names(ch: ClickHouse, max_columns: int = 5000) -> list[CatalogName]:
+    """Every database, table and column name outside the system databases (two catalog queries).
+
+    Columns stop at ``max_columns``: an editor's completion list, not an inventory.
+    """
+    databases = list_databases(ch)
+    names = [CatalogName(db, "database") for db in databases]
+    names += [CatalogName(table, "table", db) for db, tables in databases.items() for table in tables]
+    rows = ch.internal_query(
+        "SELECT database, table, name, type FROM system.columns WHERE database NOT IN {system:Array(String)} "
+        "ORDER BY database, table, position LIMIT {n:UInt32}", {"system": list(SYSTEM_DATABASES), "n": max_columns})
+    names += [CatalogName(r["name"], "column", f"{r['database']}.{r['table']} · {r['type']}") for r in rows]
+    return names

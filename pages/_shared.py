@@ -5,13 +5,18 @@ Only presentation lives here; all work is done by helios_core.
 
 from __future__ import annotations
 
+import functools
+import logging
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator, TypeVar
 
 import streamlit as st
 
 from helios_core.errors import HeliosError
 from helios_core.runtime import Runtime, get_runtime
+
+log = logging.getLogger("helios.pages")
+F = TypeVar("F", bound=Callable[..., object])
 
 
 def _leave_pages_folder_mode() -> None:
@@ -41,22 +46,57 @@ def runtime() -> Runtime:
     return get_runtime()
 
 
-def show_error(exc: HeliosError) -> None:
-    st.error(exc.message, icon=":material/error:")
-    if exc.hint:
-        st.caption(exc.hint)
-    problems = getattr(exc, "problems", None)
+def show_error(error: BaseException | str, hint: str = "") -> None:
+    """The one way a page shows an error: a red box with the message, the hint below it.
+
+    A Helios error brings its own message and hint; a plain string is a stored error (a failed source or job);
+    anything else is a bug or a driver failure: a short apology and the error's class, never a traceback
+    (the traceback goes to the server log).
+    """
+    if isinstance(error, HeliosError):
+        message, hint = error.message, error.hint or hint
+    elif isinstance(error, str):
+        message = error
+    else:
+        log.error("unexpected error on a page", exc_info=error)
+        message = f"Sorry, something went wrong that Helios did not expect ({type(error).__name__})."
+        hint = hint or "Try again; if it keeps happening, the server log has the details."
+    st.error(message, icon=":material/error:")
+    if hint:
+        st.caption(hint)
+    problems = getattr(error, "problems", None)
     if problems and len(problems) > 1:
         st.markdown("\n".join(f"- {p}" for p in problems))
 
 
 @contextmanager
-def user_errors() -> Iterator[None]:
-    """Show Helios errors as a clear message instead of a traceback."""
+def user_errors(stop: bool = True) -> Iterator[None]:
+    """Show an error raised in the block (``show_error``) instead of a traceback.
+
+    By default the page's run ends there (``st.stop()``): the lines after the block usually need what it was
+    computing. Pass ``stop=False`` around an action (a button's work) whose failure leaves the rest of the page
+    usable. Streamlit's own stop/rerun signals are not exceptions and pass through.
+    """
     try:
         yield
-    except HeliosError as exc:
+    except Exception as exc:  # the page's last line of defence: unexpected errors get an apology too
         show_error(exc)
+        if stop:
+            st.stop()
+
+
+def guarded(fn: F) -> F:
+    """``fn`` run inside ``user_errors(stop=False)``: for fragments, whose reruns skip the page and app.py."""
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        with user_errors(stop=False):
+            return fn(*args, **kwargs)
+    return run  # type: ignore[return-value]
+
+
+def counted(n: int, noun: str) -> str:
+    """``1 row``, ``2 rows``, ``1,000 rows``."""
+    return f"{n:,} {noun if n == 1 else noun + 's'}"
 
 
 def format_bytes(n: int) -> str:
@@ -68,10 +108,25 @@ def format_bytes(n: int) -> str:
     return f"{n} B"
 
 
+SQL_EDITOR_KEY = "sql_editor"  # the SQL explorer's text: plain session state, not a widget's key
+
+
+def set_explorer_sql(sql: str, run: bool = False) -> None:
+    """Put SQL into the SQL explorer's editor (and have it run on the page's next run).
+
+    The editor is a component keyed by a version number: a new version mounts it afresh with this text.
+    Safe at any time (callbacks, other pages): no widget owns the key.
+    """
+    state = st.session_state
+    state[SQL_EDITOR_KEY] = sql
+    state["sql_editor_version"] = state.get("sql_editor_version", 0) + 1
+    if run:
+        state["sql_run_requested"] = True
+
+
 def open_in_sql_explorer(sql: str) -> None:
-    """Put SQL into the explorer's editor and go there."""
-    st.session_state["sql_editor"] = sql
-    st.session_state["sql_run_requested"] = True
+    """Put SQL into the explorer's editor and go there; it runs on arrival."""
+    set_explorer_sql(sql, run=True)
     st.switch_page("pages/sql_explorer.py")
 
 
@@ -151,7 +206,7 @@ def require_aws_connection(key: str):
     st.info("Connect to AWS first, or use the local sandbox with its demo streams.", icon=":material/link:")
     c1, c2 = st.columns([1, 3])
     if c1.button("Use the local sandbox", icon=":material/science:", key=key):
-        with user_errors():
+        with user_errors(stop=False):
             connect_sandbox()
             st.rerun()
     c2.page_link("pages/connect.py", label="Go to Connect", icon=":material/login:")

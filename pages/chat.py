@@ -8,11 +8,11 @@ import plotly.io as pio
 import streamlit as st
 
 from helios_core.charts import CHART_KINDS, ChartSpec, build_chart
+from helios_core.chat import live
 from helios_core.chat.assistant import Assistant, frame_from_table, new_chat_name, start_query_chat, turns
 from helios_core.chat.providers import DEFAULT_BEDROCK_MODEL, make_provider, what_is_sent
 from helios_core.chat.store import Chat, ChatStore, Message
 from helios_core.clickhouse import list_databases
-from helios_core.errors import HeliosError
 from helios_core.metadata import METADATA_DB
 from helios_core.wording import plural
 from pages._shared import aws_connection, open_in_sql_explorer, runtime, show_error, user_errors
@@ -27,7 +27,8 @@ st.title("Chat")
 
 def user_databases() -> list[str]:
     """Databases with tables, Helios's own metadata excepted (demo first)."""
-    names = [d for d, tables in list_databases(ch).items() if d != METADATA_DB and tables]
+    names = [d for d, tables in list_databases(ch).items()
+             if d != METADATA_DB and tables and not d.startswith(live.STANDIN_PREFIX)]
     return sorted(names, key=lambda d: (d != "demo", d))
 
 
@@ -45,7 +46,8 @@ if ids:
 with st.sidebar:
     st.subheader("Chats")
     with st.expander("New chat", expanded=not ids, icon=":material/add_comment:"):
-        databases = user_databases()
+        with user_errors():
+            databases = user_databases()
         st.text_input("Name", key="chat_new_name", placeholder="e.g. Revenue questions")
         about = st.radio("About", ["database", "query"], key="chat_new_kind", horizontal=True,
                          format_func={"database": "A database", "query": "A query's result"}.get)
@@ -56,7 +58,7 @@ with st.sidebar:
                          placeholder="SELECT … — questions then run over its result")
         ready = bool(databases) if about == "database" else bool(state.get("chat_new_sql", "").strip())
         if st.button("Create chat", key="chat_create", icon=":material/add:", disabled=not ready):
-            with user_errors():
+            with user_errors(stop=False):
                 if about == "database":
                     chat = store.create(state.get("chat_new_name") or f"Chat about {state['chat_new_db']}",
                                         state["chat_new_db"])
@@ -71,16 +73,82 @@ with st.sidebar:
         with st.expander("Rename or delete", icon=":material/edit:"):
             st.text_input("New name", key="chat_rename_to", placeholder=by_id[picked].name)
             if st.button("Rename", key="chat_rename", icon=":material/drive_file_rename_outline:"):
-                with user_errors():
+                with user_errors(stop=False):
                     store.rename(picked, state.get("chat_rename_to", ""))
                     st.rerun()
             sure = st.checkbox("Yes, delete this chat and its messages", key="chat_delete_confirm")
             if st.button("Delete chat", key="chat_delete", icon=":material/delete:", disabled=not sure):
-                with user_errors():
+                with user_errors(stop=False):
                     store.delete(picked)
                     state["chat_active_id"] = None
                     state.pop("chat_delete_confirm", None)
                     st.rerun()
+
+
+
+# ---- live databases: a chat over PostgreSQL or MySQL (the password stays in memory) -----------------
+
+
+def live_database_form() -> None:
+    """'Connect a live database': the details typed here (or a named connection of secrets.toml) make a chat."""
+    named = list(live.named_connections())
+    with st.expander("Connect a live database", icon=":material/cable:"):
+        source = "typed"
+        if named:
+            source = st.radio("Connection", ["typed", "named"], key="live_source", horizontal=True,
+                              format_func={"typed": "Type the details", "named": "From secrets.toml"}.get)
+        if source == "named":
+            st.selectbox("Named connection", named, key="live_named",
+                         help="A [connections.NAME] section of .streamlit/secrets.toml (dialect, host, port, "
+                              "username, password, database).")
+        else:
+            st.selectbox("Database system", list(live.LABELS), key="live_dbms", format_func=live.LABELS.get)
+            st.text_input("Host", key="live_host", placeholder="db.example.com or 127.0.0.1")
+            st.text_input("Port", key="live_port", placeholder="5432 (PostgreSQL) or 3306 (MySQL)")
+            st.text_input("Database", key="live_database")
+            st.text_input("User", key="live_user", help="A read-only user is recommended.")
+            st.text_input("Password", key="live_password", type="password",
+                          help="Kept in memory only (this browser session and the running Helios); never written "
+                               "to disk, history or logs. After a restart Helios asks for it again.")
+            st.radio("Environment", list(live.ENVIRONMENTS), key="live_environment", horizontal=True)
+        st.caption("Helios only reads: it sends SELECTs, never writes. Still, connect as a read-only user, e.g. "
+                   "`CREATE ROLE helios LOGIN PASSWORD '…'; GRANT pg_read_all_data TO helios;`")
+        if st.button("Connect and create chat", key="live_connect", icon=":material/cable:"):
+            with user_errors(stop=False):
+                if source == "named":
+                    conn = live.named_connection(state.get("live_named", ""))
+                else:
+                    conn = live.make_connection(state.get("live_dbms", "postgresql"), state.get("live_host", ""),
+                                                state.get("live_port", ""), state.get("live_user", ""),
+                                                state.get("live_database", ""), state.get("live_password", ""),
+                                                environment=state.get("live_environment", "local"))
+                with st.spinner(f"Connecting to {conn.describe()}…"):
+                    created = live.create_chat(ch, store, conn, state.get("chat_new_name", ""))
+                state["chat_active_id"] = created.id
+                st.rerun()
+
+
+def live_chat_banner(current: Chat) -> None:
+    """Where a live chat's data is; after a restart, a box for its password (which Helios never stores)."""
+    if not current.database.startswith(live.STANDIN_PREFIX):
+        return
+    with user_errors():
+        stored = live.record(ch, current.id)
+        if stored is None:
+            return
+        if live.is_connected(current.id) or stored.connection_name:
+            st.caption(f"Live {stored.describe()} (read-only; the password stays in memory).")
+            return
+        st.warning(f"This chat reads the {stored.describe()}. Helios does not keep passwords, so it needs it "
+                   "again after a restart.", icon=":material/key:")
+        st.text_input("Password", key=f"live_reconnect_pw_{current.id}", type="password")
+        if st.button("Reconnect", key=f"live_reconnect_{current.id}", icon=":material/cable:"):
+            live.reconnect(ch, current.id, state.get(f"live_reconnect_pw_{current.id}", ""))
+            st.rerun()
+
+
+with st.sidebar:
+    live_database_form()
 
 chat: Chat | None = by_id.get(state.get("chat_active_id") or "")
 
@@ -173,14 +241,15 @@ if chat is None:
     st.selectbox("Ask about database", databases, key="chat_quick_db")
 else:
     st.caption(f"About {chat.describe_subject()}" + (f" (database {chat.database})" if chat.subject_sql else ""))
-    with user_errors():
+    live_chat_banner(chat)
+    with user_errors(stop=False):
         for turn in turns(store.messages(chat.id)):
             render_turn(turn, chat.id)
 
 subject_name = chat.describe_subject() if chat else f"database {state.get('chat_quick_db', '')}"
 question = st.chat_input(f"Ask about {subject_name}…", key="chat_input")
 if question:
-    try:
+    with user_errors(stop=False):
         provider = current_provider()
         if chat is None:
             chat = store.create(new_chat_name(question), state["chat_quick_db"])
@@ -192,5 +261,3 @@ if question:
                 Assistant(ch, store, provider).ask(question, chat,
                                                    allow_rows=bool(state.get("chat_allow_rows")))
         st.rerun()
-    except HeliosError as exc:
-        show_error(exc)

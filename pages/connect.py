@@ -24,7 +24,7 @@ st.title("Connect to AWS")
 if aws_connection() is None and not st.session_state.get("aws_auto_checked"):
     st.session_state["aws_auto_checked"] = True
     if not settings.aws_endpoint_url and not default_credentials_available():
-        with user_errors():
+        with user_errors(stop=False):  # the form below is the way on
             connect_sandbox()
             st.session_state["aws_auto_sandbox"] = True
             st.rerun()  # so the sidebar shows the Sandbox label at once
@@ -44,7 +44,7 @@ if conn is not None:
                         + (f" · {identity.note}" if identity.note else ""))
         c1, c2, _ = st.columns([2, 2, 5])
         if c1.button("Refresh streams", icon=":material/refresh:", key="aws_refresh"):
-            with user_errors(), st.spinner("Listing streams…"):
+            with user_errors(stop=False), st.spinner("Listing streams…"):
                 st.session_state[AWS_STREAMS_KEY] = list_streams(conn)
         if c2.button("Disconnect", icon=":material/link_off:", key="aws_disconnect"):
             forget_aws_connection()
@@ -82,7 +82,7 @@ st.caption("A moto server inside this app (127.0.0.1) with demo streams user_act
            "captcha_events, fed continuously. No AWS account needed.")
 if conn is None or not conn.sandbox:
     if st.button("Start the local sandbox", icon=":material/science:", key="aws_use_sandbox"):
-        with user_errors():
+        with user_errors(stop=False):
             connect_sandbox()
             st.rerun()
 
@@ -107,7 +107,7 @@ with st.form("aws_form"):
     submitted = st.form_submit_button("Connect", icon=":material/login:", type="primary")
 
 if submitted:
-    with user_errors():
+    with user_errors(stop=False):
         candidate = AwsConnection(region=region, access_key_id=key_id.strip() or None,
                                   secret_access_key=secret.strip() or None, session_token=token.strip() or None,
                                   profile=None if key_id.strip() or profile == DEFAULT_CHAIN else profile,

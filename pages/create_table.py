@@ -293,7 +293,7 @@ elif step == 3:
         if options.database and options.table and not check_identifier(options.table, "table") \
                 and not check_identifier(options.database, "database") \
                 and table_exists(ch, options.database, options.table):
-            st.error(f"{options.database}.{options.table} already exists; choose another name.")
+            show_error(f"{options.database}.{options.table} already exists; choose another name.")
     with c2:
         st.selectbox("Engine", ENGINES, key="wiz_engine",
                      help="ReplacingMergeTree keeps the newest row per sorting key (by a version column).")
@@ -353,7 +353,7 @@ elif step == 4:
     with st.spinner("Checking with ClickHouse…"):
         problems = check_request(ch, request)
     if problems:
-        st.error(f"{plural(len(problems), 'problem')} to fix before anything is created:", icon=":material/error:")
+        show_error(f"{plural(len(problems), 'problem')} to fix before anything is created:")
         st.markdown("\n".join(f"- {p}" for p in problems))
     else:
         st.success("Everything checks out. Nothing has been created yet.", icon=":material/check_circle:")

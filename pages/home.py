@@ -22,7 +22,7 @@ with left:
     st.caption(ch.describe())
 with right:
     st.subheader("Your data")
-    with user_errors():
+    with user_errors(stop=False):  # the links below still help
         # Counted like "empty" below: Helios's own records (the helios database) are not your data.
         databases = list_databases(ch)
         own = databases.pop(METADATA_DB, [])
@@ -31,7 +31,7 @@ with right:
         if own:
             st.caption(f"Not counted: Helios's own records (`{METADATA_DB}` database, {plural(len(own), 'table')}).")
 
-with user_errors():
+with user_errors(stop=False):
     if ch.embedded and is_empty(ch):
         st.info("Your embedded database is empty. Load a small demo dataset (users, activity, purchases and "
                 "captcha events — about 70,000 rows) to try every page.", icon=":material/lightbulb:")

@@ -15,9 +15,10 @@ from helios_core.jobs import (ACTIVE_STAGES, FAIL, FORMAT_LABELS, FORMATS, STAGE
                               get_job, get_job_service, infer_job_schema, job_summaries, list_jobs, list_owners)
 from helios_core.pgdump import load_dump
 from helios_core.schema import ColumnSpec
-from pages._analysis import analysis_tab
 from helios_core.wording import plural, when
-from pages._shared import aws_connection, format_bytes, open_in_sql_explorer, runtime, show_error, user_errors
+from pages._analysis import analysis_tab
+from pages._shared import (aws_connection, format_bytes, guarded, open_in_sql_explorer, runtime, show_error,
+                           user_errors)
 
 ch = runtime().clickhouse
 state = st.session_state
@@ -38,7 +39,7 @@ def show_validation(exc: HeliosError) -> None:
 def live_status(job: Job) -> None:
     """The job's stages and counts; refreshes itself every second while the job runs."""
     if job.status in ACTIVE_STAGES:
-        st.fragment(run_every=1.0)(_status_panel)(job.id, True)
+        st.fragment(run_every=1.0)(guarded(_status_panel))(job.id, True)
     else:
         _status_panel(job.id, False)
 
@@ -57,7 +58,7 @@ def _status_panel(job_id: str, watching: bool) -> None:
                    f"{progress.file} · {plural(progress.rows, 'row')} read · {progress.inserted:,} inserted · "
                    f"{progress.quarantined:,} quarantined")
     if current.status == FAIL:
-        st.error(current.error, icon=":material/error:")
+        show_error(current.error)
     stages = [{**s, "at": when(s.get("at"))} for s in current.stages]  # to the second, not the microsecond
     st.dataframe(pd.DataFrame(stages), hide_index=True, width="stretch")
     files = current.result.get("files", [])
@@ -98,7 +99,7 @@ def jobs_tab() -> None:
                        "signatures: treat them as secret. On AWS they are upload-only.")
         else:
             st.caption(f":material/cloud_upload: Uploads are kept in {where}. Data owners get write-only links.")
-    except HeliosError as exc:
+    except Exception as exc:  # shown like user_errors(); the dump tab still works
         show_error(exc)
         return
 
@@ -201,7 +202,7 @@ def jobs_tab() -> None:
                         status.update(label="Upload failed", state="error")
                         show_error(exc)
 
-    with user_errors():
+    with user_errors(stop=False):
         uploads = service.uploads(job)
         if owners or uploads:
             seen = {u.owner for u in uploads}

@@ -126,7 +126,7 @@ st.caption("Build a report over any table: measures per time bucket, grouped by 
 
 # ---- start from a preset or a saved report ---------------------------------------------------------
 
-with user_errors():
+with user_errors(stop=False):  # the builder below works without the saved reports
     saved = list_reports(ch)
     options = ["—"] + [f"Preset: {name}" for name in PRESETS] + [f"Saved: {r.name}" for r in saved]
     s1, s2, s3 = st.columns([3, 1, 1], vertical_alignment="bottom")
@@ -148,7 +148,8 @@ with user_errors():
 
 # ---- the builder ------------------------------------------------------------------------------------
 
-databases = {db: tables for db, tables in list_databases(ch).items() if db != "helios" and tables}
+with user_errors():
+    databases = {db: tables for db, tables in list_databases(ch).items() if db != "helios" and tables}
 if not databases:
     st.info("There are no tables yet. Load the demo data on Home, or create a table from a stream or an import.")
     st.stop()
@@ -160,7 +161,8 @@ tables = databases[state["rp_db"]]
 if state.get("rp_table") not in tables:
     state["rp_table"] = tables[0]
 b2.selectbox("Table", tables, key="rp_table")
-columns = {c["name"]: c["type"] for c in table_columns(ch, state["rp_db"], state["rp_table"])}
+with user_errors():
+    columns = {c["name"]: c["type"] for c in table_columns(ch, state["rp_db"], state["rp_table"])}
 time_columns = [n for n, t in columns.items() if type_family(t) in ("date", "datetime")]
 if not time_columns:
     st.warning(f"{state['rp_db']}.{state['rp_table']} has no date or time column; reports need one to bucket by.")
@@ -245,7 +247,7 @@ if result is not None and compiled is not None:
         v1, v2 = st.columns([3, 1], vertical_alignment="bottom")
         v1.text_input("Report name", key="rp_name")
         if v2.form_submit_button("Save report", icon=":material/save:"):
-            with user_errors():
+            with user_errors(stop=False):
                 # Same name as the report that was opened: overwrite it; a new name: a new saved report.
                 same = state.get("rp_saved_name") and state.get("rp_saved_name") == _text(state.get("rp_name"))
                 stored = save_report(ch, compiled.definition, state.get("rp_name"),

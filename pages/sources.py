@@ -6,13 +6,12 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from helios_core.errors import HeliosError
 from helios_core.identifiers import qualified
 from helios_core.ingest.manager import get_ingest_manager, pause, remove_source, resume
 from helios_core.schema import FORMATS
 from helios_core.sources import list_sources, update_rules
 from helios_core.wording import duration, when
-from pages._shared import aws_connection, open_in_sql_explorer, runtime, show_error, user_errors
+from pages._shared import aws_connection, guarded, open_in_sql_explorer, runtime, show_error, user_errors
 
 ch = runtime().clickhouse
 state = st.session_state
@@ -36,6 +35,7 @@ st.dataframe(pd.DataFrame([{**s.seed_shape(), "table": f"{s.database}.{s.table}"
 
 
 @st.fragment(run_every=2.0)
+@guarded
 def live_metrics(source_id: str) -> None:
     m = manager.metrics_for(source_id)
     c = st.columns(5)
@@ -68,10 +68,10 @@ for source in all_sources:
         st.caption(f"Source `{source.id}` · {source.status} · reads from {start} · "
                    f"stream ARN `{source.stream_arn}` · table UUID `{source.table_uuid}`")
         if source.status == "failed" and source.last_error:
-            st.error(source.last_error)
+            show_error(source.last_error)
         live_metrics(source.id)
         a = st.columns(5)
-        try:
+        with user_errors(stop=False):
             if source.status == "running":
                 if a[0].button("Pause", icon=":material/pause:", key=f"src_pause_{source.id}"):
                     pause(ch, source.id)
@@ -80,8 +80,6 @@ for source in all_sources:
                 signed_in = aws_connection()  # keys live in this session only: hand them to the consumer
                 resume(ch, source.id, signed_in if signed_in is not None and signed_in.method == "keys" else None)
                 st.rerun()
-        except HeliosError as exc:
-            show_error(exc)
         if a[1].button("Open table", icon=":material/database:", key=f"src_table_{source.id}"):
             state["db_selected_database"], state["db_selected_table"] = source.database, source.table
             st.switch_page("pages/databases.py")
@@ -98,7 +96,7 @@ for source in all_sources:
                             key=f"src_keep_{source.id}", horizontal=True)
             d1, d2, _ = st.columns([1, 1, 4])
             if d1.button("Delete source", type="primary", key=f"src_confirm_{source.id}"):
-                with user_errors():
+                with user_errors(stop=False):
                     remove_source(ch, source.id, drop_table=keep.startswith("Drop"))
                     state.pop("src_deleting", None)
                     st.rerun()
@@ -117,10 +115,8 @@ for source in all_sources:
                                                             if v.strip()],
                                          "format": r["format"] or "", "default": r["default"] or None}
                            for r in edited.to_dict(orient="records")}
-                try:
+                with user_errors(stop=False):
                     update_rules(ch, source.id, changes)
                     manager.sync()
                     st.success("Rules saved; the consumer restarted with them. Re-process quarantined rows on the "
                                "Quarantine page.")
-                except HeliosError as exc:
-                    show_error(exc)

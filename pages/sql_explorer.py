@@ -3,15 +3,16 @@ from datetime import datetime, timezone
 import streamlit as st
 
 from helios_core.charts import CHART_KINDS, ChartSpec, build_chart, suggest_chart
-from helios_core.errors import HeliosError
+from helios_core.clickhouse import catalog_names
 from helios_core.export import to_csv_bytes, to_parquet_bytes
-from pages._shared import format_bytes, runtime, show_error
+from pages._shared import SQL_EDITOR_KEY, counted, format_bytes, runtime, set_explorer_sql, show_error, user_errors
 
 ch = runtime().clickhouse
 settings = ch.settings
 state = st.session_state
-state.setdefault("sql_editor", "SELECT event_type, count() AS events\nFROM demo.user_activity\nGROUP BY event_type\n"
-                               "ORDER BY events DESC")
+state.setdefault(SQL_EDITOR_KEY, "SELECT event_type, count() AS events\nFROM demo.user_activity\nGROUP BY event_type\n"
+                                 "ORDER BY events DESC")
+state.setdefault("sql_editor_version", 0)
 state.setdefault("sql_history", [])
 state.setdefault("sql_read_only", True)
 after_write = state.pop("sql_restore_read_only", False)
@@ -19,13 +20,56 @@ if after_write:
     state["sql_read_only"] = True  # writes are allowed for one query only
 
 
-def request_run() -> None:
-    state["sql_run_requested"] = True
+_SCORE = {"table": 300, "column": 200, "database": 100}  # Ace lists higher scores first
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def completions() -> list[dict]:
+    """Database, table and column names as the editor's (Ace's) completer entries."""
+    return [{"caption": n.value, "value": n.value, "name": n.value, "meta": f"{n.kind} {n.detail}".strip(),
+             "score": _SCORE[n.kind]} for n in catalog_names(ch)]
+
+
+def sql_editor() -> bool:
+    """The code editor; True when the user pressed Ctrl/Cmd+Enter in it.
+
+    The component reports only on Ctrl/Cmd+Enter ("submit") and on leaving it ("blur": the text is kept, nothing
+    runs). Its value persists across reruns, so each event is handled once, by its id. A new version of the key
+    (``set_explorer_sql``) mounts it afresh with the text in ``state[SQL_EDITOR_KEY]``; otherwise the text passed
+    in is only its starting text (the component ignores later changes), so it never jumps under the cursor.
+    """
+    from code_editor import code_editor
+
+    names: list[dict] = []
+    with user_errors(stop=False):  # autocompletion is a help: the editor works without it
+        names = completions()
+    event = code_editor(
+        state[SQL_EDITOR_KEY], lang="sql", key=f"sql_code_editor_{state['sql_editor_version']}", height=[8, 24],
+        response_mode=["blur"], completions=names, options={"wrap": True, "showLineNumbers": True},
+        props={"placeholder": "SELECT …", "enableBasicAutocompletion": True})  # Ctrl+Space, besides as-you-type
+    submitted = False
+    if event and event.get("id") and event["id"] != state.get("sql_editor_event"):
+        state["sql_editor_event"] = event["id"]
+        state[SQL_EDITOR_KEY] = event.get("text", "")
+        submitted = event.get("type") == "submit"
+    return submitted
+
+
+def editor_hint() -> str:
+    last = state["sql_history"][0]["sql"] if state["sql_history"] else None
+    edited = last is not None and state[SQL_EDITOR_KEY] != last  # the editor was left without running it
+    return ((":material/edit: Edited since the last run. " if edited else "")
+            + "Ctrl/Cmd+Enter or Run runs the query; Ctrl+Space completes database, table and column names. "
+            "Queries are read-only unless you turn that off below.")
+
+
+def run_again(sql: str) -> None:
+    set_explorer_sql(sql, run=True)  # a callback: the editor is mounted afresh with this SQL on the rerun
 
 
 st.title("SQL explorer")
-st.text_area("SQL", key="sql_editor", height=180, on_change=request_run,
-             help="Ctrl+Enter runs the query. Queries are read-only unless you turn that off below.")
+submitted = sql_editor()
+hint = st.empty()  # filled once this run's query (if any) is in the history
 
 c1, c2, c3 = st.columns([1, 1, 2])
 limit = c1.number_input("Row limit", min_value=1, max_value=settings.max_result_rows,
@@ -37,15 +81,15 @@ if not read_only:
 run_clicked = c3.button("Run", type="primary", icon=":material/play_arrow:", key="sql_run")
 
 run_requested = state.pop("sql_run_requested", False)
-if (run_clicked or run_requested) and not after_write:  # a rerun after a write keeps the click's trigger
-    sql = state["sql_editor"]
+if (run_clicked or run_requested or submitted) and not after_write:  # a rerun after a write keeps the trigger
+    sql = state[SQL_EDITOR_KEY]
     entry = {"when": datetime.now(timezone.utc).strftime("%H:%M:%S"), "sql": sql, "write": not read_only}
     try:
         with st.spinner("Running…"):
             result = ch.query(sql, write=not read_only, limit=int(limit))
-        state["sql_result"], state["sql_error"] = result, None
+        state["sql_result"], state["sql_error"], state["sql_result_write"] = result, None, not read_only
         entry.update(ok=True, rows=result.row_count, ms=round(result.elapsed_ms, 1))
-    except HeliosError as exc:
+    except Exception as exc:  # shown below by show_error: a Helios error's message, or an apology
         state["sql_result"], state["sql_error"] = None, exc
         entry.update(ok=False, rows=0, ms=None)
     state["sql_history"].insert(0, entry)
@@ -54,6 +98,7 @@ if (run_clicked or run_requested) and not after_write:  # a rerun after a write 
         state["sql_restore_read_only"] = True
         st.rerun()
 
+hint.caption(editor_hint())
 if state.get("sql_error") is not None:
     show_error(state["sql_error"])
 
@@ -79,14 +124,14 @@ def draw_chart_builder(result) -> None:
 
 
 if result is not None:
-    noun = "row" if result.row_count == 1 else "rows"
-    st.caption(f"{result.row_count:,} {noun} · {result.elapsed_ms:,.0f} ms · read {result.rows_read:,} rows, "
-               f"{format_bytes(result.bytes_read)}" + (f" · wrote {result.written_rows:,} rows" if result.written_rows else ""))
+    st.caption(f"{counted(result.row_count, 'row')} · {result.elapsed_ms:,.0f} ms · read "
+               f"{counted(result.rows_read, 'row')}, {format_bytes(result.bytes_read)}"
+               + (f" · wrote {counted(result.written_rows, 'row')}" if result.written_rows else ""))
     if result.truncated:
         st.warning(f"Showing the first {result.limit:,} rows: the result has more. Add a LIMIT, aggregate, "
                    "or raise the row limit.", icon=":material/content_cut:")
-    if not result.column_names:
-        st.success("Done.")
+    if not result.column_names and state.get("sql_result_write"):
+        st.success("Done.")  # a statement (DDL, INSERT) answers with no columns
     else:
         st.dataframe(result.frame, hide_index=True, width="stretch")
         with st.expander("Column types"):
@@ -100,11 +145,9 @@ if result is not None:
                      help="Open a chat whose questions run over this query's result."):
             from helios_core.chat.assistant import start_query_chat  # the Chat page's concern
             from helios_core.chat.store import ChatStore
-            try:
+            with user_errors(stop=False):
                 state["chat_active_id"] = start_query_chat(ch, ChatStore(ch), result.query).id
                 st.switch_page("pages/chat.py")
-            except HeliosError as exc:
-                show_error(exc)
         if result.row_count > 1:
             draw_chart_builder(result)
 
@@ -113,10 +156,7 @@ with st.expander(f"History ({len(state['sql_history'])})", expanded=False):
         st.caption("Queries you run in this browser session appear here.")
     for i, item in enumerate(state["sql_history"]):
         h1, h2 = st.columns([5, 1])
-        status = f"{item['rows']:,} rows, {item['ms']} ms" if item["ok"] else "failed"
+        status = f"{counted(item['rows'], 'row')}, {item['ms']} ms" if item["ok"] else "failed"
         h1.code(item["sql"], language="sql")
         h1.caption(f"{item['when']} UTC · {status}" + (" · write" if item["write"] else ""))
-        if h2.button("Run again", key=f"sql_hist_{i}"):
-            state["sql_editor"] = item["sql"]
-            state["sql_run_requested"] = True
-            st.rerun()
+        h2.button("Run again", key=f"sql_hist_{i}", on_click=run_again, args=(item["sql"],))

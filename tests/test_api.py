@@ -315,7 +315,7 @@ def test_report_preset_saved_and_filtered(api, server):
 
 def test_chats_create_list_history_and_masked_credentials(api):
     payload = {"chat_name": "Users DB Chat", "host_name": "localhost", "port": "5432", "user": "postgres",
-               "password": "hunter2-api", "database": "demo", "dbms": "postgresql", "environment": "local"}
+               "password": "hunter2-api", "database": "demo", "dbms": "clickhouse", "environment": "local"}
     chat = api.post("/api/chats", json=payload).json()
     assert chat["chat_name"] == "Users DB Chat" and chat["database"] == "demo" and chat["chat_id"]
     assert "hunter2-api" not in json.dumps(chat)

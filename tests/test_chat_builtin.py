@@ -241,3 +241,19 @@ def test_summary_reads_ids_plainly_and_counts_rows_in_english():
     assert "1836 has the most (5), 7 the fewest (1)" in text and "1,836" not in text
     one = pd.DataFrame({"a": ["x"], "b": ["y"], "c": ["z"]})
     assert summarize(one, ["a", "b", "c"], ["String"] * 3) == "1 row."
+
+
+def test_a_table_named_customers_is_not_read_as_users(ch):
+    """"customers" is an alias of "users" only when the schema has no customers of its own."""
+    from helios_core.chat.assistant import Assistant
+    from helios_core.chat.store import ChatStore
+
+    ch.execute("CREATE DATABASE IF NOT EXISTS alias_shop")
+    ch.execute("CREATE TABLE IF NOT EXISTS alias_shop.customers (id Int32, country String) ENGINE = MergeTree ORDER BY id")
+    ch.execute("TRUNCATE TABLE alias_shop.customers")
+    ch.execute("INSERT INTO alias_shop.customers VALUES (1, 'FR'), (2, 'DE'), (3, 'FR')")
+    store = ChatStore(ch)
+    chat = store.create("aliases", "alias_shop")
+    answer = Assistant(ch, store, None).ask("customers by country", chat)
+    assert answer.ok, answer.text
+    assert {r["country"] for r in answer.rows()} == {"FR", "DE"}

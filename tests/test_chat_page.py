@@ -109,7 +109,7 @@ def test_provider_settings_say_what_is_sent_and_keep_the_key_in_the_session(ch, 
 def test_ask_about_this_result_from_the_sql_explorer(ch, demo, app_path):
     at = AppTest.from_file(app_path, default_timeout=APPTEST_TIMEOUT).run()
     at.switch_page("pages/sql_explorer.py").run()
-    at.text_area(key="sql_editor").input("SELECT device, count() AS events FROM demo.user_activity GROUP BY device")
+    at.session_state["sql_editor"] = "SELECT device, count() AS events FROM demo.user_activity GROUP BY device"
     at.button(key="sql_run").click().run()
     assert not at.exception, at.exception
     at.button(key="sql_ask_chat").click().run()

@@ -3,6 +3,9 @@
 Starts ``streamlit run app.py`` on a free loopback port with its own temporary
 data dir (its own process, so its own embedded engine), loads the demo data,
 runs a query in the SQL explorer and reads the count from the result grid.
+
+The SQL explorer's editor is a component (Ace in an iframe): ``_type_sql`` types into it; Ctrl+Enter runs;
+leaving it runs nothing. ``_ensure_demo`` and ``_wait_idle`` are there for any test that needs them.
 """
 
 from __future__ import annotations
@@ -94,33 +97,128 @@ def test_a_deep_link_opened_first_gets_the_app_navigation(browser, app_url):
     page.close()
 
 
+def _wait_idle(page, until_gone: str = "") -> None:
+    """Until the app has finished a script run (and the text ``until_gone`` is no longer on the page)."""
+    page.wait_for_function(
+        """text => document.querySelector("[data-testid='stApp']")?.dataset.testScriptState === "notRunning"
+                   && !(text && document.body.innerText.includes(text))""",
+        arg=until_gone, timeout=180_000)
+
+
+def _ensure_demo(page, app_url: str) -> None:
+    """Home offers the demo data while the engine is empty: whichever test comes first loads it."""
+    page.goto(app_url)
+    page.get_by_text("Where to go").wait_for()
+    _wait_idle(page)  # the whole page is drawn: the offer is there or not
+    # The offer's text decides: the button itself may still be a placeholder while its code loads.
+    if page.get_by_text("Your embedded database is empty").count():
+        page.get_by_role("button", name="Load demo data").click()
+        _wait_idle(page, until_gone="Your embedded database is empty")
+
+
+def _sql_editor(page):
+    """The SQL explorer's code editor (an Ace editor in the component's iframe)."""
+    _wait_idle(page)  # a re-mounted editor replaces the old one when the run ends
+    frame = page.frame_locator("iframe[title*='code_editor']")
+    content = frame.locator("#REACT_ACE_EDITOR .ace_content").first  # not the completion popup's
+    content.wait_for()
+    return frame, content
+
+
+def _type_sql(page, sql: str) -> None:
+    frame, content = _sql_editor(page)
+    content.click()
+    page.keyboard.press("Control+A")
+    page.keyboard.press("Delete")
+    frame.locator("#REACT_ACE_EDITOR .ace_text-input").press_sequentially(sql)
+
+
+def _history_label(page) -> str:
+    return page.locator("[data-testid='stExpander'] summary").filter(has_text="History").inner_text()
+
+
+def _wait_grid(page, text: str) -> None:
+    """Until the first result grid shows ``text`` in a cell (glide-data-grid mirrors its canvas in a table)."""
+    page.wait_for_function(
+        """text => [...document.querySelectorAll("[data-testid='stDataFrame'] [role='gridcell']")]
+                    .some(c => c.textContent.replaceAll(",", "").includes(text))""", arg=text)
+
+
 def test_load_demo_and_run_a_query_in_the_browser(browser, app_url):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.set_default_timeout(WAIT * 1000)
-    page.goto(app_url)
-    page.get_by_role("button", name="Load demo data").click()
-    page.get_by_text("Demo data loaded").or_(page.get_by_text("Where to go")).first.wait_for()
+    _ensure_demo(page, app_url)
     page.get_by_role("link", name="SQL explorer").first.click()
-    editor = page.get_by_role("textbox", name="SQL", exact=True)
-    editor.wait_for()
-    editor.fill("SELECT count() AS total_users FROM demo.users")
-    page.get_by_role("button", name="Run").click()
-    grid = page.locator("[data-testid='stDataFrame']").first
-    grid.wait_for()
-    page.get_by_text("1 rows").first.wait_for()
-    # glide-data-grid draws on a canvas and mirrors the cells in an accessible table
-    cells = page.locator("[data-testid='stDataFrame'] [role='gridcell']")
-    cells.first.wait_for(state="attached")
-    values = " ".join(cells.all_inner_texts() + cells.all_text_contents())
-    page.screenshot(path=str(Path(os.environ.get("HELIOS_E2E_SCREENSHOT_DIR", "/tmp")) / "helios-e2e.png"))
-    assert "2000" in values.replace(",", "")
+    _type_sql(page, "SELECT count() AS total_users FROM demo.users")
+    page.keyboard.press("Control+Enter")  # runs it: the editor answers Ctrl/Cmd+Enter with a "submit"
+    page.get_by_text("History (1)").wait_for()
+    try:
+        page.get_by_text("1 row ·").first.wait_for()
+        _wait_grid(page, "2000")
+    finally:
+        page.screenshot(path=str(Path(os.environ.get("HELIOS_E2E_SCREENSHOT_DIR", "/tmp")) / "helios-e2e.png"))
+
+    # Leaving the editor keeps the text and runs nothing (a text area ran the query on blur).
+    _type_sql(page, "SELECT 41 + 1 AS answer")
+    page.get_by_role("heading", name="SQL explorer").click()
+    page.get_by_text("Edited since the last run").wait_for()  # the page has the text: the blur was handled
+    assert "History (1)" in _history_label(page)
+    _wait_grid(page, "2000")
+
+    # The Run button runs what the editor holds.
+    page.get_by_role("button", name="Run", exact=True).click()
+    page.get_by_text("History (2)").wait_for()
+    page.get_by_text("Edited since the last run").wait_for(state="detached")
+    _wait_grid(page, "42")
+
+    assert page.locator("[data-testid='stException']").count() == 0
+    page.close()
+
+
+def test_history_run_again_in_the_browser(browser, app_url):
+    # issue 17: "Run again" crashed with StreamlitWidgetAlreadyInstantiatedError every time
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(WAIT * 1000)
+    _ensure_demo(page, app_url)
+    page.get_by_role("link", name="SQL explorer").first.click()
+    _type_sql(page, "SELECT count() AS purchases FROM demo.purchase_events")
+    page.keyboard.press("Control+Enter")
+    page.get_by_text("History (1)").wait_for()
+    _type_sql(page, "SELECT 7 AS seven")
+    page.keyboard.press("Control+Enter")
+    page.get_by_text("History (2)").wait_for()
+    _wait_grid(page, "7")
+
+    page.get_by_text("History (2)").click()
+    page.get_by_role("button", name="Run again").nth(1).click()  # the older query
+    page.get_by_text("History (3)").wait_for()
+    assert page.locator("[data-testid='stException']").count() == 0
+    _, content = _sql_editor(page)
+    content.filter(has_text="purchase_events").wait_for()  # the editor shows the SQL that ran again
+    headers = page.locator("[data-testid='stDataFrame'] [role='columnheader']")
+    headers.filter(has_text="purchases").first.wait_for(state="attached")  # the result is the older query's
+    page.close()
+
+
+def test_the_sql_editor_completes_table_names(browser, app_url):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(WAIT * 1000)
+    _ensure_demo(page, app_url)
+    page.get_by_role("link", name="SQL explorer").first.click()
+    _type_sql(page, "SELECT * FROM demo.purchase_ev")
+    page.keyboard.press("Escape")  # whatever popped up while typing
+    page.keyboard.press("Control+Space")  # asks for completions, as the page tells users
+    frame, _ = _sql_editor(page)
+    popup = frame.locator(".ace_autocomplete")
+    popup.filter(has_text="purchase_events").wait_for()
+    assert "table" in popup.inner_text()
     page.close()
 
 
 def test_wizard_with_every_default_accepted_creates_the_table(browser, app_url):
     """Connect the sandbox, open Create table and accept every default through to Create."""
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.set_default_timeout(90_000)
+    page.set_default_timeout(WAIT * 1000)
     page.goto(f"{app_url}/connect")
     page.get_by_role("heading", name="Connect to AWS").wait_for()
     start = page.get_by_role("button", name="Start the local sandbox")
@@ -152,7 +250,7 @@ def test_wizard_with_every_default_accepted_creates_the_table(browser, app_url):
 
 def test_an_unanswerable_chat_question_is_declined_with_suggestions(browser, app_url):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.set_default_timeout(60_000)
+    page.set_default_timeout(WAIT * 1000)
     ask = page.locator("[data-testid='stChatInputTextArea']")
     no_data = page.get_by_text("There is no database to ask about yet")
     page.goto(f"{app_url}/chat")

@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import tempfile
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -24,7 +21,7 @@ import pytest
 from helios_core.cli import main as cli_main
 from helios_core.errors import Conflict, ValidationError
 from helios_core.pgdump import DumpScanner, decode_copy_field, load_dump, map_pg_type, parse_pg_array, tokenize
-from helpers import WAIT
+from pg_fixture import pg_server  # noqa: F401  (a pytest fixture)
 
 FIXTURE = Path(__file__).parent / "fixtures" / "pg_dump_shop.sql"
 
@@ -220,64 +217,7 @@ def test_cli_load_dump(ch, capsys):
 
 # ---- a real PostgreSQL server, when the machine has one -----------------------------------------------------
 
-PG_BIN = next((p for p in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
-               if (p / "initdb").exists() and (p / "pg_ctl").exists() and (p / "pg_dump").exists()), None) \
-    if Path("/usr/lib/postgresql").exists() else None
-if PG_BIN is None and shutil.which("initdb") and shutil.which("pg_ctl") and shutil.which("pg_dump"):
-    PG_BIN = Path(shutil.which("initdb")).parent
-
-
-def _as_pg_user(cmd: list[str]) -> list[str]:
-    # PostgreSQL refuses to run as root; use its own account then.
-    if os.geteuid() == 0:
-        return ["runuser", "-u", "postgres", "--"] + cmd
-    return cmd
-
-
-@pytest.fixture(scope="module")
-def pg_server():
-    if PG_BIN is None:
-        pytest.skip("no PostgreSQL server binaries on this machine (the dump fixture covers the format)")
-    if os.geteuid() == 0 and subprocess.run(["id", "postgres"], capture_output=True).returncode != 0:
-        pytest.skip("running as root without a postgres account")
-    base = Path(tempfile.mkdtemp(prefix="helios-pg-"))
-    if os.geteuid() == 0:
-        shutil.chown(base, "postgres")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = str(s.getsockname()[1])
-    data = base / "data"
-    run = lambda cmd, **kw: subprocess.run(_as_pg_user(cmd), capture_output=True, text=True, timeout=WAIT, **kw)
-    init = run([str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "-E", "UTF8",
-                "--no-sync"])
-    if init.returncode != 0:
-        shutil.rmtree(base, ignore_errors=True)
-        pytest.skip(f"initdb failed: {init.stderr[-300:]}")
-    start = run([str(PG_BIN / "pg_ctl"), "-D", str(data), "-w", "-l", str(base / "log"), "-o",
-                 f"-k {base} -p {port} -c listen_addresses='' -c fsync=off", "start"])
-    if start.returncode != 0:
-        shutil.rmtree(base, ignore_errors=True)
-        pytest.skip(f"PostgreSQL did not start: {start.stderr[-300:]}")
-
-    def psql(sql: str, db: str = "postgres", file: Path | None = None) -> str:
-        cmd = [str(PG_BIN / "psql"), "-h", str(base), "-p", port, "-U", "postgres", "-d", db, "-v", "ON_ERROR_STOP=1",
-               "-Atq"]
-        cmd += ["-f", str(file)] if file else ["-c", sql]
-        result = run(cmd)
-        assert result.returncode == 0, result.stderr
-        return result.stdout
-
-    def dump(db: str, *extra: str) -> bytes:
-        result = subprocess.run(_as_pg_user([str(PG_BIN / "pg_dump"), "-h", str(base), "-p", port, "-U", "postgres",
-                                             "-F", "p", *extra, db]), capture_output=True, timeout=WAIT)
-        assert result.returncode == 0, result.stderr
-        return result.stdout
-
-    try:
-        yield {"psql": psql, "dump": dump, "dir": base}
-    finally:
-        run([str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"])
-        shutil.rmtree(base, ignore_errors=True)
+# pg_server: a throwaway PostgreSQL server (tests/pg_fixture.py, shared with test_chat_live.py)
 
 
 REAL_SCHEMA = r"""

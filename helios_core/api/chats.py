@@ -23,7 +23,9 @@ SEED_CONTENT_TYPES = {"chart": "image"}   # Helios keeps charts as figures; the 
 
 
 class ChatCreate(BaseModel):
-    """The seed's payload. Connection fields describe where the data came from; a password is never kept."""
+    """The seed's payload. With ``dbms`` postgresql or mysql and a ``host_name`` (or a ``connection_name`` of
+    .streamlit/secrets.toml), the chat reads that live database; its password stays in this process's memory only.
+    Otherwise the chat is about the ClickHouse database ``database`` (a password is then never kept)."""
 
     model_config = ConfigDict(extra="ignore")
     chat_name: str = Field("", max_length=500)
@@ -34,6 +36,13 @@ class ChatCreate(BaseModel):
     password: str | None = Field(None, max_length=1000)
     dbms: str | None = Field(None, max_length=50)
     environment: str | None = Field(None, max_length=50)
+    schema_name: str | None = Field(None, max_length=200, alias="schema")
+    connection_name: str | None = Field(None, max_length=200)
+
+
+class LivePassword(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    password: str = Field("", max_length=1000)
 
 
 class MessageIn(BaseModel):
@@ -50,7 +59,16 @@ def _store() -> Any:
 
 def credentials(chat: Any) -> dict[str, Any]:
     """Where the chat's data lives, in the seed's shape, password masked (Helios never hands one out)."""
+    from helios_core.chat import live
     from helios_core.config import get_settings
+    if chat.database.startswith(live.STANDIN_PREFIX):
+        stored = live.record(get_runtime().clickhouse, chat.id)
+        if stored is not None:
+            return {"chat_id": chat.id, "chat_name": chat.name, "database": stored.database, "dbms": stored.dbms,
+                    "environment": stored.environment, "host_name": stored.host, "port": str(stored.port),
+                    "user": stored.user, "password": MASK, "schema": stored.remote_schema,
+                    "connection_name": stored.connection_name, "live": True,
+                    "connected": live.is_connected(chat.id)}
     settings = get_settings()
     out = {"chat_id": chat.id, "chat_name": chat.name, "database": chat.database, "dbms": "clickhouse"}
     if settings.embedded:
@@ -87,6 +105,15 @@ def list_chats() -> list[dict[str, Any]]:
 
 @router.post("/api/chats", summary="Create a chat about a database", dependencies=[Depends(require_write)])
 def create_chat(body: ChatCreate) -> dict[str, Any]:
+    from helios_core.chat import live
+    if body.connection_name or (live.DBMS_NAMES.get((body.dbms or "").strip().lower()) and body.host_name):
+        if body.connection_name:
+            conn = live.named_connection(body.connection_name)
+        else:
+            conn = live.make_connection(body.dbms or "", body.host_name or "", body.port, body.user or "",
+                                        body.database, body.password or "", body.schema_name or "",
+                                        body.environment or "local")
+        return credentials(live.create_chat(get_runtime().clickhouse, _store(), conn, body.chat_name))
     from helios_core.clickhouse import SYSTEM_DATABASES
     from helios_core.identifiers import check_identifier
     from helios_core.metadata import METADATA_DB
@@ -96,8 +123,9 @@ def create_chat(body: ChatCreate) -> dict[str, Any]:
     if body.database in (METADATA_DB, *SYSTEM_DATABASES):
         raise ValidationError(f"Chats are not about the {body.database!r} database.", "Choose a data database.")
     if body.dbms and body.dbms.lower() not in ("postgresql", "postgres", "clickhouse"):
-        raise ValidationError(f"Unknown dbms {body.dbms[:40]!r}.", "Use clickhouse, or postgresql with a "
-                              "replication file (POST /api/chats/<id>/replication-file).")
+        raise ValidationError(f"Unknown dbms {body.dbms[:40]!r}.", "Use clickhouse; postgresql or mysql with "
+                              "host_name, port, user, password for a live database; or postgresql without a host "
+                              "and a replication file (POST /api/chats/<id>/replication-file).")
     chat = _store().create(body.chat_name or body.database, body.database)
     payload = credentials(chat)
     if body.password:
@@ -136,6 +164,15 @@ def post_message(chat_id: str, body: MessageIn) -> JSONResponse:
                              "explanation": answer.error, "suggestions": answer.suggestions, "chat_id": chat.id,
                              "chat_history": history}, status_code=422)
     return JSONResponse({**answer.to_cli_json(), "chat_history": history})
+
+
+@router.post("/api/chats/{chat_id}/connect", dependencies=[Depends(require_write)],
+             summary="Give a live database chat its password again (kept in the server's memory only)")
+def connect_chat(chat_id: str, body: LivePassword) -> dict[str, Any]:
+    from helios_core.chat import live
+    chat = _store().get(chat_id)
+    live.reconnect(get_runtime().clickhouse, chat.id, body.password)
+    return credentials(chat)
 
 
 @router.get("/api/chats/{chat_id}/credentials", summary="Where the chat's data lives (password masked)")

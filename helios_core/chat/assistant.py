@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 
 from helios_core.charts import CHART_KINDS, ChartSpec, build_chart, suggest_chart
-from helios_core.chat import gate
+from helios_core.chat import gate, live
 from helios_core.chat.builtin import suggestions
 from helios_core.chat.context import PreviousTurn, Subject, SubjectContext, build_context
 from helios_core.chat.providers import BuiltinProvider, GenerateRequest, Generation, Provider
@@ -86,6 +86,7 @@ class Assistant:
         timings: dict[str, float] = {}
         started = time.perf_counter()
         if chat is not None:
+            live.ensure_ready(self.ch, chat)  # a live database chat: its password (memory only) and stand-ins
             subject = Subject(chat.database, chat.subject_sql, chat.subject_label)
             if previous is None and self.store is not None:
                 previous = PreviousTurn.from_json(self.store.last_query(chat.id))
@@ -148,7 +149,7 @@ class Assistant:
             return None, "", exc
         try:
             with _timed(timings, "query"):
-                result = self.ch.query(checked.sql, limit=QUERY_ROW_LIMIT)
+                result = self._query(ctx, checked.sql, QUERY_ROW_LIMIT)
         except HeliosError as exc:
             return None, checked.sql, exc
         return result, checked.sql, None
@@ -156,9 +157,15 @@ class Assistant:
     def _previous_rows(self, previous: PreviousTurn, ctx: SubjectContext) -> list[dict[str, Any]] | None:
         try:
             checked = gate.check(self.ch, previous.sql, ctx.policy())
-            return self.ch.query(checked.sql, limit=SHARED_ROWS).records()
+            return self._query(ctx, checked.sql, SHARED_ROWS).records()
         except HeliosError:
             return None
+
+    def _query(self, ctx: SubjectContext, sql: str, limit: int) -> QueryResult:
+        """A gate-checked statement: on a live database's server when the subject is one, else in ClickHouse."""
+        if ctx.subject.database.startswith(live.STANDIN_PREFIX):  # never its empty stand-ins by mistake
+            return live.run(self.ch, ctx.subject.database, sql, limit=limit)
+        return self.ch.query(sql, limit=limit)
 
     @staticmethod
     def _cannot(generation: Generation, provider: str) -> Answer:

@@ -271,8 +271,12 @@ def _database_tables(ch: ClickHouse, database: str) -> list[TableInfo]:
         key = [k.strip() for k in row["sorting_key"].split(",") if k.strip()]
         ref = f"{sql_name(database)}.{sql_name(row['table'])}"
         tables.append(TableInfo(row["table"], ref, columns, key, int(row["rows"])))
-    for table in tables:
-        _sample_values(ch, table, table.ref, internal=True)
+    from helios_core.chat import live
+    with live.sampling_errors(database):
+        for table in tables:
+            # A live database's stand-ins hold no rows: its values are sampled on its own server.
+            _sample_values(ch, table, live.sample_source(database, table.name) or table.ref, internal=True)
+            table.rows = live.row_estimate(database, table.name) or table.rows
     return tables
 
 

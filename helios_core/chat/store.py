@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from helios_core.chat import live
 from helios_core.clickhouse import ClickHouse
 from helios_core.config import mask_secrets
 from helios_core.errors import NotFound, ValidationError
@@ -51,6 +52,8 @@ METADATA_TABLES = [
         created_at DateTime64(3, 'UTC')
     ) ENGINE = MergeTree ORDER BY (chat_id, seq)""",
 ]
+
+METADATA_TABLES += live.METADATA_TABLES  # a live database chat's connection details, never its password
 
 _CHAT_COLUMNS = ["id", "name", "database", "subject_sql", "subject_label", "created_at", "updated_at", "deleted",
                  "version"]
@@ -151,12 +154,18 @@ class ChatStore:
 
     # ---- chats --------------------------------------------------------------
 
-    def create(self, name: str, database: str, subject_sql: str = "", subject_label: str = "") -> Chat:
+    def create(self, name: str, database: str, subject_sql: str = "", subject_label: str = "",
+               chat_id: str = "") -> Chat:
         if not database and not subject_sql:
             raise ValidationError("A chat is about a database or a query; neither was given.",
                                   "Pick a database (or open the chat from a query in the SQL explorer).")
+        chat_id = chat_id or uuid.uuid4().hex[:12]
+        if database.startswith(live.STANDIN_PREFIX) and database != live.standin_database(chat_id):
+            # Another chat's live database: its connection is that chat's alone.
+            raise ValidationError(f"{database!r} belongs to a live database chat.",
+                                  "Connect the live database in a chat of your own.")
         now = _now()
-        chat = Chat(id=uuid.uuid4().hex[:12], name=_clean_name(name), database=database or "",
+        chat = Chat(id=chat_id, name=_clean_name(name), database=database or "",
                     subject_sql=subject_sql.strip(), subject_label=scrub(subject_label)[:200],
                     created_at=now, updated_at=now)
         self._write(chat, deleted=False)
@@ -191,6 +200,8 @@ class ChatStore:
         self._write(chat, deleted=True)
         # The messages go too: a deleted chat keeps nothing around.
         self.ch.execute("DELETE FROM helios.chat_messages WHERE chat_id = {id:String}", {"id": chat_id})
+        if chat.database.startswith(live.STANDIN_PREFIX):
+            live.forget(self.ch, chat_id)  # a live database's password leaves memory, its stand-ins go
 
     def _write(self, chat: Chat, deleted: bool) -> None:
         row = [chat.id, chat.name, chat.database, chat.subject_sql, chat.subject_label, chat.created_at,

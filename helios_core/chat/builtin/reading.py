@@ -228,10 +228,19 @@ def _num(text: str) -> float | int:
     return int(value) if value.is_integer() else value
 
 
+def _stem_token(token: str, lex: Lexicon) -> str:
+    """A word's stem; "customers" reads as "users" only when the schema has no customers of its own."""
+    own = stem(token)
+    alias = ENTITY_ALIASES.get(own)
+    if alias is None or (own,) in lex.phrases:
+        return own
+    return stem(alias)
+
+
 def _items(text: str, lex: Lexicon, compares: list, reading: Reading) -> list[Item]:
     raw = [re.sub(r"'s$", "", t) for t in _TOKEN.findall(text)]
     lower = [t.lower() for t in raw]
-    stems = [stem(ENTITY_ALIASES.get(stem(t), t)) if not t.startswith("__") else t for t in lower]
+    stems = [_stem_token(t, lex) if not t.startswith("__") else t for t in lower]
     items: list[Item] = []
     i = 0
     while i < len(raw):
