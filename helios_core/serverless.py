@@ -319,3 +319,28 @@ def cloudformation_template(source: Source, options: LambdaOptions | None = None
                 "StartingPosition": options.starting_position, **_mapping_settings(options)}},
         },
     }
+
+
+# ---- one call for the wizard and the command line --------------------------------------------------------
+
+def clickhouse_url_for_lambda(settings: Any) -> str:
+    """The ClickHouse server URL the function will write to (the one Helios itself uses), or a clear refusal."""
+    if settings.embedded:
+        raise ValidationError("Lambda ingest needs a ClickHouse server that AWS can reach; Helios is using its "
+                              "embedded engine.",
+                              "Set HELIOS_CLICKHOUSE_URL to your server (for example https://user:password@host:8443) "
+                              "and create the table there, or choose 'CloudFormation template'.")
+    return str(settings.clickhouse_url or "")
+
+
+def deploy_or_template(conn: Any, source: Source, options: LambdaOptions, template: bool,
+                       with_requirements: bool = True) -> dict[str, Any]:
+    """Deploy the source's Lambda resources now, or return them as a CloudFormation template."""
+    from helios_core.config import get_settings
+
+    if template:
+        return {"cloudFormation": cloudformation_template(source, options)}
+    url = clickhouse_url_for_lambda(get_settings())
+    code = package_bytes(with_requirements=with_requirements)
+    return {"lambda": deploy(conn, source, url, options, code=code).to_json()}
+
