@@ -57,8 +57,11 @@ class LambdaOptions:
             out.append("Batch size must be between 1 and 10,000 records.")
         if not 0 <= self.batching_window_s <= 300:
             out.append("The batching window must be between 0 and 300 seconds.")
-        if not 1 <= self.parallelization_factor <= 10:
-            out.append("The parallelization factor must be between 1 and 10.")
+        if self.parallelization_factor != 1:
+            # With more than one batch of a shard in flight, a later batch can commit a checkpoint past records
+            # of an earlier one that is still running or being retried: exactly-once needs one at a time.
+            out.append("The parallelization factor must be 1: Helios keeps exactly-once with one batch per shard "
+                       "at a time. Add shards to the stream to ingest faster.")
         if self.starting_position not in STARTING_POSITIONS:
             out.append(f"The starting position must be one of {', '.join(STARTING_POSITIONS)}.")
         if not 128 <= self.memory_mb <= 10_240:
@@ -316,3 +319,28 @@ def cloudformation_template(source: Source, options: LambdaOptions | None = None
                 "StartingPosition": options.starting_position, **_mapping_settings(options)}},
         },
     }
+
+
+# ---- one call for the wizard and the command line --------------------------------------------------------
+
+def clickhouse_url_for_lambda(settings: Any) -> str:
+    """The ClickHouse server URL the function will write to (the one Helios itself uses), or a clear refusal."""
+    if settings.embedded:
+        raise ValidationError("Lambda ingest needs a ClickHouse server that AWS can reach; Helios is using its "
+                              "embedded engine.",
+                              "Set HELIOS_CLICKHOUSE_URL to your server (for example https://user:password@host:8443) "
+                              "and create the table there, or choose 'CloudFormation template'.")
+    return str(settings.clickhouse_url or "")
+
+
+def deploy_or_template(conn: Any, source: Source, options: LambdaOptions, template: bool,
+                       with_requirements: bool = True) -> dict[str, Any]:
+    """Deploy the source's Lambda resources now, or return them as a CloudFormation template."""
+    from helios_core.config import get_settings
+
+    if template:
+        return {"cloudFormation": cloudformation_template(source, options)}
+    url = clickhouse_url_for_lambda(get_settings())
+    code = package_bytes(with_requirements=with_requirements)
+    return {"lambda": deploy(conn, source, url, options, code=code).to_json()}
+

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import orjson
@@ -16,8 +17,9 @@ from helios_core.ddl import (ENGINES, PARTITION_FUNCTIONS, TTL_UNITS, PartitionS
 from helios_core.errors import HeliosError
 from helios_core.identifiers import check_identifier, qualified, sanitize_name
 from helios_core.schema import FORMATS, VIRTUAL_SOURCES, ColumnSpec, infer_schema
-from helios_core.sources import START_POSITIONS, Connection, CreateRequest, check_request, create_table_and_source, \
-    new_source_id, preview_ddl
+from helios_core.serverless import STARTING_POSITIONS, LambdaOptions, clickhouse_url_for_lambda, deploy_or_template
+from helios_core.sources import START_POSITIONS, Connection, CreateRequest, check_request, get_source, preview_ddl
+from helios_core.table_request import create_and_start
 from helios_core.streams import sample_stream
 from helios_core.wording import plural
 from pages._shared import (AWS_STREAMS_KEY, open_in_sql_explorer, require_aws_connection, runtime, sandbox_badge,
@@ -27,6 +29,7 @@ STEPS = ["Source", "Sample & schema", "Edit schema", "Table options", "Review", 
 VIRTUAL_NAMES = {"_arrival_time": "arrival time", "_partition_key": "partition key", "_shard_id": "shard",
                  "_sequence_number": "sequence number", "_raw_message": "raw message"}
 EDIT_FIELDS = ["name", "type", "json_path", "required", "default"]
+INGEST_LABELS = {"app": "This Helios (in-app)", "workers": "Headless workers", "lambda": "AWS Lambda"}
 state = st.session_state
 ch = runtime().clickhouse
 state.setdefault("wiz_step", 0)
@@ -34,7 +37,8 @@ state.setdefault("wiz_step", 0)
 PERSIST = ("wiz_kind", "wiz_stream_select", "wiz_start", "wiz_start_ts", "wiz_sample_n", "wiz_virtual", "wiz_db_mode",
            "wiz_database", "wiz_new_db", "wiz_table", "wiz_engine", "wiz_version_col", "wiz_order_by",
            "wiz_partition_on", "wiz_partition_col", "wiz_partition_fn", "wiz_ttl_on", "wiz_ttl_col", "wiz_ttl_amount",
-           "wiz_ttl_unit")
+           "wiz_ttl_unit", "wiz_mode", "wiz_lambda_batch", "wiz_lambda_window", "wiz_lambda_start", "wiz_lambda_how",
+           "wiz_cluster", "wiz_distributed")
 for _key in PERSIST:
     if _key in state:
         state[_key] = state[_key]
@@ -97,7 +101,8 @@ def current_options() -> TableOptions:
     return TableOptions(database=database.strip(), table=str(state.get("wiz_table", "")).strip(),
                         order_by=list(state.get("wiz_order_by", [])), engine=state.get("wiz_engine", "MergeTree"),
                         version_column=state.get("wiz_version_col", "") or "", partition=partition, ttl=ttl,
-                        create_database=new_db)
+                        create_database=new_db, cluster=str(state.get("wiz_cluster", "") or "").strip(),
+                        distributed=bool(state.get("wiz_distributed")))
 
 
 def current_request(conn) -> CreateRequest:
@@ -107,7 +112,45 @@ def current_request(conn) -> CreateRequest:
     connection = Connection.from_aws(conn)
     return CreateRequest(stream_name=stream, stream_arn=arn, columns=column_specs(), options=current_options(),
                          connection=connection, start_position=state.get("wiz_start", "TRIM_HORIZON"),
-                         start_timestamp=state.get("wiz_start_ts", ""))
+                         start_timestamp=state.get("wiz_start_ts", ""), mode=state.get("wiz_mode", "app"))
+
+
+def lambda_options() -> LambdaOptions:
+    return LambdaOptions(batch_size=int(state.get("wiz_lambda_batch", 500)),
+                         batching_window_s=int(state.get("wiz_lambda_window", 1)),
+                         starting_position=state.get("wiz_lambda_start", "TRIM_HORIZON"))
+
+
+def ingest_options() -> None:
+    """Who ingests the stream (this Helios, headless workers, or AWS Lambda) and, on a server, the cluster."""
+    st.markdown("**Ingest** — who reads the stream into the table")
+    st.radio("Ingest with", list(INGEST_LABELS), key="wiz_mode", horizontal=True, format_func=INGEST_LABELS.get,
+             label_visibility="collapsed")
+    mode = state.get("wiz_mode", "app")
+    if mode == "workers":
+        st.caption("Run `python -m helios_core.ingest --worker-id NAME` on one or more hosts: they share the "
+                   "shards through leases in DynamoDB. The source's definition goes to the DynamoDB mapping "
+                   "table when it is created.")
+    elif mode == "lambda":
+        l1, l2, l3, l4 = st.columns(4)
+        state.setdefault("wiz_lambda_batch", 500)
+        state.setdefault("wiz_lambda_window", 1)
+        l1.number_input("Batch size", 1, 10_000, key="wiz_lambda_batch")
+        l2.number_input("Batching window (s)", 0, 300, key="wiz_lambda_window")
+        l3.selectbox("Starting position", STARTING_POSITIONS, key="wiz_lambda_start")
+        l4.radio("Create", ["deploy", "template"], key="wiz_lambda_how",
+                 format_func={"deploy": "Deploy now", "template": "CloudFormation template"}.get)
+        st.caption("One batch per shard at a time (parallelization factor 1), bisect on error, partial-batch "
+                   "responses. The function writes to the ClickHouse server Helios uses; its URL goes to "
+                   "Secrets Manager, never into the function's settings.")
+    if ch.embedded:
+        st.caption("Clusters (ON CLUSTER, replicated tables) need a ClickHouse server: set HELIOS_CLICKHOUSE_URL.")
+    else:
+        k1, k2 = st.columns([2, 1])
+        k1.text_input("ClickHouse cluster (optional)", key="wiz_cluster",
+                      help="Creates the table and its quarantine table ON CLUSTER with replicated engines.")
+        k2.checkbox("Distributed table", key="wiz_distributed", disabled=not state.get("wiz_cluster"),
+                    help="The table becomes a Distributed table over <table>_local on every shard.")
 
 
 def nav(back: bool = True, next_label: str | None = "Next", next_disabled: bool = False) -> None:
@@ -325,6 +368,7 @@ elif step == 3:
         t3.number_input("Amount", 1, 100000, key="wiz_ttl_amount")
         t4.selectbox("Unit", TTL_UNITS, key="wiz_ttl_unit")
 
+    ingest_options()
     st.markdown("**Validation rules** — events that break them go to the quarantine table, never lost.")
     rules = pd.DataFrame([{"name": r["name"], "required": bool(r.get("required")),
                            "allowed_values": r.get("allowed_values", ""), "format": r.get("format", "")}
@@ -368,29 +412,29 @@ elif step == 4:
         st.code(table_sql, language="sql")
         st.markdown("**Quarantine table** (events that fail validation, with the reason)")
         st.code(quarantine_sql, language="sql")
+        st.markdown(f"**Ingest:** {INGEST_LABELS[request.mode]}" + (
+            " — " + ("deployed now" if state.get("wiz_lambda_how", "deploy") == "deploy"
+                     else "shown as a CloudFormation template") if request.mode == "lambda" else ""))
     c1, c2, _ = st.columns([1, 1, 4])
     if c1.button("Back", icon=":material/arrow_back:", key="wiz_back_4"):
         go(3)
         st.rerun()
     if c2.button("Create table", type="primary", icon=":material/add_circle:", key="wiz_create",
                  disabled=bool(problems)):
-        try:
-            from helios_core.ingest.manager import get_ingest_manager
-            manager = get_ingest_manager()
-            request.source_id = new_source_id()
-            if conn.method == "keys":  # before the source exists, so its consumer starts with these keys
-                manager.register_connection(request.source_id, conn)
+        with user_errors(stop=False):
+            template = state.get("wiz_lambda_how", "deploy") == "template"
+            if request.mode == "lambda" and not template:
+                clickhouse_url_for_lambda(ch.settings)  # refused before anything is created
             with st.spinner("Creating…"):
-                result = create_table_and_source(ch, request)
-            manager.sync()
-            state["wiz_result"] = result.seed_shape()
+                result = create_and_start(ch, request, conn)
+                if request.mode == "lambda":
+                    st.write("Creating the Lambda resources…" if not template else "Writing the template…")
+                    result.update(deploy_or_template(conn, get_source(ch, result["sourceId"]), lambda_options(),
+                                                     template=template))
+            state["wiz_result"] = result
             state["wiz_result_table"] = (request.options.database, request.options.table)
             go(5)
             st.rerun()
-        except HeliosError as exc:
-            if request.source_id:  # nothing was created: forget the keys handed over for it
-                get_ingest_manager().connections.pop(request.source_id, None)
-            show_error(exc)
 
 # 6 ─ result
 else:
@@ -407,6 +451,17 @@ else:
     st.code(result["createTableQuery"], language="sql")
     with st.expander("Quarantine table DDL"):
         st.code(result["quarantineTableQuery"], language="sql")
+    if result.get("lambda"):
+        st.markdown("**AWS Lambda** — deployed; the Sources page shows its mapping state and iterator age.")
+        st.json(result["lambda"], expanded=False)
+    if result.get("cloudFormation"):
+        template = json.dumps(result["cloudFormation"], indent=2)
+        st.markdown("**CloudFormation template** — deploy it through your pipeline (the ClickHouse URL is a "
+                    "NoEcho parameter); the DynamoDB mapping item is in its Metadata.")
+        st.download_button("Download template", template, file_name=f"helios-{result['sourceId']}.json",
+                           mime="application/json", icon=":material/download:", key="wiz_cfn_download")
+        with st.expander("Template"):
+            st.code(template, language="json")
     b1, b2, b3, b4 = st.columns(4)
     if b1.button("Open in Databases", icon=":material/database:", key="wiz_open_db"):
         state["db_selected_database"], state["db_selected_table"] = database, table

@@ -6,6 +6,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
+from helios_core import serverless
 from helios_core.identifiers import qualified
 from helios_core.ingest.manager import get_ingest_manager, pause, remove_source, resume
 from helios_core.schema import FORMATS
@@ -15,6 +16,7 @@ from pages._shared import aws_connection, guarded, open_in_sql_explorer, runtime
 
 ch = runtime().clickhouse
 state = st.session_state
+MODE_LABELS = {"app": "ingested by this Helios", "workers": "headless workers", "lambda": "AWS Lambda"}
 STATUS_ICON = {"running": ":material/play_circle:", "paused": ":material/pause_circle:",
                "failed": ":material/error:"}
 
@@ -60,16 +62,43 @@ def live_metrics(source_id: str) -> None:
         st.plotly_chart(fig, width="stretch", key=f"src_chart_{source_id}")
 
 
+def outside_ingest(source) -> None:
+    """Workers and Lambda ingest outside this process: say where, and what AWS can tell about it."""
+    if source.mode == "workers":
+        st.caption(":material/dns: Ingested by headless workers (`python -m helios_core.ingest --worker-id …`), "
+                   "which share the shards through leases in DynamoDB; their counters are in their own logs.")
+        return
+    st.caption(":material/bolt: Ingested by an AWS Lambda function through an event source mapping.")
+    conn = aws_connection()
+    if conn is None:
+        st.caption("Connect to AWS to see the function's mapping state and iterator age.")
+        return
+    if st.button("Check Lambda status", icon=":material/monitor_heart:", key=f"src_lambda_{source.id}"):
+        with user_errors(stop=False):
+            found = serverless.status(conn, source)
+            c = st.columns(3)
+            c[0].metric("Mapping state", found.state)
+            c[1].metric("Last processing result", found.last_result or "—")
+            c[2].metric("Iterator age", "no data" if found.iterator_age_ms is None
+                        else duration(found.iterator_age_ms / 1000),
+                        help="CloudWatch IteratorAge (maximum over the last 15 minutes): how far behind the "
+                             "stream the function is.")
+
+
 for source in all_sources:
     label = f"{STATUS_ICON.get(source.status, '')} {source.stream_name} → {source.database}.{source.table}"
     with st.expander(label, expanded=len(all_sources) == 1 or state.get("src_open") == source.id):
         start = source.start_position + (f" ({source.start_timestamp})" if source.start_position != "TRIM_HORIZON"
                                           and source.start_timestamp else "")
-        st.caption(f"Source `{source.id}` · {source.status} · reads from {start} · "
+        st.caption(f"Source `{source.id}` · {source.status} · {MODE_LABELS.get(source.mode, source.mode)} · "
+                   f"reads from {start} · "
                    f"stream ARN `{source.stream_arn}` · table UUID `{source.table_uuid}`")
         if source.status == "failed" and source.last_error:
             show_error(source.last_error)
-        live_metrics(source.id)
+        if source.mode == "app":
+            live_metrics(source.id)
+        else:
+            outside_ingest(source)
         a = st.columns(5)
         with user_errors(stop=False):
             if source.status == "running":

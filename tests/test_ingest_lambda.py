@@ -192,7 +192,7 @@ def test_deploy_creates_mapping_secret_role_function_and_event_source_mapping(ch
     store = MappingStore(aws_conn.session().resource("dynamodb", endpoint_url=aws_conn.endpoint_url), table)
     source = lambda_source(ch, MappingStoreStub(), arn, arn.rsplit("/", 1)[1])
     url = "https://writer:s3cret-pass@clickhouse.example.com:8443/default"
-    options = serverless.LambdaOptions(batch_size=250, batching_window_s=2, parallelization_factor=3,
+    options = serverless.LambdaOptions(batch_size=250, batching_window_s=2, parallelization_factor=1,
                                        starting_position="LATEST", mapping_table=table)
     code = serverless.package_bytes(with_requirements=False)
     done = serverless.deploy(aws_conn, source, url, options, code=code)
@@ -209,7 +209,7 @@ def test_deploy_creates_mapping_secret_role_function_and_event_source_mapping(ch
     esm = lam.get_event_source_mapping(UUID=done.mapping_uuid)
     assert esm["EventSourceArn"] == arn and esm["BatchSize"] == 250
     assert esm["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
-    assert esm["ParallelizationFactor"] == 3 and esm["BisectBatchOnFunctionError"] is True
+    assert esm["ParallelizationFactor"] == 1 and esm["BisectBatchOnFunctionError"] is True
     policy = aws_conn.client("iam").get_role_policy(RoleName=done.names["role"], PolicyName="helios-ingest")
     resources = json.dumps(policy["PolicyDocument"])
     assert arn in resources and done.secret_arn in resources
@@ -259,8 +259,9 @@ def test_bad_lambda_settings_and_an_embedded_url_are_refused(aws_conn):
     from helios_core.errors import ValidationError
 
     with pytest.raises(ValidationError) as bad:
-        serverless.LambdaOptions(batch_size=0, parallelization_factor=11, starting_position="SOMEWHERE").check()
+        serverless.LambdaOptions(batch_size=0, parallelization_factor=2, starting_position="SOMEWHERE").check()
     assert len(bad.value.problems) == 3
+    assert any("exactly-once" in p for p in bad.value.problems)
     source = sources.Source(id="x", stream_name="s", stream_arn="arn", database="d", table="t", columns=[])
     with pytest.raises(ValidationError, match="HTTP"):
         serverless.deploy(aws_conn, source, "chdb:///tmp/x", code=b"")

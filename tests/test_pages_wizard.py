@@ -90,3 +90,40 @@ def test_wizard_end_to_end_on_the_sandbox(app_path, ch, aws_sandbox):
     at.radio(key=f"src_keep_{source_id}").set_value("Drop them (data is lost)").run()
     _click(at, f"src_confirm_{source_id}")
     assert not ch.internal_query("SELECT name FROM system.tables WHERE database = 'wizard_db'")
+
+
+def test_wizard_lambda_mode_gives_a_cloudformation_template_and_sources_say_who_ingests(app_path, ch, aws_sandbox):
+    """Issue 13: the wizard offers in-app, headless workers or Lambda; Lambda on the embedded engine can only be
+    written as a template (AWS cannot reach an in-process engine), which the result page offers for download."""
+    at = AppTest.from_file(app_path, default_timeout=APPTEST_TIMEOUT)
+    at.session_state["aws_connection"] = aws_sandbox.connection()
+    at.run()
+    at.switch_page("pages/create_table.py").run()
+    at.selectbox(key="wiz_stream_select").set_value("user_activity").run()
+    _click(at, "wiz_next_0")
+    _click(at, "wiz_next_1")
+    _click(at, "wiz_next_2")
+    at.radio(key="wiz_db_mode").set_value("New").run()
+    at.text_input(key="wiz_new_db").set_value("wizard_lambda")
+    at.text_input(key="wiz_table").set_value("activity")
+    at.radio(key="wiz_mode").set_value("lambda").run()
+    assert not at.exception, at.exception
+    _click(at, "wiz_next_3")
+    _click(at, "wiz_create")                   # deploy now: refused up front on the embedded engine
+    assert any("embedded engine" in e.value for e in at.error), [e.value for e in at.error]
+    assert not ch.internal_query("SELECT 1 FROM system.databases WHERE name = 'wizard_lambda'")
+    _click(at, "wiz_back_4")
+    at.radio(key="wiz_lambda_how").set_value("template").run()
+    _click(at, "wiz_next_3")
+    assert "AWS Lambda" in _texts(at)
+    _click(at, "wiz_create")
+    result = at.session_state["wiz_result"]
+    resources = result["cloudFormation"]["Resources"]
+    assert resources["EventSourceMapping"]["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert any(b.label == "Download template" for b in at.get("download_button"))
+
+    at.switch_page("pages/sources.py").run()
+    assert not at.exception, at.exception
+    assert "AWS Lambda" in _texts(at)
+    from helios_core.ingest.manager import get_ingest_manager
+    assert result["sourceId"] not in get_ingest_manager().consumers, "Lambda sources are not read in the app"

@@ -29,7 +29,7 @@ def add_lambda_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("AWS Lambda")
     g.add_argument("--batch-size", type=int, default=500, help="records per invocation (default 500)")
     g.add_argument("--batching-window", type=int, default=1, help="seconds to gather a batch (default 1)")
-    g.add_argument("--parallelization-factor", type=int, default=1, help="concurrent batches per shard (1-10)")
+    g.add_argument("--parallelization-factor", type=int, default=1, help="concurrent batches per shard: 1 (exactly-once needs one at a time)")
     g.add_argument("--no-bisect", action="store_true", help="don't split a batch when the function fails")
     g.add_argument("--lambda-start", choices=serverless.STARTING_POSITIONS, default="TRIM_HORIZON",
                    help="where the event source mapping starts reading")
@@ -40,24 +40,16 @@ def add_lambda_args(p: argparse.ArgumentParser) -> None:
 
 
 def server_url() -> str:
-    settings = get_settings()
-    if settings.embedded:
-        raise ValidationError("Lambda ingest needs a ClickHouse server that AWS can reach; Helios is using its "
-                              "embedded engine.",
-                              "Set HELIOS_CLICKHOUSE_URL to your server (for example "
-                              "https://user:password@host:8443) and create the table there.")
-    return settings.clickhouse_url or ""
+    return serverless.clickhouse_url_for_lambda(get_settings())
 
 
 def run_for_source(args: argparse.Namespace, source: Source) -> dict[str, Any]:
     """Deploy (or print the template for) one source; the CLI shape of the result."""
-    options = lambda_options(args)
     if args.template:
-        return {"cloudFormation": serverless.cloudformation_template(source, options)}
-    url = server_url()
+        return serverless.deploy_or_template(None, source, lambda_options(args), template=True)
     with _connection(args) as conn:
-        code = serverless.package_bytes(with_requirements=not getattr(args, "no_deps", False))
-        return {"lambda": serverless.deploy(conn, source, url, options, code=code).to_json()}
+        return serverless.deploy_or_template(conn, source, lambda_options(args), template=False,
+                                             with_requirements=not getattr(args, "no_deps", False))
 
 
 def _source(args: argparse.Namespace) -> Source:

@@ -24,10 +24,11 @@ never in the function's environment in clear.
 
 from __future__ import annotations
 
-import base64
+import binascii
 import json
 import logging
 import os
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -61,26 +62,43 @@ def group_records(event: dict[str, Any]) -> list[ShardRecords]:
     groups: OrderedDict[tuple[str, str], ShardRecords] = OrderedDict()
     for item in event.get("Records") or []:
         kinesis = item.get("kinesis") or {}
-        arn = item.get("eventSourceARN", "")
-        shard = shard_of(item.get("eventID", ""))
+        key = (item.get("eventSourceARN", ""), shard_of(item.get("eventID", "")))
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = ShardRecords(*key)
+        raw = kinesis.get("data") or ""
         try:
-            data = base64.b64decode(kinesis.get("data") or "", validate=False)
-        except (ValueError, TypeError):
-            data = str(kinesis.get("data", "")).encode()  # undecodable base64 still goes to quarantine
-        arrival = kinesis.get("approximateArrivalTimestamp") or 0
-        record = RawRecord(data, str(kinesis.get("sequenceNumber", "")), str(kinesis.get("partitionKey", "")),
-                           int(float(arrival) * 1000))
-        groups.setdefault((arn, shard), ShardRecords(arn, shard)).records.append(record)
+            data = binascii.a2b_base64(raw)
+        except (binascii.Error, ValueError, TypeError):
+            data = str(raw).encode()  # undecodable base64 still goes to quarantine, with the reason
+        group.records.append(RawRecord(data, str(kinesis.get("sequenceNumber", "")),
+                                       str(kinesis.get("partitionKey", "")),
+                                       int(float(kinesis.get("approximateArrivalTimestamp") or 0) * 1000)))
     return list(groups.values())
 
 
 @dataclass
 class HandlerEnv:
-    """What one invocation needs: the mapping table and a ClickHouse client (both reused across invocations)."""
+    """What one invocation needs: the mapping table and a ClickHouse client (both reused across invocations).
+
+    A warm Lambda container keeps a stream's mapping for ``mapping_ttl_s`` seconds instead of asking DynamoDB on
+    every batch; a changed rule reaches the function within that time.
+    """
 
     mappings: MappingStore
     clickhouse: Callable[[], Any]
     max_event_bytes: int = MAX_EVENT_BYTES
+    mapping_ttl_s: float = 30.0
+    _cache: dict[str, tuple[float, list[Source]]] = field(default_factory=dict)
+
+    def sources_for(self, stream_arn: str) -> list[Source]:
+        now = time.monotonic()
+        hit = self._cache.get(stream_arn)
+        if hit is not None and now - hit[0] < self.mapping_ttl_s:
+            return hit[1]
+        found = self.mappings.sources_for(stream_arn)
+        self._cache[stream_arn] = (now, found)
+        return found
 
 
 def process(event: dict[str, Any], env: HandlerEnv) -> dict[str, Any]:
@@ -96,7 +114,7 @@ def process(event: dict[str, Any], env: HandlerEnv) -> dict[str, Any]:
 def _store_group(group: ShardRecords, env: HandlerEnv) -> str:
     """Every mapped source gets the shard's records; returns the earliest sequence number not stored ("": all)."""
     try:
-        sources = env.mappings.sources_for(group.stream_arn)
+        sources = env.sources_for(group.stream_arn)
     except Exception as exc:  # DynamoDB away: nothing is stored, Lambda retries the whole shard batch
         log.error("reading the mapping for %s failed: %s", group.stream_arn, exc)
         return group.records[0].sequence_number
@@ -115,7 +133,7 @@ def _store_for_source(source: Source, group: ShardRecords, env: HandlerEnv) -> s
     try:
         client = env.clickhouse()
         store = CheckpointStore(client, source.id)
-        cp = store.load().get(group.shard_id) or Checkpoint(group.shard_id)
+        cp = store.load_one(group.shard_id) or Checkpoint(group.shard_id)
     except Exception as exc:
         log.error("ClickHouse is not reachable for source %s: %s", source.id, exc)
         return group.records[0].sequence_number

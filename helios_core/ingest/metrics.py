@@ -21,6 +21,7 @@ class SourceMetrics:
     throttled: int = 0                 # GetRecords calls Kinesis throttled (each backed off)
     throttle_wait_s: float = 0.0       # back-off scheduled for them, in total
     iterator_refreshes: int = 0        # fresh shard iterators after ExpiredIteratorException
+    leases_lost: int = 0               # headless workers: shards another worker took over
     millis_behind: int = 0
     last_insert: datetime | None = None
     last_error: str = ""

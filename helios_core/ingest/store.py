@@ -93,6 +93,13 @@ class CheckpointStore:
         return {r[0]: Checkpoint(shard_id=r[0], committed_seq=r[1], pending_seq=r[2], finished=bool(r[3]),
                                  pending_from=r[4]) for r in result.result_rows}
 
+    def load_one(self, shard_id: str) -> Checkpoint | None:
+        result = self.client.query(
+            f"SELECT shard_id, committed_seq, pending_seq, finished, pending_from FROM {CHECKPOINTS} FINAL "
+            "WHERE source_id = {s:String} AND shard_id = {h:String}", parameters={"s": self.source_id, "h": shard_id})
+        return next((Checkpoint(shard_id=r[0], committed_seq=r[1], pending_seq=r[2], finished=bool(r[3]),
+                                pending_from=r[4]) for r in result.result_rows), None)
+
     def save(self, cp: Checkpoint) -> None:
         self.client.insert("ingest_checkpoints", [[self.source_id, cp.shard_id, next_version(), cp.committed_seq,
                                                    cp.pending_from, cp.pending_seq, int(cp.finished),
