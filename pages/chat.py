@@ -14,10 +14,10 @@ from helios_core.chat.store import Chat, ChatStore, Message
 from helios_core.clickhouse import list_databases
 from helios_core.errors import HeliosError
 from helios_core.metadata import METADATA_DB
-from pages._shared import aws_connection, open_in_sql_explorer, runtime, show_error, user_errors
+from pages._shared import acting_user, aws_connection, open_in_sql_explorer, runtime, show_error, user_errors
 
 ch = runtime().clickhouse
-store = ChatStore(ch)
+store = ChatStore(ch, acting_user())  # lists, opens and changes only what this user may
 state = st.session_state
 PROVIDER_LABELS = {"builtin": "Built-in (offline)", "bedrock": "Amazon Bedrock", "openai": "OpenAI-compatible"}
 

@@ -18,8 +18,8 @@ from helios_core.schema import FORMATS, VIRTUAL_SOURCES, ColumnSpec, infer_schem
 from helios_core.sources import START_POSITIONS, Connection, CreateRequest, check_request, create_table_and_source, \
     new_source_id, preview_ddl
 from helios_core.streams import sample_stream
-from pages._shared import (AWS_STREAMS_KEY, open_in_sql_explorer, require_aws_connection, runtime, sandbox_badge,
-                           show_error, user_errors)
+from pages._shared import (AWS_STREAMS_KEY, acting_user, open_in_sql_explorer, require_aws_connection, runtime,
+                           sandbox_badge, show_error, user_errors)
 
 STEPS = ["Source", "Sample & schema", "Edit schema", "Table options", "Review", "Create"]
 VIRTUAL_NAMES = {"_arrival_time": "arrival time", "_partition_key": "partition key", "_shard_id": "shard",
@@ -355,7 +355,7 @@ elif step == 4:
             if conn.method == "keys":  # before the source exists, so its consumer starts with these keys
                 manager.register_connection(request.source_id, conn)
             with st.spinner("Creating…"):
-                result = create_table_and_source(ch, request)
+                result = create_table_and_source(ch, request, acting_user())
             manager.sync()
             state["wiz_result"] = result.seed_shape()
             state["wiz_result_table"] = (request.options.database, request.options.table)

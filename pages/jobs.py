@@ -16,10 +16,12 @@ from helios_core.jobs import (ACTIVE_STAGES, FAIL, FORMAT_LABELS, FORMATS, STAGE
 from helios_core.pgdump import load_dump
 from helios_core.schema import ColumnSpec
 from pages._analysis import analysis_tab
-from pages._shared import aws_connection, format_bytes, open_in_sql_explorer, runtime, show_error, user_errors
+from pages._shared import (acting_user, aws_connection, format_bytes, open_in_sql_explorer, runtime, show_error,
+                           user_errors)
 
 ch = runtime().clickhouse
 state = st.session_state
+actor = acting_user()  # lists and opens only this user's jobs (admins: any by id)
 TARGET_LABELS = {"existing": "An existing table", "new": "A new table (schema from the first upload)",
                  "database": "A new database (PostgreSQL dumps)"}
 
@@ -43,7 +45,7 @@ def live_status(job: Job) -> None:
 
 
 def _status_panel(job_id: str, watching: bool) -> None:
-    current = get_job(ch, job_id)
+    current = get_job(ch, job_id, actor)
     if watching and current.status not in ACTIVE_STAGES:
         st.rerun()  # finished: redraw the whole page once, then stop refreshing
     steps = [s for s in STAGES if s != FAIL]
@@ -96,7 +98,7 @@ def jobs_tab() -> None:
 
     # ---- create a job -----------------------------------------------------------------------------------
 
-    with st.expander("New import job", expanded=not list_jobs(ch), icon=":material/add:"):
+    with st.expander("New import job", expanded=not list_jobs(ch, actor), icon=":material/add:"):
         c1, c2 = st.columns(2)
         name = c1.text_input("Name", key="jobs_new_name", placeholder="Partner sales, May")
         fmt = c2.selectbox("Format", list(FORMATS), format_func=FORMAT_LABELS.get, key="jobs_new_format")
@@ -118,7 +120,7 @@ def jobs_tab() -> None:
         if st.button("Create job", type="primary", key="jobs_create", icon=":material/add_task:"):
             try:
                 job = service.create({"name": name, "format": fmt, "target": target, "database": database or "",
-                                      "table": table or ""})
+                                      "table": table or ""}, actor)
                 state["jobs_selected"] = job.id
                 st.success(f"Created job {job.name} ({job.id}). Register data owners below.")
             except HeliosError as exc:
@@ -126,7 +128,7 @@ def jobs_tab() -> None:
 
     # ---- the jobs ---------------------------------------------------------------------------------------------
 
-    jobs = list_jobs(ch)
+    jobs = list_jobs(ch, actor)
     if not jobs:
         st.info("No import jobs yet. Create one above.")
         return
@@ -157,7 +159,7 @@ def jobs_tab() -> None:
             files = st.number_input("Files", min_value=1, max_value=20, value=1, key="jobs_owner_files")
             if st.button("Get upload links", key="jobs_register", icon=":material/link:"):
                 try:
-                    grant = service.register_owner(job.id, owner, files=int(files))
+                    grant = service.register_owner(job.id, owner, files=int(files), user=actor)
                     state[f"jobs_grant_{job.id}"] = grant
                 except HeliosError as exc:
                     show_validation(exc)
@@ -175,7 +177,7 @@ def jobs_tab() -> None:
             if uploaded is not None and st.button("Upload", key="jobs_upload", icon=":material/upload:"):
                 with st.status(f"Uploading {uploaded.name}…", expanded=False) as status:
                     try:
-                        done = service.upload(job.id, me, uploaded.name, uploaded.getvalue())
+                        done = service.upload(job.id, me, uploaded.name, uploaded.getvalue(), actor)
                         status.update(label=f"Uploaded {uploaded.name} ({format_bytes(done.size)}).",
                                       state="complete")
                     except HeliosError as exc:
@@ -199,7 +201,7 @@ def jobs_tab() -> None:
             if st.button("Infer from the first upload", key="jobs_infer", icon=":material/auto_fix_high:"):
                 with st.spinner("Reading the first upload…"):
                     try:
-                        job = infer_job_schema(service, job.id)
+                        job = infer_job_schema(service, job.id, actor)
                     except HeliosError as exc:
                         show_error(exc)
             if job.schema:
@@ -219,7 +221,7 @@ def jobs_tab() -> None:
                             specs.append(ColumnSpec(name=str(row["name"]), type=str(row["type"]),
                                                     json_path=str(row.get("from") or row["name"]),
                                                     required=base.required, default=base.default))
-                        job = confirm_schema(ch, job.id, specs, order)
+                        job = confirm_schema(ch, job.id, specs, order, user=actor)
                         st.success("Columns confirmed; the table is created when the job loads.")
                     except HeliosError as exc:
                         show_error(exc)
@@ -231,7 +233,7 @@ def jobs_tab() -> None:
     if not job.submitted:
         if st.button("Submit job", type="primary", key="jobs_submit", icon=":material/play_arrow:"):
             try:
-                service.submit(job.id)
+                service.submit(job.id, actor)
                 st.toast("Submitted.")
                 st.rerun()
             except HeliosError as exc:

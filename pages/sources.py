@@ -11,9 +11,10 @@ from helios_core.identifiers import qualified
 from helios_core.ingest.manager import get_ingest_manager, pause, remove_source, resume
 from helios_core.schema import FORMATS
 from helios_core.sources import list_sources, update_rules
-from pages._shared import aws_connection, open_in_sql_explorer, runtime, show_error, user_errors
+from pages._shared import acting_user, aws_connection, open_in_sql_explorer, runtime, show_error, user_errors
 
 ch = runtime().clickhouse
+me = acting_user()  # every source is listed; only its owner or an admin changes it
 state = st.session_state
 STATUS_ICON = {"running": ":material/play_circle:", "paused": ":material/pause_circle:",
                "failed": ":material/error:"}
@@ -67,11 +68,12 @@ for source in all_sources:
         try:
             if source.status == "running":
                 if a[0].button("Pause", icon=":material/pause:", key=f"src_pause_{source.id}"):
-                    pause(ch, source.id)
+                    pause(ch, source.id, me)
                     st.rerun()
             elif a[0].button("Resume", icon=":material/play_arrow:", key=f"src_resume_{source.id}"):
                 signed_in = aws_connection()  # keys live in this session only: hand them to the consumer
-                resume(ch, source.id, signed_in if signed_in is not None and signed_in.method == "keys" else None)
+                resume(ch, source.id, signed_in if signed_in is not None and signed_in.method == "keys" else None,
+                       me)
                 st.rerun()
         except HeliosError as exc:
             show_error(exc)
@@ -92,7 +94,7 @@ for source in all_sources:
             d1, d2, _ = st.columns([1, 1, 4])
             if d1.button("Delete source", type="primary", key=f"src_confirm_{source.id}"):
                 with user_errors():
-                    remove_source(ch, source.id, drop_table=keep.startswith("Drop"))
+                    remove_source(ch, source.id, drop_table=keep.startswith("Drop"), user=me)
                     state.pop("src_deleting", None)
                     st.rerun()
             if d2.button("Cancel", key=f"src_cancel_{source.id}"):
@@ -111,7 +113,7 @@ for source in all_sources:
                                          "format": r["format"] or "", "default": r["default"] or None}
                            for r in edited.to_dict(orient="records")}
                 try:
-                    update_rules(ch, source.id, changes)
+                    update_rules(ch, source.id, changes, me)
                     manager.sync()
                     st.success("Rules saved; the consumer restarted with them. Re-process quarantined rows on the "
                                "Quarantine page.")

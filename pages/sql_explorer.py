@@ -5,7 +5,7 @@ import streamlit as st
 from helios_core.charts import CHART_KINDS, ChartSpec, build_chart, suggest_chart
 from helios_core.errors import HeliosError
 from helios_core.export import to_csv_bytes, to_parquet_bytes
-from pages._shared import format_bytes, runtime, show_error
+from pages._shared import acting_user, format_bytes, runtime, show_error
 
 ch = runtime().clickhouse
 settings = ch.settings
@@ -101,7 +101,7 @@ if result is not None:
             from helios_core.chat.assistant import start_query_chat  # the Chat page's concern
             from helios_core.chat.store import ChatStore
             try:
-                state["chat_active_id"] = start_query_chat(ch, ChatStore(ch), result.query).id
+                state["chat_active_id"] = start_query_chat(ch, ChatStore(ch, acting_user()), result.query).id
                 st.switch_page("pages/chat.py")
             except HeliosError as exc:
                 show_error(exc)
