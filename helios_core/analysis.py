@@ -349,7 +349,7 @@ def _exists(ch: ClickHouse, database: str, table: str) -> bool:
 def owner_urls(service: Any, job: Any, keys: list[str], expires_in: int) -> list[str]:
     """One fresh write-only URL per configured provider for each key (the seed's ``presigned_urls``)."""
     from helios_core.cloud_urls import other_cloud_urls
-    spec = get_spec(service.ch, job.id)
+    spec = get_spec(service.ch, job.id, SYSTEM)  # register_owner checked the acting user
     urls: list[str] = []
     for key in keys:
         if "aws" in spec.cloud_providers:

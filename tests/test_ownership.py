@@ -402,3 +402,48 @@ def test_rows_written_before_ownership_belong_to_the_local_user_and_columns_are_
     columns = {r["name"] for r in ch.internal_query(
         "SELECT name FROM system.columns WHERE database = 'helios' AND table = 'chats'")}
     assert {"owner", "shared_with"} <= columns
+
+
+@pytest.fixture
+def sign_in_on():
+    """Sign-in configured: any helios_core path that forgot to pass the acting user now fails."""
+    before = get_settings()
+    set_settings(replace(before, sign_in=True))
+    yield
+    set_settings(before)
+
+
+def test_with_sign_in_an_analysis_job_runs_start_to_end_as_its_owner_only(ch, aws_conn, sign_in_on):
+    from test_analysis import OWNER_ROWS, QUERY, SCHEMA, csv_bytes, put
+
+    from helios_core.analysis import check_sql, describe, get_result, run_query
+    service = get_job_service(connection=aws_conn, bucket="helios-ownership-test")
+    job = service.create({"analysis_name": "Ann's traffic", "query_sql": QUERY, "security_level": "semi",
+                          "cloud_providers": ["aws"], "schema": SCHEMA}, ANN)
+    for owner, rows in OWNER_ROWS.items():
+        grant = service.register_owner(job.id, owner, user=ANN)
+        assert put(grant["presigned_urls"][0], csv_bytes(rows)) == 200
+    with pytest.raises(NotFound):
+        service.register_owner(job.id, "intruder", user=BOB)
+    service.submit(job.id, ANN)
+    assert service.wait_idle(120)
+    assert job_status(ch, job.id, ANN)["status"] == "Success", job_status(ch, job.id, ANN)
+    assert get_result(ch, job.id, ANN)["rows"]
+    assert describe(ch, job.id, ANN)["security_level"] == "semi"
+    assert check_sql(ch, job.id, QUERY, ANN)["ok"]
+    for read in (lambda: get_result(ch, job.id, BOB), lambda: describe(ch, job.id, BOB),
+                 lambda: check_sql(ch, job.id, QUERY, BOB), lambda: run_query(service, job.id, QUERY, user=BOB)):
+        with pytest.raises(NotFound):
+            read()
+    assert get_result(ch, job.id, ADMIN)["rows"]
+
+
+def test_with_sign_in_a_chat_is_asked_and_answered_as_its_owner(ch, table, sign_in_on):
+    from helios_core.chat.assistant import Assistant
+    store = ChatStore(ch, ANN)
+    chat = store.create("Ann asks", DB)
+    answer = Assistant(ch, store).ask("how many events are there", chat)
+    assert answer.ok, answer.text
+    assert [m.role for m in store.messages(chat.id)][:2] == ["user", "assistant"]
+    with pytest.raises(NotFound):
+        Assistant(ch, ChatStore(ch, BOB)).ask("how many events are there", ChatStore(ch, ANN).get(chat.id))
