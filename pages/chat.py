@@ -171,7 +171,8 @@ if chat is None:
         st.stop()
     st.selectbox("Ask about database", databases, key="chat_quick_db")
 else:
-    st.caption(f"About {chat.describe_subject()}" + (f" (database {chat.database})" if chat.subject_sql else ""))
+    st.caption(f"About {chat.describe_subject()}" + (f" (database {chat.database})" if chat.subject_sql else "")
+               + ("" if store.can_change(chat) else f" · shared with you by {chat.owner}, read-only"))
     with user_errors():
         for turn in turns(store.messages(chat.id)):
             render_turn(turn, chat.id)

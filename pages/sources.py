@@ -59,7 +59,7 @@ for source in all_sources:
     with st.expander(label, expanded=len(all_sources) == 1 or state.get("src_open") == source.id):
         start = source.start_position + (f" ({source.start_timestamp})" if source.start_position != "TRIM_HORIZON"
                                           and source.start_timestamp else "")
-        st.caption(f"Source `{source.id}` · {source.status} · reads from {start} · "
+        st.caption(f"Source `{source.id}` · owner {source.owner} · {source.status} · reads from {start} · "
                    f"stream ARN `{source.stream_arn}` · table UUID `{source.table_uuid}`")
         if source.status == "failed" and source.last_error:
             st.error(source.last_error)

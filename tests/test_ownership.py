@@ -447,3 +447,10 @@ def test_with_sign_in_a_chat_is_asked_and_answered_as_its_owner(ch, table, sign_
     assert [m.role for m in store.messages(chat.id)][:2] == ["user", "assistant"]
     with pytest.raises(NotFound):
         Assistant(ch, ChatStore(ch, BOB)).ask("how many events are there", ChatStore(ch, ANN).get(chat.id))
+
+
+def test_home_page_says_single_local_user_without_an_identity_provider(open_page):
+    at = open_page("pages/home.py")
+    captions = " ".join(c.value for c in at.caption)
+    assert "Single local user" in captions
+    assert not [b for b in at.button if b.label in ("Sign in", "Sign out")]
