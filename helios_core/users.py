@@ -68,6 +68,16 @@ def user_for(user_id: Any, name: str = "", settings: Any = None) -> User:
     return User(uid, str(name or "").strip()[:200], is_admin=uid in admin_ids(settings))
 
 
+def signed_in_user(identity: Any, name: str = "", settings: Any = None) -> User:
+    """The user an identity provider vouched for (their e-mail address). The reserved ids of the local user and
+    of Helios itself are refused, so no account named "local" at a provider becomes the local admin."""
+    uid = normalize_id(identity)
+    if not uid or uid in (LOCAL_ID, SYSTEM.id):
+        raise Forbidden(f"The identity provider gave no usable identity ({uid or 'none'!r}).",
+                        "Sign in with an account that has an e-mail address.")
+    return user_for(uid, name, settings)
+
+
 def acting(user: User | None) -> User:
     """The acting user; None stands for the single local user, and is refused once sign-in is configured
     (a caller that forgot to say who acts must not act as an admin)."""

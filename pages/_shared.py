@@ -12,7 +12,7 @@ import streamlit as st
 
 from helios_core.errors import HeliosError
 from helios_core.runtime import Runtime, get_runtime
-from helios_core.users import LOCAL, User, sign_in_configured, user_for
+from helios_core.users import LOCAL, User, sign_in_configured, signed_in_user
 
 
 def _leave_pages_folder_mode() -> None:
@@ -62,7 +62,11 @@ def acting_user() -> User:
     if not st.user.is_logged_in:
         st.stop()  # app.py's sign-in gate runs first; never act as anyone before sign-in
     email = st.user.get("email") or st.user.get("preferred_username") or st.user.get("sub")
-    return user_for(email, str(st.user.get("name") or ""))
+    try:
+        return signed_in_user(email, str(st.user.get("name") or ""))
+    except HeliosError as exc:
+        show_error(exc)
+        st.stop()
 
 
 def sign_in_gate() -> None:

@@ -20,7 +20,7 @@ from helios_core.reports import (ReportDefinition, delete_report, get_report, li
                                  share_report)
 from helios_core.schema import ColumnSpec
 from helios_core.tokens import create_token, list_tokens, revoke_token, verify_token
-from helios_core.users import LOCAL, User, acting, ownership_alters, user_for
+from helios_core.users import LOCAL, SYSTEM, User, acting, ownership_alters, signed_in_user, user_for
 
 ANN = User("ann@example.com", "Ann")
 BOB = User("bob@example.com", "Bob")
@@ -369,6 +369,11 @@ def test_admins_come_from_the_settings_and_local_is_the_default(tmp_path):
                         secrets_paths=[])
     assert env.admins == ("a@x.io", "b@x.io") and not env.sign_in
     assert user_for("local") is LOCAL and LOCAL.is_admin
+    # An identity provider's account can never become the local admin or Helios itself.
+    assert signed_in_user("Ann@Example.com", "Ann", settings=settings) == User("ann@example.com", "Ann")
+    for reserved in ("local", " LOCAL ", SYSTEM.id, ""):
+        with pytest.raises(Forbidden):
+            signed_in_user(reserved, settings=settings)
 
 
 def test_without_an_acting_user_helios_is_the_local_user_until_sign_in_is_configured(ch, table):
