@@ -104,7 +104,8 @@ METADATA_TABLES = [
     ) ENGINE = MergeTree ORDER BY (job_id, seq)""",
 ]
 # The Helios user who owns a job (not its data owners, who only ever get upload links): they and admins see it.
-METADATA_ALTERS = ownership_alters("helios.jobs", shared=False)
+METADATA_ALTERS = [*ownership_alters("helios.jobs", shared=False),
+                   "ALTER TABLE helios.jobs ADD COLUMN IF NOT EXISTS deleted UInt8 DEFAULT 0"]
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
@@ -206,14 +207,15 @@ def owner_slug(owner: str) -> str:
 
 _JOB_COLUMNS = ["id", "name", "format", "target", "target_database", "target_table", "schema", "schema_confirmed",
                 "order_by", "bucket", "result", "created_at", "updated_at", "version", "owner"]
+_JOB_WHERE = "deleted = 0"
 
 
-def _write_job(ch: ClickHouse, job: Job) -> None:
+def _write_job(ch: ClickHouse, job: Job, deleted: bool = False) -> None:
     ch.insert_rows("jobs", [[job.id, job.name, job.format, job.target, job.database, job.table,
                              json.dumps([c.to_json() for c in job.schema]), int(job.schema_confirmed),
                              json.dumps(job.order_by), job.bucket, json.dumps(job.result, default=str),
-                             job.created_at or _now(), _now(), next_version(), job.owner]], _JOB_COLUMNS,
-                   database="helios")
+                             job.created_at or _now(), _now(), next_version(), job.owner, int(deleted)]],
+                   [*_JOB_COLUMNS, "deleted"], database="helios")
 
 
 def _job_from_row(row: dict[str, Any]) -> Job:
@@ -246,8 +248,8 @@ def _with_status(job: Job, stages: list[dict[str, Any]]) -> Job:
 
 def get_job(ch: ClickHouse, job_id: str, user: User | None = None) -> Job:
     """The job, if the acting user may see it (its owner or an admin); another's is not found."""
-    rows = ch.internal_query(f"SELECT {', '.join(_JOB_COLUMNS)} FROM helios.jobs FINAL WHERE id = {{id:String}}",
-                             {"id": str(job_id)})
+    rows = ch.internal_query(f"SELECT {', '.join(_JOB_COLUMNS)} FROM helios.jobs FINAL WHERE id = {{id:String}} "
+                             f"AND {_JOB_WHERE}", {"id": str(job_id)})
     if not rows:
         raise _not_found(str(job_id))
     job = _job_from_row(rows[0])
@@ -268,10 +270,19 @@ def list_jobs(ch: ClickHouse, user: User | None = None, all_users: bool = False)
     from helios_core.users import visible_where
     where, params = visible_where(acting(user), shared=False, all_users=all_users)
     rows = ch.internal_query(f"SELECT {', '.join(_JOB_COLUMNS)} FROM helios.jobs FINAL WHERE {where} "
-                             "ORDER BY created_at DESC", params)
+                             f"AND {_JOB_WHERE} ORDER BY created_at DESC", params)
     jobs = [_job_from_row(r) for r in rows]
     stages = _stages(ch, [j.id for j in jobs])
     return [_with_status(j, stages.get(j.id, [])) for j in jobs]
+
+
+def delete_job(ch: ClickHouse, job_id: str, user: User | None = None) -> Job:
+    """Forget a job that is not running (its owner's or an admin's call); loaded data stays in its table."""
+    job = job_for_change(ch, job_id, user)
+    if job.status in ACTIVE_STAGES:
+        raise _conflict("The job is running", job.id, f"It is {job.status}; delete it once it has finished.")
+    _write_job(ch, job, deleted=True)
+    return job
 
 
 def add_stage(ch: ClickHouse, job_id: str, stage: str, message: str = "") -> None:

@@ -14,8 +14,8 @@ from helios_core import sources
 from helios_core.chat.store import ChatStore, NewMessage
 from helios_core.config import get_settings, load_settings, set_settings
 from helios_core.ddl import TableOptions
-from helios_core.errors import Forbidden, NotFound
-from helios_core.jobs import get_job, get_job_service, job_status, list_jobs
+from helios_core.errors import Conflict, Forbidden, NotFound
+from helios_core.jobs import delete_job, get_job, get_job_service, job_status, list_jobs
 from helios_core.reports import (ReportDefinition, delete_report, get_report, list_reports, save_report,
                                  share_report)
 from helios_core.schema import ColumnSpec
@@ -201,6 +201,8 @@ def test_job_others_cannot_read_or_change_it(ch, service, anns_job):
         service.upload(anns_job.id, "me", "x.csv", b"ts,kind\n", BOB)
     with pytest.raises(NotFound):
         service.submit(anns_job.id, BOB)
+    with pytest.raises(NotFound):
+        delete_job(ch, anns_job.id, BOB)
     assert not get_job(ch, anns_job.id, ANN).submitted
 
 
@@ -216,11 +218,29 @@ def test_job_owner_reads_and_changes_it(ch, service, anns_job):
     assert get_job(ch, anns_job.id, ANN).owner == ANN.id  # the runner kept the owner
 
 
-def test_job_admin_reads_and_changes_anyones(ch, service, anns_job):
+def test_job_admin_reads_changes_and_deletes_anyones(ch, service, anns_job):
     assert get_job(ch, anns_job.id, ADMIN).owner == ANN.id
     assert anns_job.id in {j.id for j in list_jobs(ch, ADMIN, all_users=True)}
     assert anns_job.id not in {j.id for j in list_jobs(ch, ADMIN)}
     assert service.register_owner(anns_job.id, "partner", user=ADMIN)["presigned_urls"]
+    delete_job(ch, anns_job.id, ADMIN)
+    with pytest.raises(NotFound):
+        get_job(ch, anns_job.id, ANN)
+    assert anns_job.id not in {j.id for j in list_jobs(ch, ANN)}
+
+
+def test_job_owner_deletes_it_unless_it_runs(ch, service, anns_job):
+    from helios_core.jobs import SUBMITTED, add_stage
+    add_stage(ch, anns_job.id, SUBMITTED, "pretend it is queued")
+    with pytest.raises(Conflict):
+        delete_job(ch, anns_job.id, ANN)
+    other = service.create({"name": "Ann's second", "format": "csv", "target": "existing", "database": DB,
+                            "table": "events"}, ANN)
+    assert delete_job(ch, other.id, ANN).id == other.id
+    with pytest.raises(NotFound):
+        get_job(ch, other.id, ANN)
+    with pytest.raises(NotFound):
+        service.submit(other.id, ANN)
 
 
 # ---- sources: the table is everyone's to read; the settings are the owner's and admins' ----------------

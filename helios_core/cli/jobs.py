@@ -149,6 +149,11 @@ def _status(args: argparse.Namespace) -> Any:
     return job_status(get_clickhouse(), args.job_id, acting_user(args))
 
 
+def _delete(args: argparse.Namespace) -> Any:
+    from helios_core.jobs import delete_job
+    return {"deleted": delete_job(get_clickhouse(), args.job_id, acting_user(args)).id}
+
+
 def _list(args: argparse.Namespace) -> Any:
     from helios_core.jobs import job_summaries, list_jobs
     ch = get_clickhouse()
@@ -234,6 +239,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     an.add_argument("--check", action="store_true", help="only give the verdict of the checks")
     an.set_defaults(handler=_analyze)
 
+    d = js.add_parser("delete", help="forget a job that is not running (loaded data stays in its table)")
+    d.add_argument("job_id")
+    d.set_defaults(handler=_delete)
     ls = js.add_parser("list", help="the acting user's import and analysis jobs")
     ls.add_argument("--all-users", action="store_true", help="every user's jobs (admins)")
     ls.set_defaults(handler=_list)
