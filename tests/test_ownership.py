@@ -479,3 +479,24 @@ def test_home_page_says_single_local_user_without_an_identity_provider(open_page
     captions = " ".join(c.value for c in at.caption)
     assert "Single local user" in captions
     assert not [b for b in at.button if b.label in ("Sign in", "Sign out")]
+
+
+def test_cli_acts_as_the_local_user_or_as_user_for_admins_scripts(ch, anns_report, capsys):
+    import json
+
+    from helios_core.cli import main as cli_main
+
+    def run(*argv: str) -> tuple[int, object]:
+        code = cli_main(list(argv))
+        return code, json.loads(capsys.readouterr().out or "null")
+
+    code, listed = run("--user", "ann@example.com", "reports", "list")
+    assert code == 0 and anns_report.id in {r["id"] for r in listed}
+    code, listed = run("--user", "bob@example.com", "reports", "list")
+    assert code == 0 and anns_report.id not in {r["id"] for r in listed}
+    assert run("--user", "bob@example.com", "reports", "show", anns_report.id)[0] == 4   # not found
+    assert run("reports", "show", anns_report.id)[0] == 0                                # local: an admin
+    assert run("--user", "ann@example.com", "reports", "share", anns_report.id, "--with", "bob@example.com")[0] == 0
+    assert run("--user", "bob@example.com", "reports", "show", anns_report.id)[0] == 0
+    code, payload = run("--user", "bob@example.com", "reports", "delete", anns_report.id)
+    assert code == 6 and "read-only" in payload["error"]                               # shared: not changeable
