@@ -73,6 +73,13 @@ with st.sidebar:
                 with user_errors():
                     store.rename(picked, state.get("chat_rename_to", ""))
                     st.rerun()
+            if store.can_change(by_id[picked]):
+                st.text_input("Share read-only with", value=", ".join(by_id[picked].shared_with),
+                              key=f"chat_share_with_{picked}", placeholder="e-mail addresses, or * for everyone")
+                if st.button("Update sharing", key="chat_share", icon=":material/share:"):
+                    with user_errors():
+                        store.share(picked, state.get(f"chat_share_with_{picked}", ""))
+                        st.rerun()
             sure = st.checkbox("Yes, delete this chat and its messages", key="chat_delete_confirm")
             if st.button("Delete chat", key="chat_delete", icon=":material/delete:", disabled=not sure):
                 with user_errors():

@@ -12,7 +12,7 @@ from helios_core.errors import HeliosError, ValidationError
 from helios_core.export import to_csv_bytes
 from helios_core.reports import (GRAINS, MEASURE_HELP, MEASURE_KINDS, OPERATORS, PRESETS, Filter, Measure,
                                  ReportDefinition, captcha_preset, delete_report, get_report, list_reports,
-                                 parse_conditions, run_report, save_report, type_family)
+                                 parse_conditions, run_report, save_report, share_report, type_family)
 from pages._shared import acting_user, runtime, show_error, user_errors
 
 ch = runtime().clickhouse
@@ -136,6 +136,15 @@ with user_errors():
         delete_report(ch, chosen.id, me)
         st.toast(f"Deleted {chosen.name}.")
         st.rerun()
+    if choice.startswith("Saved: "):
+        chosen = saved[options.index(choice) - 1 - len(PRESETS)]
+        if chosen.owner == me.id or me.is_admin:
+            with st.popover("Share", icon=":material/share:"):
+                st.text_input("Read-only with", value=", ".join(chosen.shared_with), key=f"rp_share_{chosen.id}",
+                              placeholder="e-mail addresses, or * for everyone")
+                if st.button("Update sharing", key=f"rp_share_btn_{chosen.id}"):
+                    share_report(ch, chosen.id, state.get(f"rp_share_{chosen.id}", ""), me)
+                    st.toast(f"Sharing of {chosen.name} updated.")
 
 # ---- the builder ------------------------------------------------------------------------------------
 

@@ -500,3 +500,22 @@ def test_cli_acts_as_the_local_user_or_as_user_for_admins_scripts(ch, anns_repor
     assert run("--user", "bob@example.com", "reports", "show", anns_report.id)[0] == 0
     code, payload = run("--user", "bob@example.com", "reports", "delete", anns_report.id)
     assert code == 6 and "read-only" in payload["error"]                               # shared: not changeable
+
+
+def test_pages_share_a_chat_and_a_report_read_only(open_page, ch, table):
+    chat = ChatStore(ch).create(f"Local shared {uuid.uuid4().hex[:6]}", DB)
+    at = open_page("pages/chat.py")
+    at.sidebar.radio(key="chat_pick").set_value(chat.id).run()
+    at.text_input(key=f"chat_share_with_{chat.id}").set_value("bob@example.com").run()
+    at.button(key="chat_share").click().run()
+    assert not at.exception
+    assert ChatStore(ch, BOB).get(chat.id).shared_with == [BOB.id]
+
+    report = save_report(ch, ReportDefinition(database=DB, table=table, time_column="ts"),
+                         f"Local report {uuid.uuid4().hex[:6]}")
+    at = open_page("pages/reports.py")
+    at.selectbox(key="rp_open").set_value(f"Saved: {report.name}").run()
+    at.text_input(key=f"rp_share_{report.id}").set_value("*").run()
+    at.button(key=f"rp_share_btn_{report.id}").click().run()
+    assert not at.exception
+    assert get_report(ch, report.id, CID).shared_with == ["*"]
