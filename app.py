@@ -3,7 +3,7 @@
 import streamlit as st
 
 from helios_core.errors import HeliosError
-from pages._shared import runtime, sandbox_badge, show_error
+from pages._shared import acting_user, runtime, sandbox_badge, show_error, sign_in_gate
 
 st.set_page_config(page_title="Helios", page_icon=":material/wb_sunny:", layout="wide")
 
@@ -30,6 +30,7 @@ PAGES = {
     ],
 }
 
+sign_in_gate()  # with [auth] in secrets.toml: sign in before any page (or link to one) opens
 navigation = st.navigation(PAGES)
 
 
@@ -66,6 +67,7 @@ except HeliosError as exc:
 
 with st.sidebar:
     st.caption(f":material/database: {rt.clickhouse.describe()}")
+    st.caption(f":material/person: {acting_user().label}")
     sandbox_badge()
 
 try:

@@ -37,6 +37,7 @@ from helios_core.clickhouse import ClickHouse, table_columns
 from helios_core.errors import Conflict, HeliosError, QueryError, ValidationError
 from helios_core.identifiers import check_identifier, qualified, quote_ident, sanitize_name
 from helios_core.metadata import next_version
+from helios_core.users import SYSTEM
 
 ANALYSIS_DB = "helios_analysis"
 SEED_FIELDS = ("analysis_name", "query_sql", "security_level", "cloud_providers", "schema")
@@ -129,11 +130,12 @@ def _write_spec(ch: ClickHouse, spec: AnalysisSpec) -> None:
                     "version"], database="helios")
 
 
-def get_spec(ch: ClickHouse, job_id: str) -> AnalysisSpec:
+def get_spec(ch: ClickHouse, job_id: str, user: Any = None) -> AnalysisSpec:
+    """The analysis settings of a job the acting user may see (another's job is not found)."""
+    from helios_core.jobs import get_job
+    get_job(ch, job_id, user)  # NotFound for an unknown id, or one the user may not see
     rows = ch.internal_query("SELECT * FROM helios.analysis_jobs FINAL WHERE job_id = {id:String}", {"id": job_id})
     if not rows:
-        from helios_core.jobs import get_job
-        get_job(ch, job_id)  # NotFound for an unknown id
         raise ValidationError("This job is an import job, not an analysis job.",
                               "Create an analysis job with analysis_name, query_sql, security_level, "
                               "cloud_providers and schema.")
@@ -159,14 +161,14 @@ def epsilon_spent(ch: ClickHouse, job_id: str) -> float:
     return float(sum(r["epsilon"] for r in list_runs(ch, job_id) if r["outcome"] == "released"))
 
 
-def get_result(ch: ClickHouse, job_id: str) -> dict[str, Any]:
+def get_result(ch: ClickHouse, job_id: str, user: Any = None) -> dict[str, Any]:
     """The latest released result: columns with units, rows, what was withheld and why, thresholds, ε spent."""
+    from helios_core.jobs import get_job
+    job = get_job(ch, job_id, user)  # the job's owner and admins only
     rows = ch.internal_query("SELECT result FROM helios.analysis_results WHERE job_id = {id:String} "
                              "ORDER BY seq DESC LIMIT 1", {"id": job_id})
     if not rows:
-        from helios_core.jobs import get_job
-        job = get_job(ch, job_id)
-        spec = get_spec(ch, job_id)  # refuses an import job
+        spec = get_spec(ch, job_id, user)  # refuses an import job
         exc = Conflict("No result yet", f"The analysis job is {job.status}"
                        + (f": {job.error}" if job.error else "; results appear after it succeeds."))
         exc.job_id = spec.job_id
@@ -275,8 +277,11 @@ def validate_analysis_spec(ch: ClickHouse, spec: dict[str, Any], job_id: str) ->
     return out, checked
 
 
-def create_analysis_job(service: Any, spec: dict[str, Any]):
-    """The seed's ``create_job``: checks everything (the query included), then records the job."""
+def create_analysis_job(service: Any, spec: dict[str, Any], user: Any = None):
+    """The seed's ``create_job``: checks everything (the query included), then records the job (the acting
+    user's)."""
+    from helios_core.users import acting
+    owner = acting(user).id
     from helios_core.jobs import ANALYSIS, Job, _write_job, normalize_format
     from helios_core.schema import ColumnSpec
     job_id = str(uuid.uuid4())
@@ -287,15 +292,16 @@ def create_analysis_job(service: Any, spec: dict[str, Any]):
         service.ensure_bucket(bucket)
     job = Job(id=job_id, name=str(spec["analysis_name"]).strip(), format=fmt, target=ANALYSIS, database=ANALYSIS_DB,
               table=f"{analysis.table_name}_{job_id.replace('-', '')[:8]}", bucket=bucket, created_at=_now(),
-              schema=[ColumnSpec(name=c, type=unit_type(u), json_path=c) for c, u in analysis.units.items()])
+              schema=[ColumnSpec(name=c, type=unit_type(u), json_path=c) for c, u in analysis.units.items()],
+              owner=owner)
     _write_spec(service.ch, analysis)
     _write_job(service.ch, job)
     return job
 
 
-def check_sql(ch: ClickHouse, job_id: str, sql: str) -> dict[str, Any]:
+def check_sql(ch: ClickHouse, job_id: str, sql: str, user: Any = None) -> dict[str, Any]:
     """The verdict on an analysis for a job, without running it (the page's live check)."""
-    spec = get_spec(ch, job_id)
+    spec = get_spec(ch, job_id, user)
     try:
         checked = check_analysis(ch, sql, _input_table(ch, spec, job_id), spec.security_level,
                                  {k: tuple(v) for k, v in spec.bounds.items()})
@@ -323,7 +329,8 @@ def preview_check(ch: ClickHouse, spec: dict[str, Any]) -> dict[str, Any]:
 def _input_table(ch: ClickHouse, spec: AnalysisSpec, job_id: str) -> InputTable:
     """The input as loaded (real types) when the table exists, else the declared units' assumed types."""
     from helios_core.jobs import get_job
-    job = get_job(ch, job_id)
+    from helios_core.users import SYSTEM
+    job = get_job(ch, job_id, SYSTEM)  # callers checked the acting user
     rows = table_columns(ch, job.database, job.table) if _exists(ch, job.database, job.table) else []
     if not rows:
         return InputTable(spec.table_name, spec.units)
@@ -342,7 +349,7 @@ def _exists(ch: ClickHouse, database: str, table: str) -> bool:
 def owner_urls(service: Any, job: Any, keys: list[str], expires_in: int) -> list[str]:
     """One fresh write-only URL per configured provider for each key (the seed's ``presigned_urls``)."""
     from helios_core.cloud_urls import other_cloud_urls
-    spec = get_spec(service.ch, job.id)
+    spec = get_spec(service.ch, job.id, SYSTEM)  # register_owner checked the acting user
     urls: list[str] = []
     for key in keys:
         if "aws" in spec.cloud_providers:
@@ -370,8 +377,8 @@ def run_analysis(service: Any, job_id: str, rng: np.random.Generator | None = No
 
     service._running.add(job_id)
     try:
-        job = J.get_job(service.ch, job_id)
-        spec = get_spec(service.ch, job_id)
+        job = J.get_job(service.ch, job_id, SYSTEM)
+        spec = get_spec(service.ch, job_id, SYSTEM)
         enter(J.VALIDATING)
         with tempfile.TemporaryDirectory(prefix="helios-analysis-") as tmp:
             files, types = _validate_uploads(service, job, spec, Path(tmp))
@@ -402,11 +409,13 @@ def run_analysis(service: Any, job_id: str, rng: np.random.Generator | None = No
         service._running.discard(job_id)
 
 
-def run_query(service: Any, job_id: str, sql: str, rng: np.random.Generator | None = None) -> dict[str, Any]:
-    """Another analysis over a finished job's loaded data, under the same rules (and the same ε budget)."""
+def run_query(service: Any, job_id: str, sql: str, rng: np.random.Generator | None = None,
+              user: Any = None) -> dict[str, Any]:
+    """Another analysis over a finished job's loaded data, under the same rules (and the same ε budget);
+    it spends the job's budget, so only its owner or an admin runs one."""
     from helios_core import jobs as J
-    job = J.get_job(service.ch, job_id)
-    spec = get_spec(service.ch, job_id)
+    job = J.job_for_change(service.ch, job_id, user)
+    spec = get_spec(service.ch, job_id, SYSTEM)
     if job.status != J.SUCCESS:
         exc = Conflict("The job's data is not loaded", f"Another analysis can run once the job succeeded; it is "
                                                        f"{job.status}.")
@@ -700,7 +709,7 @@ def _load(service: Any, job: Any, spec: AnalysisSpec, files: list, types: dict[s
 def owners_view(service: Any, job: Any, creator: bool) -> list[dict[str, Any]]:
     """Who has uploaded what; loaded row counts only for the job's creator."""
     from helios_core.jobs import list_owners
-    uploads = cloud_uploads(service, job, get_spec(service.ch, job.id))
+    uploads = cloud_uploads(service, job, get_spec(service.ch, job.id, SYSTEM))  # the caller got the job
     loaded: dict[str, int] = {}
     for f in job.result.get("files", []):
         loaded[f["owner"]] = loaded.get(f["owner"], 0) + int(f.get("inserted", 0))
@@ -715,9 +724,9 @@ def owners_view(service: Any, job: Any, creator: bool) -> list[dict[str, Any]]:
     return out
 
 
-def describe(ch: ClickHouse, job_id: str) -> dict[str, Any]:
+def describe(ch: ClickHouse, job_id: str, user: Any = None) -> dict[str, Any]:
     """The job's analysis settings for display (no secrets are ever part of them)."""
-    spec = get_spec(ch, job_id)
+    spec = get_spec(ch, job_id, user)
     spent = epsilon_spent(ch, job_id) if spec.mal else None
     return {**spec.to_json(), "thresholds": spec.thresholds(), "epsilon_spent": spent,
             "runs": len([r for r in list_runs(ch, job_id) if r["outcome"] == "released"])}

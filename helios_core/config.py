@@ -43,6 +43,8 @@ class Settings:
     api_host: str = "127.0.0.1"          # the HTTP API (python -m helios_core serve, HELIOS_API_PORT in the app)
     api_port: int | None = None          # set: the app serves the API from its own process on this port
     api_max_body_bytes: int = 16 * 1024 * 1024   # larger request bodies get 413
+    admins: tuple[str, ...] = ()          # e-mail addresses of admins (HELIOS_ADMINS / admins), lower case
+    sign_in: bool = False                 # an identity provider is configured ([auth] in secrets.toml)
 
     @property
     def embedded(self) -> bool:
@@ -114,6 +116,19 @@ def read_secrets(paths: list[Path]) -> dict[str, Any]:
     return merged
 
 
+def _has_auth(paths: list[Path]) -> bool:
+    """Whether a secrets.toml configures Streamlit's sign-in (an ``[auth]`` table)."""
+    for path in paths:
+        if path.is_file():
+            try:
+                with path.open("rb") as fh:
+                    if isinstance(tomllib.load(fh).get("auth"), dict):
+                        return True
+            except (OSError, tomllib.TOMLDecodeError):
+                continue  # read_secrets already reported it
+    return False
+
+
 def _int(value: Any, name: str) -> int:
     try:
         number = int(value)
@@ -128,7 +143,8 @@ def load_settings(env: Mapping[str, str] | None = None, cwd: Path | None = None,
                   secrets_paths: list[Path] | None = None) -> Settings:
     env = os.environ if env is None else env
     cwd = cwd or Path.cwd()
-    secrets = read_secrets(secrets_paths if secrets_paths is not None else _secrets_files(cwd))
+    paths = secrets_paths if secrets_paths is not None else _secrets_files(cwd)
+    secrets = read_secrets(paths)
 
     def pick(env_name: str, secret_name: str) -> Any:
         value = env.get(env_name)
@@ -172,7 +188,11 @@ def load_settings(env: Mapping[str, str] | None = None, cwd: Path | None = None,
     allowed = pick("HELIOS_ALLOWED_TABLE_FUNCTIONS", "allowed_table_functions") or ""
     names = allowed if isinstance(allowed, list) else str(allowed).split(",")
     functions = tuple(sorted({str(n).strip().lower() for n in names if str(n).strip()}))
-    return replace(settings, allowed_table_functions=functions, **overrides)
+    raw_admins = pick("HELIOS_ADMINS", "admins") or ""
+    admin_names = raw_admins if isinstance(raw_admins, list) else str(raw_admins).split(",")
+    admins = tuple(sorted({str(a).strip().lower() for a in admin_names if str(a).strip()}))
+    return replace(settings, allowed_table_functions=functions, admins=admins, sign_in=_has_auth(paths),
+                   **overrides)
 
 
 _settings: Settings | None = None

@@ -51,6 +51,10 @@ class NotFound(HeliosError):
     """The thing asked for does not exist (an HTTP 404 in the seeds)."""
 
 
+class Forbidden(HeliosError):
+    """The acting user may see the record but not do this to it (an HTTP 403)."""
+
+
 class Conflict(HeliosError):
     """The request clashes with the current state (an HTTP 409 in the seeds)."""
 

@@ -49,6 +49,7 @@ from helios_core.loading import NOT_INSERTED, RowSink, dedup_window
 from helios_core.schema import ColumnSpec, InferredSchema, infer_schema
 from helios_core.metadata import METADATA_DB, next_version
 from helios_core.wording import plural
+from helios_core.users import LOCAL_ID, SYSTEM, User, acting, check_change, check_read, owner_of, ownership_alters
 
 FORMATS = {"csv": "csv", "jsonl": "jsonl", "parquet": "parquet", "pg_dump": "sql"}
 FORMAT_LABELS = {"csv": "CSV (with a header row)", "jsonl": "JSON lines", "parquet": "Parquet",
@@ -103,6 +104,9 @@ METADATA_TABLES = [
         message String
     ) ENGINE = MergeTree ORDER BY (job_id, seq)""",
 ]
+# The Helios user who owns a job (not its data owners, who only ever get upload links): they and admins see it.
+METADATA_ALTERS = [*ownership_alters("helios.jobs", shared=False),
+                   "ALTER TABLE helios.jobs ADD COLUMN IF NOT EXISTS deleted UInt8 DEFAULT 0"]
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
@@ -148,6 +152,7 @@ class Job:
     status: str = CREATED
     error: str = ""
     stages: list[dict[str, Any]] = field(default_factory=list)
+    owner: str = LOCAL_ID             # the Helios user who created it (data owners are Owner records)
 
     @property
     def submitted(self) -> bool:
@@ -169,7 +174,7 @@ class Job:
                 "database": self.database, "table": self.table, "bucket": self.bucket, "status": self.status,
                 "error": self.error or None, "schema": [c.to_json() for c in self.schema],
                 "schema_confirmed": self.schema_confirmed, "order_by": self.order_by, "result": self.result,
-                "created_at": _iso(self.created_at), "stages": self.stages}
+                "created_at": _iso(self.created_at), "stages": self.stages, "owner": self.owner}
 
 
 @dataclass
@@ -202,14 +207,16 @@ def owner_slug(owner: str) -> str:
 # ---- the store ----------------------------------------------------------------------------------
 
 _JOB_COLUMNS = ["id", "name", "format", "target", "target_database", "target_table", "schema", "schema_confirmed",
-                "order_by", "bucket", "result", "created_at", "updated_at", "version"]
+                "order_by", "bucket", "result", "created_at", "updated_at", "version", "owner"]
+_JOB_WHERE = "deleted = 0"
 
 
-def _write_job(ch: ClickHouse, job: Job) -> None:
+def _write_job(ch: ClickHouse, job: Job, deleted: bool = False) -> None:
     ch.insert_rows("jobs", [[job.id, job.name, job.format, job.target, job.database, job.table,
                              json.dumps([c.to_json() for c in job.schema]), int(job.schema_confirmed),
                              json.dumps(job.order_by), job.bucket, json.dumps(job.result, default=str),
-                             job.created_at or _now(), _now(), next_version()]], _JOB_COLUMNS, database="helios")
+                             job.created_at or _now(), _now(), next_version(), job.owner, int(deleted)]],
+                   [*_JOB_COLUMNS, "deleted"], database="helios")
 
 
 def _job_from_row(row: dict[str, Any]) -> Job:
@@ -217,7 +224,7 @@ def _job_from_row(row: dict[str, Any]) -> Job:
                database=row["target_database"], table=row["target_table"], bucket=row["bucket"],
                schema=[ColumnSpec.from_json(c) for c in json.loads(row["schema"] or "[]")],
                schema_confirmed=bool(row["schema_confirmed"]), order_by=json.loads(row["order_by"] or "[]"),
-               result=json.loads(row["result"] or "{}"), created_at=row["created_at"])
+               result=json.loads(row["result"] or "{}"), created_at=row["created_at"], owner=owner_of(row.get("owner")))
 
 
 def _stages(ch: ClickHouse, job_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
@@ -240,20 +247,43 @@ def _with_status(job: Job, stages: list[dict[str, Any]]) -> Job:
     return job
 
 
-def get_job(ch: ClickHouse, job_id: str) -> Job:
-    rows = ch.internal_query(f"SELECT {', '.join(_JOB_COLUMNS)} FROM helios.jobs FINAL WHERE id = {{id:String}}",
-                             {"id": str(job_id)})
+def get_job(ch: ClickHouse, job_id: str, user: User | None = None) -> Job:
+    """The job, if the acting user may see it (its owner or an admin); another's is not found."""
+    rows = ch.internal_query(f"SELECT {', '.join(_JOB_COLUMNS)} FROM helios.jobs FINAL WHERE id = {{id:String}} "
+                             f"AND {_JOB_WHERE}", {"id": str(job_id)})
     if not rows:
         raise _not_found(str(job_id))
     job = _job_from_row(rows[0])
+    check_read(acting(user), job.owner, (), _not_found(str(job_id)))
     return _with_status(job, _stages(ch, [job.id]).get(job.id, []))
 
 
-def list_jobs(ch: ClickHouse) -> list[Job]:
-    rows = ch.internal_query(f"SELECT {', '.join(_JOB_COLUMNS)} FROM helios.jobs FINAL ORDER BY created_at DESC")
+def job_for_change(ch: ClickHouse, job_id: str, user: User | None = None) -> Job:
+    """The job, if the acting user may change it (its owner or an admin)."""
+    me = acting(user)
+    job = get_job(ch, job_id, me)
+    check_change(me, job.owner, (), _not_found(str(job_id)), f"the job {job.name!r}")
+    return job
+
+
+def list_jobs(ch: ClickHouse, user: User | None = None, all_users: bool = False) -> list[Job]:
+    """The acting user's jobs (an admin's ``all_users``: everyone's)."""
+    from helios_core.users import visible_where
+    where, params = visible_where(acting(user), shared=False, all_users=all_users)
+    rows = ch.internal_query(f"SELECT {', '.join(_JOB_COLUMNS)} FROM helios.jobs FINAL WHERE {where} "
+                             f"AND {_JOB_WHERE} ORDER BY created_at DESC", params)
     jobs = [_job_from_row(r) for r in rows]
     stages = _stages(ch, [j.id for j in jobs])
     return [_with_status(j, stages.get(j.id, [])) for j in jobs]
+
+
+def delete_job(ch: ClickHouse, job_id: str, user: User | None = None) -> Job:
+    """Forget a job that is not running (its owner's or an admin's call); loaded data stays in its table."""
+    job = job_for_change(ch, job_id, user)
+    if job.status in ACTIVE_STAGES:
+        raise _conflict("The job is running", job.id, f"It is {job.status}; delete it once it has finished.")
+    _write_job(ch, job, deleted=True)
+    return job
 
 
 def add_stage(ch: ClickHouse, job_id: str, stage: str, message: str = "") -> None:
@@ -445,25 +475,27 @@ class JobService:
         return aws_errors(action, self.connection)
 
     # -- the job lifecycle
-    def create(self, spec: dict[str, Any]) -> Job:
+    def create(self, spec: dict[str, Any], user: User | None = None) -> Job:
+        """A new job owned by the acting user."""
         from helios_core.analysis import create_analysis_job, is_analysis_spec
+        me = acting(user)
         if is_analysis_spec(spec):  # the seed's analysis fields: a QueryShield analysis job
-            return create_analysis_job(self, spec)
+            return create_analysis_job(self, spec, me)
         clean = validate_job_spec(self.ch, spec)
         bucket = str(spec.get("bucket") or self.bucket)
         self.ensure_bucket(bucket)
-        job = Job(id=str(uuid.uuid4()), bucket=bucket, created_at=_now(), **clean)
+        job = Job(id=str(uuid.uuid4()), bucket=bucket, created_at=_now(), owner=me.id, **clean)
         _write_job(self.ch, job)
         return job
 
     def register_owner(self, job_id: str, owner: str, files: int = 1,
-                       expires_in: int = DEFAULT_EXPIRY_S) -> dict[str, Any]:
+                       expires_in: int = DEFAULT_EXPIRY_S, user: User | None = None) -> dict[str, Any]:
         owner = str(owner or "").strip()
         missing = [k for k, v in (("job_id", job_id), ("data_owner", owner)) if not v]
         if missing:
             raise ValidationError("missing necessary fields", "Give the job id and name the data owner.",
                                   missing_fields=missing)
-        job = get_job(self.ch, job_id)
+        job = job_for_change(self.ch, job_id, user)
         if job.submitted:
             raise _conflict("Cannot register to a submitted job", job.id,
                             "The job has been submitted; create a new job for more data.")
@@ -491,10 +523,11 @@ class JobService:
         return {"presigned_urls": urls, "job_id": job.id, "data_owner": owner, "keys": keys,
                 "expires_in": int(expires_in), "method": "PUT"}
 
-    def upload(self, job_id: str, owner: str, filename: str, data: bytes | io.IOBase) -> Upload:
+    def upload(self, job_id: str, owner: str, filename: str, data: bytes | io.IOBase,
+               user: User | None = None) -> Upload:
         """The analyst's own file (the page's uploader), stored like an owner's upload."""
         owner = str(owner or "").strip() or "analyst"
-        job = get_job(self.ch, job_id)
+        job = job_for_change(self.ch, job_id, user)
         if job.submitted:
             raise _conflict("Cannot upload to a submitted job", job.id, "Create a new job for more data.")
         existing = {o.owner: o for o in list_owners(self.ch, job.id)}.get(owner)
@@ -527,9 +560,9 @@ class JobService:
             self.s3().download_file(job.bucket, upload.key, str(path))
         return path
 
-    def submit(self, job_id: str) -> dict[str, Any]:
+    def submit(self, job_id: str, user: User | None = None) -> dict[str, Any]:
         with self._lock:  # two clicks at once: only one submission
-            job = get_job(self.ch, job_id)
+            job = job_for_change(self.ch, job_id, user)
             if job.submitted:
                 raise _conflict("Duplicated submission", job.id, f"The job is already {job.status}.")
             if job.target == "new" and not job.schema_confirmed:
@@ -591,7 +624,7 @@ class JobService:
     def recover(self) -> list[dict[str, str]]:
         """Start-up: resume or fail every job a restart interrupted (never leave one Loading)."""
         decided: list[dict[str, str]] = []
-        for job in list_jobs(self.ch):
+        for job in list_jobs(self.ch, SYSTEM, all_users=True):
             if job.status not in ACTIVE_STAGES or job.id in self._running or self._queued(job.id):
                 continue
             safe, why = self._resumable(job)
@@ -630,7 +663,7 @@ class JobService:
         stage = SUBMITTED
         self._running.add(job_id)
         try:
-            job = get_job(self.ch, job_id)
+            job = get_job(self.ch, job_id, SYSTEM)
             stage = VALIDATING
             progress.stage = stage
             add_stage(self.ch, job.id, VALIDATING, "")
@@ -1033,9 +1066,9 @@ def infer_file_schema(fmt: str, path: Path) -> InferredSchema:
     return inferred
 
 
-def infer_job_schema(service: JobService, job_id: str) -> Job:
+def infer_job_schema(service: JobService, job_id: str, user: User | None = None) -> Job:
     """Infer the new table's columns from the first upload; the analyst then confirms (or edits) them."""
-    job = get_job(service.ch, job_id)
+    job = job_for_change(service.ch, job_id, user)
     if job.target != "new":
         raise ValidationError("Only a job with a new target table needs a schema.",
                               f"This job loads into the {job.target_label()}.")
@@ -1057,14 +1090,14 @@ def infer_job_schema(service: JobService, job_id: str) -> Job:
     job.order_by = inferred.order_by or [c.name for c in job.schema if not c.type.startswith("Nullable")][:1]
     job.schema_confirmed = False
     _write_job(service.ch, job)
-    return get_job(service.ch, job.id)
+    return get_job(service.ch, job.id, SYSTEM)
 
 
 def confirm_schema(ch: ClickHouse, job_id: str, columns: list[dict[str, Any] | ColumnSpec] | None = None,
-                   order_by: list[str] | None = None) -> Job:
+                   order_by: list[str] | None = None, user: User | None = None) -> Job:
     """Accept the proposed (or edited) columns for the new table; checked by the DDL rules and ClickHouse."""
     from helios_core.ddl import TableOptions, validate_table
-    job = get_job(ch, job_id)
+    job = job_for_change(ch, job_id, user)
     if job.target != "new":
         raise ValidationError("Only a job with a new target table has a schema to confirm.")
     if job.submitted:
@@ -1080,7 +1113,7 @@ def confirm_schema(ch: ClickHouse, job_id: str, columns: list[dict[str, Any] | C
         raise ValidationError(problems[0], "Fix the columns and confirm again.", problems=problems)
     job.schema, job.order_by, job.schema_confirmed = specs, order, True
     _write_job(ch, job)
-    return get_job(ch, job.id)
+    return get_job(ch, job.id, SYSTEM)
 
 
 def create_target_table(ch: ClickHouse, job: Job) -> None:
@@ -1096,9 +1129,9 @@ def create_target_table(ch: ClickHouse, job: Job) -> None:
 # ---- status in the seed's shape ------------------------------------------------------------------------
 
 
-def job_status(ch: ClickHouse, job_id: str) -> dict[str, Any]:
+def job_status(ch: ClickHouse, job_id: str, user: User | None = None) -> dict[str, Any]:
     """``{"status", "job_id"}`` (+ ``error`` on Fail), with the stage history and counts."""
-    job = get_job(ch, job_id)
+    job = get_job(ch, job_id, user)
     if not job.submitted:
         raise _conflict("No job status: the job is not submitted yet", job.id,
                         "Register data owners, let them upload, then submit the job.")

@@ -24,6 +24,7 @@ _RECORD_MODULES = (
     "helios_core.jobs",
     "helios_core.reports",
     "helios_core.analysis",
+    "helios_core.tokens",
 )
 
 
@@ -58,3 +59,12 @@ def ensure_metadata(ch: "ClickHouse") -> None:
             raise
         for ddl in getattr(module, "METADATA_TABLES", ()):
             ch.execute(replicated(ddl, spec) if spec else ddl)
+        # Columns added later (ALTER … ADD COLUMN IF NOT EXISTS), so data dirs made before them keep working.
+        for alter in getattr(module, "METADATA_ALTERS", ()):
+            ch.execute(_on_cluster(alter, spec.name) if spec else alter)
+
+
+def _on_cluster(alter: str, cluster: str) -> str:
+    from helios_core.identifiers import quote_ident
+    head, rest = alter.split(" ADD ", 1)
+    return f"{head} ON CLUSTER {quote_ident(cluster)} ADD {rest}"

@@ -22,6 +22,8 @@ from helios_core.errors import NotFound, ValidationError
 from helios_core.identifiers import check_identifier, quote_ident, sanitize_name
 from helios_core.metadata import next_version
 from helios_core.timeparse import parse_iso
+from helios_core.users import (LOCAL_ID, User, acting, check_change, check_read, clean_shared_with, owner_of,
+                               ownership_alters, visible_where)
 
 GRAINS = ("hour", "day", "week", "month")
 MEASURE_KINDS = ("count", "distinct", "sum", "avg", "min", "max", "ratio", "median_gap")
@@ -51,6 +53,7 @@ METADATA_TABLES = [
         version UInt64
     ) ENGINE = ReplacingMergeTree(version) ORDER BY id""",
 ]
+METADATA_ALTERS = ownership_alters("helios.reports", shared=True)
 
 
 # ---- the definition -------------------------------------------------------------------
@@ -617,10 +620,13 @@ class SavedReport:
     definition: ReportDefinition
     created_at: str
     updated_at: str
+    owner: str = LOCAL_ID                                   # the user who saved it
+    shared_with: list[str] = field(default_factory=list)    # read-only: user ids, or "*" for everyone
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "definition": self.definition.to_json(),
-                "created_at": self.created_at, "updated_at": self.updated_at}
+                "created_at": self.created_at, "updated_at": self.updated_at, "owner": self.owner,
+                "shared_with": list(self.shared_with)}
 
 
 def _now() -> datetime:
@@ -628,29 +634,40 @@ def _now() -> datetime:
 
 
 
+_REPORT_COLUMNS = ["id", "name", "definition", "created_at", "updated_at", "deleted", "version", "owner",
+                   "shared_with"]
+
+
+def _write_report(ch: ClickHouse, saved: SavedReport, created: datetime, deleted: bool = False) -> None:
+    ch.insert_rows("reports", [[saved.id, saved.name, json.dumps(saved.definition.to_json()), created, _now(),
+                                int(deleted), next_version(), saved.owner, list(saved.shared_with)]],
+                   _REPORT_COLUMNS, database="helios")
+
+
 def save_report(ch: ClickHouse, definition: ReportDefinition, name: str | None = None,
-                report_id: str | None = None) -> SavedReport:
-    """Save (or overwrite, with ``report_id``) a definition after checking it compiles."""
+                report_id: str | None = None, user: User | None = None) -> SavedReport:
+    """Save (or overwrite, with ``report_id``: its owner or an admin) a definition after checking it compiles."""
+    me = acting(user)
     name = (name or definition.name or "").strip()
     if not name:
         raise ValidationError("missing necessary fields", "Give the report a name.", missing_fields=["name"])
     compile_report(ch, definition)
     definition.name = name
     created = _now()
+    saved = SavedReport(id=str(uuid.uuid4()), name=name, definition=definition, created_at="", updated_at="",
+                        owner=me.id)
     if report_id:
-        existing = get_report(ch, report_id)
+        existing = _for_change(ch, report_id, me)
         created = datetime.fromisoformat(existing.created_at)
-    else:
-        report_id = str(uuid.uuid4())
-    now = _now()
-    ch.insert_rows("reports", [[report_id, name, json.dumps(definition.to_json()), created, now, 0, next_version()]],
-                   ["id", "name", "definition", "created_at", "updated_at", "deleted", "version"], database="helios")
-    return get_report(ch, report_id)
+        saved.id, saved.owner, saved.shared_with = existing.id, existing.owner, existing.shared_with
+    _write_report(ch, saved, created)
+    return get_report(ch, saved.id, me)
 
 
 def _row_to_saved(row: dict[str, Any]) -> SavedReport:
     return SavedReport(id=row["id"], name=row["name"], definition=ReportDefinition.from_json(row["definition"]),
-                       created_at=_iso(row["created_at"]), updated_at=_iso(row["updated_at"]))
+                       created_at=_iso(row["created_at"]), updated_at=_iso(row["updated_at"]),
+                       owner=owner_of(row.get("owner")), shared_with=list(row.get("shared_with") or []))
 
 
 def _iso(value: Any) -> str:
@@ -661,22 +678,44 @@ def _iso(value: Any) -> str:
     return str(value)
 
 
-def list_reports(ch: ClickHouse) -> list[SavedReport]:
-    rows = ch.internal_query("SELECT id, name, definition, created_at, updated_at FROM helios.reports FINAL "
-                             "WHERE deleted = 0 ORDER BY name, id")
+_SELECT = "SELECT id, name, definition, created_at, updated_at, owner, shared_with FROM helios.reports FINAL "
+
+
+def list_reports(ch: ClickHouse, user: User | None = None, all_users: bool = False) -> list[SavedReport]:
+    """The acting user's reports and those shared with them (an admin's ``all_users``: everyone's)."""
+    where, params = visible_where(acting(user), shared=True, all_users=all_users)
+    rows = ch.internal_query(_SELECT + f"WHERE deleted = 0 AND {where} ORDER BY name, id", params)
     return [_row_to_saved(r) for r in rows]
 
 
-def get_report(ch: ClickHouse, report_id: str) -> SavedReport:
-    rows = ch.internal_query("SELECT id, name, definition, created_at, updated_at FROM helios.reports FINAL "
-                             "WHERE id = {id:String} AND deleted = 0", {"id": str(report_id)})
+def _not_found(report_id: str) -> NotFound:
+    return NotFound(f"No saved report with id {report_id!r}.", "List saved reports to see their ids.")
+
+
+def get_report(ch: ClickHouse, report_id: str, user: User | None = None) -> SavedReport:
+    rows = ch.internal_query(_SELECT + "WHERE id = {id:String} AND deleted = 0", {"id": str(report_id)})
     if not rows:
-        raise NotFound(f"No saved report with id {report_id!r}.", "List saved reports to see their ids.")
-    return _row_to_saved(rows[0])
+        raise _not_found(report_id)
+    saved = _row_to_saved(rows[0])
+    check_read(acting(user), saved.owner, saved.shared_with, _not_found(report_id))
+    return saved
 
 
-def delete_report(ch: ClickHouse, report_id: str) -> None:
-    saved = get_report(ch, report_id)
-    ch.insert_rows("reports", [[saved.id, saved.name, json.dumps(saved.definition.to_json()),
-                                datetime.fromisoformat(saved.created_at), _now(), 1, next_version()]],
-                   ["id", "name", "definition", "created_at", "updated_at", "deleted", "version"], database="helios")
+def _for_change(ch: ClickHouse, report_id: str, user: User) -> SavedReport:
+    saved = get_report(ch, report_id, user)
+    check_change(user, saved.owner, saved.shared_with, _not_found(report_id), f"the report {saved.name!r}")
+    return saved
+
+
+def share_report(ch: ClickHouse, report_id: str, shared_with: Any, user: User | None = None) -> SavedReport:
+    """Share read-only with these users (``*``: everyone); an empty list stops sharing."""
+    me = acting(user)
+    saved = _for_change(ch, report_id, me)
+    saved.shared_with = clean_shared_with(shared_with)
+    _write_report(ch, saved, datetime.fromisoformat(saved.created_at))
+    return get_report(ch, saved.id, me)
+
+
+def delete_report(ch: ClickHouse, report_id: str, user: User | None = None) -> None:
+    saved = _for_change(ch, report_id, acting(user))
+    _write_report(ch, saved, datetime.fromisoformat(saved.created_at), deleted=True)

@@ -22,13 +22,14 @@ from helios_core.ddl import (TableOptions, check_columns, create_database_sql, c
                              quarantine_name, sorting_key, validate_table)
 from helios_core import cluster
 from helios_core.cluster import ClusterSpec
-from helios_core.errors import Conflict, HeliosError, NotFound, ValidationError
+from helios_core.errors import Conflict, Forbidden, HeliosError, NotFound, ValidationError
 from helios_core.identifiers import qualified, quote_ident
 from helios_core.ingest.store import delete_checkpoints
 from helios_core.metadata import METADATA_DB, next_version
 from helios_core.schema import ColumnSpec
 from helios_core.timeparse import parse_iso
 from helios_core.wording import plural
+from helios_core.users import LOCAL_ID, User, acting, can_change, owner_of, ownership_alters
 
 if TYPE_CHECKING:
     from helios_core.clickhouse import ClickHouse
@@ -67,6 +68,8 @@ METADATA_TABLES = [
 ENGINE = ReplacingMergeTree(version)
 ORDER BY id""",
 ]
+# A source's table is visible to everyone; its settings (pause, resume, rules, delete) are its owner's and admins'.
+METADATA_ALTERS = ownership_alters(SOURCES_TABLE, shared=False)
 
 
 @dataclass
@@ -123,6 +126,7 @@ class Source:
     last_error: str = ""
     stream_type: str = "kinesis"
     version: int = 0
+    owner: str = LOCAL_ID         # the user who created it
 
     @property
     def quarantine_table(self) -> str:
@@ -229,10 +233,10 @@ def _write(ch: "ClickHouse", source: Source, deleted: bool = False) -> None:
            json.dumps(source.connection.to_json()), source.database, source.table, source.table_uuid,
            json.dumps([c.to_json() for c in source.columns]), json.dumps(source.options, default=str),
            source.start_position, source.start_timestamp, source.created_on, source.status, source.last_error,
-           datetime.now(timezone.utc)]
+           datetime.now(timezone.utc), source.owner]
     names = ["id", "version", "deleted", "stream_type", "stream_name", "stream_arn", "connection", "database",
              "table", "table_uuid", "columns", "options", "start_position", "start_timestamp", "created_on",
-             "status", "last_error", "updated_at"]
+             "status", "last_error", "updated_at", "owner"]
     ch.insert_rows("sources", [row], names, database=METADATA_DB)
 
 
@@ -247,7 +251,7 @@ def _from_row(row: dict[str, Any]) -> Source:
                   table_uuid=row["table_uuid"], options=json.loads(row["options"] or "{}"),
                   start_position=row["start_position"], start_timestamp=row["start_timestamp"],
                   created_on=created, status=row["status"], last_error=row["last_error"],
-                  stream_type=row["stream_type"], version=int(row["version"]))
+                  stream_type=row["stream_type"], version=int(row["version"]), owner=owner_of(row.get("owner")))
 
 
 def list_sources(ch: "ClickHouse", status: str | None = None) -> list[Source]:
@@ -332,13 +336,14 @@ def _normalized(columns: list[ColumnSpec]) -> list[ColumnSpec]:
     return out
 
 
-def create_table_and_source(ch: "ClickHouse", req: CreateRequest) -> CreateResult:
+def create_table_and_source(ch: "ClickHouse", req: CreateRequest, user: User | None = None) -> CreateResult:
     """Validate everything, create the table and its quarantine table, then record the source.
 
     Refuses an existing table. On any failure after the first statement ran,
     what this call created is dropped again, so no half-made table or orphan
     source is left behind.
     """
+    owner = acting(user).id
     problems = check_request(ch, req)
     if req.mode not in INGEST_MODES:
         problems.append(f"Unknown ingest mode {req.mode!r}: choose one of {', '.join(INGEST_MODES)}.")
@@ -373,7 +378,7 @@ def create_table_and_source(ch: "ClickHouse", req: CreateRequest) -> CreateResul
                         connection=req.connection, table_uuid=table_uuid,
                         options={**opts.to_json(), "mode": req.mode},
                         start_position=req.start_position, start_timestamp=start_timestamp, created_on=created_on,
-                        status="running")
+                        status="running", owner=owner)
         _write(ch, source)
     except BaseException:
         _undo(ch, opts.database, created, made_database, spec)
@@ -437,23 +442,35 @@ def pin_latest_start(ch: "ClickHouse", source_id: str, when: datetime | None = N
     return source
 
 
-def pause_source(ch: "ClickHouse", source_id: str) -> Source:
+def source_for_change(ch: "ClickHouse", source_id: str, user: User | None = None) -> Source:
+    """The source, if the acting user may change its settings (its owner or an admin); Forbidden otherwise."""
+    source = get_source(ch, source_id)
+    if not can_change(acting(user), source.owner):
+        raise Forbidden(f"Only the owner of the source {source.id} ({source.owner}) or an admin can pause, resume, "
+                        "change or delete it.", "Its table stays readable by everyone; ask its owner or an admin.")
+    return source
+
+
+def pause_source(ch: "ClickHouse", source_id: str, user: User | None = None) -> Source:
+    source_for_change(ch, source_id, user)
     return set_status(ch, source_id, "paused")
 
 
-def resume_source(ch: "ClickHouse", source_id: str) -> Source:
+def resume_source(ch: "ClickHouse", source_id: str, user: User | None = None) -> Source:
+    source_for_change(ch, source_id, user)
     return set_status(ch, source_id, "running")
 
 
 RULE_FIELDS = ("required", "allowed_values", "format", "default")
 
 
-def update_rules(ch: "ClickHouse", source_id: str, rules: dict[str, dict[str, Any]]) -> Source:
+def update_rules(ch: "ClickHouse", source_id: str, rules: dict[str, dict[str, Any]],
+                 user: User | None = None) -> Source:
     """Change the validation rules of some columns: ``{column: {required, allowed_values, format, default}}``.
 
     Only rules change: names, types and JSON paths are fixed by the table.
     """
-    source = get_source(ch, source_id)
+    source = source_for_change(ch, source_id, user)
     by_name = {c.name: c for c in source.columns}
     problems: list[str] = []
     for name, change in rules.items():
@@ -483,9 +500,9 @@ def update_rules(ch: "ClickHouse", source_id: str, rules: dict[str, dict[str, An
     return source
 
 
-def delete_source(ch: "ClickHouse", source_id: str, drop_table: bool = False) -> Source:
+def delete_source(ch: "ClickHouse", source_id: str, drop_table: bool = False, user: User | None = None) -> Source:
     """Forget the source (stop its ingestion first); optionally drop its table and quarantine table."""
-    source = get_source(ch, source_id)
+    source = source_for_change(ch, source_id, user)
     _write(ch, source, deleted=True)
     delete_checkpoints(ch, source_id)
     if drop_table:

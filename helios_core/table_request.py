@@ -117,7 +117,7 @@ def build_create_request(ch: Any, aws: Any, *, stream: str, database: str, table
                          start_timestamp=start_timestamp or "", mode=mode)
 
 
-def create_and_start(ch: Any, request: CreateRequest, aws: Any) -> dict[str, Any]:
+def create_and_start(ch: Any, request: CreateRequest, aws: Any, user: Any = None) -> dict[str, Any]:
     """Create the table, quarantine table and source (the wizard's checks), and start ingesting it now.
 
     Access keys go to the ingest manager in memory only, before the source exists, so that its
@@ -131,7 +131,7 @@ def create_and_start(ch: Any, request: CreateRequest, aws: Any) -> dict[str, Any
     if getattr(aws, "method", "") == "keys":
         manager.register_connection(request.source_id, aws)
     try:
-        result = create_table_and_source(ch, request)
+        result = create_table_and_source(ch, request, user)
     except Exception:
         manager.connections.pop(request.source_id, None)
         raise

@@ -16,7 +16,7 @@ from helios_core.analysis_check import LEVELS
 from helios_core.cloud_urls import PROVIDERS, configured
 from helios_core.errors import Conflict, HeliosError
 from helios_core.jobs import ACTIVE_STAGES, ANALYSIS, ANALYSIS_STAGES, FAIL, SUCCESS, Job, get_job, list_jobs
-from pages._shared import show_error
+from pages._shared import acting_user, show_error
 
 state = st.session_state
 LEVEL_HELP = {"semi": "semi — aggregates only; rows with too few data owners or rows are withheld",
@@ -91,7 +91,7 @@ def create_section(service: Any) -> None:
             _verdict(state["an_verdict"])
         if b2.button("Create analysis job", type="primary", key="an_create", icon=":material/add_task:"):
             try:
-                job = service.create(_draft())
+                job = service.create(_draft(), acting_user())
                 state.setdefault("an_created", set()).add(job.id)
                 state["an_selected"] = job.id
                 st.success(f"Created {job.name} ({job.id}). Register data owners below.")
@@ -102,7 +102,7 @@ def create_section(service: Any) -> None:
 
 
 def settings_section(service: Any, job: Job) -> None:
-    info = describe(service.ch, job.id)
+    info = describe(service.ch, job.id, acting_user())
     st.caption(f"Security level **{info['security_level']}** · table **{info['table_name']}** · providers "
                f"{', '.join(info['cloud_providers'])} · job id `{job.id}`")
     st.code(info["query_sql"], language="sql")
@@ -119,7 +119,7 @@ def owners_section(service: Any, job: Job) -> None:
             owner = st.text_input("Data owner (an id or a name)", key="an_owner")
             if st.button("Get upload links", key="an_register", icon=":material/link:"):
                 try:
-                    state[f"an_grant_{job.id}"] = service.register_owner(job.id, owner)
+                    state[f"an_grant_{job.id}"] = service.register_owner(job.id, owner, user=acting_user())
                 except HeliosError as exc:
                     show_error(exc)
             grant = state.get(f"an_grant_{job.id}")
@@ -144,7 +144,7 @@ def submit_section(service: Any, job: Job) -> None:
     if not job.submitted and st.button("Submit analysis", type="primary", key="an_submit",
                                        icon=":material/play_arrow:"):
         try:
-            service.submit(job.id)
+            service.submit(job.id, acting_user())
             st.rerun()
         except HeliosError as exc:
             show_error(exc)
@@ -161,7 +161,7 @@ def stages_section(job: Job) -> None:
 
 def _stages_panel(job_id: str, watching: bool) -> None:
     from pages._shared import runtime
-    current = get_job(runtime().clickhouse, job_id)
+    current = get_job(runtime().clickhouse, job_id, acting_user())
     if watching and current.status not in ACTIVE_STAGES:
         st.rerun()
     steps = [s for s in ANALYSIS_STAGES if s != FAIL]
@@ -176,7 +176,7 @@ def _stages_panel(job_id: str, watching: bool) -> None:
 def result_section(service: Any, job: Job) -> None:
     """The released result: table with units, a chart, what was withheld and why; hidden counts never shown."""
     try:
-        result = get_result(service.ch, job.id)
+        result = get_result(service.ch, job.id, acting_user())
     except Conflict:
         return
     except HeliosError as exc:
@@ -216,12 +216,12 @@ def more_section(service: Any, job: Job) -> None:
         sql = st.text_area("Query", key=f"an_more_sql_{job.id}", height=100)
         c1, c2 = st.columns(2)
         if c1.button("Check", key="an_more_check"):
-            state["an_more_verdict"] = check_sql(service.ch, job.id, sql)
+            state["an_more_verdict"] = check_sql(service.ch, job.id, sql, acting_user())
         if state.get("an_more_verdict"):
             _verdict(state["an_more_verdict"])
         if c2.button("Run", key="an_more_run", type="primary"):
             try:
-                run_query(service, job.id, sql)
+                run_query(service, job.id, sql, user=acting_user())
                 st.rerun()
             except HeliosError as exc:
                 show_error(exc)
@@ -229,7 +229,7 @@ def more_section(service: Any, job: Job) -> None:
 
 def analysis_tab(service: Any) -> None:
     create_section(service)
-    jobs = [j for j in list_jobs(service.ch) if j.target == ANALYSIS]
+    jobs = [j for j in list_jobs(service.ch, acting_user()) if j.target == ANALYSIS]
     if not jobs:
         st.info("No analysis jobs yet. Create one above.")
         return

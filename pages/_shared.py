@@ -14,6 +14,7 @@ import streamlit as st
 
 from helios_core.errors import HeliosError
 from helios_core.runtime import Runtime, get_runtime
+from helios_core.users import LOCAL, User, sign_in_configured, signed_in_user
 
 log = logging.getLogger("helios.pages")
 F = TypeVar("F", bound=Callable[..., object])
@@ -44,6 +45,46 @@ _leave_pages_folder_mode()
 def runtime() -> Runtime:
     """The process-wide runtime, shared by every browser session."""
     return get_runtime()
+
+
+# ---- who is acting: the signed-in user (Streamlit's OIDC sign-in), or the single local user ----
+
+
+def auth_providers() -> list[str | None]:
+    """The providers configured under ``[auth]`` (``[auth.NAME]`` tables), or ``[None]`` for the one default."""
+    try:
+        auth = st.secrets.get("auth", {})
+    except Exception:  # no secrets.toml at all
+        return [None]
+    names = [k for k, v in auth.items() if hasattr(v, "keys")]
+    return names or [None]
+
+
+def acting_user() -> User:
+    """The user this browser session acts as: ``st.user`` when sign-in is configured, else the local user."""
+    if not sign_in_configured():
+        return LOCAL
+    if not st.user.is_logged_in:
+        st.stop()  # app.py's sign-in gate runs first; never act as anyone before sign-in
+    email = st.user.get("email") or st.user.get("preferred_username") or st.user.get("sub")
+    try:
+        return signed_in_user(email, str(st.user.get("name") or ""))
+    except HeliosError as exc:
+        show_error(exc)
+        st.stop()
+
+
+def sign_in_gate() -> None:
+    """With an identity provider configured, nothing but a sign-in button until the user signs in."""
+    if not sign_in_configured() or st.user.is_logged_in:
+        return
+    st.title("Helios")
+    st.markdown("Sign in to see your chats, reports, jobs and sources.")
+    for provider in auth_providers():
+        label = f"Sign in with {provider}" if provider else "Sign in"
+        if st.button(label, type="primary", icon=":material/login:", key=f"sign_in_{provider or 'default'}"):
+            st.login(provider) if provider else st.login()
+    st.stop()
 
 
 def show_error(error: BaseException | str, hint: str = "") -> None:

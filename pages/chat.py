@@ -15,10 +15,10 @@ from helios_core.chat.store import Chat, ChatStore, Message
 from helios_core.clickhouse import list_databases
 from helios_core.metadata import METADATA_DB
 from helios_core.wording import plural
-from pages._shared import aws_connection, open_in_sql_explorer, runtime, show_error, user_errors
+from pages._shared import acting_user, aws_connection, open_in_sql_explorer, runtime, show_error, user_errors
 
 ch = runtime().clickhouse
-store = ChatStore(ch)
+store = ChatStore(ch, acting_user())  # lists, opens and changes only what this user may
 state = st.session_state
 PROVIDER_LABELS = {"builtin": "Built-in (offline)", "bedrock": "Amazon Bedrock", "openai": "OpenAI-compatible"}
 
@@ -76,6 +76,13 @@ with st.sidebar:
                 with user_errors(stop=False):
                     store.rename(picked, state.get("chat_rename_to", ""))
                     st.rerun()
+            if store.can_change(by_id[picked]):
+                st.text_input("Share read-only with", value=", ".join(by_id[picked].shared_with),
+                              key=f"chat_share_with_{picked}", placeholder="e-mail addresses, or * for everyone")
+                if st.button("Update sharing", key="chat_share", icon=":material/share:"):
+                    with user_errors():
+                        store.share(picked, state.get(f"chat_share_with_{picked}", ""))
+                        st.rerun()
             sure = st.checkbox("Yes, delete this chat and its messages", key="chat_delete_confirm")
             if st.button("Delete chat", key="chat_delete", icon=":material/delete:", disabled=not sure):
                 with user_errors(stop=False):
@@ -240,7 +247,8 @@ if chat is None:
         st.stop()
     st.selectbox("Ask about database", databases, key="chat_quick_db")
 else:
-    st.caption(f"About {chat.describe_subject()}" + (f" (database {chat.database})" if chat.subject_sql else ""))
+    st.caption(f"About {chat.describe_subject()}" + (f" (database {chat.database})" if chat.subject_sql else "")
+               + ("" if store.can_change(chat) else f" · shared with you by {chat.owner}, read-only"))
     live_chat_banner(chat)
     with user_errors(stop=False):
         for turn in turns(store.messages(chat.id)):

@@ -22,8 +22,8 @@ from helios_core.sources import START_POSITIONS, Connection, CreateRequest, chec
 from helios_core.table_request import create_and_start
 from helios_core.streams import sample_stream
 from helios_core.wording import plural
-from pages._shared import (AWS_STREAMS_KEY, open_in_sql_explorer, require_aws_connection, runtime, sandbox_badge,
-                           show_error, user_errors)
+from pages._shared import (AWS_STREAMS_KEY, acting_user, open_in_sql_explorer, require_aws_connection, runtime,
+                           sandbox_badge, show_error, user_errors)
 
 STEPS = ["Source", "Sample & schema", "Edit schema", "Table options", "Review", "Create"]
 VIRTUAL_NAMES = {"_arrival_time": "arrival time", "_partition_key": "partition key", "_shard_id": "shard",
@@ -426,7 +426,7 @@ elif step == 4:
             if request.mode == "lambda" and not template:
                 clickhouse_url_for_lambda(ch.settings)  # refused before anything is created
             with st.spinner("Creating…"):
-                result = create_and_start(ch, request, conn)
+                result = create_and_start(ch, request, conn, acting_user())
                 if request.mode == "lambda":
                     st.write("Creating the Lambda resources…" if not template else "Writing the template…")
                     result.update(deploy_or_template(conn, get_source(ch, result["sourceId"]), lambda_options(),

@@ -3,8 +3,9 @@ import streamlit as st
 from helios_core.clickhouse import is_empty, list_databases
 from helios_core.demo import load_demo
 from helios_core.metadata import METADATA_DB
+from helios_core.users import sign_in_configured
 from helios_core.wording import plural
-from pages._shared import runtime, user_errors
+from pages._shared import acting_user, runtime, user_errors
 
 ch = runtime().clickhouse
 
@@ -14,6 +15,17 @@ st.markdown(
     "preview events, get a ClickHouse schema inferred for you, and let Helios keep the table filled — "
     "validated, with bad events kept aside. Then explore with SQL, charts, chat and reports."
 )
+
+me = acting_user()
+if sign_in_configured():
+    who, out = st.columns([4, 1], vertical_alignment="center")
+    who.markdown(f":material/person: Signed in as **{me.label}**" + (" (admin)" if me.is_admin else "")
+                 + ". You see your own chats, reports and jobs, plus what others shared with you.")
+    if out.button("Sign out", icon=":material/logout:", key="sign_out"):
+        st.logout()
+else:
+    st.caption(":material/person: Single local user: no identity provider is configured, so everything here is "
+               "yours. Add an `[auth]` section to `.streamlit/secrets.toml` for sign-in and per-user ownership.")
 
 left, right = st.columns(2)
 with left:

@@ -17,11 +17,12 @@ from helios_core.pgdump import load_dump
 from helios_core.schema import ColumnSpec
 from helios_core.wording import plural, when
 from pages._analysis import analysis_tab
-from pages._shared import (aws_connection, format_bytes, guarded, open_in_sql_explorer, runtime, show_error,
-                           user_errors)
+from pages._shared import (acting_user, aws_connection, format_bytes, guarded, open_in_sql_explorer, runtime,
+                           show_error, user_errors)
 
 ch = runtime().clickhouse
 state = st.session_state
+actor = acting_user()  # lists and opens only this user's jobs (admins: any by id)
 TARGET_LABELS = {"existing": "An existing table", "new": "A new table (schema from the first upload)",
                  "database": "A new database (PostgreSQL dumps)"}
 
@@ -45,7 +46,7 @@ def live_status(job: Job) -> None:
 
 
 def _status_panel(job_id: str, watching: bool) -> None:
-    current = get_job(ch, job_id)
+    current = get_job(ch, job_id, actor)
     if watching and current.status not in ACTIVE_STAGES:
         st.rerun()  # finished: redraw the whole page once, then stop refreshing
     steps = [s for s in STAGES if s != FAIL]
@@ -109,7 +110,7 @@ def jobs_tab() -> None:
         for key in ("jobs_new_name", "jobs_new_db_text", "jobs_new_table_text", "jobs_new_table"):
             state.pop(key, None)
     created = state.pop("jobs_created_message", None)
-    with st.expander("New import job", expanded=not list_jobs(ch) or bool(created), icon=":material/add:"):
+    with st.expander("New import job", expanded=not list_jobs(ch, actor) or bool(created), icon=":material/add:"):
         if created:
             st.success(created)
         c1, c2 = st.columns(2)
@@ -133,7 +134,7 @@ def jobs_tab() -> None:
         if st.button("Create job", type="primary", key="jobs_create", icon=":material/add_task:"):
             try:
                 job = service.create({"name": name, "format": fmt, "target": target, "database": database or "",
-                                      "table": table or ""})
+                                      "table": table or ""}, actor)
                 state["jobs_selected"] = job.id
                 state["jobs_created_message"] = f"Created job {job.name} ({job.id}). Register data owners below."
                 state["jobs_form_reset"] = True
@@ -143,7 +144,7 @@ def jobs_tab() -> None:
 
     # ---- the jobs ---------------------------------------------------------------------------------------------
 
-    jobs = list_jobs(ch)
+    jobs = list_jobs(ch, actor)
     if not jobs:
         st.info("No import jobs yet. Create one above.")
         return
@@ -175,7 +176,7 @@ def jobs_tab() -> None:
             files = st.number_input("Files", min_value=1, max_value=20, value=1, key="jobs_owner_files")
             if st.button("Get upload links", key="jobs_register", icon=":material/link:"):
                 try:
-                    grant = service.register_owner(job.id, owner, files=int(files))
+                    grant = service.register_owner(job.id, owner, files=int(files), user=actor)
                     state[f"jobs_grant_{job.id}"] = grant
                 except HeliosError as exc:
                     show_validation(exc)
@@ -195,7 +196,7 @@ def jobs_tab() -> None:
             if uploaded is not None and st.button("Upload", key="jobs_upload", icon=":material/upload:"):
                 with st.status(f"Uploading {uploaded.name}…", expanded=False) as status:
                     try:
-                        done = service.upload(job.id, me, uploaded.name, uploaded.getvalue())
+                        done = service.upload(job.id, me, uploaded.name, uploaded.getvalue(), actor)
                         status.update(label=f"Uploaded {uploaded.name} ({format_bytes(done.size)}).",
                                       state="complete")
                     except HeliosError as exc:
@@ -219,7 +220,7 @@ def jobs_tab() -> None:
             if st.button("Infer from the first upload", key="jobs_infer", icon=":material/auto_fix_high:"):
                 with st.spinner("Reading the first upload…"):
                     try:
-                        job = infer_job_schema(service, job.id)
+                        job = infer_job_schema(service, job.id, actor)
                     except HeliosError as exc:
                         show_error(exc)
             if job.schema:
@@ -241,7 +242,7 @@ def jobs_tab() -> None:
                             specs.append(ColumnSpec(name=str(row["name"]), type=str(row["type"]),
                                                     json_path=str(row.get("from") or row["name"]),
                                                     required=base.required, default=base.default))
-                        job = confirm_schema(ch, job.id, specs, order)
+                        job = confirm_schema(ch, job.id, specs, order, user=actor)
                         st.success("Columns confirmed; the table is created when the job loads.")
                     except HeliosError as exc:
                         show_error(exc)
@@ -253,7 +254,7 @@ def jobs_tab() -> None:
     if not job.submitted:
         if st.button("Submit job", type="primary", key="jobs_submit", icon=":material/play_arrow:"):
             try:
-                service.submit(job.id)
+                service.submit(job.id, actor)
                 st.toast("Submitted.")
                 st.rerun()
             except HeliosError as exc:

@@ -13,10 +13,11 @@ from helios_core.export import to_csv_bytes
 from helios_core.wording import plural
 from helios_core.reports import (GRAINS, MEASURE_HELP, MEASURE_KINDS, OPERATORS, PRESETS, Filter, Measure,
                                  ReportDefinition, captcha_preset, delete_report, get_report, list_reports,
-                                 parse_conditions, run_report, save_report, type_family)
-from pages._shared import runtime, show_error, user_errors
+                                 parse_conditions, run_report, save_report, share_report, type_family)
+from pages._shared import acting_user, runtime, show_error, user_errors
 
 ch = runtime().clickhouse
+me = acting_user()
 state = st.session_state
 state.setdefault("rp_editor_n", 0)
 
@@ -127,8 +128,9 @@ st.caption("Build a report over any table: measures per time bucket, grouped by 
 # ---- start from a preset or a saved report ---------------------------------------------------------
 
 with user_errors(stop=False):  # the builder below works without the saved reports
-    saved = list_reports(ch)
-    options = ["—"] + [f"Preset: {name}" for name in PRESETS] + [f"Saved: {r.name}" for r in saved]
+    saved = list_reports(ch, me)  # this user's, and those shared with them
+    options = ["—"] + [f"Preset: {name}" for name in PRESETS] + [
+        f"Saved: {r.name}" + ("" if r.owner == me.id else f" (shared by {r.owner})") for r in saved]
     s1, s2, s3 = st.columns([3, 1, 1], vertical_alignment="bottom")
     choice = s1.selectbox("Open", options, key="rp_open", help="A built-in preset or a report you saved.")
     if s2.button("Open", key="rp_open_btn", disabled=choice == "—"):
@@ -136,15 +138,26 @@ with user_errors(stop=False):  # the builder below works without the saved repor
             load_definition(PRESETS[choice.removeprefix("Preset: ")]())
         else:
             chosen = saved[options.index(choice) - 1 - len(PRESETS)]
-            load_definition(get_report(ch, chosen.id).definition)
-            state["rp_saved_id"], state["rp_saved_name"] = chosen.id, chosen.name
+            load_definition(get_report(ch, chosen.id, me).definition)
+            # Saving under the same name overwrites only one's own report; a shared one is saved as a copy.
+            state["rp_saved_id"], state["rp_saved_name"] = (chosen.id, chosen.name) if chosen.owner == me.id \
+                else (None, None)
         state["rp_autorun"] = True
         st.rerun()
     if choice.startswith("Saved: ") and s3.button("Delete", key="rp_delete_btn", icon=":material/delete:"):
         chosen = saved[options.index(choice) - 1 - len(PRESETS)]
-        delete_report(ch, chosen.id)
+        delete_report(ch, chosen.id, me)
         st.toast(f"Deleted {chosen.name}.")
         st.rerun()
+    if choice.startswith("Saved: "):
+        chosen = saved[options.index(choice) - 1 - len(PRESETS)]
+        if chosen.owner == me.id or me.is_admin:
+            with st.popover("Share", icon=":material/share:"):
+                st.text_input("Read-only with", value=", ".join(chosen.shared_with), key=f"rp_share_{chosen.id}",
+                              placeholder="e-mail addresses, or * for everyone")
+                if st.button("Update sharing", key=f"rp_share_btn_{chosen.id}"):
+                    share_report(ch, chosen.id, state.get(f"rp_share_{chosen.id}", ""), me)
+                    st.toast(f"Sharing of {chosen.name} updated.")
 
 # ---- the builder ------------------------------------------------------------------------------------
 
@@ -251,6 +264,6 @@ if result is not None and compiled is not None:
                 # Same name as the report that was opened: overwrite it; a new name: a new saved report.
                 same = state.get("rp_saved_name") and state.get("rp_saved_name") == _text(state.get("rp_name"))
                 stored = save_report(ch, compiled.definition, state.get("rp_name"),
-                                     state.get("rp_saved_id") if same else None)
+                                     state.get("rp_saved_id") if same else None, me)
                 state["rp_saved_id"], state["rp_saved_name"] = stored.id, stored.name
                 st.success(f"Saved as {stored.name!r}.")

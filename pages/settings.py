@@ -5,19 +5,20 @@ from __future__ import annotations
 import streamlit as st
 
 from helios_core.tokens import create_token, list_tokens, revoke_token
-from pages._shared import runtime, user_errors
+from pages._shared import acting_user, runtime, user_errors
 
 st.title("Settings")
 st.subheader("HTTP API tokens")
 rt = runtime()
+me = acting_user()
 server = rt.services.get("api")
 if server is not None:
     st.caption(f"The HTTP API is served from this app at {server.url} (documentation at {server.url}/docs).")
 else:
     st.caption("The HTTP API is off in this app: start the app with HELIOS_API_PORT set, or run "
                "`python -m helios_core serve` on another data directory.")
-st.caption("Every API request needs `Authorization: Bearer <token>`. Helios keeps only a hash of each token, "
-           "so a token is shown once, when it is created.")
+st.caption("Every API request needs `Authorization: Bearer <token>` and acts as the token's owner (you, for the "
+           "tokens below). Helios keeps only a hash of each token, so a token is shown once, when it is created.")
 
 with st.form("api_token_new", clear_on_submit=True):
     c1, c2 = st.columns([3, 1])
@@ -25,13 +26,13 @@ with st.form("api_token_new", clear_on_submit=True):
     write = c2.checkbox("Allow writes", help="Inserts, new tables, jobs, chats and SQL sent with write.")
     if st.form_submit_button("Create token", icon=":material/key:"):
         with user_errors(stop=False):
-            new = create_token(rt.clickhouse, name, write=write)
+            new = create_token(rt.clickhouse, name, write=write, user=me)
             st.success(f"Token {new.record.name!r} created. Copy it now: it is not shown again.",
                        icon=":material/check_circle:")
             st.code(new.token, language=None)
 
 with user_errors():
-    tokens = list_tokens(rt.clickhouse)
+    tokens = list_tokens(rt.clickhouse, user=me)
 if not tokens:
     st.info("No tokens yet.", icon=":material/info:")
 for token in tokens:
@@ -41,5 +42,5 @@ for token in tokens:
     c3.write(f"created {token.created_at:%Y-%m-%d %H:%M} UTC")
     if c4.button("Revoke", key=f"api_token_revoke_{token.id}", icon=":material/block:"):
         with user_errors(stop=False):
-            revoke_token(rt.clickhouse, token.id)
+            revoke_token(rt.clickhouse, token.id, me)
             st.rerun()

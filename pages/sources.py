@@ -12,9 +12,11 @@ from helios_core.ingest.manager import get_ingest_manager, pause, remove_source,
 from helios_core.schema import FORMATS
 from helios_core.sources import list_sources, update_rules
 from helios_core.wording import duration, when
-from pages._shared import aws_connection, guarded, open_in_sql_explorer, runtime, show_error, user_errors
+from pages._shared import (acting_user, aws_connection, guarded, open_in_sql_explorer, runtime, show_error,
+                           user_errors)
 
 ch = runtime().clickhouse
+me = acting_user()  # every source is listed; only its owner or an admin changes it
 state = st.session_state
 MODE_LABELS = {"app": "ingested by this Helios", "workers": "headless workers", "lambda": "AWS Lambda"}
 STATUS_ICON = {"running": ":material/play_circle:", "paused": ":material/pause_circle:",
@@ -90,8 +92,8 @@ for source in all_sources:
     with st.expander(label, expanded=len(all_sources) == 1 or state.get("src_open") == source.id):
         start = source.start_position + (f" ({source.start_timestamp})" if source.start_position != "TRIM_HORIZON"
                                           and source.start_timestamp else "")
-        st.caption(f"Source `{source.id}` · {source.status} · {MODE_LABELS.get(source.mode, source.mode)} · "
-                   f"reads from {start} · "
+        st.caption(f"Source `{source.id}` · owner {source.owner} · {source.status} · "
+                   f"{MODE_LABELS.get(source.mode, source.mode)} · reads from {start} · "
                    f"stream ARN `{source.stream_arn}` · table UUID `{source.table_uuid}`")
         if source.status == "failed" and source.last_error:
             show_error(source.last_error)
@@ -103,11 +105,12 @@ for source in all_sources:
         with user_errors(stop=False):
             if source.status == "running":
                 if a[0].button("Pause", icon=":material/pause:", key=f"src_pause_{source.id}"):
-                    pause(ch, source.id)
+                    pause(ch, source.id, me)
                     st.rerun()
             elif a[0].button("Resume", icon=":material/play_arrow:", key=f"src_resume_{source.id}"):
                 signed_in = aws_connection()  # keys live in this session only: hand them to the consumer
-                resume(ch, source.id, signed_in if signed_in is not None and signed_in.method == "keys" else None)
+                resume(ch, source.id, signed_in if signed_in is not None and signed_in.method == "keys" else None,
+                       me)
                 st.rerun()
         if a[1].button("Open table", icon=":material/database:", key=f"src_table_{source.id}"):
             state["db_selected_database"], state["db_selected_table"] = source.database, source.table
@@ -126,7 +129,7 @@ for source in all_sources:
             d1, d2, _ = st.columns([1, 1, 4])
             if d1.button("Delete source", type="primary", key=f"src_confirm_{source.id}"):
                 with user_errors(stop=False):
-                    remove_source(ch, source.id, drop_table=keep.startswith("Drop"))
+                    remove_source(ch, source.id, drop_table=keep.startswith("Drop"), user=me)
                     state.pop("src_deleting", None)
                     st.rerun()
             if d2.button("Cancel", key=f"src_cancel_{source.id}"):
@@ -145,7 +148,7 @@ for source in all_sources:
                                          "format": r["format"] or "", "default": r["default"] or None}
                            for r in edited.to_dict(orient="records")}
                 with user_errors(stop=False):
-                    update_rules(ch, source.id, changes)
+                    update_rules(ch, source.id, changes, me)
                     manager.sync()
                     st.success("Rules saved; the consumer restarted with them. Re-process quarantined rows on the "
                                "Quarantine page.")

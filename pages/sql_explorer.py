@@ -5,7 +5,8 @@ import streamlit as st
 from helios_core.charts import CHART_KINDS, ChartSpec, build_chart, suggest_chart
 from helios_core.clickhouse import catalog_names
 from helios_core.export import to_csv_bytes, to_parquet_bytes
-from pages._shared import SQL_EDITOR_KEY, counted, format_bytes, runtime, set_explorer_sql, show_error, user_errors
+from pages._shared import (SQL_EDITOR_KEY, acting_user, counted, format_bytes, runtime, set_explorer_sql, show_error,
+                           user_errors)
 
 ch = runtime().clickhouse
 settings = ch.settings
@@ -146,7 +147,7 @@ if result is not None:
             from helios_core.chat.assistant import start_query_chat  # the Chat page's concern
             from helios_core.chat.store import ChatStore
             with user_errors(stop=False):
-                state["chat_active_id"] = start_query_chat(ch, ChatStore(ch), result.query).id
+                state["chat_active_id"] = start_query_chat(ch, ChatStore(ch, acting_user()), result.query).id
                 st.switch_page("pages/chat.py")
         if result.row_count > 1:
             draw_chart_builder(result)

@@ -7,11 +7,12 @@ from typing import Any
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
-from helios_core.api.auth import require_token, require_write
+from helios_core.api.auth import require_token, require_user, require_write
 from helios_core.api.errors import HttpError
 from helios_core.errors import AwsError
 from helios_core.runtime import get_runtime
 from helios_core.tokens import ApiToken
+from helios_core.users import User
 
 router = APIRouter(tags=["Helios backend"], dependencies=[Depends(require_token)])
 
@@ -122,7 +123,7 @@ def kinesis_sample(body: SampleRequest) -> dict[str, Any]:
 
 @router.post("/api/create-table", summary="Create a table, its quarantine table and the stream-to-table source",
              dependencies=[Depends(require_write)])
-def create_table(body: CreateTableRequest) -> dict[str, Any]:
+def create_table(body: CreateTableRequest, user: User = Depends(require_user)) -> dict[str, Any]:
     from helios_core.table_request import (build_create_request, columns_from_json, create_and_start,
                                            default_order_by, order_list, parse_partition, parse_ttl)
     ch = get_runtime().clickhouse
@@ -139,7 +140,7 @@ def create_table(body: CreateTableRequest) -> dict[str, Any]:
     if request.mode == "lambda":
         raise HttpError(400, "Lambda sources are deployed from the command line or the app.",
                         "python -m helios_core create-table --mode lambda (or --template for CloudFormation).")
-    return create_and_start(ch, request, conn)
+    return create_and_start(ch, request, conn, user)
 
 
 @router.get("/api/sources", summary="Every stream-to-table source with its status")

@@ -12,10 +12,11 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from helios_core.api.auth import require_token, require_write
+from helios_core.api.auth import require_token, require_user, require_write
 from helios_core.api.errors import HttpError
 from helios_core.errors import ValidationError
 from helios_core.runtime import get_runtime
+from helios_core.users import User
 
 router = APIRouter(tags=["Chats (DB chat)"], dependencies=[Depends(require_token)])
 MASK = "********"
@@ -52,9 +53,9 @@ class MessageIn(BaseModel):
     content_type: str = Field("text", max_length=20)
 
 
-def _store() -> Any:
+def _store(user: User) -> Any:
     from helios_core.chat.store import ChatStore
-    return ChatStore(get_runtime().clickhouse)
+    return ChatStore(get_runtime().clickhouse, user)
 
 
 def credentials(chat: Any) -> dict[str, Any]:
@@ -99,12 +100,12 @@ def message_json(message: Any) -> dict[str, Any]:
 
 
 @router.get("/api/chats", summary="Every chat (credentials masked)")
-def list_chats() -> list[dict[str, Any]]:
-    return [credentials(chat) for chat in _store().list()]
+def list_chats(user: User = Depends(require_user)) -> list[dict[str, Any]]:
+    return [credentials(chat) for chat in _store(user).list()]
 
 
 @router.post("/api/chats", summary="Create a chat about a database", dependencies=[Depends(require_write)])
-def create_chat(body: ChatCreate) -> dict[str, Any]:
+def create_chat(body: ChatCreate, user: User = Depends(require_user)) -> dict[str, Any]:
     from helios_core.chat import live
     if body.connection_name or (live.DBMS_NAMES.get((body.dbms or "").strip().lower()) and body.host_name):
         if body.connection_name:
@@ -113,7 +114,7 @@ def create_chat(body: ChatCreate) -> dict[str, Any]:
             conn = live.make_connection(body.dbms or "", body.host_name or "", body.port, body.user or "",
                                         body.database, body.password or "", body.schema_name or "",
                                         body.environment or "local")
-        return credentials(live.create_chat(get_runtime().clickhouse, _store(), conn, body.chat_name))
+        return credentials(live.create_chat(get_runtime().clickhouse, _store(user), conn, body.chat_name))
     from helios_core.clickhouse import SYSTEM_DATABASES
     from helios_core.identifiers import check_identifier
     from helios_core.metadata import METADATA_DB
@@ -126,7 +127,7 @@ def create_chat(body: ChatCreate) -> dict[str, Any]:
         raise ValidationError(f"Unknown dbms {body.dbms[:40]!r}.", "Use clickhouse; postgresql or mysql with "
                               "host_name, port, user, password for a live database; or postgresql without a host "
                               "and a replication file (POST /api/chats/<id>/replication-file).")
-    chat = _store().create(body.chat_name or body.database, body.database)
+    chat = _store(user).create(body.chat_name or body.database, body.database)
     payload = credentials(chat)
     if body.password:
         payload["note"] = "The password was not stored: Helios never keeps one."
@@ -134,18 +135,18 @@ def create_chat(body: ChatCreate) -> dict[str, Any]:
 
 
 @router.get("/api/chats/{chat_id}", summary="A chat's history")
-def chat_history(chat_id: str) -> dict[str, Any]:
-    store = _store()
+def chat_history(chat_id: str, user: User = Depends(require_user)) -> dict[str, Any]:
+    store = _store(user)
     chat = store.get(chat_id)
     return {**credentials(chat), "chat_history": [message_json(m) for m in store.messages(chat.id)]}
 
 
 @router.post("/api/chats/{chat_id}", summary="Add a message; a user's question gets the assistant's answer",
              dependencies=[Depends(require_write)])
-def post_message(chat_id: str, body: MessageIn) -> JSONResponse:
+def post_message(chat_id: str, body: MessageIn, user: User = Depends(require_user)) -> JSONResponse:
     from helios_core.chat.assistant import Assistant
     from helios_core.chat.store import NewMessage
-    store = _store()
+    store = _store(user)
     chat = store.get(chat_id)
     if not body.content.strip():
         raise ValidationError("The message is empty.", "Type a question about the data.")
@@ -168,21 +169,26 @@ def post_message(chat_id: str, body: MessageIn) -> JSONResponse:
 
 @router.post("/api/chats/{chat_id}/connect", dependencies=[Depends(require_write)],
              summary="Give a live database chat its password again (kept in the server's memory only)")
-def connect_chat(chat_id: str, body: LivePassword) -> dict[str, Any]:
+def connect_chat(chat_id: str, body: LivePassword, user: User = Depends(require_user)) -> dict[str, Any]:
     from helios_core.chat import live
-    chat = _store().get(chat_id)
+    chat = _store(user).get(chat_id)
     live.reconnect(get_runtime().clickhouse, chat.id, body.password)
     return credentials(chat)
 
 
 @router.get("/api/chats/{chat_id}/credentials", summary="Where the chat's data lives (password masked)")
-def chat_credentials(chat_id: str) -> dict[str, Any]:
-    return credentials(_store().get(chat_id))
+def chat_credentials(chat_id: str, user: User = Depends(require_user)) -> dict[str, Any]:
+    return credentials(_store(user).get(chat_id))
 
 
-def _load(chat_id: str, path: Path, filename: str, replace: bool) -> dict[str, Any]:
+def _load(chat_id: str, path: Path, filename: str, replace: bool, user: User) -> dict[str, Any]:
     from helios_core.pgdump import line_source, load_dump
-    chat = _store().get(chat_id)
+    store = _store(user)
+    chat = store.get(chat_id)
+    if not store.can_change(chat):  # loading replaces the chat's data: its owner's (or an admin's) call
+        from helios_core.errors import Forbidden
+        raise Forbidden(f"Only the owner of the chat {chat.name!r} or an admin can load data into it.",
+                        "Create your own chat and load the file there.")
     report = load_dump(get_runtime().clickhouse, line_source(path), chat.database, replace=replace,
                        origin=filename[:200] or "replica.sql", source="import")
     return {"chat_id": chat.id, **report.to_json()}
@@ -191,10 +197,11 @@ def _load(chat_id: str, path: Path, filename: str, replace: bool) -> dict[str, A
 @router.post("/api/chats/{chat_id}/replication-file", dependencies=[Depends(require_write)],
              summary="Load a pg_dump -F p file (form field file) into the chat's database")
 async def replication_file(chat_id: str, file: UploadFile = File(...),
-                           replace: bool = Query(False, description="drop the chat's database first")) -> Any:
+                           replace: bool = Query(False, description="drop the chat's database first"),
+                           user: User = Depends(require_user)) -> Any:
     with tempfile.TemporaryDirectory(prefix="helios-api-") as tmp:
         path = Path(tmp) / "replica.sql"
         with path.open("wb") as out:
             while chunk := await file.read(1 << 20):
                 out.write(chunk)
-        return await run_in_threadpool(_load, chat_id, path, file.filename or "", replace)
+        return await run_in_threadpool(_load, chat_id, path, file.filename or "", replace, user)

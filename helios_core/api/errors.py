@@ -10,8 +10,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from helios_core.errors import (AwsError, ClickHouseUnavailable, ConfigError, Conflict, HeliosError, NotFound,
-                                QueryError, ValidationError, error_payload)
+from helios_core.errors import (AwsError, ClickHouseUnavailable, ConfigError, Conflict, Forbidden, HeliosError,
+                                NotFound, QueryError, ValidationError, error_payload)
 
 log = logging.getLogger("helios.api")
 
@@ -32,6 +32,8 @@ def status_for(exc: HeliosError) -> int:
         return 400
     if isinstance(exc, NotFound):
         return 404
+    if isinstance(exc, Forbidden):
+        return 403
     if isinstance(exc, Conflict):
         return 409
     if isinstance(exc, QueryError):

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from helios_core.api.auth import require_token, require_write
+from helios_core.api.auth import require_token, require_user, require_write
 from helios_core.api.errors import HttpError
 from helios_core.errors import NotFound, ValidationError
 from helios_core.runtime import get_runtime
@@ -151,14 +151,14 @@ def event_in_path(event: str, source: str | None = Query(None, max_length=300),
 _RESERVED = {"report", "preset", "where", "time_from", "time_to"}
 
 
-def _definition(report: str | None, preset: str | None) -> Any:
+def _definition(report: str | None, preset: str | None, user: Any) -> Any:
     from helios_core.reports import PRESETS, get_report, list_reports
     ch = get_runtime().clickhouse
     if report:
         try:
-            return get_report(ch, report).definition
+            return get_report(ch, report, user).definition
         except NotFound:
-            named = [r for r in list_reports(ch) if r.name == report]
+            named = [r for r in list_reports(ch, user) if r.name == report]
             if not named:
                 raise NotFound(f"No saved report has the id or name {report[:120]!r}.",
                                "Save one on the Reports page or with python -m helios_core reports save.") from None
@@ -193,15 +193,15 @@ _REPORT_PARAMS = dict(report=Query(None, max_length=300, description="a saved re
 def report(report: str | None = _REPORT_PARAMS["report"], preset: str | None = _REPORT_PARAMS["preset"],
            where: list[str] = Query([], description="conditions such as site_id = 3f1c…; type in serve, solve"),
            time_from: str | None = _REPORT_PARAMS["time_from"],
-           time_to: str | None = _REPORT_PARAMS["time_to"]) -> dict[str, Any]:
-    return _run(_definition(report, preset), where, [], time_from, time_to)
+           time_to: str | None = _REPORT_PARAMS["time_to"], user: Any = Depends(require_user)) -> dict[str, Any]:
+    return _run(_definition(report, preset, user), where, [], time_from, time_to)
 
 
 @router.get("/api/report/filter", summary="The report filtered: every other query parameter is column=value")
 def report_filter(request: Request, report: str | None = _REPORT_PARAMS["report"],
                   preset: str | None = _REPORT_PARAMS["preset"], where: list[str] = Query([]),
                   time_from: str | None = _REPORT_PARAMS["time_from"],
-                  time_to: str | None = _REPORT_PARAMS["time_to"]) -> dict[str, Any]:
+                  time_to: str | None = _REPORT_PARAMS["time_to"], user: Any = Depends(require_user)) -> dict[str, Any]:
     columns: dict[str, list[str]] = {}
     for key, value in request.query_params.multi_items():
         if key not in _RESERVED:
@@ -210,12 +210,13 @@ def report_filter(request: Request, report: str | None = _REPORT_PARAMS["report"
         raise ValidationError("Give at least one filter, e.g. /api/report/filter?site_id=3f1c…",
                               "Each query parameter other than report, preset, where, time_from and time_to "
                               "is a column = value filter.", missing_fields=["filter"])
-    return _run(_definition(report, preset), where, list(columns.items()), time_from, time_to)
+    return _run(_definition(report, preset, user), where, list(columns.items()), time_from, time_to)
 
 
 @router.get("/api/report/{condition}", summary="The seed's form: /api/report/site_id='…' (a bound filter)")
 def report_condition(condition: str, report: str | None = _REPORT_PARAMS["report"],
-                     preset: str | None = _REPORT_PARAMS["preset"]) -> dict[str, Any]:
+                     preset: str | None = _REPORT_PARAMS["preset"],
+                     user: Any = Depends(require_user)) -> dict[str, Any]:
     if len(condition) > 2000:
         raise HttpError(400, "The filter is too long.", "Filter on a few columns at a time.")
-    return _run(_definition(report, preset), [condition], [], None, None)
+    return _run(_definition(report, preset, user), [condition], [], None, None)

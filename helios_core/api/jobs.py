@@ -7,9 +7,10 @@ from typing import Any
 from fastapi import APIRouter, Body, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from helios_core.api.auth import require_token, require_write
+from helios_core.api.auth import require_token, require_user, require_write
 from helios_core.errors import ValidationError
 from helios_core.runtime import get_runtime
+from helios_core.users import User
 
 router = APIRouter(tags=["Import jobs (QueryShield)"], dependencies=[Depends(require_token)])
 
@@ -43,23 +44,25 @@ def _job_id(value: str | None) -> str:
              dependencies=[Depends(require_write)])
 def create_job(spec: dict[str, Any] = Body(..., examples=[{"name": "Partner sales", "format": "csv",
                                                             "target": "existing", "database": "shop",
-                                                            "table": "sales"}])) -> dict[str, Any]:
-    return {"job_id": _service().create(dict(spec)).id}
+                                                            "table": "sales"}]),
+               user: User = Depends(require_user)) -> dict[str, Any]:
+    return {"job_id": _service().create(dict(spec), user).id}
 
 
 @router.post("/register_data_owner", summary="Write-only presigned upload URLs for a data owner (404, 409)",
              dependencies=[Depends(require_write)])
-def register_data_owner(body: RegisterOwner) -> dict[str, Any]:
+def register_data_owner(body: RegisterOwner, user: User = Depends(require_user)) -> dict[str, Any]:
     return _service().register_owner(body.job_id or "", body.data_owner or "", files=body.files,
-                                     expires_in=body.expires_in)
+                                     expires_in=body.expires_in, user=user)
 
 
 @router.post("/submit_job", summary="Submit a job for loading (404, 409)", dependencies=[Depends(require_write)])
-def submit_job(body: JobRef) -> dict[str, Any]:
-    return _service().submit(_job_id(body.job_id))
+def submit_job(body: JobRef, user: User = Depends(require_user)) -> dict[str, Any]:
+    return _service().submit(_job_id(body.job_id), user)
 
 
 @router.get("/get_status", summary="A job's stage: {status, job_id} (+ error on Fail) (404, 409)")
-def get_status(job_id: str | None = Query(None, max_length=100)) -> dict[str, Any]:
+def get_status(job_id: str | None = Query(None, max_length=100),
+               user: User = Depends(require_user)) -> dict[str, Any]:
     from helios_core.jobs import job_status
-    return job_status(get_runtime().clickhouse, _job_id(job_id))
+    return job_status(get_runtime().clickhouse, _job_id(job_id), user)

@@ -25,6 +25,8 @@ from helios_core.clickhouse import ClickHouse
 from helios_core.config import mask_secrets
 from helios_core.errors import NotFound, ValidationError
 from helios_core.metadata import next_version
+from helios_core.users import (LOCAL_ID, User, acting, check_change, check_read, clean_shared_with, owner_of,
+                               ownership_alters, visible_where)
 
 CONTENT_TYPES = ("text", "table", "query", "chart")
 ROLES = ("user", "assistant")
@@ -52,11 +54,12 @@ METADATA_TABLES = [
         created_at DateTime64(3, 'UTC')
     ) ENGINE = MergeTree ORDER BY (chat_id, seq)""",
 ]
+METADATA_ALTERS = ownership_alters("helios.chats", shared=True)
 
 METADATA_TABLES += live.METADATA_TABLES  # a live database chat's connection details, never its password
 
 _CHAT_COLUMNS = ["id", "name", "database", "subject_sql", "subject_label", "created_at", "updated_at", "deleted",
-                 "version"]
+                 "version", "owner", "shared_with"]
 _MESSAGE_COLUMNS = ["chat_id", "seq", "turn", "role", "content_type", "content", "created_at"]
 
 # Shapes of credentials that must never be stored even if someone pastes one into a question.
@@ -98,6 +101,8 @@ class Chat:
     subject_label: str = ""
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    owner: str = LOCAL_ID                                   # the user who made it
+    shared_with: list[str] = field(default_factory=list)    # read-only: user ids, or "*" for everyone
 
     def describe_subject(self) -> str:
         if self.subject_sql:
@@ -108,7 +113,8 @@ class Chat:
         return {"id": self.id, "name": self.name, "database": self.database, "subject_sql": self.subject_sql,
                 "subject_label": self.subject_label,
                 "created_at": self.created_at.isoformat() if self.created_at else None,
-                "updated_at": self.updated_at.isoformat() if self.updated_at else None}
+                "updated_at": self.updated_at.isoformat() if self.updated_at else None,
+                "owner": self.owner, "shared_with": list(self.shared_with)}
 
 
 @dataclass
@@ -145,12 +151,25 @@ def _clean_name(name: str) -> str:
     return name[:MAX_NAME]
 
 
-class ChatStore:
-    """Create, list, rename and delete chats; append and read their messages."""
+def _not_found(chat_id: str) -> NotFound:
+    return NotFound(f"There is no chat {chat_id!r}.", "List chats with the Chat page's sidebar.")
 
-    def __init__(self, ch: ClickHouse) -> None:
+
+class ChatStore:
+    """Create, list, rename, share and delete chats; append and read their messages — as one acting user.
+
+    The owner and admins may do everything; a user a chat is shared with may read it (not post, rename
+    or delete); anyone else is told it does not exist. ``user=None`` is the single local user.
+    """
+
+    def __init__(self, ch: ClickHouse, user: User | None = None) -> None:
         self.ch = ch
+        self._user = user
         self._lock = threading.Lock()  # message order within this process
+
+    @property
+    def user(self) -> User:
+        return acting(self._user)
 
     # ---- chats --------------------------------------------------------------
 
@@ -167,24 +186,47 @@ class ChatStore:
         now = _now()
         chat = Chat(id=chat_id, name=_clean_name(name), database=database or "",
                     subject_sql=subject_sql.strip(), subject_label=scrub(subject_label)[:200],
-                    created_at=now, updated_at=now)
+                    created_at=now, updated_at=now, owner=self.user.id)
         self._write(chat, deleted=False)
         return chat
 
     def get(self, chat_id: str) -> Chat:
         rows = self.ch.internal_query(
-            "SELECT * FROM helios.chats FINAL WHERE id = {id:String} AND deleted = 0", {"id": chat_id})
+            "SELECT * FROM helios.chats FINAL WHERE id = {id:String} AND deleted = 0", {"id": str(chat_id)})
         if not rows:
-            raise NotFound(f"There is no chat {chat_id!r}.", "List chats with the Chat page's sidebar.")
-        return self._chat(rows[0])
+            raise _not_found(chat_id)
+        chat = self._chat(rows[0])
+        check_read(self.user, chat.owner, chat.shared_with, _not_found(chat_id))
+        return chat
 
-    def list(self) -> list[Chat]:
+    def _for_change(self, chat_id: str) -> Chat:
+        chat = self.get(chat_id)
+        check_change(self.user, chat.owner, chat.shared_with, _not_found(chat_id), f"the chat {chat.name!r}")
+        return chat
+
+    def can_change(self, chat: Chat) -> bool:
+        """Whether the acting user may post to, rename, share or delete this chat (pages hide those otherwise)."""
+        from helios_core.users import can_change
+        return can_change(self.user, chat.owner)
+
+    def list(self, all_users: bool = False) -> list[Chat]:
+        """The acting user's chats and those shared with them (an admin's ``all_users``: everyone's)."""
+        where, params = visible_where(self.user, shared=True, all_users=all_users)
         rows = self.ch.internal_query(
-            "SELECT * FROM helios.chats FINAL WHERE deleted = 0 ORDER BY updated_at DESC, created_at DESC")
+            f"SELECT * FROM helios.chats FINAL WHERE deleted = 0 AND {where} "
+            "ORDER BY updated_at DESC, created_at DESC", params)
         return [self._chat(r) for r in rows]
 
+    def share(self, chat_id: str, shared_with: Any) -> Chat:
+        """Share read-only with these users (``*``: everyone); an empty list stops sharing."""
+        chat = self._for_change(chat_id)
+        chat.shared_with = clean_shared_with(shared_with)
+        chat.updated_at = _now()
+        self._write(chat, deleted=False)
+        return chat
+
     def rename(self, chat_id: str, name: str) -> Chat:
-        chat = self.get(chat_id)
+        chat = self._for_change(chat_id)
         chat.name = _clean_name(name)
         chat.updated_at = _now()
         self._write(chat, deleted=False)
@@ -195,7 +237,7 @@ class ChatStore:
         self._write(chat, deleted=False)
 
     def delete(self, chat_id: str) -> None:
-        chat = self.get(chat_id)
+        chat = self._for_change(chat_id)
         chat.updated_at = _now()
         self._write(chat, deleted=True)
         # The messages go too: a deleted chat keeps nothing around.
@@ -205,13 +247,14 @@ class ChatStore:
 
     def _write(self, chat: Chat, deleted: bool) -> None:
         row = [chat.id, chat.name, chat.database, chat.subject_sql, chat.subject_label, chat.created_at,
-               chat.updated_at, int(deleted), next_version()]
+               chat.updated_at, int(deleted), next_version(), chat.owner, list(chat.shared_with)]
         self.ch.insert_rows("chats", [row], _CHAT_COLUMNS, database="helios")
 
     @staticmethod
     def _chat(row: dict[str, Any]) -> Chat:
         return Chat(id=row["id"], name=row["name"], database=row["database"], subject_sql=row["subject_sql"],
-                    subject_label=row["subject_label"], created_at=row["created_at"], updated_at=row["updated_at"])
+                    subject_label=row["subject_label"], created_at=row["created_at"], updated_at=row["updated_at"],
+                    owner=owner_of(row.get("owner")), shared_with=list(row.get("shared_with") or []))
 
     # ---- messages -----------------------------------------------------------
 
@@ -222,6 +265,7 @@ class ChatStore:
                 raise ValidationError(f"Unknown role {m.role!r}.")
             if m.content_type not in CONTENT_TYPES:
                 raise ValidationError(f"Unknown content type {m.content_type!r}.")
+        self._for_change(chat_id)  # a chat shared read-only takes no questions from its readers
         with self._lock:
             last = self.ch.internal_query(
                 "SELECT max(seq) AS seq, max(turn) AS turn, count() AS n FROM helios.chat_messages "
@@ -241,7 +285,17 @@ class ChatStore:
                 self.ch.insert_rows("chat_messages", rows, _MESSAGE_COLUMNS, database="helios")
         return stored
 
+    def _visible(self, chat_id: str) -> bool:
+        """Whether the chat exists for the acting user (a deleted chat, or another's, has no messages)."""
+        try:
+            self.get(chat_id)
+        except NotFound:
+            return False
+        return True
+
     def messages(self, chat_id: str) -> list[Message]:
+        if not self._visible(chat_id):
+            return []
         rows = self.ch.internal_query(
             "SELECT * FROM helios.chat_messages WHERE chat_id = {id:String} ORDER BY seq", {"id": chat_id})
         return [Message(r["chat_id"], int(r["seq"]), int(r["turn"]), r["role"], r["content_type"],
@@ -249,6 +303,8 @@ class ChatStore:
 
     def last_query(self, chat_id: str) -> dict[str, Any] | None:
         """The content of the chat's most recent ``query`` message (for follow-ups)."""
+        if not self._visible(chat_id):
+            return None
         rows = self.ch.internal_query(
             "SELECT content FROM helios.chat_messages WHERE chat_id = {id:String} AND content_type = 'query' "
             "AND NOT JSONExtractBool(content, 'failed') ORDER BY seq DESC LIMIT 1", {"id": chat_id})

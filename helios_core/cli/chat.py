@@ -19,7 +19,7 @@ import sys
 from helios_core.chat.assistant import Assistant, new_chat_name
 from helios_core.chat.providers import DEFAULT_BEDROCK_MODEL, PROVIDERS, make_provider
 from helios_core.chat.store import ChatStore
-from helios_core.cli import EXIT_INVALID, emit
+from helios_core.cli import EXIT_INVALID, acting_user, emit
 from helios_core.clickhouse import get_clickhouse
 from helios_core.errors import ValidationError
 
@@ -36,13 +36,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default=os.environ.get("HELIOS_LLM_MODEL", ""), help="OpenAI-compatible model name")
     p.set_defaults(handler=ask)
 
-    p = sub.add_parser("chats", help="list chats")
-    p.set_defaults(handler=lambda a: [c.to_json() for c in ChatStore(get_clickhouse()).list()])
+    p = sub.add_parser("chats", help="list chats (the acting user's and those shared with them)")
+    p.add_argument("--all-users", action="store_true", help="every user's chats (admins)")
+    p.set_defaults(handler=lambda a: [c.to_json() for c in ChatStore(get_clickhouse(), acting_user(a))
+                                      .list(all_users=a.all_users)])
+
+    p = sub.add_parser("chat-share", help="share a chat read-only with users (e-mail addresses, or * for everyone)")
+    p.add_argument("chat_id")
+    p.add_argument("--with", dest="shared_with", default="", help="comma-separated; empty stops sharing")
+    p.set_defaults(handler=lambda a: ChatStore(get_clickhouse(), acting_user(a)).share(a.chat_id,
+                                                                                      a.shared_with).to_json())
 
 
 def ask(args: argparse.Namespace) -> object:
     ch = get_clickhouse()
-    store = ChatStore(ch)
+    store = ChatStore(ch, acting_user(args))
     provider = _provider(args)  # bad provider settings fail before a chat is created
     if args.chat:
         chat = store.get(args.chat)

@@ -19,6 +19,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from helios_core.cli import acting_user
 from helios_core.clickhouse import get_clickhouse
 from helios_core.errors import ValidationError
 from helios_core.pgdump import line_source, load_dump, plan_dump
@@ -58,7 +59,7 @@ def _create(args: argparse.Namespace) -> Any:
     for key in ("schema", "bounds"):
         if getattr(args, key):
             spec[key] = _json_arg(getattr(args, key), f"--{key}")
-    job = _service().create(spec)
+    job = _service().create(spec, acting_user(args))
     return {"job_id": job.id}
 
 
@@ -86,32 +87,32 @@ def _json_file(name: str) -> dict[str, Any]:
 def _result(args: argparse.Namespace) -> Any:
     from helios_core.analysis import get_result
     _service().wait_idle(args.timeout)
-    return get_result(get_clickhouse(), args.job_id)
+    return get_result(get_clickhouse(), args.job_id, acting_user(args))
 
 
 def _analyze(args: argparse.Namespace) -> Any:
     from helios_core.analysis import check_sql, run_query
     if args.check:
-        return check_sql(get_clickhouse(), args.job_id, args.sql)
-    return run_query(_service(), args.job_id, args.sql)
+        return check_sql(get_clickhouse(), args.job_id, args.sql, acting_user(args))
+    return run_query(_service(), args.job_id, args.sql, user=acting_user(args))
 
 
 def _register(args: argparse.Namespace) -> Any:
     return _service().register_owner(args.job_id or args.job_id_opt, args.data_owner or args.owner_opt,
-                                      files=args.files, expires_in=args.expires)
+                                      files=args.files, expires_in=args.expires, user=acting_user(args))
 
 
 def _upload(args: argparse.Namespace) -> Any:
     path = Path(args.file)
     if not path.is_file():
         raise ValidationError(f"There is no file {path}.")
-    upload = _service().upload(args.job_id, args.owner, path.name, path.read_bytes())
+    upload = _service().upload(args.job_id, args.owner, path.name, path.read_bytes(), acting_user(args))
     return {"job_id": args.job_id, "data_owner": upload.owner, "key": upload.key, "size": upload.size}
 
 
 def _infer(args: argparse.Namespace) -> Any:
     from helios_core.jobs import infer_job_schema
-    job = infer_job_schema(_service(), args.job_id)
+    job = infer_job_schema(_service(), args.job_id, acting_user(args))
     return {"job_id": job.id, "schema": [c.to_json() for c in job.schema], "order_by": job.order_by,
             "schema_confirmed": job.schema_confirmed}
 
@@ -125,16 +126,16 @@ def _confirm(args: argparse.Namespace) -> Any:
         except json.JSONDecodeError as exc:
             raise ValidationError(f"--columns is not valid JSON ({exc.msg}).") from exc
     order = [c.strip() for c in args.order_by.split(",") if c.strip()] if args.order_by else None
-    job = confirm_schema(get_clickhouse(), args.job_id, columns, order)
+    job = confirm_schema(get_clickhouse(), args.job_id, columns, order, acting_user(args))
     return {"job_id": job.id, "schema_confirmed": job.schema_confirmed, "order_by": job.order_by}
 
 
 def _submit(args: argparse.Namespace) -> Any:
     from helios_core.jobs import job_status
     service = _service()
-    answer = service.submit(args.job_id)
+    answer = service.submit(args.job_id, acting_user(args))
     service.wait_idle(args.timeout)
-    status = job_status(get_clickhouse(), args.job_id)
+    status = job_status(get_clickhouse(), args.job_id, acting_user(args))
     answer["job_status"] = status["status"]
     answer.update({k: status[k] for k in ("error", "inserted", "quarantined") if k in status})
     return answer
@@ -145,13 +146,18 @@ def _status(args: argparse.Namespace) -> Any:
     # Starting the service resumes or fails jobs a stop interrupted; a resumed load finishes before this
     # process (which owns the embedded engine) exits, instead of being interrupted again.
     _service().wait_idle(args.timeout)
-    return job_status(get_clickhouse(), args.job_id)
+    return job_status(get_clickhouse(), args.job_id, acting_user(args))
+
+
+def _delete(args: argparse.Namespace) -> Any:
+    from helios_core.jobs import delete_job
+    return {"deleted": delete_job(get_clickhouse(), args.job_id, acting_user(args)).id}
 
 
 def _list(args: argparse.Namespace) -> Any:
     from helios_core.jobs import job_summaries, list_jobs
     ch = get_clickhouse()
-    return job_summaries(ch, list_jobs(ch))
+    return job_summaries(ch, list_jobs(ch, acting_user(args), all_users=args.all_users))
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -233,5 +239,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     an.add_argument("--check", action="store_true", help="only give the verdict of the checks")
     an.set_defaults(handler=_analyze)
 
-    ls = js.add_parser("list", help="all import and analysis jobs")
+    d = js.add_parser("delete", help="forget a job that is not running (loaded data stays in its table)")
+    d.add_argument("job_id")
+    d.set_defaults(handler=_delete)
+    ls = js.add_parser("list", help="the acting user's import and analysis jobs")
+    ls.add_argument("--all-users", action="store_true", help="every user's jobs (admins)")
     ls.set_defaults(handler=_list)

@@ -7,11 +7,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from helios_core.cli import acting_user
 from helios_core.clickhouse import get_clickhouse
 from helios_core.errors import ValidationError
 from helios_core.export import to_csv_bytes
 from helios_core.reports import (PRESETS, ReportDefinition, compile_report, delete_report, get_report, list_reports,
-                                 parse_conditions, report_json, run_report, save_report)
+                                 parse_conditions, report_json, run_report, save_report, share_report)
 
 
 def _definition(args: argparse.Namespace) -> ReportDefinition:
@@ -29,7 +30,7 @@ def _definition(args: argparse.Namespace) -> ReportDefinition:
     elif args.preset:
         definition = PRESETS[args.preset]()
     else:
-        definition = get_report(get_clickhouse(), args.id).definition
+        definition = get_report(get_clickhouse(), args.id, acting_user(args)).definition
     for text in args.where or []:
         definition.filters.extend(parse_conditions(text))
     return definition
@@ -70,16 +71,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     save.add_argument("--name", help="the report's name (default: the definition's name)")
     save.add_argument("--replace-id", help="overwrite this saved report")
     save.set_defaults(handler=lambda a: save_report(get_clickhouse(), _definition(a), a.name,
-                                                    a.replace_id).to_json())
+                                                    a.replace_id, acting_user(a)).to_json())
 
-    ls = rs.add_parser("list", help="saved reports")
-    ls.set_defaults(handler=lambda a: [r.to_json() for r in list_reports(get_clickhouse())])
+    ls = rs.add_parser("list", help="saved reports (the acting user's and those shared with them)")
+    ls.add_argument("--all-users", action="store_true", help="every user's reports (admins)")
+    ls.set_defaults(handler=lambda a: [r.to_json() for r in list_reports(get_clickhouse(), acting_user(a),
+                                                                         all_users=a.all_users)])
 
     show = rs.add_parser("show", help="one saved report")
     show.add_argument("report_id")
-    show.set_defaults(handler=lambda a: get_report(get_clickhouse(), a.report_id).to_json())
+    show.set_defaults(handler=lambda a: get_report(get_clickhouse(), a.report_id, acting_user(a)).to_json())
+
+    share = rs.add_parser("share", help="share a saved report read-only (e-mail addresses, or * for everyone)")
+    share.add_argument("report_id")
+    share.add_argument("--with", dest="shared_with", default="", help="comma-separated; empty stops sharing")
+    share.set_defaults(handler=lambda a: share_report(get_clickhouse(), a.report_id, a.shared_with,
+                                                      acting_user(a)).to_json())
 
     delete = rs.add_parser("delete", help="delete a saved report")
     delete.add_argument("report_id")
-    delete.set_defaults(handler=lambda a: (delete_report(get_clickhouse(), a.report_id),
+    delete.set_defaults(handler=lambda a: (delete_report(get_clickhouse(), a.report_id, acting_user(a)),
                                            {"deleted": a.report_id})[1])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from helios_core.cli import acting_user
 from helios_core.clickhouse import get_clickhouse
 
 
@@ -18,17 +19,18 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _create(args: argparse.Namespace) -> Any:
     from helios_core.tokens import create_token
-    return create_token(get_clickhouse(), args.name, write=args.write).to_json()
+    return create_token(get_clickhouse(), args.name, write=args.write, user=acting_user(args)).to_json()
 
 
 def _list(args: argparse.Namespace) -> Any:
     from helios_core.tokens import list_tokens
-    return [t.to_json() for t in list_tokens(get_clickhouse(), include_revoked=args.all)]
+    return [t.to_json() for t in list_tokens(get_clickhouse(), include_revoked=args.all, user=acting_user(args),
+                                             all_users=args.all_users)]
 
 
 def _revoke(args: argparse.Namespace) -> Any:
     from helios_core.tokens import revoke_token
-    return revoke_token(get_clickhouse(), args.token).to_json()
+    return revoke_token(get_clickhouse(), args.token, user=acting_user(args)).to_json()
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -39,12 +41,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("tokens", help="API tokens: create (shown once), list, revoke")
     ts = p.add_subparsers(dest="tokens_command", required=True)
-    c = ts.add_parser("create", help='create a token; prints it once with {"id", "name", "write", "token"}')
+    c = ts.add_parser("create", help='create a token acting as the acting user (--user); prints it once with '
+                                     '{"id", "name", "write", "token", "owner"}')
     c.add_argument("--name", required=True, help="who uses it, e.g. ci")
     c.add_argument("--write", action="store_true", help="allow changing data (inserts, tables, jobs, chats)")
     c.set_defaults(handler=_create)
     ls = ts.add_parser("list", help="tokens (never their secrets)")
     ls.add_argument("--all", action="store_true", help="include revoked tokens")
+    ls.add_argument("--all-users", action="store_true", help="every user's tokens (admins)")
     ls.set_defaults(handler=_list)
     r = ts.add_parser("revoke", help="revoke a token by id or name")
     r.add_argument("token", help="the token's id or name")

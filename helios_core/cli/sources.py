@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from helios_core.cli import acting_user
 from helios_core.cli.serverless import add_lambda_args, run_for_source, server_url
 from helios_core.cli.streams import _aws_args, _connection
 from helios_core.clickhouse import get_clickhouse
@@ -50,7 +51,7 @@ def _create_table(args: argparse.Namespace) -> dict[str, Any]:
                                        start_position=args.start_position,
                                        start_timestamp=args.start_timestamp or "", stream_arn=args.stream_arn or "",
                                        cluster=args.cluster or "", distributed=args.distributed, mode=args.mode)
-    result = create_table_and_source(ch, request).seed_shape()
+    result = create_table_and_source(ch, request, acting_user(args)).seed_shape()
     if args.mode == "lambda":
         result.update(run_for_source(args, get_source(ch, result["sourceId"])))
     elif args.mode == "workers":
@@ -66,7 +67,7 @@ def _rules(args: argparse.Namespace) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise ValidationError(f"--rules is not JSON: {exc}.",
                               'Example: {"event_type": {"allowed_values": ["click", "view"]}}') from exc
-    return update_rules(get_clickhouse(), args.id, rules).seed_shape()
+    return update_rules(get_clickhouse(), args.id, rules, acting_user(args)).seed_shape()
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -108,11 +109,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     for name, fn in (("pause", pause_source), ("resume", resume_source)):
         q = action.add_parser(name, help=f"{name} ingestion")
         q.add_argument("id")
-        q.set_defaults(handler=lambda a, fn=fn: fn(get_clickhouse(), a.id).seed_shape())
+        q.set_defaults(handler=lambda a, fn=fn: fn(get_clickhouse(), a.id, acting_user(a)).seed_shape())
     delete = action.add_parser("delete", help="delete the source (keeps the table unless --drop-table)")
     delete.add_argument("id")
     delete.add_argument("--drop-table", action="store_true", help="also drop the table and its quarantine table")
-    delete.set_defaults(handler=lambda a: {"deleted": delete_source(get_clickhouse(), a.id, a.drop_table).id,
+    delete.set_defaults(handler=lambda a: {"deleted": delete_source(get_clickhouse(), a.id, a.drop_table,
+                                                                   acting_user(a)).id,
                                            "droppedTable": a.drop_table})
     rules = action.add_parser("rules", help='change validation rules: --rules \'{"col": {"required": true}}\'')
     rules.add_argument("id")

@@ -31,7 +31,7 @@ from helios_core.ingest.metrics import SourceMetrics
 from helios_core.ingest.store import load_checkpoints, write_metrics
 from helios_core.runtime import get_runtime
 from helios_core.sources import (Source, delete_source, get_source, list_sources, pause_source, pin_latest_start,
-                                 resume_source, set_status)
+                                 resume_source, set_status, source_for_change)
 
 log = logging.getLogger("helios.ingest")
 LAG_CACHE_SECONDS = 10.0  # a stopped source's lag is measured with Kinesis calls: not on every page refresh
@@ -176,13 +176,13 @@ class IngestManager:
         """Credentials for a source, kept in memory for this process only."""
         self.connections[source_id] = connection
 
-    def resume(self, source_id: str, connection: Any = None) -> Source:
+    def resume(self, source_id: str, connection: Any = None, user: Any = None) -> Source:
         """Set a paused or failed source running again, with ``connection`` (the user's sign-in) if given.
 
         A source connected with access keys cannot run without them: refused with
         the hint to sign in again, rather than started to fail on every call.
         """
-        source = get_source(self.ch, source_id)
+        source = source_for_change(self.ch, source_id, user)
         if connection is not None and source.connection.needs_keys:
             check_connection_fits(source, connection)
             self.register_connection(source_id, connection)
@@ -195,7 +195,7 @@ class IngestManager:
         elif source.connection.needs_keys and source_id not in self.connections:
             raise AwsError("This source reads its stream with access keys, and Helios has none for it now "
                            "(keys live in memory only and are gone after a restart).", KEYS_HINT)
-        source = resume_source(self.ch, source_id)
+        source = resume_source(self.ch, source_id, user)
         metrics = self.metrics.get(source_id)
         if metrics is not None:
             with metrics.lock:
@@ -277,18 +277,19 @@ def _stop_in_this_process(source_id: str) -> None:
         manager.stop_source(source_id)
 
 
-def remove_source(ch: ClickHouse, source_id: str, drop_table: bool = False) -> Source:
-    """Stop a source's consumer, then delete the source (and optionally its tables)."""
+def remove_source(ch: ClickHouse, source_id: str, drop_table: bool = False, user: Any = None) -> Source:
+    """Stop a source's consumer, then delete the source (and optionally its tables): its owner's or an admin's."""
+    source_for_change(ch, source_id, user)
     _stop_in_this_process(source_id)
-    return delete_source(ch, source_id, drop_table=drop_table)
+    return delete_source(ch, source_id, drop_table=drop_table, user=user)
 
 
-def pause(ch: ClickHouse, source_id: str) -> Source:
-    source = pause_source(ch, source_id)
+def pause(ch: ClickHouse, source_id: str, user: Any = None) -> Source:
+    source = pause_source(ch, source_id, user)
     _stop_in_this_process(source_id)
     return source
 
 
-def resume(ch: ClickHouse, source_id: str, connection: Any = None) -> Source:
+def resume(ch: ClickHouse, source_id: str, connection: Any = None, user: Any = None) -> Source:
     """Resume a source in the process-wide manager (``connection``: the user's current sign-in, if any)."""
-    return get_ingest_manager().resume(source_id, connection)
+    return get_ingest_manager().resume(source_id, connection, user)
