@@ -33,6 +33,7 @@ import numpy as np
 from helios_core.analysis_check import (HIDDEN_OWNERS, HIDDEN_ROWS, LEVELS, MAL, OWNER_COLUMN, AnalysisRefused,
                                         CheckedAnalysis, InputTable, check_analysis, release_sql,
                                         unit_type)
+from helios_core.chtypes import base_type
 from helios_core.clickhouse import ClickHouse, table_columns
 from helios_core.errors import Conflict, HeliosError, QueryError, ValidationError
 from helios_core.identifiers import check_identifier, qualified, quote_ident, sanitize_name
@@ -551,9 +552,7 @@ def _explain(spec: AnalysisSpec, suppressed: int, noised: list[int], eps_each: f
 
 def _base(type_name: str) -> str:
     """The type without Nullable/LowCardinality wrappers (the input table re-wraps it in Nullable)."""
-    while type_name.startswith(("Nullable(", "LowCardinality(")) and type_name.endswith(")"):
-        type_name = type_name[type_name.index("(") + 1:-1]
-    return type_name
+    return base_type(type_name)
 
 
 def _merge(types: list[str]) -> str:

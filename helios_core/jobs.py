@@ -41,6 +41,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from helios_core.chtypes import base_name, is_nullable, unwrap
 from helios_core.clickhouse import SYSTEM_DATABASES, ClickHouse, table_columns, table_exists
 from helios_core.errors import AwsError, Conflict, HeliosError, NotFound, ValidationError
 from helios_core.identifiers import check_identifier, sanitize_name
@@ -752,17 +753,8 @@ def target_columns(ch: ClickHouse, job: Job) -> tuple[list[tuple[str, str, str]]
             {r["name"] for r in rows if r["default_kind"] == "DEFAULT"})
 
 
-def base_type_name(type_name: str) -> str:
-    from helios_core.loading import unwrap
-    head, args = unwrap(type_name)
-    while head in ("Nullable", "LowCardinality") and args:
-        head, args = unwrap(args[0])
-    return head
-
-
 def _required(columns: list[tuple[str, str, str]], defaults: set[str]) -> set[str]:
     """Columns a file must provide: not Nullable, no DEFAULT in ClickHouse, not an Array/Map."""
-    from helios_core.loading import is_nullable, unwrap
     return {name for name, type_, _ in columns
             if not is_nullable(type_) and unwrap(type_)[0] not in ("Array", "Map") and name not in defaults}
 
@@ -918,7 +910,7 @@ def load_rows_file(ch: ClickHouse, job: Job, upload: Upload, path: Path, *, clie
     sink = RowSink(ch, job.database, job.table, [(n, t) for n, t, _ in used], source="import", source_id=job.id,
                    origin=f"{upload.owner}/{upload.file}", batch_rows=batch_rows, client=client,
                    token_prefix=token_prefix, json_columns={c.name for c in job.schema if c.json_text})
-    strings = {n for n, t, _ in used if base_type_name(t) in ("String", "FixedString")}
+    strings = {n for n, t, _ in used if base_name(t) in ("String", "FixedString")}
     rows = 0
     for n, obj, raw, why in iter_rows(job.format, path):
         rows += 1

@@ -21,6 +21,8 @@ from datetime import date, datetime, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any, Callable
 
+from helios_core.chtypes import DATE_BOUNDS, INT_RANGES, unwrap
+from helios_core.chtypes import is_nullable as is_nullable, split_args as split_args  # re-exported for callers
 from helios_core.clickhouse import table_columns, table_exists
 from helios_core.ddl import QUARANTINE_COLUMNS, create_quarantine_sql, quarantine_name
 from helios_core.errors import QueryError
@@ -28,11 +30,10 @@ from helios_core.timeparse import DATETIME64_BOUNDS, DATETIME_BOUNDS, TimeError,
 
 Converter = Callable[[Any], Any]
 
-_INT_RANGES = {f"{sign}Int{bits}": ((0, 2 ** bits - 1) if sign else (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1))
-               for sign in ("", "U") for bits in (8, 16, 32, 64, 128, 256)}
+_INT_RANGES = INT_RANGES
 _TRUE = {"t", "true", "1", "yes", "y", "on"}
 _FALSE = {"f", "false", "0", "no", "n", "off"}
-DATE_MIN, DATE32_MIN, DATE_MAX, DATE32_MAX = date(1970, 1, 1), date(1900, 1, 1), date(2149, 6, 6), date(2299, 12, 31)
+(DATE_MIN, DATE_MAX), (DATE32_MIN, DATE32_MAX) = DATE_BOUNDS["Date"], DATE_BOUNDS["Date32"]
 
 
 class RowError(ValueError):
@@ -43,46 +44,6 @@ class RowError(ValueError):
         self.column = column
         self.error_type = error_type
         self.message = message
-
-
-# ---- type parsing ---------------------------------------------------------------------------------
-
-
-def split_args(text: str) -> list[str]:
-    """Top-level comma-separated arguments of a type, e.g. ``Decimal(12, 2)`` → ``['12', '2']``."""
-    out, depth, current, quote = [], 0, [], False
-    for ch in text:
-        if ch == "'" and (not current or current[-1] != "\\"):
-            quote = not quote
-        if not quote:
-            if ch == "(":
-                depth += 1
-            elif ch == ")":
-                depth -= 1
-            elif ch == "," and depth == 0:
-                out.append("".join(current).strip())
-                current = []
-                continue
-        current.append(ch)
-    if current or out:
-        out.append("".join(current).strip())
-    return out
-
-
-def unwrap(type_name: str) -> tuple[str, list[str]]:
-    """``Nullable(Int32)`` → ``('Nullable', ['Int32'])``; ``String`` → ``('String', [])``."""
-    type_name = type_name.strip()
-    if "(" not in type_name or not type_name.endswith(")"):
-        return type_name, []
-    head, rest = type_name.split("(", 1)
-    return head.strip(), split_args(rest[:-1])
-
-
-def is_nullable(type_name: str) -> bool:
-    head, args = unwrap(type_name)
-    if head == "LowCardinality":
-        return is_nullable(args[0])
-    return head == "Nullable"
 
 
 # ---- value conversion -----------------------------------------------------------------------------
