@@ -41,7 +41,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from helios_core.chtypes import base_name, is_nullable, unwrap
+from helios_core.chtypes import base_name, family, is_nullable, unwrap
 from helios_core.clickhouse import SYSTEM_DATABASES, ClickHouse, table_columns, table_exists
 from helios_core.errors import AwsError, Conflict, HeliosError, NotFound, ValidationError
 from helios_core.identifiers import check_identifier, sanitize_name
@@ -971,7 +971,7 @@ def _arrow_type(t: Any) -> str:
         return "Date32"
     if pa.types.is_list(t) or pa.types.is_large_list(t):
         inner = _arrow_type(t.value_type)
-        return f"Array(Nullable({inner}))" if not inner.startswith(("Array", "Map")) else f"Array({inner})"
+        return f"Array(Nullable({inner}))" if family(inner) not in ("array", "map") else f"Array({inner})"
     if pa.types.is_map(t):
         return f"Map(String, {_arrow_type(t.item_type)})"
     return "String"
@@ -991,11 +991,11 @@ def infer_file_schema(fmt: str, path: Path) -> InferredSchema:
         for f in pf.schema_arrow:
             ch_type = _arrow_type(f.type)
             nulls = first.column(f.name).null_count if first is not None else 0
-            if nulls and not ch_type.startswith(("Array", "Map")):
+            if nulls and family(ch_type) not in ("array", "map"):
                 ch_type = f"Nullable({ch_type})"
             columns.append(ColumnSpec(name=sanitize_name(f.name), type=ch_type, json_path=f.name,
                                       reason=f"Parquet type {f.type}"))
-        order = [c.name for c in columns if not c.type.startswith(("Nullable", "Array", "Map"))][:1]
+        order = [c.name for c in columns if not is_nullable(c.type) and family(c.type) not in ("array", "map")][:1]
         return InferredSchema(columns=columns, order_by=order, sample_size=first.num_rows if first else 0)
     events: list[dict[str, Any]] = []
     for _, obj, _, _ in iter_rows(fmt, path):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from helios_core.chtypes import INT_RANGES, is_nullable
+from helios_core.chtypes import INT_RANGES, family, is_nullable
 
 # Virtual columns filled from Kinesis record metadata rather than the payload (as ClickPipes offers).
 VIRTUAL_SOURCES = {
@@ -629,7 +629,7 @@ PREFERRED_TIME = ("event_time", "timestamp", "time", "ts", "event_timestamp", "o
 
 
 def _pick_time(columns: list[ColumnSpec]) -> ColumnSpec | None:
-    candidates = [c for c in columns if c.type.startswith("DateTime64")]
+    candidates = [c for c in columns if c.type.startswith("DateTime64")]  # unwrapped: never Nullable
     if not candidates:
         return None
 
@@ -660,9 +660,8 @@ def _sorting_key(inf: _Inferrer, time_col: ColumnSpec | None) -> tuple[list[str]
         order.append(time_col.name)
         notes.append(f"{time_col.name} ends the sorting key so time ranges within each group are contiguous.")
     if not order:
-        keyable = [c for c in inf.columns if not c.type.startswith(("Nullable", "Array", "JSON", "Map"))
-                   and "Nullable" not in c.type]
-        fallback = next((c for c in keyable if not c.type.startswith("Float")), keyable[0] if keyable else None)
+        keyable = [c for c in inf.columns if not is_nullable(c.type) and family(c.type) not in ("array", "json", "map")]
+        fallback = next((c for c in keyable if family(c.type) != "float"), keyable[0] if keyable else None)
         if fallback is not None:
             order.append(fallback.name)
             notes.append(f"No time or low-cardinality column found: sorting by {fallback.name}.")
