@@ -171,3 +171,16 @@ def test_ddl_keeps_its_names():
     assert ddl.parse_type is parse_type and ddl.normalize_type is normalize_type
     assert ddl.TypeNode is chtypes.TypeNode and ddl.MAX_TYPE_DEPTH == MAX_TYPE_DEPTH
     assert ddl.base_type("Nullable(Int8)") == "Int8"
+
+
+@pytest.mark.parametrize("text", [
+    "Int8", "UInt256", "Float32", "BFloat16", "Decimal(18, 2)", "String", "FixedString(16)", "LowCardinality(String)",
+    "LowCardinality(Nullable(String))", "Nullable(Int32)", "Nullable(DateTime64(3, 'UTC'))", "DateTime('UTC')",
+    "Date32", "Bool", "UUID", "IPv6", "Enum8('a' = 1, 'b' = 2)", "Array(Nullable(Int8))", "Map(String, Int64)",
+    "Tuple(a Int8, b String)", "JSON", "IntervalDay", "LowCardinality(Nullable(FixedString(3)))", "Dynamic",
+])
+def test_describe_agrees_with_clickhouse_connects_registry(text):
+    from clickhouse_connect.datatypes.registry import get_from_name
+    theirs = get_from_name(text)
+    ours = describe(text)
+    assert (ours.base, ours.nullable, ours.low_cardinality) == (theirs.base_type, theirs.nullable, theirs.low_card)
