@@ -33,6 +33,7 @@ import numpy as np
 from helios_core.analysis_check import (HIDDEN_OWNERS, HIDDEN_ROWS, LEVELS, MAL, OWNER_COLUMN, AnalysisRefused,
                                         CheckedAnalysis, InputTable, check_analysis, release_sql,
                                         unit_type)
+from helios_core.chtypes import base_type, family, is_numeric
 from helios_core.clickhouse import ClickHouse, table_columns
 from helios_core.errors import Conflict, HeliosError, QueryError, ValidationError
 from helios_core.identifiers import check_identifier, qualified, quote_ident, sanitize_name
@@ -42,7 +43,6 @@ from helios_core.users import SYSTEM
 ANALYSIS_DB = "helios_analysis"
 SEED_FIELDS = ("analysis_name", "query_sql", "security_level", "cloud_providers", "schema")
 DEFAULTS = {"min_owners": 2, "min_rows": 5, "max_rows_per_owner": 100, "epsilon": 1.0, "epsilon_budget": 3.0}
-NUMERIC_HEADS = ("Int", "UInt", "Float", "Decimal", "Bool")
 _run_lock = threading.Lock()   # one budget decision at a time
 
 METADATA_TABLES = [
@@ -560,20 +560,18 @@ def _explain(spec: AnalysisSpec, suppressed: int, noised: list[int], eps_each: f
 
 def _base(type_name: str) -> str:
     """The type without Nullable/LowCardinality wrappers (the input table re-wraps it in Nullable)."""
-    while type_name.startswith(("Nullable(", "LowCardinality(")) and type_name.endswith(")"):
-        type_name = type_name[type_name.index("(") + 1:-1]
-    return type_name
+    return base_type(type_name)
 
 
 def _merge(types: list[str]) -> str:
     bases = {_base(t) for t in types}
     if len(bases) == 1:
         base = bases.pop()
-    elif all(b.startswith(NUMERIC_HEADS) and not b.startswith("Bool") for b in bases):
+    elif all(is_numeric(b) for b in bases):
         base = "Float64"
     else:
         base = "String"
-    return base if base.startswith(("Array", "Map")) else f"Nullable({base})"
+    return base if family(base) in ("array", "map") else f"Nullable({base})"
 
 
 @dataclass
@@ -656,7 +654,7 @@ def _validate_uploads(service: Any, job: Any, spec: AnalysisSpec, tmp: Path):
         merged = _merge(found[column]) if found[column] else unit_type(unit)
         if unit_type(unit) == "Nullable(String)":
             merged = "Nullable(String)"   # text units stay text (ids keep leading zeros)
-        elif unit_type(unit) == "Nullable(Float64)" and not merged.removeprefix("Nullable(").startswith(NUMERIC_HEADS):
+        elif unit_type(unit) == "Nullable(Float64)" and not (is_numeric(merged) or family(merged) == "bool"):
             raise ValidationError(f"Data validation failed: {column} is declared in {unit!r} (a number) but the "
                                   "uploads hold text in it.", "Fix the files or the unit.")
         types[column] = merged

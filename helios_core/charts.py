@@ -9,19 +9,17 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
-from helios_core.ddl import base_type
+from helios_core.chtypes import base_name, is_numeric, is_temporal
 
 CHART_KINDS = ("line", "bar", "scatter", "area")
-_TIME_PREFIXES = ("Date", "DateTime")
-_NUMERIC_PREFIXES = ("Int", "UInt", "Float", "Decimal")
 
 
 def is_time_type(t: str) -> bool:
-    return base_type(t).startswith(_TIME_PREFIXES)
+    return is_temporal(t)
 
 
 def is_numeric_type(t: str) -> bool:
-    return base_type(t).startswith(_NUMERIC_PREFIXES)
+    return is_numeric(t)
 
 
 @dataclass
@@ -42,7 +40,7 @@ _CAMEL_ID = re.compile(r"[a-z](Id|ID|Uuid|UUID)$")
 
 def is_id_column(name: str, type_text: str) -> bool:
     """A column that identifies rows (a UUID, ``id``, ``user_id``, ``orderId``…): one value per thing."""
-    return base_type(type_text).startswith("UUID") or bool(_ID_NAME.search(name) or _CAMEL_ID.search(name))
+    return base_name(type_text) == "UUID" or bool(_ID_NAME.search(name) or _CAMEL_ID.search(name))
 
 
 def _colourable(name: str, type_text: str, frame: pd.DataFrame | None) -> bool:

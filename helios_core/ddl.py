@@ -3,7 +3,7 @@
 Nothing the user types is pasted into SQL:
 
 * names are checked by :mod:`helios_core.identifiers` and always backtick-quoted;
-* types are parsed by a small grammar covering the catalogue below and
+* types are parsed by a small grammar covering the catalogue (:mod:`helios_core.chtypes`) and
   re-rendered canonically, then checked by ClickHouse itself
   (``defaultValueOfTypeName`` with the type as a bound parameter);
 * partition keys and TTLs are structured choices (a column plus a function or
@@ -46,10 +46,11 @@ does not apply.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from helios_core.chtypes import INTEGER_TYPES, TIME_TYPES, TypeNode, normalize_type, parse_type
+from helios_core.chtypes import MAX_TYPE_DEPTH as MAX_TYPE_DEPTH, base_type as base_type  # re-exported for callers
 from helios_core.errors import QueryError, ValidationError
 from helios_core.identifiers import MAX_LENGTH, check_identifier, qualified, quote_ident
 from helios_core.metadata import METADATA_DB
@@ -58,15 +59,7 @@ from helios_core.schema import FORMATS, PREFERRED_TIME, TIME_UNITS, VIRTUAL_SOUR
 if TYPE_CHECKING:
     from helios_core.clickhouse import ClickHouse
 
-# ---- the type catalogue --------------------------------------------------------------------------
-
-INTEGER_TYPES = ("Int8", "Int16", "Int32", "Int64", "UInt8", "UInt16", "UInt32", "UInt64")
-FLOAT_TYPES = ("Float32", "Float64")
-SCALAR_TYPES = INTEGER_TYPES + FLOAT_TYPES + (
-    "Bool", "String", "UUID", "IPv4", "IPv6", "Date", "Date32", "DateTime", "JSON")
-PARAMETRIC = ("Decimal", "FixedString", "DateTime64")
-WRAPPERS = ("Nullable", "LowCardinality", "Array", "Map")
-TIME_TYPES = ("Date", "Date32", "DateTime", "DateTime64")
+# ---- the type catalogue (the grammar itself lives in helios_core.chtypes) ------------------------
 
 # A handy list for select boxes; any type the grammar accepts is allowed, not just these.
 _COMMON = ["String", "LowCardinality(String)", "Int8", "Int16", "Int32", "Int64", "UInt8", "UInt16", "UInt32",
@@ -74,17 +67,6 @@ _COMMON = ["String", "LowCardinality(String)", "Int8", "Int16", "Int32", "Int64"
            "Date", "Date32", "DateTime", "DateTime64(3, 'UTC')", "DateTime64(6, 'UTC')", "FixedString(16)", "JSON",
            "Array(String)", "Array(Int64)", "Array(Float64)", "Map(String, String)", "Map(String, Int64)",
            "Map(String, Float64)"]
-
-
-def base_type(t: str) -> str:
-    """A ClickHouse type without its Nullable/LowCardinality wrappers, in any order (LowCardinality(Nullable(X)))."""
-    changed = True
-    while changed:
-        changed = False
-        for wrapper in ("Nullable(", "LowCardinality("):
-            if t.startswith(wrapper) and t.endswith(")"):
-                t, changed = t[len(wrapper):-1], True
-    return t
 
 
 def type_catalogue(extra: list[str] | tuple[str, ...] = ()) -> list[str]:
@@ -105,153 +87,6 @@ def type_catalogue(extra: list[str] | tuple[str, ...] = ()) -> list[str]:
         if canonical not in out:
             out.append(canonical)
     return out
-
-
-@dataclass(frozen=True)
-class TypeNode:
-    """A parsed type: ``name`` plus arguments (nested types, ints or the 'UTC' time zone)."""
-
-    name: str
-    args: tuple[Any, ...] = ()
-
-    def render(self) -> str:
-        if self.name == "DateTime64":
-            return f"DateTime64({self.args[0]}, 'UTC')"
-        if self.name == "DateTime" and self.args:
-            return "DateTime('UTC')"
-        if not self.args:
-            return self.name
-        return f"{self.name}({', '.join(a.render() if isinstance(a, TypeNode) else str(a) for a in self.args)})"
-
-    @property
-    def nullable(self) -> bool:
-        return self.name == "Nullable" or (self.name == "LowCardinality" and self.args[0].name == "Nullable")
-
-    def base(self) -> "TypeNode":
-        """The type under any Nullable / LowCardinality wrapper."""
-        node = self
-        while node.name in ("Nullable", "LowCardinality"):
-            node = node.args[0]
-        return node
-
-
-_TOKEN = re.compile(r"\s*(?:(?P<name>[A-Za-z][A-Za-z0-9]*)|(?P<int>\d+)|(?P<tz>'UTC')|(?P<punct>[(),]))")
-
-
-def _tokens(text: str) -> list[tuple[str, str]]:
-    out: list[tuple[str, str]] = []
-    pos = 0
-    text = text.rstrip()
-    while pos < len(text):
-        m = _TOKEN.match(text, pos)
-        if not m or m.end() == pos:
-            raise ValidationError(f"The type {text!r} has an unexpected character at position {pos + 1}.",
-                                  "Pick a type from the list.", problems=[f"Unknown type {text!r}."])
-        kind = m.lastgroup or ""
-        out.append((kind, m.group(kind)))
-        pos = m.end()
-    return out
-
-
-MAX_TYPE_DEPTH = 16   # nesting levels a type may have (Array(Array(…))); deeper is refused, not a RecursionError
-
-
-class _Parser:
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.toks = _tokens(text)
-        self.i = 0
-        self.depth = 0
-
-    def fail(self, why: str) -> ValidationError:
-        msg = f"The type {self.text!r} is not valid: {why}."
-        return ValidationError(msg, "Pick a type from the list.", problems=[msg])
-
-    def peek(self) -> tuple[str, str] | None:
-        return self.toks[self.i] if self.i < len(self.toks) else None
-
-    def take(self, kind: str, value: str | None = None) -> str:
-        tok = self.peek()
-        if tok is None or tok[0] != kind or (value is not None and tok[1] != value):
-            want = value or kind
-            raise self.fail(f"expected {want!r}" + (f" but found {tok[1]!r}" if tok else " at the end"))
-        self.i += 1
-        return tok[1]
-
-    def number(self, low: int, high: int, what: str) -> int:
-        n = int(self.take("int"))
-        if not low <= n <= high:
-            raise self.fail(f"{what} must be between {low} and {high}")
-        return n
-
-    def parse(self) -> TypeNode:
-        node = self.type_()
-        if self.peek() is not None:
-            raise self.fail(f"unexpected {self.peek()[1]!r} after the type")  # type: ignore[index]
-        return node
-
-    def type_(self) -> TypeNode:
-        self.depth += 1
-        if self.depth > MAX_TYPE_DEPTH:
-            raise ValidationError(f"The type {self.text[:60]!r}… nests more than {MAX_TYPE_DEPTH} levels deep.",
-                                  "Use a flatter type (for example JSON or a String of JSON text).",
-                                  problems=[f"A type nests more than {MAX_TYPE_DEPTH} levels deep."])
-        node = self._type()
-        self.depth -= 1
-        return node
-
-    def _type(self) -> TypeNode:
-        name = self.take("name")
-        if name in SCALAR_TYPES:
-            if name == "DateTime" and self.peek() == ("punct", "("):
-                self.take("punct", "(")
-                self.take("tz")
-                self.take("punct", ")")
-                return TypeNode("DateTime", ("'UTC'",))
-            return TypeNode(name)
-        if name not in PARAMETRIC + WRAPPERS:
-            raise self.fail(f"{name!r} is not a type Helios offers")
-        self.take("punct", "(")
-        if name == "Decimal":
-            p = self.number(1, 76, "the precision")
-            self.take("punct", ",")
-            s = self.number(0, p, "the scale")
-            node = TypeNode("Decimal", (p, s))
-        elif name == "FixedString":
-            node = TypeNode("FixedString", (self.number(1, 65535, "the length"),))
-        elif name == "DateTime64":
-            p = self.number(0, 9, "the precision")
-            if self.peek() == ("punct", ","):
-                self.take("punct", ",")
-                self.take("tz")
-            node = TypeNode("DateTime64", (p,))
-        elif name == "Map":
-            key = self.take("name")
-            if key != "String":
-                raise self.fail("Map keys must be String")
-            self.take("punct", ",")
-            node = TypeNode("Map", (TypeNode("String"), self.type_()))
-        else:
-            inner = self.type_()
-            if name == "Nullable" and inner.name in ("Nullable", "Array", "Map", "LowCardinality", "JSON"):
-                raise self.fail(f"{inner.name} cannot be inside Nullable")
-            if name == "LowCardinality" and inner.base().name not in ("String", "FixedString") + INTEGER_TYPES + (
-                    "Date", "Date32", "DateTime"):
-                raise self.fail("LowCardinality suits String and small number or date types")
-            node = TypeNode(name, (inner,))
-        self.take("punct", ")")
-        return node
-
-
-def parse_type(text: str) -> TypeNode:
-    if not isinstance(text, str) or not text.strip():
-        raise ValidationError("A column has no type.", "Pick a type from the list.", problems=["A column has no type."])
-    return _Parser(text.strip()).parse()
-
-
-def normalize_type(text: str) -> str:
-    """The canonical spelling of a catalogue type (raises ValidationError if it is not one)."""
-    return parse_type(text).render()
 
 
 _checked_types: dict[str, str] = {}

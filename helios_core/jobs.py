@@ -41,6 +41,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from helios_core.chtypes import base_name, family, is_nullable, unwrap
 from helios_core.clickhouse import SYSTEM_DATABASES, ClickHouse, table_columns, table_exists
 from helios_core.errors import AwsError, Conflict, HeliosError, NotFound, ValidationError
 from helios_core.identifiers import check_identifier, sanitize_name
@@ -785,17 +786,8 @@ def target_columns(ch: ClickHouse, job: Job) -> tuple[list[tuple[str, str, str]]
             {r["name"] for r in rows if r["default_kind"] == "DEFAULT"})
 
 
-def base_type_name(type_name: str) -> str:
-    from helios_core.loading import unwrap
-    head, args = unwrap(type_name)
-    while head in ("Nullable", "LowCardinality") and args:
-        head, args = unwrap(args[0])
-    return head
-
-
 def _required(columns: list[tuple[str, str, str]], defaults: set[str]) -> set[str]:
     """Columns a file must provide: not Nullable, no DEFAULT in ClickHouse, not an Array/Map."""
-    from helios_core.loading import is_nullable, unwrap
     return {name for name, type_, _ in columns
             if not is_nullable(type_) and unwrap(type_)[0] not in ("Array", "Map") and name not in defaults}
 
@@ -951,7 +943,7 @@ def load_rows_file(ch: ClickHouse, job: Job, upload: Upload, path: Path, *, clie
     sink = RowSink(ch, job.database, job.table, [(n, t) for n, t, _ in used], source="import", source_id=job.id,
                    origin=f"{upload.owner}/{upload.file}", batch_rows=batch_rows, client=client,
                    token_prefix=token_prefix, json_columns={c.name for c in job.schema if c.json_text})
-    strings = {n for n, t, _ in used if base_type_name(t) in ("String", "FixedString")}
+    strings = {n for n, t, _ in used if base_name(t) in ("String", "FixedString")}
     rows = 0
     if job.format == "csv":  # read and converted in Arrow, column by column
         def csv_progress(count: int) -> None:
@@ -1019,7 +1011,7 @@ def _arrow_type(t: Any) -> str:
         return "Date32"
     if pa.types.is_list(t) or pa.types.is_large_list(t):
         inner = _arrow_type(t.value_type)
-        return f"Array(Nullable({inner}))" if not inner.startswith(("Array", "Map")) else f"Array({inner})"
+        return f"Array(Nullable({inner}))" if family(inner) not in ("array", "map") else f"Array({inner})"
     if pa.types.is_map(t):
         return f"Map(String, {_arrow_type(t.item_type)})"
     return "String"
@@ -1039,11 +1031,11 @@ def infer_file_schema(fmt: str, path: Path) -> InferredSchema:
         for f in pf.schema_arrow:
             ch_type = _arrow_type(f.type)
             nulls = first.column(f.name).null_count if first is not None else 0
-            if nulls and not ch_type.startswith(("Array", "Map")):
+            if nulls and family(ch_type) not in ("array", "map"):
                 ch_type = f"Nullable({ch_type})"
             columns.append(ColumnSpec(name=sanitize_name(f.name), type=ch_type, json_path=f.name,
                                       reason=f"Parquet type {f.type}"))
-        order = [c.name for c in columns if not c.type.startswith(("Nullable", "Array", "Map"))][:1]
+        order = [c.name for c in columns if not is_nullable(c.type) and family(c.type) not in ("array", "map")][:1]
         return InferredSchema(columns=columns, order_by=order, sample_size=first.num_rows if first else 0)
     events: list[dict[str, Any]] = []
     for _, obj, _, _ in iter_rows(fmt, path):

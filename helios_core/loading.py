@@ -22,6 +22,8 @@ from typing import Any, Callable, Sequence
 
 import pyarrow as pa
 
+from helios_core.chtypes import unwrap
+from helios_core.chtypes import is_nullable as is_nullable, split_args as split_args  # re-exported for callers
 from helios_core.clickhouse import table_columns, table_exists
 from helios_core.ddl import TypeNode, create_quarantine_sql, parse_type, quarantine_name
 from helios_core.errors import HeliosError, QueryError, ValidationError
@@ -44,46 +46,6 @@ class RowError(ValueError):
         self.column = column
         self.error_type = error_type
         self.message = message
-
-
-# ---- type parsing ---------------------------------------------------------------------------------
-
-
-def split_args(text: str) -> list[str]:
-    """Top-level comma-separated arguments of a type, e.g. ``Decimal(12, 2)`` → ``['12', '2']``."""
-    out, depth, current, quote = [], 0, [], False
-    for ch in text:
-        if ch == "'" and (not current or current[-1] != "\\"):
-            quote = not quote
-        if not quote:
-            if ch == "(":
-                depth += 1
-            elif ch == ")":
-                depth -= 1
-            elif ch == "," and depth == 0:
-                out.append("".join(current).strip())
-                current = []
-                continue
-        current.append(ch)
-    if current or out:
-        out.append("".join(current).strip())
-    return out
-
-
-def unwrap(type_name: str) -> tuple[str, list[str]]:
-    """``Nullable(Int32)`` → ``('Nullable', ['Int32'])``; ``String`` → ``('String', [])``."""
-    type_name = type_name.strip()
-    if "(" not in type_name or not type_name.endswith(")"):
-        return type_name, []
-    head, rest = type_name.split("(", 1)
-    return head.strip(), split_args(rest[:-1])
-
-
-def is_nullable(type_name: str) -> bool:
-    head, args = unwrap(type_name)
-    if head == "LowCardinality":
-        return is_nullable(args[0])
-    return head == "Nullable"
 
 
 # ---- file text forms → what the column converters read ----------------------------------------------

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from helios_core.chtypes import describe
 from helios_core.ddl import DEDUP_WINDOW
 from helios_core.errors import Conflict, ValidationError
 from helios_core.identifiers import check_identifier, qualified, quote_ident, sanitize_name
@@ -476,15 +477,13 @@ def clickhouse_column_type(mapping: TypeMapping, nullable: bool) -> str:
     if mapping.array_dims:
         inner = mapping.ch_type
         # Elements of a PostgreSQL array may always be NULL; the array itself cannot be Nullable in ClickHouse.
-        t = inner if inner.startswith("LowCardinality") else f"Nullable({inner})"
-        if inner.startswith("LowCardinality"):
-            t = "Nullable(String)"
+        t = "Nullable(String)" if describe(inner).low_cardinality else f"Nullable({inner})"
         for _ in range(mapping.array_dims):
             t = f"Array({t})"
         return t
     if nullable:
-        if mapping.ch_type.startswith("LowCardinality("):
-            return f"LowCardinality(Nullable({mapping.ch_type[len('LowCardinality('):-1]}))"
+        if describe(mapping.ch_type).low_cardinality:
+            return f"LowCardinality(Nullable({describe(mapping.ch_type).inner}))"
         return f"Nullable({mapping.ch_type})"
     return mapping.ch_type
 

@@ -17,7 +17,8 @@ from datetime import date, datetime, timezone
 from typing import Any
 
 from helios_core.clickhouse import ClickHouse, QueryResult, table_columns, table_exists
-from helios_core.ddl import base_type
+from helios_core import chtypes
+from helios_core.chtypes import base_type
 from helios_core.errors import NotFound, ValidationError
 from helios_core.identifiers import check_identifier, quote_ident, sanitize_name
 from helios_core.metadata import next_version
@@ -211,32 +212,14 @@ def _unquote(value: str) -> str:
 # ---- column types ---------------------------------------------------------------------
 
 
+# Reports' names for chtypes' families (maps, tuples and JSON are not filtered or grouped: "other").
+_FAMILY_NAMES = {"integer": "int", "time": "datetime", "map": "other", "tuple": "other", "json": "other"}
+
+
 def type_family(t: str) -> str:
     """int, float, decimal, string, uuid, date, datetime, bool, ip, array, enum or other."""
-    b = base_type(t)
-    if b.startswith(("Int", "UInt")):
-        return "int"
-    if b.startswith(("Float", "BFloat")):
-        return "float"
-    if b.startswith("Decimal"):
-        return "decimal"
-    if b.startswith(("String", "FixedString")):
-        return "string"
-    if b.startswith("Enum"):
-        return "enum"
-    if b == "UUID":
-        return "uuid"
-    if b.startswith("Date32") or b == "Date":
-        return "date"
-    if b.startswith("DateTime"):
-        return "datetime"
-    if b == "Bool":
-        return "bool"
-    if b in ("IPv4", "IPv6"):
-        return "ip"
-    if b.startswith("Array("):
-        return "array"
-    return "other"
+    fam = chtypes.family(t)
+    return _FAMILY_NAMES.get(fam, fam)
 
 
 NUMERIC = ("int", "float", "decimal")
@@ -244,8 +227,8 @@ ORDERED = NUMERIC + ("date", "datetime", "string", "uuid", "ip", "enum")
 
 
 def _array_element_type(t: str) -> str:
-    b = base_type(t)
-    return b[len("Array("):-1] if b.startswith("Array(") else b
+    described = chtypes.describe(t)
+    return described.element.text if described.element is not None else described.inner
 
 
 # ---- compiling --------------------------------------------------------------------------

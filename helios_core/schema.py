@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from helios_core.chtypes import INT_RANGES, family, is_nullable
+
 # Virtual columns filled from Kinesis record metadata rather than the payload (as ClickPipes offers).
 VIRTUAL_SOURCES = {
     "_arrival_time": "DateTime64(3, 'UTC')",
@@ -76,10 +78,7 @@ class ColumnSpec:
 
 def is_nullable_type(type_text: str) -> bool:
     """``Nullable(X)`` or ``LowCardinality(Nullable(X))``."""
-    text = type_text.replace(" ", "")
-    if text.startswith("LowCardinality("):
-        text = text[len("LowCardinality("):]
-    return text.startswith("Nullable(")
+    return is_nullable(type_text)
 
 
 @dataclass
@@ -485,13 +484,13 @@ class _Inferrer:
                                examples=examples)
             return _Choice("Float64", "decimal numbers" + (" mixed with whole numbers" if node.ints else ""),
                            examples=examples)
-        if high > 2**64 - 1 or low < -(2**63):
+        if high > INT_RANGES["UInt64"][1] or low < INT_RANGES["Int64"][0]:
             return _Choice("String", "whole numbers beyond 64 bits: kept as text", examples=examples)
         if low >= 0:
             for pattern, (lo, hi), ch_type, what in _BOUNDED:
                 if pattern.search(words) and lo <= low and high <= hi:
                     return _Choice(ch_type, f"clearly bounded: {what} ({low}–{high})", examples=examples)
-            if high > 2**63 - 1:
+            if high > INT_RANGES["Int64"][1]:
                 return _Choice("UInt64", "whole numbers beyond Int64", examples=examples)
             if _COUNT_NAME.search(words):
                 return _Choice("UInt64", f"non-negative whole numbers ({low}–{high}); an id/count by name",
@@ -630,7 +629,7 @@ PREFERRED_TIME = ("event_time", "timestamp", "time", "ts", "event_timestamp", "o
 
 
 def _pick_time(columns: list[ColumnSpec]) -> ColumnSpec | None:
-    candidates = [c for c in columns if c.type.startswith("DateTime64")]
+    candidates = [c for c in columns if c.type.startswith("DateTime64")]  # unwrapped: never Nullable
     if not candidates:
         return None
 
@@ -661,9 +660,8 @@ def _sorting_key(inf: _Inferrer, time_col: ColumnSpec | None) -> tuple[list[str]
         order.append(time_col.name)
         notes.append(f"{time_col.name} ends the sorting key so time ranges within each group are contiguous.")
     if not order:
-        keyable = [c for c in inf.columns if not c.type.startswith(("Nullable", "Array", "JSON", "Map"))
-                   and "Nullable" not in c.type]
-        fallback = next((c for c in keyable if not c.type.startswith("Float")), keyable[0] if keyable else None)
+        keyable = [c for c in inf.columns if not is_nullable(c.type) and family(c.type) not in ("array", "json", "map")]
+        fallback = next((c for c in keyable if family(c.type) != "float"), keyable[0] if keyable else None)
         if fallback is not None:
             order.append(fallback.name)
             notes.append(f"No time or low-cardinality column found: sorting by {fallback.name}.")

@@ -87,11 +87,12 @@ def order_list(value: Any) -> list[str]:
 def default_order_by(columns: list[ColumnSpec]) -> list[str]:
     """A sorting key when the request names none (the seeds' clients never do): the first time column,
     else the first column that is not Nullable."""
-    from helios_core.ddl import base_type
+    from helios_core.chtypes import describe
     for col in columns:
-        if base_type(str(col.type)).startswith(("DateTime", "Date")) and not str(col.type).startswith("Nullable"):
+        described = describe(str(col.type))
+        if described.temporal and not described.nullable:
             return [col.name]
-    plain = [c.name for c in columns if not str(c.type).startswith("Nullable")]
+    plain = [c.name for c in columns if not describe(str(c.type)).nullable]
     return plain[:1]
 
 

@@ -27,6 +27,9 @@ import re
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
+# ClickHouse's time ranges live in the one table of helios_core.chtypes.
+from helios_core.chtypes import DATETIME64_BOUNDS, DATETIME_BOUNDS as DATETIME_BOUNDS
+
 ISO_DATETIME = re.compile(r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d)(?::(\d\d)(?:[.,](\d{1,9}))?)?"
                           r"(Z|z|[+-]\d\d(?::?\d\d)?| ?UTC)?")
 ISO_DATE = re.compile(r"(\d{4})-(\d\d)-(\d\d)")
@@ -43,12 +46,6 @@ SCALE = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
 EPOCH_MS_CUTOFF = 10_000_000_000
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-# DateTime64's range in ClickHouse, as seconds since the epoch.
-DATETIME64_BOUNDS = (int((datetime(1900, 1, 1, tzinfo=timezone.utc) - _EPOCH).total_seconds()),
-                     int((datetime(2300, 1, 1, tzinfo=timezone.utc) - _EPOCH).total_seconds()) - 1)
-DATETIME_BOUNDS = (0, int((datetime(2106, 2, 7, 6, 28, 15, tzinfo=timezone.utc) - _EPOCH).total_seconds()))
-
-
 class TimeError(ValueError):
     """A value that is not a time Helios accepts; the message says why, for a person."""
 

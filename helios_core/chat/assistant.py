@@ -28,7 +28,7 @@ from helios_core.chat.providers import BuiltinProvider, GenerateRequest, Generat
 from helios_core.chat.store import Chat, ChatStore, Message, NewMessage, safe_subject_label
 from helios_core.chat.summary import summarize
 from helios_core.clickhouse import ClickHouse, QueryResult, frame_records
-from helios_core.ddl import base_type
+from helios_core.chtypes import describe
 from helios_core.errors import HeliosError
 
 QUERY_ROW_LIMIT = 1000   # rows an answer's query may return
@@ -240,10 +240,10 @@ def frame_from_table(content: dict[str, Any]) -> pd.DataFrame:
     for name, ctype in zip(content.get("columns") or [], content.get("types") or []):
         if name not in frame.columns:
             continue
-        base = base_type(ctype)
-        if base.startswith("DateTime"):
-            frame[name] = pd.to_datetime(frame[name], errors="coerce", utc="'UTC'" in base)
-        elif base.startswith("Date"):
+        described = describe(ctype)
+        if described.family == "time":
+            frame[name] = pd.to_datetime(frame[name], errors="coerce", utc="'UTC'" in described.inner)
+        elif described.family == "date":
             frame[name] = pd.to_datetime(frame[name], errors="coerce").dt.date  # a day, shown without a time
     return frame
 

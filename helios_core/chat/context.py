@@ -22,9 +22,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from helios_core.chat.gate import GatePolicy
 
-from helios_core.charts import is_numeric_type, is_time_type
 from helios_core.clickhouse import SYSTEM_DATABASES, ClickHouse
-from helios_core.ddl import base_type
+from helios_core.chtypes import base_type, describe
 from helios_core.errors import NotFound, ValidationError
 from helios_core.identifiers import RESERVED, quote_ident
 from helios_core.metadata import METADATA_DB
@@ -44,21 +43,21 @@ def sql_name(name: str) -> str:
 
 def column_kind(name: str, ctype: str) -> str:
     """time | number | id | category | text | ip | array | other (category is refined by sampling)."""
-    t = base_type(ctype)
+    t = describe(ctype)
     lname = name.lower()
-    if is_time_type(ctype):
+    if t.temporal:
         return "time"
-    if t == "UUID" or lname == "id" or lname.endswith("_id") or lname.endswith("_uuid"):
+    if t.base == "UUID" or lname == "id" or lname.endswith("_id") or lname.endswith("_uuid"):
         return "id"
-    if is_numeric_type(ctype):
+    if t.numeric:
         return "number"
-    if t.startswith(("IPv4", "IPv6")):
+    if t.family == "ip":
         return "ip"
-    if t.startswith("Enum") or t == "Bool" or ctype.startswith(("LowCardinality(", "LowCardinality(Nullable(")):
+    if t.family in ("enum", "bool") or t.low_cardinality:
         return "category"
-    if t.startswith(("String", "FixedString")):
+    if t.family == "string":
         return "text"
-    if t.startswith("Array"):
+    if t.family == "array":
         return "array"
     return "other"
 
@@ -101,7 +100,7 @@ class TableInfo:
     def time_columns(self) -> list[ColumnInfo]:
         # DateTime before Date: an event's time is a better default axis than a signup date.
         cols = [c for c in self.columns if c.kind == "time"]
-        return sorted(cols, key=lambda c: 0 if base_type(c.type).startswith("DateTime") else 1)
+        return sorted(cols, key=lambda c: 0 if describe(c.type).family == "time" else 1)
 
     @property
     def is_keyed_by(self) -> str | None:
@@ -297,7 +296,7 @@ def _sample_values(ch: ClickHouse, table: TableInfo, source: str, internal: bool
     """Fill in the distinct values of text-like columns that have few of them."""
     candidates = [c for c in table.columns if c.kind in ("category", "text")]
     for c in candidates:
-        if base_type(c.type).startswith("Enum"):
+        if describe(c.type).family == "enum":
             c.values = _enum_values(c.type)
             c.kind = "category"
     candidates = [c for c in candidates if not c.values]

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
-from helios_core.ddl import parse_type
+from helios_core.chtypes import parse_type
 from helios_core.ingest.convert import (DATE_RE, UUID_RE, _TEXT_CARRIED, BadValue, arrow_type, cast_time_strings,
                                         check_text, coerce, convert_column, format_check, parse_time, time_bounds)
 from helios_core.schema import ColumnSpec

@@ -21,21 +21,17 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from helios_core.ddl import INTEGER_TYPES, TypeNode
+from helios_core.chtypes import DATE_BOUNDS, INT_RANGES, INTEGER_TYPES, TypeNode
 from helios_core.timeparse import DATETIME64_BOUNDS, DATETIME_BOUNDS, EPOCH_MS_CUTOFF, SCALE, TimeError, is_iso, \
     to_epoch
 
 _INT_ARROW = {"Int8": pa.int8(), "Int16": pa.int16(), "Int32": pa.int32(), "Int64": pa.int64(),
               "UInt8": pa.uint8(), "UInt16": pa.uint16(), "UInt32": pa.uint32(), "UInt64": pa.uint64()}
-_INT_RANGE = {"Int8": (-2**7, 2**7 - 1), "Int16": (-2**15, 2**15 - 1), "Int32": (-2**31, 2**31 - 1),
-              "Int64": (-2**63, 2**63 - 1), "UInt8": (0, 2**8 - 1), "UInt16": (0, 2**16 - 1),
-              "UInt32": (0, 2**32 - 1), "UInt64": (0, 2**64 - 1)}
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
 DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # Types carried to ClickHouse as text (it parses them) after a Python check.
 _TEXT_CARRIED = {"UUID", "IPv4", "IPv6", "Date", "Date32", "Decimal", "JSON"}
-DATE_RANGE = {"Date": (date(1970, 1, 1), date(2149, 6, 6)), "Date32": (date(1900, 1, 1), date(2299, 12, 31))}
 
 
 class BadValue(ValueError):
@@ -126,7 +122,7 @@ def coerce(node: TypeNode, value: Any, json_text: bool = False, epoch_unit: str 
             number = int(value)  # Parquet decimals
         else:
             raise BadValue(f"{_short(value)} is not a whole number")
-        low, high = _INT_RANGE[name]
+        low, high = INT_RANGES[name]
         if not low <= number <= high:
             raise BadValue(f"{number} is out of range for {name}")
         return number
@@ -187,7 +183,7 @@ def check_text(base: TypeNode, text: str) -> None:
             parsed = date.fromisoformat(text)
         except ValueError:
             raise BadValue(f"{_short(text)} is not a date") from None
-        low, high = DATE_RANGE[name]
+        low, high = DATE_BOUNDS[name]
         if not low <= parsed <= high:
             raise BadValue(f"{text} is outside the range of {name}")
     if name == "Decimal":
@@ -274,7 +270,7 @@ def _fast_path(base: TypeNode, values: list[Any], target: pa.DataType, epoch_uni
                 ok = pc.match_substring_regex(array, DATE_RE.pattern)
                 if not pc.all(pc.fill_null(ok, True)).as_py():
                     return None
-                low, high = (d.isoformat() for d in DATE_RANGE[name])  # YYYY-MM-DD text compares as dates
+                low, high = (d.isoformat() for d in DATE_BOUNDS[name])  # YYYY-MM-DD text compares as dates
                 in_range = pc.and_(pc.greater_equal(array, low), pc.less_equal(array, high))
                 return array if pc.all(pc.fill_null(in_range, True)).as_py() else None
             return None  # IPs, Decimal, FixedString: check each value

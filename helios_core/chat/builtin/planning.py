@@ -11,7 +11,7 @@ from helios_core.chat.builtin.reading import Item, Reading
 from helios_core.chat.builtin.vocabulary import ACTIVE_TABLE_WORDS, ADDITIVE_HINTS
 from helios_core.chat.context import SubjectContext, TableInfo
 from helios_core.chat.currency import are_currency_codes, is_currency_name, is_money_name
-from helios_core.ddl import base_type
+from helios_core.chtypes import family
 
 
 class Builder:
@@ -113,7 +113,7 @@ class Builder:
             for c in numbers:
                 if hint in c.name.lower():
                     return c.name
-        floats = [c for c in numbers if base_type(c.type).startswith(("Float", "Decimal"))]
+        floats = [c for c in numbers if family(c.type) in ("float", "decimal")]
         return (floats or numbers)[0].name
 
     def _concept_column(self, t: TableInfo, hint: str) -> str | None:

@@ -7,7 +7,7 @@ from helios_core.chat.builtin.joins import Resolver
 from helios_core.chat.builtin.plan import Cond, Measure, NotUnderstood, Plan, Window
 from helios_core.chat.builtin.vocabulary import CONCEPTS, name_words, quote_literal, stem
 from helios_core.chat.context import SubjectContext, sql_name
-from helios_core.ddl import base_type
+from helios_core.chtypes import family
 from helios_core.identifiers import sanitize_name
 
 
@@ -145,7 +145,7 @@ class Compiler:
 
     def _is_date(self, table: str, column: str) -> bool:
         c = self.ctx.column(table, column)
-        return bool(c and not base_type(c.type).startswith("DateTime"))
+        return bool(c and family(c.type) != "time")
 
     @staticmethod
     def _grain(expr: str, grain: str, is_date: bool) -> str:
