@@ -167,10 +167,9 @@ def get_result(ch: ClickHouse, job_id: str) -> dict[str, Any]:
         from helios_core.jobs import get_job
         job = get_job(ch, job_id)
         spec = get_spec(ch, job_id)  # refuses an import job
-        exc = Conflict("No result yet", f"The analysis job is {job.status}"
-                       + (f": {job.error}" if job.error else "; results appear after it succeeds."))
-        exc.job_id = spec.job_id
-        raise exc
+        raise Conflict("No result yet", f"The analysis job is {job.status}"
+                       + (f": {job.error}" if job.error else "; results appear after it succeeds."),
+                       job_id=spec.job_id)
     return json.loads(rows[0]["result"])
 
 
@@ -300,7 +299,7 @@ def check_sql(ch: ClickHouse, job_id: str, sql: str) -> dict[str, Any]:
         checked = check_analysis(ch, sql, _input_table(ch, spec, job_id), spec.security_level,
                                  {k: tuple(v) for k, v in spec.bounds.items()})
     except ValidationError as exc:
-        return {"ok": False, "rule": getattr(exc, "rule", "invalid"), "message": exc.message}
+        return {"ok": False, "rule": exc.rule or "invalid", "message": exc.message}
     return {"ok": True, "sql": checked.sql, "outputs": [o.to_json() for o in checked.outputs]}
 
 
@@ -316,7 +315,7 @@ def preview_check(ch: ClickHouse, spec: dict[str, Any]) -> dict[str, Any]:
         checked = check_analysis(ch, str(spec.get("query_sql") or ""), InputTable(name, units), level,
                                  {k: tuple(v) for k, v in _bounds(spec.get("bounds"), units).items()})
     except ValidationError as exc:
-        return {"ok": False, "rule": getattr(exc, "rule", "invalid"), "message": exc.message}
+        return {"ok": False, "rule": exc.rule or "invalid", "message": exc.message}
     return {"ok": True, "table": name, "sql": checked.sql, "outputs": [o.to_json() for o in checked.outputs]}
 
 
@@ -408,10 +407,8 @@ def run_query(service: Any, job_id: str, sql: str, rng: np.random.Generator | No
     job = J.get_job(service.ch, job_id)
     spec = get_spec(service.ch, job_id)
     if job.status != J.SUCCESS:
-        exc = Conflict("The job's data is not loaded", f"Another analysis can run once the job succeeded; it is "
-                                                       f"{job.status}.")
-        exc.job_id = job_id
-        raise exc
+        raise Conflict("The job's data is not loaded", f"Another analysis can run once the job succeeded; it is "
+                                                       f"{job.status}.", job_id=job_id)
     table = _input_table(service.ch, spec, job_id)
     checked = check_analysis(service.ch, sql, table, spec.security_level,
                              {k: tuple(v) for k, v in spec.bounds.items()})

@@ -77,8 +77,7 @@ class AnalysisRefused(ValidationError):
     """The analysis breaks a rule; ``rule`` names it, the message explains it to a data owner."""
 
     def __init__(self, rule: str, message: str, hint: str = "") -> None:
-        super().__init__(message, hint or "Change the analysis and check it again.", problems=[message])
-        self.rule = rule
+        super().__init__(message, hint or "Change the analysis and check it again.", problems=[message], rule=rule)
 
 
 def _gate_rule(exc: SqlRefused) -> str:

@@ -117,15 +117,12 @@ def _iso(value: Any) -> str | None:
 
 
 def _not_found(job_id: str) -> NotFound:
-    exc = NotFound("Job ID not found", f"No import job has the id {job_id!r}; list jobs to see their ids.")
-    exc.job_id = job_id  # the CLI adds it to the error payload, as the seed does
-    return exc
+    return NotFound("Job ID not found", f"No import job has the id {job_id!r}; list jobs to see their ids.",
+                    job_id=job_id)
 
 
 def _conflict(message: str, job_id: str, hint: str = "") -> Conflict:
-    exc = Conflict(message, hint)
-    exc.job_id = job_id
-    return exc
+    return Conflict(message, hint, job_id=job_id)
 
 
 # ---- records ------------------------------------------------------------------------------------
