@@ -28,7 +28,6 @@ import csv
 import hashlib
 import io
 import json
-import os
 import queue
 import re
 import secrets
@@ -42,6 +41,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from helios_core.clickhouse import SYSTEM_DATABASES, ClickHouse, table_columns, table_exists
+from helios_core.config import get_settings
 from helios_core.errors import AwsError, Conflict, HeliosError, NotFound, ValidationError
 from helios_core.identifiers import check_identifier, sanitize_name
 from helios_core.ddl import quarantine_name
@@ -333,7 +333,6 @@ def validate_job_spec(ch: ClickHouse, spec: dict[str, Any]) -> dict[str, Any]:
 def default_connection():
     """Where jobs keep uploads when no connection is given: configured AWS, else the local sandbox."""
     from helios_core.aws import connection_from_settings, default_credentials_available
-    from helios_core.config import get_settings
     if get_settings().aws_endpoint_url or default_credentials_available():
         return connection_from_settings()
     from helios_core.sandbox import get_sandbox
@@ -342,7 +341,7 @@ def default_connection():
 
 def default_bucket(conn: Any) -> str:
     """``HELIOS_IMPORT_BUCKET``, else ``helios-imports`` in the sandbox, else one per account and region on AWS."""
-    configured = os.environ.get("HELIOS_IMPORT_BUCKET", "").strip()
+    configured = get_settings().import_bucket
     if configured:
         return configured
     if getattr(conn, "sandbox", False) or getattr(conn, "endpoint_url", None):
