@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 
 from helios_core.analysis_check import (HIDDEN_OWNERS, HIDDEN_ROWS, LEVELS, MAL, OWNER_COLUMN, AnalysisRefused,
-                                        CheckedAnalysis, InputTable, check_analysis, release_sql,
-                                        unit_type)
+                                        CheckedAnalysis, InputTable, check_analysis, explain_lines, parse_ast,
+                                        release_sql, unit_type)
 from helios_core.clickhouse import ClickHouse, table_columns
 from helios_core.errors import Conflict, HeliosError, QueryError, ValidationError
 from helios_core.identifiers import check_identifier, qualified, quote_ident, sanitize_name
@@ -223,10 +223,9 @@ def _bounds(value: Any, units: dict[str, str]) -> dict[str, list[float]]:
 
 def _table_named(ch: ClickHouse, sql: str) -> str:
     """The bare table name a query reads (the job's table name when the request does not give one)."""
-    from helios_core.analysis_check import _lines, _parse_ast
     from helios_core.chat.gate import canonical
     try:
-        root = _parse_ast(_lines(ch, f"EXPLAIN AST {canonical(ch, sql)}"))
+        root = parse_ast(explain_lines(ch, f"EXPLAIN AST {canonical(ch, sql)}"))
     except HeliosError:
         return ""
     names = [n.name for n in root.walk() if n.kind == "TableIdentifier"]
@@ -276,7 +275,7 @@ def validate_analysis_spec(ch: ClickHouse, spec: dict[str, Any], job_id: str) ->
 
 def create_analysis_job(service: Any, spec: dict[str, Any]):
     """The seed's ``create_job``: checks everything (the query included), then records the job."""
-    from helios_core.jobs import ANALYSIS, Job, _write_job, normalize_format
+    from helios_core.jobs import ANALYSIS, Job, write_job, normalize_format
     from helios_core.schema import ColumnSpec
     job_id = str(uuid.uuid4())
     analysis, _ = validate_analysis_spec(service.ch, spec, job_id)
@@ -288,7 +287,7 @@ def create_analysis_job(service: Any, spec: dict[str, Any]):
               table=f"{analysis.table_name}_{job_id.replace('-', '')[:8]}", bucket=bucket, created_at=_now(),
               schema=[ColumnSpec(name=c, type=unit_type(u), json_path=c) for c, u in analysis.units.items()])
     _write_spec(service.ch, analysis)
-    _write_job(service.ch, job)
+    write_job(service.ch, job)
     return job
 
 
@@ -376,7 +375,7 @@ def run_analysis(service: Any, job_id: str, rng: np.random.Generator | None = No
             files, types = _validate_uploads(service, job, spec, Path(tmp))
             enter(J.LOADING, f"{len(files)} file(s) from {len({u.owner for u, _ in files})} data owner(s).")
             job.result = {"files": _load(service, job, spec, files, types, progress)}
-            J._write_job(service.ch, job)
+            J.write_job(service.ch, job)
         enter(J.CHECKING)
         table = _input_table(service.ch, spec, job_id)
         checked = check_analysis(service.ch, spec.query_sql, table, spec.security_level,

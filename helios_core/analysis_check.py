@@ -178,7 +178,7 @@ class Node:
             yield from child.walk()
 
 
-def _parse_ast(lines: list[str]) -> Node:
+def parse_ast(lines: list[str]) -> Node:
     root = Node("root", "", "")
     stack: list[tuple[int, Node]] = [(-1, root)]
     for line in lines:
@@ -214,7 +214,7 @@ def _has_aggregate(node: Node, aggregates: set[str]) -> bool:
 # ---- the checks ---------------------------------------------------------------------------------------------
 
 
-def _lines(ch: ClickHouse, sql: str) -> list[str]:
+def explain_lines(ch: ClickHouse, sql: str) -> list[str]:
     result = ch.query(sql, limit=100_000)
     return [] if result.frame.empty else [str(v) for v in result.frame.iloc[:, 0].tolist()]
 
@@ -384,7 +384,7 @@ _TREE_ERRORS = {"UNKNOWN_IDENTIFIER", "UNKNOWN_TABLE", "UNKNOWN_DATABASE", "UNKN
 
 def _check_tree(ch: ClickHouse, sql: str, table: InputTable, level: str) -> None:
     try:
-        lines = _lines(ch, f"EXPLAIN QUERY TREE {sql}")
+        lines = explain_lines(ch, f"EXPLAIN QUERY TREE {sql}")
     except QueryError as exc:
         columns = ", ".join(table.units)
         if exc.name in _TREE_ERRORS:
@@ -490,7 +490,7 @@ def check_analysis(ch: ClickHouse, sql: str, table: InputTable, level: str,
     parts = clauses(text)
     _check_clauses(parts, table.name)
     try:
-        root = _parse_ast(_lines(ch, f"EXPLAIN AST {text}"))
+        root = parse_ast(explain_lines(ch, f"EXPLAIN AST {text}"))
     except QueryError as exc:
         if exc.name == "READONLY":
             raise AnalysisRefused("outer_clause", "SETTINGS are not allowed in an analysis.") from exc

@@ -202,7 +202,7 @@ _JOB_COLUMNS = ["id", "name", "format", "target", "target_database", "target_tab
                 "order_by", "bucket", "result", "created_at", "updated_at", "version"]
 
 
-def _write_job(ch: ClickHouse, job: Job) -> None:
+def write_job(ch: ClickHouse, job: Job) -> None:
     ch.insert_rows("jobs", [[job.id, job.name, job.format, job.target, job.database, job.table,
                              json.dumps([c.to_json() for c in job.schema]), int(job.schema_confirmed),
                              json.dumps(job.order_by), job.bucket, json.dumps(job.result, default=str),
@@ -449,7 +449,7 @@ class JobService:
         bucket = str(spec.get("bucket") or self.bucket)
         self.ensure_bucket(bucket)
         job = Job(id=str(uuid.uuid4()), bucket=bucket, created_at=_now(), **clean)
-        _write_job(self.ch, job)
+        write_job(self.ch, job)
         return job
 
     def register_owner(self, job_id: str, owner: str, files: int = 1,
@@ -642,7 +642,7 @@ class JobService:
             total_in = sum(r["inserted"] for r in result["files"])
             total_bad = sum(r["quarantined"] for r in result["files"])
             job.result = result
-            _write_job(self.ch, job)
+            write_job(self.ch, job)
             progress.stage = SUCCESS
             add_stage(self.ch, job.id, SUCCESS, f"Loaded {plural(total_in, 'row')}; {total_bad:,} quarantined.")
         except HeliosError as exc:
@@ -718,7 +718,7 @@ class JobService:
                 progress.quarantined += entry["quarantined"]
                 out.append(entry)
                 job.result = {"files": out}
-                _write_job(self.ch, job)  # counts so far, visible on the page while the rest loads
+                write_job(self.ch, job)  # counts so far, visible on the page while the rest loads
         finally:
             if client is not None:
                 try:
@@ -1045,7 +1045,7 @@ def infer_job_schema(service: JobService, job_id: str) -> Job:
     job.schema = [c for c in inferred.columns if not c.virtual]
     job.order_by = inferred.order_by or [c.name for c in job.schema if not c.type.startswith("Nullable")][:1]
     job.schema_confirmed = False
-    _write_job(service.ch, job)
+    write_job(service.ch, job)
     return get_job(service.ch, job.id)
 
 
@@ -1068,7 +1068,7 @@ def confirm_schema(ch: ClickHouse, job_id: str, columns: list[dict[str, Any] | C
     if problems:
         raise ValidationError(problems[0], "Fix the columns and confirm again.", problems=problems)
     job.schema, job.order_by, job.schema_confirmed = specs, order, True
-    _write_job(ch, job)
+    write_job(ch, job)
     return get_job(ch, job.id)
 
 

@@ -19,7 +19,7 @@ from helios_core.chat.assistant import Assistant, new_chat_name
 from helios_core.chat.providers import DEFAULT_BEDROCK_MODEL, PROVIDERS, make_provider
 from helios_core.chat.store import ChatStore
 from helios_core.cli import EXIT_INVALID, emit
-from helios_core.clickhouse import get_clickhouse
+from helios_core.runtime import get_clickhouse
 from helios_core.config import get_settings
 from helios_core.errors import ValidationError
 

@@ -19,7 +19,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from helios_core.clickhouse import get_clickhouse
+from helios_core.runtime import get_clickhouse
 from helios_core.errors import ValidationError
 from helios_core.pgdump import line_source, load_dump, plan_dump
 

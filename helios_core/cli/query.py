@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from helios_core.clickhouse import get_clickhouse, list_databases
+from helios_core.clickhouse import list_databases
+from helios_core.runtime import get_clickhouse
 from helios_core.demo import load_demo
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from helios_core.clickhouse import get_clickhouse
+from helios_core.runtime import get_clickhouse
 
 
 def _serve(args: argparse.Namespace) -> int:

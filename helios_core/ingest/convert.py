@@ -32,7 +32,7 @@ UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA
 DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # Types carried to ClickHouse as text (it parses them) after a Python check.
-_TEXT_CARRIED = {"UUID", "IPv4", "IPv6", "Date", "Date32", "Decimal", "JSON"}
+TEXT_CARRIED = {"UUID", "IPv4", "IPv6", "Date", "Date32", "Decimal", "JSON"}
 DATE_RANGE = {"Date": (date(1970, 1, 1), date(2149, 6, 6)), "Date32": (date(1900, 1, 1), date(2299, 12, 31))}
 
 
