@@ -109,8 +109,8 @@ def test_no_module_uses_another_modules_private_names():
 
 def test_every_record_module_is_in_the_one_list():
     from helios_core.runtime import RECORD_MODULES
-    declaring = {name for name, tree in TREES.items() for node in tree.body
-                 if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "METADATA_TABLES" for t in node.targets)}
+    declaring = {name for name, tree in TREES.items() for node in tree.body if isinstance(node, ast.Assign)
+                 and any(getattr(t, "id", "") == "METADATA_TABLES" for t in node.targets)}
     assert declaring == {m.__name__ for m in RECORD_MODULES}
 
 

@@ -19,9 +19,9 @@ from helios_core.chat.assistant import Assistant, new_chat_name
 from helios_core.chat.providers import DEFAULT_BEDROCK_MODEL, PROVIDERS, make_provider
 from helios_core.chat.store import ChatStore
 from helios_core.cli import EXIT_INVALID, emit
-from helios_core.runtime import get_clickhouse
 from helios_core.config import get_settings
 from helios_core.errors import ValidationError
+from helios_core.runtime import get_clickhouse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -75,5 +75,5 @@ def _provider(args: argparse.Namespace):
         from helios_core.aws import connection_from_settings
         connection = connection_from_settings()  # Bedrock ignores its endpoint (moto has no Bedrock)
     return make_provider(args.provider, model_id=args.model_id, connection=connection,
-                         base_url=args.base_url or settings.llm_base_url or "", model=args.model or settings.llm_model or "",
-                         api_key=settings.llm_api_key)
+                         base_url=args.base_url or settings.llm_base_url or "",
+                         model=args.model or settings.llm_model or "", api_key=settings.llm_api_key)

@@ -12,9 +12,9 @@ from typing import Any
 
 from helios_core import serverless
 from helios_core.cli.streams import add_aws_args, aws_connection
-from helios_core.runtime import get_clickhouse
 from helios_core.config import get_settings
 from helios_core.errors import ValidationError
+from helios_core.runtime import get_clickhouse
 from helios_core.sources import Source, get_source
 
 

@@ -14,10 +14,10 @@ from typing import Any
 
 from helios_core.cli.serverless import add_lambda_args, run_for_source, server_url
 from helios_core.cli.streams import add_aws_args, aws_connection
-from helios_core.runtime import get_clickhouse
 from helios_core.ddl import ENGINES, PARTITION_FUNCTIONS, TTL_UNITS
 from helios_core.errors import ValidationError
 from helios_core.ingest.mapping import publish
+from helios_core.runtime import get_clickhouse
 from helios_core.schema import ColumnSpec
 from helios_core.sources import (INGEST_MODES, START_POSITIONS, create_table_and_source, delete_source, get_source,
                                  pause_source, resume_source, sources_seed_shape, update_rules)

@@ -182,19 +182,19 @@ def _environment() -> HandlerEnv:
         import clickhouse_connect
 
         settings = load_settings(secrets_paths=[])  # a Lambda function has its environment only
-        if not settings.clickhouse_secret_arn:
-            raise ConfigError(f"{SECRET_ENV} is not set.", "Deploy the function with python -m helios_core serverless.")
-        secret_arn = settings.clickhouse_secret_arn
         client: list[Any] = []
 
         def clickhouse() -> Any:
             if not client:
-                client.append(clickhouse_connect.get_client(dsn=_clickhouse_url(secret_arn),
+                if not settings.clickhouse_secret_arn:
+                    raise ConfigError(f"{SECRET_ENV} is not set.",
+                                      "Deploy the function with python -m helios_core serverless.")
+                client.append(clickhouse_connect.get_client(dsn=_clickhouse_url(settings.clickhouse_secret_arn),
                                                             autogenerate_session_id=False))
             return client[0]
 
-        _env = HandlerEnv(MappingStore(boto3.resource("dynamodb"), settings.mapping_table or MappingStore.DEFAULT_TABLE),
-                          clickhouse)
+        mappings = MappingStore(boto3.resource("dynamodb"), settings.mapping_table or MappingStore.DEFAULT_TABLE)
+        _env = HandlerEnv(mappings, clickhouse)
     return _env
 
 
