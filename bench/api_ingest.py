@@ -43,7 +43,7 @@ COLUMNS = [
 # Creates the source (the table and its quarantine table) and a write token; prints both as JSON.
 SETUP = """
 import json, sys
-from helios_core.clickhouse import get_clickhouse
+from helios_core.runtime import get_clickhouse
 from helios_core.ddl import TableOptions
 from helios_core.schema import ColumnSpec
 from helios_core import sources
@@ -101,7 +101,7 @@ def main() -> int:
         wait_healthy(url, server, log)
         os.environ["HELIOS_DATA_DIR"] = tempfile.mkdtemp(prefix="helios-bench-direct-")
         os.environ.pop("HELIOS_CLICKHOUSE_URL", None)
-        from helios_core.clickhouse import get_clickhouse
+        from helios_core.runtime import get_clickhouse
         from helios_core.ddl import TableOptions
         from helios_core.ingest.sink import insert_payloads
         from helios_core.schema import ColumnSpec

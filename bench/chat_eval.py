@@ -36,7 +36,7 @@ def main() -> int:
     os.environ.pop("HELIOS_CLICKHOUSE_URL", None)
     try:
         from helios_core.chat.eval_set import CASES, run_all
-        from helios_core.clickhouse import get_clickhouse
+        from helios_core.runtime import get_clickhouse
         from helios_core.demo import load_demo
 
         started = time.perf_counter()
@@ -75,7 +75,7 @@ def main() -> int:
         return 0 if accuracy >= 0.85 and median_answer < 300 else 1
     finally:
         try:
-            from helios_core.clickhouse import get_clickhouse
+            from helios_core.runtime import get_clickhouse
             get_clickhouse().close()
         except Exception:
             pass

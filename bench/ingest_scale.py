@@ -45,7 +45,7 @@ def main() -> int:
 
     from helios_core import sources
     from helios_core.aws import AwsConnection
-    from helios_core.clickhouse import get_clickhouse
+    from helios_core.runtime import get_clickhouse
     from helios_core.ddl import TableOptions
     from helios_core.ingest.batch import BatchBuilder, RawRecord, build_records
     from helios_core.ingest.consumer import IngestConfig

@@ -56,7 +56,7 @@ def main() -> int:
     os.environ["HELIOS_DATA_DIR"] = tempfile.mkdtemp(prefix="helios-bench-load-")
     os.environ.setdefault("HELIOS_SANDBOX_RATE", "0")
 
-    from helios_core.clickhouse import get_clickhouse
+    from helios_core.runtime import get_clickhouse
     from helios_core.identifiers import quote_ident
     from helios_core.jobs import Job, Upload, load_rows_file
 

@@ -35,7 +35,7 @@ def main() -> None:
     args = parser.parse_args()
 
     os.environ["HELIOS_DATA_DIR"] = tempfile.mkdtemp(prefix="helios-bench-")
-    from helios_core.clickhouse import get_clickhouse
+    from helios_core.runtime import get_clickhouse
 
     ch = get_clickhouse()
     ch.execute("CREATE DATABASE IF NOT EXISTS bench")

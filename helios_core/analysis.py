@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 
 from helios_core.analysis_check import (HIDDEN_OWNERS, HIDDEN_ROWS, LEVELS, MAL, OWNER_COLUMN, AnalysisRefused,
-                                        CheckedAnalysis, InputTable, check_analysis, release_sql,
-                                        unit_type)
+                                        CheckedAnalysis, InputTable, check_analysis, explain_lines, parse_ast,
+                                        release_sql, unit_type)
 from helios_core.chtypes import base_type, family, is_numeric
 from helios_core.clickhouse import ClickHouse, table_columns
 from helios_core.errors import Conflict, HeliosError, QueryError, ValidationError
@@ -169,10 +169,9 @@ def get_result(ch: ClickHouse, job_id: str, user: Any = None) -> dict[str, Any]:
                              "ORDER BY seq DESC LIMIT 1", {"id": job_id})
     if not rows:
         spec = get_spec(ch, job_id, user)  # refuses an import job
-        exc = Conflict("No result yet", f"The analysis job is {job.status}"
-                       + (f": {job.error}" if job.error else "; results appear after it succeeds."))
-        exc.job_id = spec.job_id
-        raise exc
+        raise Conflict("No result yet", f"The analysis job is {job.status}"
+                       + (f": {job.error}" if job.error else "; results appear after it succeeds."),
+                       job_id=spec.job_id)
     return json.loads(rows[0]["result"])
 
 
@@ -226,10 +225,9 @@ def _bounds(value: Any, units: dict[str, str]) -> dict[str, list[float]]:
 
 def _table_named(ch: ClickHouse, sql: str) -> str:
     """The bare table name a query reads (the job's table name when the request does not give one)."""
-    from helios_core.analysis_check import _lines, _parse_ast
     from helios_core.chat.gate import canonical
     try:
-        root = _parse_ast(_lines(ch, f"EXPLAIN AST {canonical(ch, sql)}"))
+        root = parse_ast(explain_lines(ch, f"EXPLAIN AST {canonical(ch, sql)}"))
     except HeliosError:
         return ""
     names = [n.name for n in root.walk() if n.kind == "TableIdentifier"]
@@ -282,7 +280,7 @@ def create_analysis_job(service: Any, spec: dict[str, Any], user: Any = None):
     user's)."""
     from helios_core.users import acting
     owner = acting(user).id
-    from helios_core.jobs import ANALYSIS, Job, _write_job, normalize_format
+    from helios_core.jobs import ANALYSIS, Job, write_job, normalize_format
     from helios_core.schema import ColumnSpec
     job_id = str(uuid.uuid4())
     analysis, _ = validate_analysis_spec(service.ch, spec, job_id)
@@ -295,7 +293,7 @@ def create_analysis_job(service: Any, spec: dict[str, Any], user: Any = None):
               schema=[ColumnSpec(name=c, type=unit_type(u), json_path=c) for c, u in analysis.units.items()],
               owner=owner)
     _write_spec(service.ch, analysis)
-    _write_job(service.ch, job)
+    write_job(service.ch, job)
     return job
 
 
@@ -306,7 +304,7 @@ def check_sql(ch: ClickHouse, job_id: str, sql: str, user: Any = None) -> dict[s
         checked = check_analysis(ch, sql, _input_table(ch, spec, job_id), spec.security_level,
                                  {k: tuple(v) for k, v in spec.bounds.items()})
     except ValidationError as exc:
-        return {"ok": False, "rule": getattr(exc, "rule", "invalid"), "message": exc.message}
+        return {"ok": False, "rule": exc.rule or "invalid", "message": exc.message}
     return {"ok": True, "sql": checked.sql, "outputs": [o.to_json() for o in checked.outputs]}
 
 
@@ -322,7 +320,7 @@ def preview_check(ch: ClickHouse, spec: dict[str, Any]) -> dict[str, Any]:
         checked = check_analysis(ch, str(spec.get("query_sql") or ""), InputTable(name, units), level,
                                  {k: tuple(v) for k, v in _bounds(spec.get("bounds"), units).items()})
     except ValidationError as exc:
-        return {"ok": False, "rule": getattr(exc, "rule", "invalid"), "message": exc.message}
+        return {"ok": False, "rule": exc.rule or "invalid", "message": exc.message}
     return {"ok": True, "table": name, "sql": checked.sql, "outputs": [o.to_json() for o in checked.outputs]}
 
 
@@ -384,7 +382,7 @@ def run_analysis(service: Any, job_id: str, rng: np.random.Generator | None = No
             files, types = _validate_uploads(service, job, spec, Path(tmp))
             enter(J.LOADING, f"{len(files)} file(s) from {len({u.owner for u, _ in files})} data owner(s).")
             job.result = {"files": _load(service, job, spec, files, types, progress)}
-            J._write_job(service.ch, job)
+            J.write_job(service.ch, job)
         enter(J.CHECKING)
         table = _input_table(service.ch, spec, job_id)
         checked = check_analysis(service.ch, spec.query_sql, table, spec.security_level,
@@ -417,10 +415,8 @@ def run_query(service: Any, job_id: str, sql: str, rng: np.random.Generator | No
     job = J.job_for_change(service.ch, job_id, user)
     spec = get_spec(service.ch, job_id, SYSTEM)
     if job.status != J.SUCCESS:
-        exc = Conflict("The job's data is not loaded", f"Another analysis can run once the job succeeded; it is "
-                                                       f"{job.status}.")
-        exc.job_id = job_id
-        raise exc
+        raise Conflict("The job's data is not loaded", f"Another analysis can run once the job succeeded; it is "
+                                                       f"{job.status}.", job_id=job_id)
     table = _input_table(service.ch, spec, job_id)
     checked = check_analysis(service.ch, sql, table, spec.security_level,
                              {k: tuple(v) for k, v in spec.bounds.items()})

@@ -77,8 +77,7 @@ class AnalysisRefused(ValidationError):
     """The analysis breaks a rule; ``rule`` names it, the message explains it to a data owner."""
 
     def __init__(self, rule: str, message: str, hint: str = "") -> None:
-        super().__init__(message, hint or "Change the analysis and check it again.", problems=[message])
-        self.rule = rule
+        super().__init__(message, hint or "Change the analysis and check it again.", problems=[message], rule=rule)
 
 
 def _gate_rule(exc: SqlRefused) -> str:
@@ -179,7 +178,7 @@ class Node:
             yield from child.walk()
 
 
-def _parse_ast(lines: list[str]) -> Node:
+def parse_ast(lines: list[str]) -> Node:
     root = Node("root", "", "")
     stack: list[tuple[int, Node]] = [(-1, root)]
     for line in lines:
@@ -215,7 +214,7 @@ def _has_aggregate(node: Node, aggregates: set[str]) -> bool:
 # ---- the checks ---------------------------------------------------------------------------------------------
 
 
-def _lines(ch: ClickHouse, sql: str) -> list[str]:
+def explain_lines(ch: ClickHouse, sql: str) -> list[str]:
     result = ch.query(sql, limit=100_000)
     return [] if result.frame.empty else [str(v) for v in result.frame.iloc[:, 0].tolist()]
 
@@ -385,7 +384,7 @@ _TREE_ERRORS = {"UNKNOWN_IDENTIFIER", "UNKNOWN_TABLE", "UNKNOWN_DATABASE", "UNKN
 
 def _check_tree(ch: ClickHouse, sql: str, table: InputTable, level: str) -> None:
     try:
-        lines = _lines(ch, f"EXPLAIN QUERY TREE {sql}")
+        lines = explain_lines(ch, f"EXPLAIN QUERY TREE {sql}")
     except QueryError as exc:
         columns = ", ".join(table.units)
         if exc.name in _TREE_ERRORS:
@@ -491,7 +490,7 @@ def check_analysis(ch: ClickHouse, sql: str, table: InputTable, level: str,
     parts = clauses(text)
     _check_clauses(parts, table.name)
     try:
-        root = _parse_ast(_lines(ch, f"EXPLAIN AST {text}"))
+        root = parse_ast(explain_lines(ch, f"EXPLAIN AST {text}"))
     except QueryError as exc:
         if exc.name == "READONLY":
             raise AnalysisRefused("outer_clause", "SETTINGS are not allowed in an analysis.") from exc

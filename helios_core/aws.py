@@ -11,8 +11,7 @@ whose message names the cause (wrong keys, expired token, no network, a region
 without Kinesis, a missing IAM permission with the action needed).
 
 The local sandbox (moto server + demo producers) lives in
-:mod:`helios_core.sandbox`; ``Sandbox``, ``get_sandbox`` and
-``generate_events`` are re-exported here for convenience.
+:mod:`helios_core.sandbox`, which builds on this module (never the other way round).
 """
 
 from __future__ import annotations
@@ -395,11 +394,3 @@ def authenticate(conn: AwsConnection, details: bool = True) -> dict[str, Any]:
     streams = list_streams(conn, details=details)
     return {"authenticated": True, "streamNames": [s.name for s in streams], "account": identity.account,
             "arn": identity.arn, "connection": conn.to_json(), "streams": [s.to_json() for s in streams]}
-
-
-def __getattr__(name: str) -> Any:
-    # The sandbox imports this module; re-export its public API lazily to avoid a cycle.
-    if name in {"Sandbox", "get_sandbox", "generate_events", "GeneratedEvent", "EventGenerator", "DEMO_STREAMS"}:
-        from helios_core import sandbox
-        return getattr(sandbox, name)
-    raise AttributeError(name)

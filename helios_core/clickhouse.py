@@ -34,11 +34,10 @@ import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError, DatabaseError, StreamClosedError, StreamFailureError
 
-from helios_core.config import Settings, get_settings
+from helios_core.config import Settings
 from helios_core import sqlguard
 from helios_core.errors import ClickHouseUnavailable, HeliosError, NotFound, QueryError, ValidationError
 from helios_core.identifiers import quote_ident
-from helios_core.metadata import ensure_metadata
 
 SYSTEM_DATABASES = ("system", "information_schema", "INFORMATION_SCHEMA")
 
@@ -596,20 +595,6 @@ class ClickHouse:
     def describe(self) -> str:
         kind = "Embedded ClickHouse" if self.embedded else "ClickHouse server"
         return f"{kind} {self.version} ({self.settings.describe_clickhouse()})"
-
-
-_instance: ClickHouse | None = None
-_instance_lock = threading.Lock()
-
-
-def get_clickhouse(settings: Settings | None = None) -> ClickHouse:
-    """The process-wide connection (the embedded engine allows one per process)."""
-    global _instance
-    with _instance_lock:
-        if _instance is None:
-            _instance = ClickHouse(settings or get_settings())
-            ensure_metadata(_instance)
-        return _instance
 
 
 # ---- catalog --------------------------------------------------------------------

@@ -9,12 +9,17 @@ from __future__ import annotations
 
 
 class HeliosError(Exception):
-    """Base class: a user-facing message plus an optional hint."""
+    """Base class: a user-facing message plus an optional hint.
 
-    def __init__(self, message: str, hint: str = "") -> None:
+    ``job_id`` names the import or analysis job the error is about (the CLI and the API add it to the
+    error payload, as the seed does).
+    """
+
+    def __init__(self, message: str, hint: str = "", *, job_id: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.job_id = job_id
 
     def __str__(self) -> str:
         return f"{self.message} {self.hint}".strip()
@@ -31,20 +36,23 @@ class ClickHouseUnavailable(HeliosError):
 class QueryError(HeliosError):
     """ClickHouse refused or failed a query; carries its error code and name."""
 
-    def __init__(self, message: str, hint: str = "", code: int | None = None, name: str = "") -> None:
-        super().__init__(message, hint)
+    def __init__(self, message: str, hint: str = "", code: int | None = None, name: str = "", *,
+                 job_id: str | None = None) -> None:
+        super().__init__(message, hint, job_id=job_id)
         self.code = code
         self.name = name
 
 
 class ValidationError(HeliosError):
-    """Input that Helios will not accept; ``problems`` lists each one."""
+    """Input that Helios will not accept; ``problems`` lists each one, ``missing_fields`` the fields not given,
+    and ``rule`` (when set) names the rule that refused it (an analysis's rule, for example)."""
 
     def __init__(self, message: str, hint: str = "", problems: list[str] | None = None,
-                 missing_fields: list[str] | None = None) -> None:
-        super().__init__(message, hint)
+                 missing_fields: list[str] | None = None, rule: str = "", *, job_id: str | None = None) -> None:
+        super().__init__(message, hint, job_id=job_id)
         self.problems = problems or []
         self.missing_fields = missing_fields or []
+        self.rule = rule
 
 
 class NotFound(HeliosError):
@@ -73,7 +81,6 @@ def error_payload(exc: HeliosError) -> dict:
             payload["missing_fields"] = exc.missing_fields
         if exc.problems:
             payload["problems"] = exc.problems
-    for key in ("job_id",):
-        if getattr(exc, key, None):
-            payload[key] = getattr(exc, key)
+    if exc.job_id:
+        payload["job_id"] = exc.job_id
     return payload

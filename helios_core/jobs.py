@@ -28,7 +28,6 @@ import csv
 import hashlib
 import io
 import json
-import os
 import queue
 import re
 import secrets
@@ -43,6 +42,7 @@ from typing import Any, Callable, Iterator
 
 from helios_core.chtypes import base_name, family, is_nullable, unwrap
 from helios_core.clickhouse import SYSTEM_DATABASES, ClickHouse, table_columns, table_exists
+from helios_core.config import get_settings
 from helios_core.errors import AwsError, Conflict, HeliosError, NotFound, ValidationError
 from helios_core.identifiers import check_identifier, sanitize_name
 from helios_core.ddl import quarantine_name
@@ -122,15 +122,12 @@ def _iso(value: Any) -> str | None:
 
 
 def _not_found(job_id: str) -> NotFound:
-    exc = NotFound("Job ID not found", f"No import job has the id {job_id!r}; list jobs to see their ids.")
-    exc.job_id = job_id  # the CLI adds it to the error payload, as the seed does
-    return exc
+    return NotFound("Job ID not found", f"No import job has the id {job_id!r}; list jobs to see their ids.",
+                    job_id=job_id)
 
 
 def _conflict(message: str, job_id: str, hint: str = "") -> Conflict:
-    exc = Conflict(message, hint)
-    exc.job_id = job_id
-    return exc
+    return Conflict(message, hint, job_id=job_id)
 
 
 # ---- records ------------------------------------------------------------------------------------
@@ -212,7 +209,7 @@ _JOB_COLUMNS = ["id", "name", "format", "target", "target_database", "target_tab
 _JOB_WHERE = "deleted = 0"
 
 
-def _write_job(ch: ClickHouse, job: Job, deleted: bool = False) -> None:
+def write_job(ch: ClickHouse, job: Job, deleted: bool = False) -> None:
     ch.insert_rows("jobs", [[job.id, job.name, job.format, job.target, job.database, job.table,
                              json.dumps([c.to_json() for c in job.schema]), int(job.schema_confirmed),
                              json.dumps(job.order_by), job.bucket, json.dumps(job.result, default=str),
@@ -283,7 +280,7 @@ def delete_job(ch: ClickHouse, job_id: str, user: User | None = None) -> Job:
     job = job_for_change(ch, job_id, user)
     if job.status in ACTIVE_STAGES:
         raise _conflict("The job is running", job.id, f"It is {job.status}; delete it once it has finished.")
-    _write_job(ch, job, deleted=True)
+    write_job(ch, job, deleted=True)
     return job
 
 
@@ -367,7 +364,6 @@ def validate_job_spec(ch: ClickHouse, spec: dict[str, Any]) -> dict[str, Any]:
 def default_connection():
     """Where jobs keep uploads when no connection is given: configured AWS, else the local sandbox."""
     from helios_core.aws import connection_from_settings, default_credentials_available
-    from helios_core.config import get_settings
     if get_settings().aws_endpoint_url or default_credentials_available():
         return connection_from_settings()
     from helios_core.sandbox import get_sandbox
@@ -376,7 +372,7 @@ def default_connection():
 
 def default_bucket(conn: Any) -> str:
     """``HELIOS_IMPORT_BUCKET``, else ``helios-imports`` in the sandbox, else one per account and region on AWS."""
-    configured = os.environ.get("HELIOS_IMPORT_BUCKET", "").strip()
+    configured = get_settings().import_bucket
     if configured:
         return configured
     if getattr(conn, "sandbox", False) or getattr(conn, "endpoint_url", None):
@@ -486,7 +482,7 @@ class JobService:
         bucket = str(spec.get("bucket") or self.bucket)
         self.ensure_bucket(bucket)
         job = Job(id=str(uuid.uuid4()), bucket=bucket, created_at=_now(), owner=me.id, **clean)
-        _write_job(self.ch, job)
+        write_job(self.ch, job)
         return job
 
     def register_owner(self, job_id: str, owner: str, files: int = 1,
@@ -680,7 +676,7 @@ class JobService:
             total_in = sum(r["inserted"] for r in result["files"])
             total_bad = sum(r["quarantined"] for r in result["files"])
             job.result = result
-            _write_job(self.ch, job)
+            write_job(self.ch, job)
             progress.stage = SUCCESS
             add_stage(self.ch, job.id, SUCCESS, f"Loaded {plural(total_in, 'row')}; {total_bad:,} quarantined.")
         except HeliosError as exc:
@@ -756,7 +752,7 @@ class JobService:
                 progress.quarantined += entry["quarantined"]
                 out.append(entry)
                 job.result = {"files": out}
-                _write_job(self.ch, job)  # counts so far, visible on the page while the rest loads
+                write_job(self.ch, job)  # counts so far, visible on the page while the rest loads
         finally:
             if client is not None:
                 try:
@@ -1081,7 +1077,7 @@ def infer_job_schema(service: JobService, job_id: str, user: User | None = None)
     job.schema = [c for c in inferred.columns if not c.virtual]
     job.order_by = inferred.order_by or [c.name for c in job.schema if not c.type.startswith("Nullable")][:1]
     job.schema_confirmed = False
-    _write_job(service.ch, job)
+    write_job(service.ch, job)
     return get_job(service.ch, job.id, SYSTEM)
 
 
@@ -1104,7 +1100,7 @@ def confirm_schema(ch: ClickHouse, job_id: str, columns: list[dict[str, Any] | C
     if problems:
         raise ValidationError(problems[0], "Fix the columns and confirm again.", problems=problems)
     job.schema, job.order_by, job.schema_confirmed = specs, order, True
-    _write_job(ch, job)
+    write_job(ch, job)
     return get_job(ch, job.id, SYSTEM)
 
 

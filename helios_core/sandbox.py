@@ -29,7 +29,6 @@ process (the sandbox's, a test fixture's) sees the same streams.
 from __future__ import annotations
 
 import logging
-import os
 import random
 import threading
 import time
@@ -41,6 +40,7 @@ from typing import Any
 import orjson
 
 from helios_core.aws import AwsConnection, aws_errors
+from helios_core.config import get_settings
 from helios_core.errors import AwsError
 
 DEMO_STREAMS = ("user_activity", "purchase_events", "captcha_events")
@@ -443,10 +443,7 @@ _sandbox_lock = threading.Lock()
 
 
 def _default_rate() -> float:
-    try:
-        return float(os.environ.get("HELIOS_SANDBOX_RATE", "2"))
-    except ValueError:
-        return 2.0
+    return get_settings().sandbox_rate
 
 
 def get_sandbox(start: bool = True) -> Sandbox:

@@ -22,7 +22,7 @@ from helios_core.ddl import (TableOptions, check_columns, create_database_sql, c
                              quarantine_name, sorting_key, validate_table)
 from helios_core import cluster
 from helios_core.cluster import ClusterSpec
-from helios_core.errors import Conflict, Forbidden, HeliosError, NotFound, ValidationError
+from helios_core.errors import Conflict, Forbidden, HeliosError, NotFound, QueryError, ValidationError
 from helios_core.identifiers import qualified, quote_ident
 from helios_core.ingest.store import delete_checkpoints
 from helios_core.metadata import METADATA_DB, next_version
@@ -393,8 +393,8 @@ def create_table_and_source(ch: "ClickHouse", req: CreateRequest, user: User | N
 def _run_create(ch: "ClickHouse", sql: str, database: str, table: str) -> None:
     try:
         ch.execute(sql)
-    except HeliosError as exc:
-        if getattr(exc, "name", "") == "TABLE_ALREADY_EXISTS":
+    except QueryError as exc:
+        if exc.name == "TABLE_ALREADY_EXISTS":
             raise Conflict(f"The table {database}.{table} already exists; Helios will not overwrite it.",
                            "Choose another table name.") from exc
         raise

@@ -79,8 +79,8 @@ _ready_lock = threading.Lock()
 
 
 def _ensure_table(ch: "ClickHouse") -> None:
-    # Also created with the other metadata tables when helios_core.tokens is listed in metadata.py;
-    # this keeps tokens working on a data dir created before that.
+    # Also created at start-up with the other metadata tables (runtime.RECORD_MODULES lists this module);
+    # this keeps tokens working on a connection opened without the runtime (a test's own ClickHouse).
     with _ready_lock:
         if id(ch) in _ready:
             return

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # module asks for (the demo data and a saved report).
 _SETUP = """
 import json, sys
-from helios_core.clickhouse import get_clickhouse
+from helios_core.runtime import get_clickhouse
 from helios_core.tokens import create_token
 ch = get_clickhouse()
 out = {"write": create_token(ch, "tests_write", write=True).token,

@@ -129,7 +129,7 @@ def ingest_by_hand(ch):
 
 @pytest.fixture(scope="session")
 def ch():
-    from helios_core.clickhouse import get_clickhouse
+    from helios_core.runtime import get_clickhouse
     return get_clickhouse()
 
 

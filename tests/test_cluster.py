@@ -7,7 +7,6 @@ refused cleanly (it has no cluster), which the last test uses to check nothing i
 
 from __future__ import annotations
 
-import importlib
 import uuid
 
 import pytest
@@ -57,15 +56,14 @@ def test_distributed_table_over_local_replicas(ch):
 
 
 def test_every_metadata_table_has_a_cluster_form(ch):
-    from helios_core import metadata
+    from helios_core.runtime import metadata_tables
 
     spec = ClusterSpec("prod")
     count = 0
-    for name in metadata._RECORD_MODULES:
-        for ddl in getattr(importlib.import_module(name), "METADATA_TABLES", ()):
-            out = formatted(ch, cluster.replicated(ddl, spec))
-            assert "ON CLUSTER prod" in out and "ENGINE = Replicated" in out
-            count += 1
+    for ddl in metadata_tables():
+        out = formatted(ch, cluster.replicated(ddl, spec))
+        assert "ON CLUSTER prod" in out and "ENGINE = Replicated" in out
+        count += 1
     assert count >= 5
     assert formatted(ch, cluster.database_sql("helios", spec)) == "CREATE DATABASE IF NOT EXISTS helios ON CLUSTER prod"
 

@@ -30,7 +30,7 @@ USERS = {"ann": "ann@example.com", "bob": "bob@example.com"}
 SEED = textwrap.dedent("""
     import json
     from helios_core.chat.store import ChatStore
-    from helios_core.clickhouse import get_clickhouse
+    from helios_core.runtime import get_clickhouse
     from helios_core.jobs import JobService
     from helios_core.reports import ReportDefinition, save_report
     from helios_core.users import user_for

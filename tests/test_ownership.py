@@ -421,7 +421,7 @@ def test_rows_written_before_ownership_belong_to_the_local_user_and_columns_are_
             ch.execute(alter)
     rows = ch.internal_query(f"SELECT owner, shared_with FROM {table} FINAL")
     assert rows == [{"owner": "local", "shared_with": []}]
-    from helios_core.metadata import ensure_metadata
+    from helios_core.runtime import ensure_metadata
     ensure_metadata(ch)
     ensure_metadata(ch)
     columns = {r["name"] for r in ch.internal_query(

@@ -17,18 +17,15 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from helios_core.chat.gate import GatePolicy
-
+from helios_core.chat.gate import QUERY_TABLE, GatePolicy, check_subject_sql
 from helios_core.clickhouse import SYSTEM_DATABASES, ClickHouse
 from helios_core.chtypes import base_type, describe
 from helios_core.errors import NotFound, ValidationError
 from helios_core.identifiers import RESERVED, quote_ident
 from helios_core.metadata import METADATA_DB
 
-QUERY_TABLE = "result"  # the name a saved query's result goes by inside a chat
 MAX_VALUES = 20          # a text column with more distinct values than this is free text, not a category
 SAMPLE_ROWS = 200_000
 CACHE_SECONDS = 120.0
@@ -164,9 +161,8 @@ class SubjectContext:
         t = self.table(table)
         return t.column(column) if t else None
 
-    def policy(self) -> "GatePolicy":
+    def policy(self) -> GatePolicy:
         """What the gate lets a statement about this subject read."""
-        from helios_core.chat.gate import GatePolicy
         if self.subject.is_query:
             return GatePolicy({QUERY_TABLE: {c.name for c in self.tables[0].columns}},
                               subject_sql=self.subject_sql, subject_tables=list(self.subject_tables))
@@ -280,7 +276,6 @@ def _database_tables(ch: ClickHouse, database: str) -> list[TableInfo]:
 
 
 def _query_context(ch: ClickHouse, subject: Subject) -> SubjectContext:
-    from helios_core.chat.gate import check_subject_sql
     checked_sql = check_subject_sql(ch, subject.sql)
     checked = checked_sql.sql
     described = ch.query(f"DESCRIBE TABLE ({checked})", limit=1000)

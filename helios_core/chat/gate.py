@@ -34,7 +34,9 @@ from helios_core.errors import QueryError
 from helios_core.metadata import METADATA_DB
 from helios_core.sqlguard import SqlRefused  # one refusal class for both gates (its message goes to an LLM's repair)
 
-__all__ = ["SqlRefused", "GatePolicy", "CheckedSql", "check", "check_subject_sql", "run", "canonical"]
+__all__ = ["SqlRefused", "GatePolicy", "CheckedSql", "check", "check_subject_sql", "run", "canonical", "QUERY_TABLE"]
+
+QUERY_TABLE = "result"  # the name a saved query's result goes by inside a chat (the gate attaches it as a CTE)
 
 
 @dataclass
@@ -211,7 +213,6 @@ def check(ch: ClickHouse, sql: str, policy: GatePolicy) -> CheckedSql:
 
 def attach_subject(sql: str, subject_sql: str) -> str:
     """``WITH result AS (<saved query>)`` in front of a canonical statement (merged into its own WITH)."""
-    from helios_core.chat.context import QUERY_TABLE
     head = f"WITH {QUERY_TABLE} AS (\n{subject_sql}\n)"
     match = re.match(r"^WITH\s+", sql)
     if match:

@@ -13,15 +13,15 @@ so it stays out of shell history).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from helios_core.chat.assistant import Assistant, new_chat_name
 from helios_core.chat.providers import DEFAULT_BEDROCK_MODEL, PROVIDERS, make_provider
 from helios_core.chat.store import ChatStore
 from helios_core.cli import EXIT_INVALID, acting_user, emit
-from helios_core.clickhouse import get_clickhouse
+from helios_core.config import get_settings
 from helios_core.errors import ValidationError
+from helios_core.runtime import get_clickhouse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,9 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--chat", default=None, help="continue this chat (its database and last answer)")
     p.add_argument("--provider", choices=PROVIDERS, default="builtin", help="who writes the SQL (default builtin)")
     p.add_argument("--model-id", default=DEFAULT_BEDROCK_MODEL, help="Bedrock model id")
-    p.add_argument("--base-url", default=os.environ.get("HELIOS_LLM_BASE_URL", ""),
-                   help="OpenAI-compatible base URL, e.g. http://localhost:11434/v1")
-    p.add_argument("--model", default=os.environ.get("HELIOS_LLM_MODEL", ""), help="OpenAI-compatible model name")
+    p.add_argument("--base-url", default="",
+                   help="OpenAI-compatible base URL, e.g. http://localhost:11434/v1 (default: HELIOS_LLM_BASE_URL)")
+    p.add_argument("--model", default="", help="OpenAI-compatible model name (default: HELIOS_LLM_MODEL)")
     p.set_defaults(handler=ask)
 
     p = sub.add_parser("chats", help="list chats (the acting user's and those shared with them)")
@@ -77,10 +77,11 @@ def ask(args: argparse.Namespace) -> object:
 
 
 def _provider(args: argparse.Namespace):
-    api_key = os.environ.get("HELIOS_LLM_API_KEY") or os.environ.get("OPENAI_API_KEY") or None
+    settings = get_settings()
     connection = None
     if args.provider == "bedrock":
         from helios_core.aws import connection_from_settings
         connection = connection_from_settings()  # Bedrock ignores its endpoint (moto has no Bedrock)
-    return make_provider(args.provider, model_id=args.model_id, connection=connection, base_url=args.base_url,
-                         model=args.model, api_key=api_key)
+    return make_provider(args.provider, model_id=args.model_id, connection=connection,
+                         base_url=args.base_url or settings.llm_base_url or "",
+                         model=args.model or settings.llm_model or "", api_key=settings.llm_api_key)

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from helios_core.cli import acting_user
-from helios_core.clickhouse import get_clickhouse
 from helios_core.errors import ValidationError
 from helios_core.pgdump import line_source, load_dump, plan_dump
+from helios_core.runtime import get_clickhouse
 
 
 def _load_dump(args: argparse.Namespace) -> Any:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from helios_core.clickhouse import get_clickhouse, list_databases
+from helios_core.clickhouse import list_databases
 from helios_core.demo import load_demo
+from helios_core.runtime import get_clickhouse
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from helios_core.cli import acting_user
-from helios_core.clickhouse import get_clickhouse
+from helios_core.runtime import get_clickhouse
 
 
 def _serve(args: argparse.Namespace) -> int:

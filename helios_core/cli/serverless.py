@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from helios_core import serverless
-from helios_core.cli.streams import _aws_args, _connection
-from helios_core.clickhouse import get_clickhouse
+from helios_core.cli.streams import add_aws_args, aws_connection
 from helios_core.config import get_settings
 from helios_core.errors import ValidationError
+from helios_core.runtime import get_clickhouse
 from helios_core.sources import Source, get_source
 
 
@@ -47,7 +47,7 @@ def run_for_source(args: argparse.Namespace, source: Source) -> dict[str, Any]:
     """Deploy (or print the template for) one source; the CLI shape of the result."""
     if args.template:
         return serverless.deploy_or_template(None, source, lambda_options(args), template=True)
-    with _connection(args) as conn:
+    with aws_connection(args) as conn:
         return serverless.deploy_or_template(conn, source, lambda_options(args), template=False,
                                              with_requirements=not getattr(args, "no_deps", False))
 
@@ -72,7 +72,7 @@ def _deploy(args: argparse.Namespace) -> dict[str, Any]:
 
 def _status(args: argparse.Namespace) -> dict[str, Any]:
     source = _source(args)
-    with _connection(args) as conn:
+    with aws_connection(args) as conn:
         state = serverless.status(conn, source)
     return {"sourceId": source.id, "state": state.state, "lastProcessingResult": state.last_result,
             "iteratorAgeMs": state.iterator_age_ms}
@@ -91,9 +91,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         q.add_argument("source_id")
         q.add_argument("--no-deps", action="store_true", help=argparse.SUPPRESS)
         add_lambda_args(q)
-        _aws_args(q)
+        add_aws_args(q)
         q.set_defaults(handler=handler, template=name == "template")
     st = action.add_parser("status", help="the event source mapping's state and IteratorAge")
     st.add_argument("source_id")
-    _aws_args(st)
+    add_aws_args(st)
     st.set_defaults(handler=_status)

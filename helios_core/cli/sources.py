@@ -14,11 +14,11 @@ from typing import Any
 
 from helios_core.cli import acting_user
 from helios_core.cli.serverless import add_lambda_args, run_for_source, server_url
-from helios_core.cli.streams import _aws_args, _connection
-from helios_core.clickhouse import get_clickhouse
+from helios_core.cli.streams import add_aws_args, aws_connection
 from helios_core.ddl import ENGINES, PARTITION_FUNCTIONS, TTL_UNITS
 from helios_core.errors import ValidationError
 from helios_core.ingest.mapping import publish
+from helios_core.runtime import get_clickhouse
 from helios_core.schema import ColumnSpec
 from helios_core.sources import (INGEST_MODES, START_POSITIONS, create_table_and_source, delete_source, get_source,
                                  pause_source, resume_source, sources_seed_shape, update_rules)
@@ -43,7 +43,7 @@ def _create_table(args: argparse.Namespace) -> dict[str, Any]:
     ch = get_clickhouse()
     if args.mode == "lambda" and not args.template:
         server_url()  # refuse before anything is created when AWS could not reach this ClickHouse
-    with _connection(args) as conn:
+    with aws_connection(args) as conn:
         request = build_create_request(ch, conn, stream=args.stream, database=args.database, table=args.table,
                                        columns=columns, order_by=order_by, partition=partition,
                                        ttl=parse_ttl(args.ttl), engine=args.engine,
@@ -55,7 +55,7 @@ def _create_table(args: argparse.Namespace) -> dict[str, Any]:
     if args.mode == "lambda":
         result.update(run_for_source(args, get_source(ch, result["sourceId"])))
     elif args.mode == "workers":
-        with _connection(args) as conn:
+        with aws_connection(args) as conn:
             publish(conn, get_source(ch, result["sourceId"]), args.mapping_table)
         result["mappingTable"] = args.mapping_table
     return result
@@ -95,7 +95,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(workers: `python -m helios_core.ingest --worker-id ID`), or an AWS Lambda function "
                         "deployed now (lambda)")
     add_lambda_args(p)
-    _aws_args(p)
+    add_aws_args(p)
     p.set_defaults(handler=_create_table)
 
     p = sub.add_parser("sources", help="sources with their status (the seed's /api/sources)")

@@ -19,7 +19,7 @@ from helios_core.schema import infer_schema
 from helios_core.streams import DEFAULT_SAMPLE, START_POSITIONS, DecodeError, decode_record, sample_stream
 
 
-def _aws_args(p: argparse.ArgumentParser) -> None:
+def add_aws_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sandbox", action="store_true", help="start the local sandbox (moto + demo streams) for this")
     p.add_argument("--region", help="AWS region (default: AWS_DEFAULT_REGION or us-east-1)")
     p.add_argument("--profile", help="a named profile from ~/.aws")
@@ -27,7 +27,7 @@ def _aws_args(p: argparse.ArgumentParser) -> None:
 
 
 @contextmanager
-def _connection(args: argparse.Namespace) -> Iterator[AwsConnection]:
+def aws_connection(args: argparse.Namespace) -> Iterator[AwsConnection]:
     if not args.sandbox:
         yield connection_from_settings(region=args.region, profile=args.profile, endpoint_url=args.endpoint_url)
         return
@@ -43,7 +43,7 @@ def _connection(args: argparse.Namespace) -> Iterator[AwsConnection]:
 
 
 def _streams(args: argparse.Namespace) -> dict[str, Any]:
-    with _connection(args) as conn:
+    with aws_connection(args) as conn:
         return authenticate(conn, details=not args.no_details)
 
 
@@ -52,7 +52,7 @@ def _sample(args: argparse.Namespace) -> dict[str, Any]:
         if args.progress:
             print(f"\r{message}", end="", file=sys.stderr, flush=True)
 
-    with _connection(args) as conn:
+    with aws_connection(args) as conn:
         sample = sample_stream(conn, args.stream, n=args.n, start=args.start, at=args.at, wait_s=args.wait,
                                progress=progress)
     if args.progress:
@@ -103,7 +103,7 @@ def _infer(args: argparse.Namespace) -> dict[str, Any]:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("streams", help="Kinesis streams with details (the seed's authenticate shape)")
-    _aws_args(p)
+    add_aws_args(p)
     p.add_argument("--no-details", action="store_true", help="names and status only (no per-stream calls)")
     p.set_defaults(handler=_streams)
 
@@ -115,7 +115,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--at", help="ISO-8601 time for --from at_timestamp")
     p.add_argument("--wait", type=float, default=10.0, help="seconds to wait for events (latest; default 10)")
     p.add_argument("--progress", action="store_true", help="show progress on stderr")
-    _aws_args(p)
+    add_aws_args(p)
     p.set_defaults(handler=_sample)
 
     p = sub.add_parser("infer", help="infer a ClickHouse schema from JSON lines (FILE or stdin)")

@@ -62,8 +62,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_worker(args: argparse.Namespace) -> int:
     """One headless worker until SIGTERM/Ctrl+C; on a clean stop its leases are handed back at once."""
-    import os
-
     from helios_core.aws import connection_from_settings
     from helios_core.config import get_settings
     from helios_core.ingest.consumer import IngestConfig
@@ -74,7 +72,7 @@ def run_worker(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     if args.api_url:
-        token = os.environ.get("HELIOS_API_TOKEN", "")
+        token = settings.api_token or ""
         if not token:
             print("error: --api-url needs a write token in HELIOS_API_TOKEN "
                   "(python -m helios_core tokens create --name worker --write)", file=sys.stderr)

@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
 from helios_core.chtypes import parse_type
-from helios_core.ingest.convert import (DATE_RE, UUID_RE, _TEXT_CARRIED, BadValue, arrow_type, cast_time_strings,
+from helios_core.ingest.convert import (DATE_RE, UUID_RE, TEXT_CARRIED, BadValue, arrow_type, cast_time_strings,
                                         check_text, coerce, convert_column, format_check, parse_time, time_bounds)
 from helios_core.schema import ColumnSpec
 from helios_core.streams import DecodeError, decode_record
@@ -389,7 +389,7 @@ class FastPath:
                 array = self._times(array, node, col, bad)
                 if array is None:
                     return None
-            elif base.name in _TEXT_CARRIED or base.name == "FixedString":
+            elif base.name in TEXT_CARRIED or base.name == "FixedString":
                 self._check_text(array, base, col, bad)
             if array.null_count and fill is not None:
                 array = pc.fill_null(array, pa.scalar(fill, type=array.type))

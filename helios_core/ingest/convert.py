@@ -31,7 +31,7 @@ UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA
 DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # Types carried to ClickHouse as text (it parses them) after a Python check.
-_TEXT_CARRIED = {"UUID", "IPv4", "IPv6", "Date", "Date32", "Decimal", "JSON"}
+TEXT_CARRIED = {"UUID", "IPv4", "IPv6", "Date", "Date32", "Decimal", "JSON"}
 
 
 class BadValue(ValueError):

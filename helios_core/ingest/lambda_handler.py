@@ -27,12 +27,13 @@ from __future__ import annotations
 import binascii
 import json
 import logging
-import os
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from helios_core.config import load_settings, setting
+from helios_core.errors import ConfigError
 from helios_core.ingest.batch import MAX_EVENT_BYTES, BatchBuilder, RawRecord, build_records
 from helios_core.ingest.mapping import MappingStore
 from helios_core.ingest.sink import Target, insert_built, insert_quarantine
@@ -41,8 +42,9 @@ from helios_core.sources import Source
 
 log = logging.getLogger("helios.lambda")
 
-MAPPING_TABLE_ENV = "HELIOS_MAPPING_TABLE"
-SECRET_ENV = "HELIOS_CLICKHOUSE_SECRET_ARN"
+# The function's environment, set by helios_core.serverless (declared with every other setting in config.SETTINGS).
+MAPPING_TABLE_ENV = setting("mapping_table").env[0]
+SECRET_ENV = setting("clickhouse_secret_arn").env[0]
 
 
 @dataclass
@@ -197,17 +199,20 @@ def _environment() -> HandlerEnv:
         import boto3
         import clickhouse_connect
 
+        settings = load_settings(secrets_paths=[])  # a Lambda function has its environment only
         client: list[Any] = []
 
         def clickhouse() -> Any:
             if not client:
-                client.append(clickhouse_connect.get_client(dsn=_clickhouse_url(os.environ[SECRET_ENV]),
+                if not settings.clickhouse_secret_arn:
+                    raise ConfigError(f"{SECRET_ENV} is not set.",
+                                      "Deploy the function with python -m helios_core lambda deploy SOURCE_ID.")
+                client.append(clickhouse_connect.get_client(dsn=_clickhouse_url(settings.clickhouse_secret_arn),
                                                             autogenerate_session_id=False))
             return client[0]
 
-        _env = HandlerEnv(MappingStore(boto3.resource("dynamodb"), os.environ.get(MAPPING_TABLE_ENV,
-                                                                                   MappingStore.DEFAULT_TABLE)),
-                          clickhouse)
+        mappings = MappingStore(boto3.resource("dynamodb"), settings.mapping_table or MappingStore.DEFAULT_TABLE)
+        _env = HandlerEnv(mappings, clickhouse)
     return _env
 
 
