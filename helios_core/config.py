@@ -99,6 +99,8 @@ SETTINGS: tuple[Setting, ...] = (
             "e-mail addresses of admins (comma-separated): they may open and change every user's records"),
 )
 _BY_FIELD = {s.field: s for s in SETTINGS}
+# Settings fields worked out from other facts, not read from a variable: an [auth] table in secrets.toml.
+DERIVED = ("sign_in",)
 
 
 def setting(name: str) -> Setting:
@@ -214,6 +216,15 @@ def read_secrets(paths: list[Path]) -> dict[str, Any]:
         if isinstance(helios, dict):
             merged.update(helios)
     return merged
+
+
+def secrets_toml_paths(cwd: Path | None = None) -> list[Path]:
+    """Where Streamlit reads secrets, read fresh on every call (named connections can change while Helios runs):
+    ``HELIOS_SECRETS_TOML`` when set (one file), else the project's .streamlit/secrets.toml, then the user's."""
+    override = os.environ.get("HELIOS_SECRETS_TOML")
+    if override:
+        return [Path(override)]
+    return [(cwd or Path.cwd()) / ".streamlit" / "secrets.toml", Path.home() / ".streamlit" / "secrets.toml"]
 
 
 def _has_auth(paths: list[Path]) -> bool:

@@ -14,6 +14,7 @@ from types import ModuleType
 from typing import Any, Iterable
 
 from helios_core import analysis, jobs, reports, sources, tokens
+from helios_core.chat import live as chat_live
 from helios_core.chat import store as chat_store
 from helios_core.clickhouse import ClickHouse
 from helios_core.cluster import ClusterSpec, database_sql, replicated
@@ -23,7 +24,8 @@ from helios_core.identifiers import quote_ident
 from helios_core.metadata import METADATA_DB
 
 # Every module that keeps records in the helios database (each declares METADATA_TABLES): the one list.
-RECORD_MODULES: tuple[ModuleType, ...] = (sources, ingest_store, chat_store, jobs, reports, analysis, tokens)
+RECORD_MODULES: tuple[ModuleType, ...] = (sources, ingest_store, chat_store, chat_live, jobs, reports, analysis,
+                                          tokens)
 
 
 def metadata_tables() -> list[str]:

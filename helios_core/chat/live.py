@@ -29,7 +29,6 @@ metadata files, so Helios creates neither. Instead:
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 import tomllib
@@ -42,6 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from helios_core.errors import HeliosError, NotFound, QueryError, ValidationError
+from helios_core.config import secrets_toml_paths
 from helios_core.identifiers import quote_ident
 from helios_core.metadata import next_version
 
@@ -153,11 +153,8 @@ def make_connection(dbms: str, host: str, port: Any, user: str, database: str, p
 
 
 def secrets_paths() -> list[Path]:
-    """Where Streamlit reads secrets: the project's .streamlit/secrets.toml, then the user's."""
-    override = os.environ.get("HELIOS_SECRETS_TOML")
-    if override:
-        return [Path(override)]
-    return [Path.cwd() / ".streamlit" / "secrets.toml", Path.home() / ".streamlit" / "secrets.toml"]
+    """Where Streamlit reads secrets (see :func:`helios_core.config.secrets_toml_paths`)."""
+    return secrets_toml_paths()
 
 
 def named_connections() -> dict[str, dict[str, Any]]:
