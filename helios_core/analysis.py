@@ -453,7 +453,7 @@ def _run(ch: ClickHouse, spec: AnalysisSpec, checked: CheckedAnalysis, table: In
     sql = release_sql(checked, table, rows_per_owner=spec.max_rows_per_owner if spec.mal else None,
                       bounds={k: tuple(v) for k, v in spec.bounds.items()} if spec.mal else None)
     try:
-        result = ch.query(sql)
+        result = ch.run_guarded(sql)  # Helios's own release SQL (checked analysis inside its wrapper)
     except QueryError as exc:
         # ClickHouse's message can quote a row's value ("Cannot parse 'a1' as UInt8"): only its name is shown.
         raise ValidationError(f"The analysis failed while running ({exc.name or 'ClickHouse error'}).",

@@ -40,6 +40,8 @@ from helios_core.errors import ClickHouseUnavailable, HeliosError, NotFound, Que
 from helios_core.identifiers import quote_ident
 
 SYSTEM_DATABASES = ("system", "information_schema", "INFORMATION_SCHEMA")
+# Analysis jobs' inputs: every data owner's rows, which only ever leave as an analysis's safe aggregates.
+PRIVATE_DATABASES = ("helios_analysis",)
 
 # ClickHouse error names → what to tell the user to do about them.
 _HINTS = {
@@ -619,8 +621,9 @@ def list_databases(ch: ClickHouse, include_system: bool = False) -> dict[str, li
     rows = ch.internal_query(
         "SELECT d.name AS database, t.name AS table FROM system.databases AS d "
         "LEFT JOIN system.tables AS t ON t.database = d.name "
-        "WHERE {all:UInt8} OR d.name NOT IN {system:Array(String)} ORDER BY database, table",
-        {"all": int(include_system), "system": list(SYSTEM_DATABASES)})
+        "WHERE d.name NOT IN {private:Array(String)} AND ({all:UInt8} OR d.name NOT IN {system:Array(String)}) "
+        "ORDER BY database, table",
+        {"all": int(include_system), "system": list(SYSTEM_DATABASES), "private": list(PRIVATE_DATABASES)})
     out: dict[str, list[str]] = {}
     for row in rows:
         tables = out.setdefault(row["database"], [])
@@ -667,6 +670,9 @@ def table_exists(ch: ClickHouse, database: str, table: str) -> bool:
 
 def preview(ch: ClickHouse, database: str, table: str, limit: int = 100) -> QueryResult:
     """The first rows of a table, through the guarded path."""
+    if database in PRIVATE_DATABASES:
+        raise NotFound(f"{database} holds analysis jobs' inputs: its rows are not shown.",
+                       "Run an analysis on the Jobs page: only its safe aggregates are released.")
     sql = f"SELECT * FROM {quote_ident(database)}.{quote_ident(table)} LIMIT {int(limit)}"
     result = ch.run_guarded(sql, limit=limit)
     ch.name_empty_columns(result, sql)

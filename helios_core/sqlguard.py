@@ -387,9 +387,16 @@ def _check_function(node: Node, parent: Node | None, allowed: frozenset[str]) ->
                          "An administrator can allow it with HELIOS_ALLOWED_TABLE_FUNCTIONS.")
 
 
+# Databases whose rows nobody reads directly (clickhouse.PRIVATE_DATABASES): analysis jobs' inputs.
+PRIVATE_DATABASES = frozenset({"helios_analysis"})
+
+
 def _check_session_tables(node: Node) -> None:
     name = node.label.split(" ", 2)[1] if " " in node.label else ""
     parts = name.lower().replace("`", "").split(".")
+    if len(parts) >= 2 and parts[0] in PRIVATE_DATABASES:
+        raise SqlRefused(f"{parts[0]} holds the data owners' rows of analysis jobs: nobody reads them directly.",
+                         "Run an analysis on the Jobs page: only its safe aggregates are released.")
     if len(parts) >= 2 and parts[0] == "system" and parts[1] in SESSION_TABLES:
         raise SqlRefused(f"system.{parts[1]} is not readable from Helios: it holds other people's queries, with the "
                          "values written in them (which can include personal data or secrets).",

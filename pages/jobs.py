@@ -11,8 +11,9 @@ from helios_core.clickhouse import list_databases
 from helios_core.ddl import quarantine_name, type_catalogue
 from helios_core.errors import HeliosError, ValidationError
 from helios_core.identifiers import qualified
-from helios_core.jobs import (ACTIVE_STAGES, FAIL, FORMAT_LABELS, FORMATS, STAGES, SUCCESS, Job, confirm_schema,
-                              get_job, get_job_service, infer_job_schema, job_summaries, list_jobs, list_owners)
+from helios_core.jobs import (ACTIVE_STAGES, ANALYSIS, FAIL, FORMAT_LABELS, FORMATS, STAGES, SUCCESS, Job,
+                              confirm_schema, get_job, get_job_service, infer_job_schema, job_summaries, list_jobs,
+                              list_owners)
 from helios_core.pgdump import load_dump
 from helios_core.schema import ColumnSpec
 from helios_core.wording import plural, when
@@ -144,7 +145,7 @@ def jobs_tab() -> None:
 
     # ---- the jobs ---------------------------------------------------------------------------------------------
 
-    jobs = list_jobs(ch, actor)
+    jobs = [j for j in list_jobs(ch, actor) if j.target != ANALYSIS]  # analyses have their own tab
     if not jobs:
         st.info("No import jobs yet. Create one above.")
         return

@@ -451,3 +451,22 @@ def test_restart_mid_analysis_resumes_from_the_uploads(ch, service):
     assert service.wait_idle(120)
     assert get_job(ch, job.id).status == SUCCESS, get_job(ch, job.id).error
     assert [r[:2] for r in get_result(ch, job.id)["rows"]] == [["A", 8], ["B", 5]]
+
+
+def test_owners_rows_are_not_readable_outside_an_analysis(ch):
+    """The clean room has no back door: SQL typed in the explorer, the CLI or the API cannot read the analysis
+    inputs, the catalog does not list them, and the Databases page's preview refuses them."""
+    from helios_core.analysis import ANALYSIS_DB
+    from helios_core.clickhouse import list_databases, preview
+    from helios_core.errors import NotFound
+    from helios_core.sqlguard import SqlRefused
+
+    ch.execute(f"CREATE DATABASE IF NOT EXISTS {ANALYSIS_DB}")
+    ch.execute(f"CREATE TABLE IF NOT EXISTS {ANALYSIS_DB}.probe (owner String, v UInt8) ENGINE = MergeTree ORDER BY v")
+    for sql in (f"SELECT * FROM {ANALYSIS_DB}.probe", f"SELECT count() FROM (SELECT owner FROM {ANALYSIS_DB}.probe)",
+                f"WITH x AS (SELECT * FROM `{ANALYSIS_DB}`.`probe`) SELECT * FROM x"):
+        with pytest.raises(SqlRefused, match="data owners"):
+            ch.query(sql)
+    assert ANALYSIS_DB not in list_databases(ch)
+    with pytest.raises(NotFound):
+        preview(ch, ANALYSIS_DB, "probe")
