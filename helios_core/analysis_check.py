@@ -22,10 +22,10 @@ import re
 from dataclasses import dataclass, field
 
 from helios_core.chat.gate import canonical
-from helios_core.sqlguard import SqlRefused
 from helios_core.clickhouse import ClickHouse
 from helios_core.errors import QueryError, ValidationError
 from helios_core.identifiers import quote_ident
+from helios_core.sqlguard import SqlRefused
 
 OWNER_COLUMN = "__helios_owner"
 HIDDEN_OWNERS, HIDDEN_ROWS = "__helios_owners", "__helios_rows"
@@ -170,7 +170,7 @@ class Node:
     kind: str
     name: str
     alias: str
-    children: list["Node"] = field(default_factory=list)
+    children: list[Node] = field(default_factory=list)
 
     def walk(self):
         yield self

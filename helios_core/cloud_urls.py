@@ -11,9 +11,10 @@ All signing is computed locally (no network). The keys come from the environment
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Any, Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from helios_core.config import Settings, get_settings
 from helios_core.errors import ValidationError
@@ -117,7 +118,7 @@ def azure_put_url(target: AzureTarget, blob: str, expires_in: int, now: datetime
     from urllib.parse import quote
 
     from azure.storage.blob import BlobSasPermissions, generate_blob_sas
-    start = now or datetime.now(timezone.utc)
+    start = now or datetime.now(UTC)
     sas = generate_blob_sas(account_name=target.account, container_name=target.container, blob_name=blob,
                             account_key=target.key, permission=BlobSasPermissions(create=True, write=True),
                             expiry=start + timedelta(seconds=int(expires_in)), protocol="https")

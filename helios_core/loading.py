@@ -15,15 +15,17 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import pyarrow as pa
 
+from helios_core.chtypes import is_nullable as is_nullable  # re-exported for callers
+from helios_core.chtypes import split_args as split_args
 from helios_core.chtypes import unwrap
-from helios_core.chtypes import is_nullable as is_nullable, split_args as split_args  # re-exported for callers
 from helios_core.clickhouse import table_columns, table_exists
 from helios_core.ddl import TypeNode, create_quarantine_sql, parse_type, quarantine_name
 from helios_core.errors import HeliosError, QueryError, ValidationError
@@ -492,7 +494,7 @@ def add_csv_file(sink: RowSink, path: Any, sources: list[str | None], text_colum
 
     import pyarrow.csv as pcsv
 
-    with open(path, "r", encoding="utf-8-sig", errors="strict", newline="") as fh:
+    with open(path, encoding="utf-8-sig", errors="strict", newline="") as fh:
         header = [h.strip() for h in next(csv.reader(fh), [])]
         sample = fh.read(1 << 16)
     row_bytes = max(16, len(sample.encode()) // max(1, sample.count("\n")))

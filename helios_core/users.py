@@ -14,8 +14,9 @@ revealed); a record they may read but not change gets :class:`Forbidden`.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from helios_core.errors import Forbidden, NotFound, ValidationError
 

@@ -10,8 +10,18 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from helios_core.errors import (AwsError, ClickHouseUnavailable, ConfigError, Conflict, Forbidden, HeliosError,
-                                NotFound, QueryError, ValidationError, error_payload)
+from helios_core.errors import (
+    AwsError,
+    ClickHouseUnavailable,
+    ConfigError,
+    Conflict,
+    Forbidden,
+    HeliosError,
+    NotFound,
+    QueryError,
+    ValidationError,
+    error_payload,
+)
 
 log = logging.getLogger("helios.api")
 

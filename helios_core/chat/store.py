@@ -17,7 +17,7 @@ import re
 import threading
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from helios_core.chat import live
@@ -25,8 +25,17 @@ from helios_core.clickhouse import ClickHouse
 from helios_core.config import mask_secrets
 from helios_core.errors import NotFound, ValidationError
 from helios_core.metadata import next_version
-from helios_core.users import (LOCAL_ID, User, acting, check_change, check_read, clean_shared_with, owner_of,
-                               ownership_alters, visible_where)
+from helios_core.users import (
+    LOCAL_ID,
+    User,
+    acting,
+    check_change,
+    check_read,
+    clean_shared_with,
+    owner_of,
+    ownership_alters,
+    visible_where,
+)
 
 CONTENT_TYPES = ("text", "table", "query", "chart")
 ROLES = ("user", "assistant")
@@ -141,7 +150,7 @@ class NewMessage:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _clean_name(name: str) -> str:

@@ -10,8 +10,19 @@ from typing import Any
 from helios_core.cli import acting_user
 from helios_core.errors import ValidationError
 from helios_core.export import to_csv_bytes
-from helios_core.reports import (PRESETS, ReportDefinition, compile_report, delete_report, get_report, list_reports,
-                                 parse_conditions, report_json, run_report, save_report, share_report)
+from helios_core.reports import (
+    PRESETS,
+    ReportDefinition,
+    compile_report,
+    delete_report,
+    get_report,
+    list_reports,
+    parse_conditions,
+    report_json,
+    run_report,
+    save_report,
+    share_report,
+)
 from helios_core.runtime import get_clickhouse
 
 

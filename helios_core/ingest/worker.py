@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from helios_core.ingest.consumer import IngestConfig, SourceConsumer
 from helios_core.ingest.leases import Coordinator, LeaseCheckpoints, LeaseTable
@@ -82,7 +83,7 @@ class Worker:
                     self.leases, s.id, self.worker_id, lambda shard, sid=s.id: self.coordinator.holds(sid, shard)),
                 shard_filter=lambda shard, sid=source.id: self.coordinator.holds(sid, shard)).start()
 
-    def start(self) -> "Worker":
+    def start(self) -> Worker:
         self.leases.ensure_table()
         self.sync()
         self.coordinator.run()

@@ -109,7 +109,7 @@ def _same_direction(a: str, b: str) -> bool:
     return any(a in g and b in g for g in groups)
 
 
-def is_follow_up(reading: Reading, parts: Parts, prev: Plan, builder: "Builder") -> bool:
+def is_follow_up(reading: Reading, parts: Parts, prev: Plan, builder: Builder) -> bool:
     """A short modification of the previous answer, rather than a question of its own?"""
     res = builder.res
     related = {prev.table} | {t.name for t in builder.ctx.tables if res.joinable(prev.table, t.name)

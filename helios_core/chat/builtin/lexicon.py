@@ -6,8 +6,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from helios_core.chat.builtin.vocabulary import (
-    CONCEPTS, COUNTRY_NAMES, CURRENCY_NAMES, ENTITY_ALIASES, GENERIC_ROW_WORDS, ROW_TABLE_WORDS, STOPWORDS,
-    name_words, stem)
+    CONCEPTS,
+    COUNTRY_NAMES,
+    CURRENCY_NAMES,
+    ENTITY_ALIASES,
+    GENERIC_ROW_WORDS,
+    ROW_TABLE_WORDS,
+    STOPWORDS,
+    name_words,
+    stem,
+)
 from helios_core.chat.context import SubjectContext, TableInfo
 
 

@@ -9,8 +9,18 @@ from typing import Any
 from helios_core.chat.builtin.lexicon import Lexicon, Meaning
 from helios_core.chat.builtin.plan import Window
 from helios_core.chat.builtin.vocabulary import (
-    ENTITY_ALIASES, FOLLOW_START, KEYWORDS, NUM, NUMBER_WORDS, PHRASES, PRONOUNS, STOPWORDS, UNITS, VERBS,
-    stem)
+    ENTITY_ALIASES,
+    FOLLOW_START,
+    KEYWORDS,
+    NUM,
+    NUMBER_WORDS,
+    PHRASES,
+    PRONOUNS,
+    STOPWORDS,
+    UNITS,
+    VERBS,
+    stem,
+)
 
 
 @dataclass
