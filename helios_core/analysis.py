@@ -54,7 +54,8 @@ from helios_core.users import SYSTEM
 
 ANALYSIS_DB = "helios_analysis"
 SEED_FIELDS = ("analysis_name", "query_sql", "security_level", "cloud_providers", "schema")
-DEFAULTS = {"min_owners": 2, "min_rows": 5, "max_rows_per_owner": 100, "epsilon": 1.0, "epsilon_budget": 3.0}
+DEFAULTS: dict[str, Any] = {"min_owners": 2, "min_rows": 5, "max_rows_per_owner": 100, "epsilon": 1.0,
+                            "epsilon_budget": 3.0}
 _run_lock = threading.Lock()   # one budget decision at a time
 
 METADATA_TABLES = [
@@ -527,6 +528,7 @@ def release(spec: AnalysisSpec, checked: CheckedAnalysis, frame, rng: np.random.
         out = checked.outputs[i] if i < len(checked.outputs) else None
         info: dict[str, Any] = {"name": name, "unit": out.unit if out else "", "kind": out.kind if out else ""}
         if i in noised and len(shown):
+            assert out is not None  # a noised column is one of the checked outputs
             scale = sensitivity(out.kind, spec, out.column) / eps_each
             shown[name] = laplace_noise(shown[name].to_numpy(), scale, rng)
             info["noise_scale"] = scale
@@ -635,7 +637,8 @@ def _validate_uploads(service: Any, job: Any, spec: AnalysisSpec, tmp: Path):
     if without:
         raise ValidationError(f"Data validation failed: no upload from {', '.join(without)}.",
                               "Every registered data owner must upload before the analysis can run.")
-    files, found, problems = [], {c: [] for c in spec.units}, []
+    files, problems = [], []
+    found: dict[str, list[Any]] = {c: [] for c in spec.units}
     for upload in uploads:
         if upload.size == 0:
             problems.append(f"{upload.owner}/{upload.file} is empty")

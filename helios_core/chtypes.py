@@ -78,7 +78,9 @@ def family_of(base: str) -> str:
 
 def split_args(text: str) -> list[str]:
     """Top-level comma-separated arguments of a type, e.g. ``Decimal(12, 2)`` → ``['12', '2']``."""
-    out, depth, current, quote = [], 0, [], False
+    out: list[str] = []
+    current: list[str] = []
+    depth, quote = 0, False
     for ch in text:
         if ch == "'" and (not current or current[-1] != "\\"):
             quote = not quote

@@ -88,7 +88,7 @@ def _report_storage_reads() -> None:
         return out
 
     summary.__helios__ = True  # type: ignore[attr-defined]
-    backend._summary = staticmethod(summary)
+    backend._summary = staticmethod(summary)  # type: ignore[method-assign]  # patching the driver on purpose
 
 
 _report_storage_reads()

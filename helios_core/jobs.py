@@ -741,7 +741,7 @@ class JobService:
                     report = load_dump(self.ch, line_source(path), job.database, append=True,
                                        source_id=job.id, origin=f"{upload.owner}/{upload.file}", client=client,
                                        progress=dump_progress, batch_rows=self.batch_rows, token_prefix=token)
-                    entry = {"owner": upload.owner, "file": upload.file, "inserted": report.inserted,
+                    entry: dict[str, Any] = {"owner": upload.owner, "file": upload.file, "inserted": report.inserted,
                              "quarantined": report.quarantined, "tables": [t.to_json() for t in report.tables],
                              "unsupported": [i.to_json() for i in report.plan.unsupported]}
                 else:

@@ -314,9 +314,13 @@ class RowSink:
         """
         self.flush()
         n = len(indexes)
-        arrays, bad, missing = [], {}, []
+        arrays: list[Any] = []
+        bad: dict[int, tuple[int, str, str, str]] = {}
+        missing: list[Any] = []
         for j, col in enumerate(self.columns):
-            text = texts[j] if texts[j] is not None else pa.nulls(n, pa.string())
+            text = texts[j]
+            if text is None:
+                text = pa.nulls(n, pa.string())
             missing.append(text.is_null().to_pylist() if text.null_count else None)
             if col.node is None:
                 arrays.append(_carried_as_text(col, text.to_pylist(), bad, j) if _enum_names(col.type_name) else text)
@@ -357,7 +361,9 @@ class RowSink:
         if self.rows:
             rows, raws, indexes = self.rows, self.raws, self.indexes
             self.rows, self.raws, self.indexes = [], [], []
-            arrays, bad, missing = [], {}, []
+            arrays: list[Any] = []
+            bad: dict[int, tuple[int, str, str, str]] = {}
+            missing: list[Any] = []
             for j, col in enumerate(self.columns):
                 values = [None if is_missing(r[j]) else r[j] for r in rows]
                 missing.append([v is None for v in values] if any(v is None for v in values) else None)
@@ -463,7 +469,7 @@ def _convert_values(col: _Column, values: list[Any], bad: dict[int, tuple[int, s
     if col.node is None:
         return _carried_as_text(col, values, bad, j)
     if col.prepare is not None:
-        prepared = []
+        prepared: list[Any] = []
         for i, value in enumerate(values):
             if value is None:
                 prepared.append(None)

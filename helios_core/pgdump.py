@@ -22,7 +22,7 @@ import io
 import json
 import re
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -324,6 +324,7 @@ def tokenize(text: str) -> list[Token]:
             raise ValueError(f"cannot read the statement near {text[pos:pos + 30]!r}")
         pos = m.end()
         kind = m.lastgroup
+        assert kind is not None  # every alternative of _TOKEN is a named group
         if kind == "tag":
             kind = "dollar"
         value = m.group(0)
@@ -808,7 +809,7 @@ def _array_positions(table: PgTable, cols: list[str]) -> list[tuple[int, PgColum
     return [(i, arrays[name]) for i, name in enumerate(cols) if name in arrays]
 
 
-def _observe_arrays(positions: list[tuple[int, PgColumn]], rows: list[list[str | None]]) -> None:
+def _observe_arrays(positions: list[tuple[int, PgColumn]], rows: Sequence[Sequence[str | None]]) -> None:
     """Note how deeply each array column's values nest (PostgreSQL ignores declared dimensions)."""
     for row in rows:
         for i, col in positions:

@@ -38,7 +38,8 @@ class QuarantineFilter:
 
 def _where(f: QuarantineFilter) -> tuple[str, dict[str, Any]]:
     """The filter's WHERE clause and its bound parameters, the row limit ``{limit:UInt32}`` included."""
-    clauses, params = ["1 = 1"], {"limit": int(max(1, min(f.limit, 100_000)))}
+    clauses = ["1 = 1"]
+    params: dict[str, Any] = {"limit": int(max(1, min(f.limit, 100_000)))}
     if f.since:
         clauses.append("received_at >= parseDateTime64BestEffort({since:String}, 3, 'UTC')")
         params["since"] = f.since.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
@@ -106,7 +107,7 @@ def reprocess(ch: ClickHouse, source: Source, f: QuarantineFilter | None = None,
                                  r["sequence_number"], r["partition_key"], int(r["arrival_ms"] or 0)) for r in group]
             built = build_records(BatchBuilder(source.columns, shard_id), records)
             examined += len(group)
-            if built.table is None:
+            if built.table is None or built.origin is None:
                 continue
             positions = built.origin.record_positions(built.table.num_rows)
             invalid = set(range(len(group))) - set(positions)

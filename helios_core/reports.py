@@ -297,10 +297,10 @@ class _Compiler:
                 value = int(str(raw).strip()) if text is not None else int(raw)
                 return value, "Int64"
             if family in ("float", "decimal"):
-                value = float(str(raw).strip()) if text is not None else float(raw)
-                if value != value or value in (float("inf"), float("-inf")):
+                number = float(str(raw).strip()) if text is not None else float(raw)
+                if number != number or number in (float("inf"), float("-inf")):
                     raise ValueError
-                return value, "Float64"
+                return number, "Float64"
             if family == "bool":
                 word = str(raw).strip().lower()
                 if word in ("1", "true", "yes", "t", "y"):
@@ -389,20 +389,21 @@ class _Compiler:
             self.problems.append(f"{op} does not apply to {column} ({base_type(ch_type)}); use = or in.")
             return None
 
-        typed = [self.typed_value(column, v, family, ch_type) for v in values]
-        if any(t is None for t in typed):
+        maybe_typed = [self.typed_value(column, v, family, ch_type) for v in values]
+        typed_values = [t for t in maybe_typed if t is not None]
+        if len(typed_values) != len(maybe_typed):
             return None
         if op in ("in", "not in"):
-            bind_types = {t[1] for t in typed}
+            bind_types = {t[1] for t in typed_values}
             bind_type = bind_types.pop()
-            p = self.params.bind([t[0] for t in typed], f"Array({bind_type})")
+            p = self.params.bind([t[0] for t in typed_values], f"Array({bind_type})")
             if family == "datetime":
                 p = f"arrayMap(x -> toDateTime64(x, 3, 'UTC'), {p})"
             elif family == "ip":
                 p = f"arrayMap(x -> to{base_type(ch_type)}(x), {p})"
             negate = "NOT " if op == "not in" else ""
             return f"{negate}has({p}, {col})"
-        holders = [self.placeholder(t[0], t[1], family, ch_type) for t in typed]
+        holders = [self.placeholder(t[0], t[1], family, ch_type) for t in typed_values]
         if op == "between":
             return f"{col} BETWEEN {holders[0]} AND {holders[1]}"
         sql_op = {"=": "=", "!=": "!=", "<": "<", ">": ">"}[op]
@@ -465,6 +466,7 @@ class _Compiler:
         if self.problems:
             raise ValidationError(self.problems[0], "Fix the report definition and run it again.",
                                   problems=self.problems)
+        assert time_col is not None  # an unknown time column is a problem, raised just above
 
         bucket_fn = {"hour": "toStartOfHour({})", "day": "toStartOfDay({})", "week": "toStartOfWeek({}, 1)",
                      "month": "toStartOfMonth({})"}[d.grain]

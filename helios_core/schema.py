@@ -220,18 +220,18 @@ def _observe(node: _Node, v: Any) -> None:
         if node.ints == 1:
             node.imin = node.imax = v
             node.firsts["number"] = v
-        elif v < node.imin:  # type: ignore[operator]
+        elif v < node.imin:
             node.imin = v
-        elif v > node.imax:  # type: ignore[operator]
+        elif v > node.imax:
             node.imax = v
     elif t is float:
         node.floats += 1
         if node.floats == 1:
             node.fmin = node.fmax = v
             node.firsts.setdefault("number", v)
-        elif v < node.fmin:  # type: ignore[operator]
+        elif v < node.fmin:
             node.fmin = v
-        elif v > node.fmax:  # type: ignore[operator]
+        elif v > node.fmax:
             node.fmax = v
     elif v is None:
         node.nulls += 1

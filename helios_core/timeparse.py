@@ -60,6 +60,7 @@ def _iso_seconds(text: str) -> tuple[int, int]:
     """ISO text → (whole seconds since the epoch, nanoseconds within the second), UTC."""
     text = text.strip()
     m = ISO_DATETIME.fullmatch(text)
+    groups: tuple[Any, ...]
     if m is None:
         d = ISO_DATE.fullmatch(text)
         if d is None:

@@ -100,7 +100,7 @@ def can_read(user: User, owner: str, shared_with: Iterable[str] = ()) -> bool:
     return user.is_admin or owner_of(owner) == user.id or EVERYONE in shared or user.id in shared
 
 
-def can_change(user: User, owner: str) -> bool:
+def can_change(user: User, owner: str | None) -> bool:
     return user.is_admin or owner_of(owner) == user.id
 
 

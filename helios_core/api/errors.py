@@ -120,9 +120,10 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(RequestValidationError, _validation)
-    app.add_exception_handler(HeliosError, _helios)
-    app.add_exception_handler(StarletteHTTPException, _http)
+    # Starlette types every handler as taking Exception, though it calls each with the class it is registered for.
+    app.add_exception_handler(RequestValidationError, _validation)  # type: ignore[arg-type]
+    app.add_exception_handler(HeliosError, _helios)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, _http)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _unexpected)
 
 

@@ -65,8 +65,8 @@ class Answer:
         return frame_records(self.frame) if self.frame is not None else []
 
     def to_cli_json(self) -> dict[str, Any]:
-        payload = {"answer": self.text, "sql": self.sql, "column_names": self.column_names, "rows": self.rows(),
-                   "chat_id": self.chat_id}
+        payload: dict[str, Any] = {"answer": self.text, "sql": self.sql, "column_names": self.column_names,
+                                   "rows": self.rows(), "chat_id": self.chat_id}
         if self.truncated:
             payload["truncated"] = True
         return payload
@@ -138,7 +138,7 @@ class Assistant:
             return Answer(False, f"I could not answer that: {error}", sql=generation.sql or "",
                           provider=provider.name, error=str(error), suggestions=_suggest(ctx))
         with _timed(timings, "present"):
-            return self.present(result, generation, checked_sql or generation.sql, provider.name)
+            return self.present(result, generation, checked_sql or generation.sql or "", provider.name)
 
     def _run(self, sql: str, ctx: SubjectContext,
              timings: dict[str, float]) -> tuple[QueryResult | None, str, HeliosError | None]:

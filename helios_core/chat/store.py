@@ -12,6 +12,7 @@ key or a URL's password, and message text is scrubbed of key-shaped strings.
 
 from __future__ import annotations
 
+import builtins
 import json
 import re
 import threading
@@ -267,7 +268,8 @@ class ChatStore:
 
     # ---- messages -----------------------------------------------------------
 
-    def add_turn(self, chat_id: str, messages: list[NewMessage]) -> list[Message]:
+    # builtins.list: inside this class, ``list`` is the method that lists chats
+    def add_turn(self, chat_id: str, messages: builtins.list[NewMessage]) -> builtins.list[Message]:
         """Append messages as one turn (a question or an answer), in order, in one insert."""
         for m in messages:
             if m.role not in ROLES:
@@ -282,10 +284,10 @@ class ChatStore:
             seq = int(last["seq"]) + 1 if last["n"] else 0
             turn = int(last["turn"]) + 1 if last["n"] else 0
             now = _now()
-            stored: list[Message] = []
+            stored: builtins.list[Message] = []
             rows = []
             for i, m in enumerate(messages):
-                text = m.content if isinstance(m.content, str) else json.dumps(m.content, default=str)
+                text: str = m.content if isinstance(m.content, str) else json.dumps(m.content, default=str)
                 text = scrub(text)
                 rows.append([chat_id, seq + i, turn, m.role, m.content_type, text, now])
                 stored.append(Message(chat_id, seq + i, turn, m.role, m.content_type,
@@ -302,7 +304,7 @@ class ChatStore:
             return False
         return True
 
-    def messages(self, chat_id: str) -> list[Message]:
+    def messages(self, chat_id: str) -> builtins.list[Message]:
         if not self._visible(chat_id):
             return []
         rows = self.ch.internal_query(

@@ -101,5 +101,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     delete = rs.add_parser("delete", help="delete a saved report")
     delete.add_argument("report_id")
-    delete.set_defaults(handler=lambda a: (delete_report(get_clickhouse(), a.report_id, acting_user(a)),
-                                           {"deleted": a.report_id})[1])
+
+    def delete_handler(a: argparse.Namespace) -> dict[str, str]:
+        delete_report(get_clickhouse(), a.report_id, acting_user(a))
+        return {"deleted": a.report_id}
+    delete.set_defaults(handler=delete_handler)

@@ -10,7 +10,7 @@ import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 import pyarrow as pa
@@ -182,6 +182,14 @@ def _extract(objs: list[dict[str, Any]], path: str) -> list[Any]:
 Origin = Callable[..., Problem]  # (event index, error_type="", message="", column="") -> Problem
 
 
+class RowOrigin(Protocol):
+    """Where each valid row of a batch came from: ``origin[i]`` and the input positions of all rows."""
+
+    def __getitem__(self, i: int) -> Problem: ...
+
+    def record_positions(self, n_valid: int) -> list[int]: ...
+
+
 class _LazyOrigin:
     """Maps a valid row's position back to its record without building a list per batch."""
 
@@ -203,7 +211,7 @@ class _LazyOrigin:
 class Built:
     table: pa.Table | None          # valid rows, in event order
     problems: list[Problem]
-    origin: _LazyOrigin | None = None  # per valid row: where it came from (made on demand, for rejects)
+    origin: RowOrigin | None = None  # per valid row: where it came from (made on demand, for rejects)
 
     def row_origin(self, i: int) -> Problem:
         return self.origin[i] if self.origin else Problem(b"", "", 0, "", 0, "", "")
@@ -233,7 +241,7 @@ class BatchBuilder:
         self.fills: list[Any] = []
         for col, node in zip(columns, self.nodes, strict=False):
             fill = None
-            if col.default not in (None, ""):
+            if col.default:  # neither None nor empty
                 default = col.default
                 if node.base().name in ("Array", "Map", "JSON"):
                     try:

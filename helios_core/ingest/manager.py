@@ -138,8 +138,8 @@ class IngestManager:
             for source in sources.values():
                 if source.status != "running" or source.mode != "app":  # Lambda sources ingest in AWS
                     continue
-                consumer = self.consumers.get(source.id)
-                if consumer is not None and (consumer.alive or consumer.crashed):
+                current = self.consumers.get(source.id)
+                if current is not None and (current.alive or current.crashed):
                     continue
                 self._start(source)
 

@@ -107,6 +107,9 @@ class RowOrigins:
     def __getitem__(self, i: int) -> Problem:
         return self.make(self.rows[i] if self.rows is not None else i)
 
+    def record_positions(self, n_valid: int) -> list[int]:
+        return list(self.rows) if self.rows is not None else list(range(n_valid))
+
     def __bool__(self) -> bool:
         return True
 
@@ -123,6 +126,7 @@ def insert_built(client: Writer, target: Target, built: Built, token: str | None
 
 def _insert_bisect(client: Writer, target: Target, built: Built, token: str | None, lo: int,
                    hi: int) -> tuple[int, list[Problem]]:
+    assert built.table is not None  # insert_built returns early for a batch without rows
     part = built.table.slice(lo, hi - lo)
     try:
         client.insert_arrow(target.table, part, database=target.database,

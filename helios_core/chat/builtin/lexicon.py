@@ -96,12 +96,12 @@ class Lexicon:
                     for m in list(self.phrases.get((s,), [])):
                         self.add([alias], m)
         columns_by_name = [(t, {c.name.lower(): c for c in t.columns}) for t in tables]
-        for words, candidates, agg in CONCEPTS:
+        for concept_words, candidates, agg in CONCEPTS:
             for t, names in columns_by_name:
                 for cand in candidates:
                     if cand in names:
                         c = names[cand]
-                        self.add(words, Meaning("column", t.name, c.name, strength=2.0, agg=agg))
+                        self.add(concept_words, Meaning("column", t.name, c.name, strength=2.0, agg=agg))
                         break
 
     def _add_column(self, t: TableInfo, name: str, kind: str) -> None:
