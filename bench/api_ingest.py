@@ -85,8 +85,8 @@ def main() -> int:
     args = parser.parse_args()
 
     import httpx
-
     from api_server import free_port, wait_healthy
+
     from helios_core.sandbox import generate_events
 
     api_tables = [f"{kind}_{r}" for r in range(args.rounds) for kind in ("lines", "array")] + ["singles"]
@@ -101,11 +101,11 @@ def main() -> int:
         wait_healthy(url, server, log)
         os.environ["HELIOS_DATA_DIR"] = tempfile.mkdtemp(prefix="helios-bench-direct-")
         os.environ.pop("HELIOS_CLICKHOUSE_URL", None)
-        from helios_core.runtime import get_clickhouse
+        from helios_core import sources
         from helios_core.ddl import TableOptions
         from helios_core.ingest.sink import insert_payloads
+        from helios_core.runtime import get_clickhouse
         from helios_core.schema import ColumnSpec
-        from helios_core import sources
 
         ch = get_clickhouse()
         columns = [ColumnSpec.from_json(c) for c in COLUMNS]

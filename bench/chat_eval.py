@@ -36,8 +36,8 @@ def main() -> int:
     os.environ.pop("HELIOS_CLICKHOUSE_URL", None)
     try:
         from helios_core.chat.eval_set import CASES, run_all
-        from helios_core.runtime import get_clickhouse
         from helios_core.demo import load_demo
+        from helios_core.runtime import get_clickhouse
 
         started = time.perf_counter()
         ch = get_clickhouse()
@@ -47,7 +47,7 @@ def main() -> int:
         answer_ms: list[float] = []
         query_ms: list[float] = []
         results = []
-        for i in range(max(1, args.repeat)):
+        for _ in range(max(1, args.repeat)):
             results = run_all(ch, CASES)
             answer_ms += [r.answer_ms for r in results]
             query_ms += [r.query_ms for r in results]

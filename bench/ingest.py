@@ -51,12 +51,12 @@ def main() -> int:
     os.environ["HELIOS_DATA_DIR"] = tempfile.mkdtemp(prefix="helios-bench-ingest-")
     os.environ.setdefault("HELIOS_SANDBOX_RATE", "0")
 
-    from helios_core.runtime import get_clickhouse
+    from helios_core import sources
     from helios_core.ddl import TableOptions
     from helios_core.ingest.batch import BatchBuilder, RawRecord, build_records
+    from helios_core.runtime import get_clickhouse
     from helios_core.sandbox import generate_events
     from helios_core.schema import ColumnSpec
-    from helios_core import sources
 
     ch = get_clickhouse()
     columns = [ColumnSpec(n, t, p, required=r, allowed_values=a) for n, t, p, r, a in COLUMNS]

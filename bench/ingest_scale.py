@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 import uuid
+from datetime import UTC
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -45,7 +46,6 @@ def main() -> int:
 
     from helios_core import sources
     from helios_core.aws import AwsConnection
-    from helios_core.runtime import get_clickhouse
     from helios_core.ddl import TableOptions
     from helios_core.ingest.batch import BatchBuilder, RawRecord, build_records
     from helios_core.ingest.consumer import IngestConfig
@@ -55,6 +55,7 @@ def main() -> int:
     from helios_core.ingest.sink import Target, insert_built, insert_quarantine
     from helios_core.ingest.store import Checkpoint, CheckpointStore
     from helios_core.ingest.worker import Worker, WorkerConfig
+    from helios_core.runtime import get_clickhouse
     from helios_core.sandbox import generate_events
     from helios_core.schema import ColumnSpec
 
@@ -139,8 +140,8 @@ def main() -> int:
 
     # 3. Per batch: the worker's write step against the Lambda handler, same records, interleaved rounds.
     # Each runtime starts from what it is handed: GetRecords' records for the worker, the event for Lambda.
-    from datetime import datetime, timezone
-    arrived = datetime.fromtimestamp(1_700_000_000, tz=timezone.utc)
+    from datetime import datetime
+    arrived = datetime.fromtimestamp(1_700_000_000, tz=UTC)
     seq = [str(10**20 + i) for i in range(len(payloads))]
     batches = [[{"Data": d, "SequenceNumber": seq[j], "PartitionKey": k, "ApproximateArrivalTimestamp": arrived}
                 for j, (d, k) in enumerate(payloads[i:i + args.batch], i)]
@@ -168,7 +169,8 @@ def main() -> int:
             store.save(cp)
         worker_times.append(time.perf_counter() - started)
         env = HandlerEnv(mappings, lambda c=client: c)
-        events_ = [{"Records": [{"kinesis": {"sequenceNumber": rec["SequenceNumber"], "partitionKey": rec["PartitionKey"],
+        events_ = [{"Records": [{"kinesis": {"sequenceNumber": rec["SequenceNumber"],
+                                             "partitionKey": rec["PartitionKey"],
                                              "data": base64.b64encode(rec["Data"]).decode(),
                                              "approximateArrivalTimestamp": 1_700_000_000.0},
                                  "eventID": f"shardId-000000000000:{rec['SequenceNumber']}",

@@ -22,19 +22,19 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-COLUMNS = [("id", "UInt64"), ("ts", "DateTime64(3, 'UTC')"), ("user_id", "UInt32"), ("country", "LowCardinality(String)"),
-           ("product", "String"), ("amount", "Float64"), ("quantity", "UInt16"), ("coupon", "Nullable(String)"),
-           ("paid", "Bool")]
+COLUMNS = [("id", "UInt64"), ("ts", "DateTime64(3, 'UTC')"), ("user_id", "UInt32"),
+           ("country", "LowCardinality(String)"), ("product", "String"), ("amount", "Float64"),
+           ("quantity", "UInt16"), ("coupon", "Nullable(String)"), ("paid", "Bool")]
 
 
 def write_csv(path: Path, rows: int) -> None:
     rng = random.Random(7)
-    start = datetime(2025, 1, 1, tzinfo=timezone.utc)
+    start = datetime(2025, 1, 1, tzinfo=UTC)
     countries = ["US", "DE", "FR", "GB", "JP", "BR", "IN"]
     products = ["mug", "t-shirt", "poster", "sticker pack", "hoodie", "notebook"]
     with open(path, "w", encoding="utf-8", newline="") as fh:
@@ -56,9 +56,9 @@ def main() -> int:
     os.environ["HELIOS_DATA_DIR"] = tempfile.mkdtemp(prefix="helios-bench-load-")
     os.environ.setdefault("HELIOS_SANDBOX_RATE", "0")
 
-    from helios_core.runtime import get_clickhouse
     from helios_core.identifiers import quote_ident
     from helios_core.jobs import Job, Upload, load_rows_file
+    from helios_core.runtime import get_clickhouse
 
     ch = get_clickhouse()
     tmp = Path(os.environ["HELIOS_DATA_DIR"])
@@ -100,7 +100,8 @@ def main() -> int:
         helios_s.append(time.perf_counter() - started)
         started = time.perf_counter()
         for i in range(0, len(lines), args.batch):
-            client.raw_insert(f"`bench`.`native_{r}`", None, insert_block=header + b"\n" + b"".join(lines[i:i + args.batch]),
+            client.raw_insert(f"`bench`.`native_{r}`", None,
+                              insert_block=header + b"\n" + b"".join(lines[i:i + args.batch]),
                               fmt="CSVWithNames", settings={"insert_deduplication_token": f"native:{r}:{i}"})
         native_s.append(time.perf_counter() - started)
         n_helios = ch.internal_query(f"SELECT count() AS n FROM bench.helios_{r}")[0]["n"]
@@ -112,8 +113,9 @@ def main() -> int:
     helios_rate = args.rows / statistics.median(helios_s)
     native_rate = args.rows / statistics.median(native_s)
     # each round's two loads run back to back, so the median of per-round ratios suffers least from other load
-    ratio = statistics.median(n / h for h, n in zip(helios_s, native_s))
-    print(f"\nimport of a {args.rows:,}-row CSV (median of {args.rounds}): Helios import path {helios_rate:,.0f} rows/s "
+    ratio = statistics.median(n / h for h, n in zip(helios_s, native_s, strict=False))
+    print(f"\nimport of a {args.rows:,}-row CSV (median of {args.rounds}): "
+          f"Helios import path {helios_rate:,.0f} rows/s "
           f"vs ClickHouse parsing the CSV itself {native_rate:,.0f} rows/s → ratio {ratio:.2f}× (median of per-round "
           f"ratios; target ≥ 0.80×) {'OK' if ratio >= 0.8 else 'BELOW TARGET'}")
     return 0

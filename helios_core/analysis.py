@@ -24,15 +24,27 @@ import tempfile
 import threading
 import uuid
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from helios_core.analysis_check import (HIDDEN_OWNERS, HIDDEN_ROWS, LEVELS, MAL, OWNER_COLUMN, AnalysisRefused,
-                                        CheckedAnalysis, InputTable, check_analysis, explain_lines, parse_ast,
-                                        release_sql, unit_type)
+from helios_core.analysis_check import (
+    HIDDEN_OWNERS,
+    HIDDEN_ROWS,
+    LEVELS,
+    MAL,
+    OWNER_COLUMN,
+    AnalysisRefused,
+    CheckedAnalysis,
+    InputTable,
+    check_analysis,
+    explain_lines,
+    parse_ast,
+    release_sql,
+    unit_type,
+)
 from helios_core.chtypes import base_type, family, is_numeric
 from helios_core.clickhouse import ClickHouse, table_columns
 from helios_core.errors import Conflict, HeliosError, QueryError, ValidationError
@@ -42,7 +54,8 @@ from helios_core.users import SYSTEM
 
 ANALYSIS_DB = "helios_analysis"
 SEED_FIELDS = ("analysis_name", "query_sql", "security_level", "cloud_providers", "schema")
-DEFAULTS = {"min_owners": 2, "min_rows": 5, "max_rows_per_owner": 100, "epsilon": 1.0, "epsilon_budget": 3.0}
+DEFAULTS: dict[str, Any] = {"min_owners": 2, "min_rows": 5, "max_rows_per_owner": 100, "epsilon": 1.0,
+                            "epsilon_budget": 3.0}
 _run_lock = threading.Lock()   # one budget decision at a time
 
 METADATA_TABLES = [
@@ -76,7 +89,7 @@ METADATA_TABLES = [
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @dataclass
@@ -280,7 +293,7 @@ def create_analysis_job(service: Any, spec: dict[str, Any], user: Any = None):
     user's)."""
     from helios_core.users import acting
     owner = acting(user).id
-    from helios_core.jobs import ANALYSIS, Job, write_job, normalize_format
+    from helios_core.jobs import ANALYSIS, Job, normalize_format, write_job
     from helios_core.schema import ColumnSpec
     job_id = str(uuid.uuid4())
     analysis, _ = validate_analysis_spec(service.ch, spec, job_id)
@@ -364,44 +377,44 @@ def owner_urls(service: Any, job: Any, keys: list[str], expires_in: int) -> list
 
 def run_analysis(service: Any, job_id: str, rng: np.random.Generator | None = None) -> None:
     """Run a submitted analysis job through its stages (the job service's runner calls this)."""
-    from helios_core import jobs as J
-    progress = service.progress[job_id] = J.Progress()
-    stage = J.SUBMITTED
+    from helios_core import jobs
+    progress = service.progress[job_id] = jobs.Progress()
+    stage = jobs.SUBMITTED
 
     def enter(name: str, message: str = "") -> None:
         nonlocal stage
         stage = progress.stage = name
-        J.add_stage(service.ch, job_id, name, message)
+        jobs.add_stage(service.ch, job_id, name, message)
 
     service._running.add(job_id)
     try:
-        job = J.get_job(service.ch, job_id, SYSTEM)
+        job = jobs.get_job(service.ch, job_id, SYSTEM)
         spec = get_spec(service.ch, job_id, SYSTEM)
-        enter(J.VALIDATING)
+        enter(jobs.VALIDATING)
         with tempfile.TemporaryDirectory(prefix="helios-analysis-") as tmp:
             files, types = _validate_uploads(service, job, spec, Path(tmp))
-            enter(J.LOADING, f"{len(files)} file(s) from {len({u.owner for u, _ in files})} data owner(s).")
+            enter(jobs.LOADING, f"{len(files)} file(s) from {len({u.owner for u, _ in files})} data owner(s).")
             job.result = {"files": _load(service, job, spec, files, types, progress)}
-            J.write_job(service.ch, job)
-        enter(J.CHECKING)
+            jobs.write_job(service.ch, job)
+        enter(jobs.CHECKING)
         table = _input_table(service.ch, spec, job_id)
         checked = check_analysis(service.ch, spec.query_sql, table, spec.security_level,
                                  {k: tuple(v) for k, v in spec.bounds.items()})
-        enter(J.RUNNING)
+        enter(jobs.RUNNING)
         with _run_lock:
             _spend_or_refuse(service.ch, spec, checked)
             frame = _run(service.ch, spec, checked, table)
-            enter(J.RELEASING)
+            enter(jobs.RELEASING)
             result = release(spec, checked, frame, rng or np.random.default_rng(),
                              spent=epsilon_spent(service.ch, job_id))
             _store(service.ch, spec, checked, result)
-        enter(J.SUCCESS, result["summary"])
+        enter(jobs.SUCCESS, result["summary"])
     except HeliosError as exc:
-        progress.stage = J.FAIL
-        J.add_stage(service.ch, job_id, J.FAIL, f"Failed. Last status is {stage}. {exc}")
+        progress.stage = jobs.FAIL
+        jobs.add_stage(service.ch, job_id, jobs.FAIL, f"Failed. Last status is {stage}. {exc}")
     except Exception as exc:  # noqa: BLE001 - a job must end in Fail, whatever went wrong
-        progress.stage = J.FAIL
-        J.add_stage(service.ch, job_id, J.FAIL, f"Failed. Last status is {stage}. Unexpected "
+        progress.stage = jobs.FAIL
+        jobs.add_stage(service.ch, job_id, jobs.FAIL, f"Failed. Last status is {stage}. Unexpected "
                                                 f"{type(exc).__name__}: {str(exc)[:500]}")
     finally:
         service._running.discard(job_id)
@@ -411,10 +424,10 @@ def run_query(service: Any, job_id: str, sql: str, rng: np.random.Generator | No
               user: Any = None) -> dict[str, Any]:
     """Another analysis over a finished job's loaded data, under the same rules (and the same ε budget);
     it spends the job's budget, so only its owner or an admin runs one."""
-    from helios_core import jobs as J
-    job = J.job_for_change(service.ch, job_id, user)
+    from helios_core import jobs
+    job = jobs.job_for_change(service.ch, job_id, user)
     spec = get_spec(service.ch, job_id, SYSTEM)
-    if job.status != J.SUCCESS:
+    if job.status != jobs.SUCCESS:
         raise Conflict("The job's data is not loaded", f"Another analysis can run once the job succeeded; it is "
                                                        f"{job.status}.", job_id=job_id)
     table = _input_table(service.ch, spec, job_id)
@@ -515,6 +528,7 @@ def release(spec: AnalysisSpec, checked: CheckedAnalysis, frame, rng: np.random.
         out = checked.outputs[i] if i < len(checked.outputs) else None
         info: dict[str, Any] = {"name": name, "unit": out.unit if out else "", "kind": out.kind if out else ""}
         if i in noised and len(shown):
+            assert out is not None  # a noised column is one of the checked outputs
             scale = sensitivity(out.kind, spec, out.column) / eps_each
             shown[name] = laplace_noise(shown[name].to_numpy(), scale, rng)
             info["noise_scale"] = scale
@@ -623,7 +637,8 @@ def _validate_uploads(service: Any, job: Any, spec: AnalysisSpec, tmp: Path):
     if without:
         raise ValidationError(f"Data validation failed: no upload from {', '.join(without)}.",
                               "Every registered data owner must upload before the analysis can run.")
-    files, found, problems = [], {c: [] for c in spec.units}, []
+    files, problems = [], []
+    found: dict[str, list[Any]] = {c: [] for c in spec.units}
     for upload in uploads:
         if upload.size == 0:
             problems.append(f"{upload.owner}/{upload.file} is empty")

@@ -19,14 +19,16 @@ included, rows clipped per owner at ``mal``) and two hidden aggregates appended 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from helios_core.chat.gate import canonical
-from helios_core.sqlguard import SqlRefused
 from helios_core.clickhouse import ClickHouse
 from helios_core.errors import QueryError, ValidationError
 from helios_core.identifiers import quote_ident
+from helios_core.sqlguard import SqlRefused
 
+Bounds = dict[str, Sequence[float]]  # column → (low, high)
 OWNER_COLUMN = "__helios_owner"
 HIDDEN_OWNERS, HIDDEN_ROWS = "__helios_owners", "__helios_rows"
 SEMI, MAL = "semi", "mal"
@@ -170,7 +172,7 @@ class Node:
     kind: str
     name: str
     alias: str
-    children: list["Node"] = field(default_factory=list)
+    children: list[Node] = field(default_factory=list)
 
     def walk(self):
         yield self
@@ -250,7 +252,7 @@ def _check_clauses(parts: list[tuple[str, str]], table: str) -> None:
                                                     "run one GROUP BY per analysis.")
 
 
-def _check_ast(root: Node, table: InputTable, level: str, bounds: dict[str, tuple[float, float]]) -> Node:
+def _check_ast(root: Node, table: InputTable, level: str, bounds: Bounds) -> Node:
     """Structure rules on the parsed statement; returns the SELECT list node."""
     top = root.children[0] if root.children else Node("", "", "")
     union = top.children[0] if top.children else Node("", "", "")
@@ -314,7 +316,7 @@ def is_aggregate_name(name: str) -> bool:
     return False
 
 
-def _check_function(node: Node, table: InputTable, level: str, bounds: dict[str, tuple[float, float]]) -> None:
+def _check_function(node: Node, table: InputTable, level: str, bounds: Bounds) -> None:
     name = node.name.lower()
     if name not in SEMI_AGGREGATES and is_aggregate_name(node.name):
         allowed = MAL_AGGREGATES if level == MAL else SEMI_AGGREGATES
@@ -478,7 +480,7 @@ def _split_items(text: str) -> list[str]:
 
 
 def check_analysis(ch: ClickHouse, sql: str, table: InputTable, level: str,
-                   bounds: dict[str, tuple[float, float]] | None = None) -> CheckedAnalysis:
+                   bounds: Bounds | None = None) -> CheckedAnalysis:
     """Every rule, in order; raises :class:`AnalysisRefused` naming the first one broken."""
     bounds = bounds or {}
     if level not in LEVELS:
@@ -506,7 +508,7 @@ def check_analysis(ch: ClickHouse, sql: str, table: InputTable, level: str,
 
 
 def input_cte(table: InputTable, *, placeholder: bool = False, with_owner: bool = False,
-              rows_per_owner: int | None = None, bounds: dict[str, tuple[float, float]] | None = None) -> str:
+              rows_per_owner: int | None = None, bounds: Bounds | None = None) -> str:
     """``WITH <name> AS (…)``: the job's table as the analysis sees it.
 
     ``placeholder``: typed NULL columns and no rows (the check at creation, before any upload). Otherwise the
@@ -515,9 +517,9 @@ def input_cte(table: InputTable, *, placeholder: bool = False, with_owner: bool 
     """
     bounds = bounds or {}
     if placeholder:
-        cols = ", ".join(f"CAST(NULL, '{table.type_of(c)}') AS {quote_ident(c)}" for c in table.units)
-        return f"WITH {quote_ident(table.name)} AS (SELECT {cols} WHERE 0)"
-    cols = []
+        nulls = ", ".join(f"CAST(NULL, '{table.type_of(c)}') AS {quote_ident(c)}" for c in table.units)
+        return f"WITH {quote_ident(table.name)} AS (SELECT {nulls} WHERE 0)"
+    cols: list[str] = []
     for c in table.units:
         if c in bounds:
             low, high = (float(v) for v in bounds[c])
@@ -531,7 +533,7 @@ def input_cte(table: InputTable, *, placeholder: bool = False, with_owner: bool 
 
 
 def release_sql(checked: CheckedAnalysis, table: InputTable, rows_per_owner: int | None = None,
-                bounds: dict[str, tuple[float, float]] | None = None) -> str:
+                bounds: Bounds | None = None) -> str:
     """The checked analysis with the input attached and the two hidden per-group counts appended."""
     parts = clauses(checked.sql)
     select = parts[0][1] + (f",\n    uniqExact({quote_ident(OWNER_COLUMN)}) AS {HIDDEN_OWNERS},"

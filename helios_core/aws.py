@@ -19,17 +19,26 @@ from __future__ import annotations
 import re
 import threading
 import weakref
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterator
+from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import (BotoCoreError, ClientError, ConnectTimeoutError, EndpointConnectionError,
-                                 NoCredentialsError, NoRegionError, PartialCredentialsError, ProfileNotFound,
-                                 ReadTimeoutError)
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    NoRegionError,
+    PartialCredentialsError,
+    ProfileNotFound,
+    ReadTimeoutError,
+)
 
 from helios_core.config import get_settings
 from helios_core.errors import AwsError, NotFound, ValidationError
@@ -39,7 +48,7 @@ _FALLBACK_REGIONS = ["us-east-1", "us-east-2", "us-west-1", "us-west-2", "eu-wes
                      "eu-central-1", "eu-north-1", "ap-south-1", "ap-northeast-1", "ap-northeast-2",
                      "ap-southeast-1", "ap-southeast-2", "ca-central-1", "sa-east-1"]
 
-_clients: "weakref.WeakKeyDictionary[AwsConnection, dict[str, Any]]" = weakref.WeakKeyDictionary()
+_clients: weakref.WeakKeyDictionary[AwsConnection, dict[str, Any]] = weakref.WeakKeyDictionary()
 _clients_lock = threading.Lock()  # boto3 sessions are not thread-safe; clients are
 
 

@@ -58,7 +58,7 @@ def suggest_chart(column_names: list[str], column_types: list[str],
     Never coloured by an id column (a UUID, ``*_id``) nor, when ``frame`` is given, by a column with more
     than :data:`MAX_COLOURS` distinct values; measures that are ids are used only when nothing else is.
     """
-    typed = list(zip(column_names, column_types))
+    typed = list(zip(column_names, column_types, strict=False))
     times = [n for n, t in typed if is_time_type(t)]
     all_numbers = [n for n, t in typed if is_numeric_type(t)]
     numbers = [n for n, t in typed if is_numeric_type(t) and not is_id_column(n, t)] or all_numbers

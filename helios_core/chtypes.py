@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from functools import lru_cache
 from typing import Any
 
@@ -34,11 +34,11 @@ INT_RANGES: dict[str, tuple[int, int]] = {
     for sign in ("", "U") for bits in (8, 16, 32, 64, 128, 256)}
 DATE_BOUNDS: dict[str, tuple[date, date]] = {"Date": (date(1970, 1, 1), date(2149, 6, 6)),
                                              "Date32": (date(1900, 1, 1), date(2299, 12, 31))}
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # DateTime's and DateTime64's ranges in ClickHouse, as seconds since the epoch.
-DATETIME_BOUNDS = (0, int((datetime(2106, 2, 7, 6, 28, 15, tzinfo=timezone.utc) - _EPOCH).total_seconds()))
-DATETIME64_BOUNDS = (int((datetime(1900, 1, 1, tzinfo=timezone.utc) - _EPOCH).total_seconds()),
-                     int((datetime(2300, 1, 1, tzinfo=timezone.utc) - _EPOCH).total_seconds()) - 1)
+DATETIME_BOUNDS = (0, int((datetime(2106, 2, 7, 6, 28, 15, tzinfo=UTC) - _EPOCH).total_seconds()))
+DATETIME64_BOUNDS = (int((datetime(1900, 1, 1, tzinfo=UTC) - _EPOCH).total_seconds()),
+                     int((datetime(2300, 1, 1, tzinfo=UTC) - _EPOCH).total_seconds()) - 1)
 TIME_BOUNDS = {"DateTime": DATETIME_BOUNDS, "DateTime64": DATETIME64_BOUNDS}
 
 # ---- the catalogue Helios offers ------------------------------------------------------------------
@@ -78,7 +78,9 @@ def family_of(base: str) -> str:
 
 def split_args(text: str) -> list[str]:
     """Top-level comma-separated arguments of a type, e.g. ``Decimal(12, 2)`` → ``['12', '2']``."""
-    out, depth, current, quote = [], 0, [], False
+    out: list[str] = []
+    current: list[str] = []
+    depth, quote = 0, False
     for ch in text:
         if ch == "'" and (not current or current[-1] != "\\"):
             quote = not quote
@@ -131,7 +133,7 @@ class ChType:
         return self.family in TEMPORAL_FAMILIES
 
     @property
-    def element(self) -> "ChType | None":
+    def element(self) -> ChType | None:
         """An Array's element type (None for other types)."""
         return describe(self.args[0]) if self.base == "Array" and self.args else None
 
@@ -207,7 +209,7 @@ class TypeNode:
     def family(self) -> str:
         return family_of(self.base().name)
 
-    def base(self) -> "TypeNode":
+    def base(self) -> TypeNode:
         """The type under any Nullable / LowCardinality wrapper."""
         node = self
         while node.name in ("Nullable", "LowCardinality"):

@@ -24,18 +24,19 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
+import clickhouse_connect
 import numpy as np
 import pandas as pd
-import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError, DatabaseError, StreamClosedError, StreamFailureError
 
-from helios_core.config import Settings
 from helios_core import sqlguard
+from helios_core.config import Settings
 from helios_core.errors import ClickHouseUnavailable, HeliosError, NotFound, QueryError, ValidationError
 from helios_core.identifiers import quote_ident
 
@@ -87,7 +88,7 @@ def _report_storage_reads() -> None:
         return out
 
     summary.__helios__ = True  # type: ignore[attr-defined]
-    backend._summary = staticmethod(summary)
+    backend._summary = staticmethod(summary)  # type: ignore[method-assign]  # patching the driver on purpose
 
 
 _report_storage_reads()
@@ -150,7 +151,7 @@ def _text_for_objects(frame: pd.DataFrame, types: list[str]) -> pd.DataFrame:
     """UUID and IP columns as text: tables, charts and downloads all show them as people write them."""
     if len(types) != len(frame.columns):
         return frame
-    convert = [name for name, t in zip(frame.columns, types) if any(k in t for k in _TEXT_TYPES)]
+    convert = [name for name, t in zip(frame.columns, types, strict=False) if any(k in t for k in _TEXT_TYPES)]
     if not convert:
         return frame
     frame = frame.copy()
@@ -460,7 +461,10 @@ class ClickHouse:
         if not self.embedded:
             return self.run_guarded(sql, limit=cap, timeout_s=timeout_s, shown=shown)  # readonly=2 per request
         started = time.perf_counter()
-        opener = lambda: self._locked_reader(readonly=2)
+
+        def opener() -> Client:
+            return self._locked_reader(readonly=2)
+
         with self._external_lock:
             if self._external is None:
                 self._external = opener()
@@ -549,7 +553,7 @@ class ClickHouse:
         except (ClickHouseError, DatabaseError) as exc:
             raise to_query_error(exc) from exc
         names = result.column_names
-        return [dict(zip(names, row)) for row in result.result_rows]
+        return [dict(zip(names, row, strict=False)) for row in result.result_rows]
 
     def internal_df(self, sql: str, parameters: dict[str, Any] | None = None) -> pd.DataFrame:
         try:
@@ -663,8 +667,8 @@ def table_columns(ch: ClickHouse, database: str, table: str) -> list[dict[str, A
 
 
 def table_exists(ch: ClickHouse, database: str, table: str) -> bool:
-    rows = ch.internal_query("SELECT count() AS n FROM system.tables WHERE database = {db:String} AND name = {t:String}",
-                             {"db": database, "t": table})
+    rows = ch.internal_query("SELECT count() AS n FROM system.tables "
+                             "WHERE database = {db:String} AND name = {t:String}", {"db": database, "t": table})
     return bool(rows[0]["n"])
 
 

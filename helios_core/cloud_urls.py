@@ -11,9 +11,10 @@ All signing is computed locally (no network). The keys come from the environment
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Any, Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from helios_core.config import Settings, get_settings
 from helios_core.errors import ValidationError
@@ -117,7 +118,7 @@ def azure_put_url(target: AzureTarget, blob: str, expires_in: int, now: datetime
     from urllib.parse import quote
 
     from azure.storage.blob import BlobSasPermissions, generate_blob_sas
-    start = now or datetime.now(timezone.utc)
+    start = now or datetime.now(UTC)
     sas = generate_blob_sas(account_name=target.account, container_name=target.container, blob_name=blob,
                             account_key=target.key, permission=BlobSasPermissions(create=True, write=True),
                             expiry=start + timedelta(seconds=int(expires_in)), protocol="https")
@@ -130,15 +131,17 @@ def other_cloud_urls(providers: Iterable[str], key: str, expires_in: int,
     urls: list[str] = []
     for name in providers:
         if name == "gcp":
-            target = gcs_target(settings)
-            if target is None:
+            gcs = gcs_target(settings)
+            if gcs is None:
                 check_providers([name], settings)
-            urls.append(gcs_put_url(target, key, expires_in))
+            assert gcs is not None  # check_providers raised: GCS is not configured
+            urls.append(gcs_put_url(gcs, key, expires_in))
         elif name == "azure":
-            target = azure_target(settings)
-            if target is None:
+            azure = azure_target(settings)
+            if azure is None:
                 check_providers([name], settings)
-            urls.append(azure_put_url(target, key, expires_in))
+            assert azure is not None  # check_providers raised: Azure is not configured
+            urls.append(azure_put_url(azure, key, expires_in))
     return urls
 
 
@@ -164,10 +167,10 @@ def list_uploads(provider: str, prefix: str, settings: Settings | None = None) -
                 out += [(o["Key"], int(o.get("Size", 0))) for o in page.get("Contents", []) or []]
             return out
         if provider == "azure":
-            target = azure_target(settings)
-            if target is None:
+            azure = azure_target(settings)
+            if azure is None:
                 return []
-            container = _azure_container(target)
+            container = _azure_container(azure)
             return [(b.name, int(b.size or 0)) for b in container.list_blobs(name_starts_with=prefix)]
     except Exception as exc:  # noqa: BLE001 - each SDK raises its own kinds
         raise _cloud_error(provider, exc) from exc
@@ -177,11 +180,14 @@ def list_uploads(provider: str, prefix: str, settings: Settings | None = None) -
 def download_upload(provider: str, key: str, path: str, settings: Settings | None = None) -> None:
     try:
         if provider == "gcp":
-            target = gcs_target(settings)
-            gcs_client(target).download_file(target.bucket, key, path)
+            gcs = gcs_target(settings)
+            assert gcs is not None, "GCS is not configured"
+            gcs_client(gcs).download_file(gcs.bucket, key, path)
         elif provider == "azure":
+            azure = azure_target(settings)
+            assert azure is not None, "Azure is not configured"
             with open(path, "wb") as fh:
-                _azure_container(azure_target(settings)).download_blob(key).readinto(fh)
+                _azure_container(azure).download_blob(key).readinto(fh)
     except Exception as exc:  # noqa: BLE001
         raise _cloud_error(provider, exc) from exc
 

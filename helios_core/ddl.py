@@ -50,7 +50,8 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from helios_core.chtypes import INTEGER_TYPES, TIME_TYPES, TypeNode, normalize_type, parse_type
-from helios_core.chtypes import MAX_TYPE_DEPTH as MAX_TYPE_DEPTH, base_type as base_type  # re-exported for callers
+from helios_core.chtypes import MAX_TYPE_DEPTH as MAX_TYPE_DEPTH  # re-exported for callers
+from helios_core.chtypes import base_type as base_type
 from helios_core.errors import QueryError, ValidationError
 from helios_core.identifiers import MAX_LENGTH, check_identifier, qualified, quote_ident
 from helios_core.metadata import METADATA_DB
@@ -92,7 +93,7 @@ def type_catalogue(extra: list[str] | tuple[str, ...] = ()) -> list[str]:
 _checked_types: dict[str, str] = {}
 
 
-def clickhouse_type_problem(ch: "ClickHouse", type_text: str) -> str:
+def clickhouse_type_problem(ch: ClickHouse, type_text: str) -> str:
     """'' when ClickHouse accepts the type, else its reason. The type travels as a bound parameter."""
     if type_text in _checked_types:
         return _checked_types[type_text]
@@ -105,7 +106,7 @@ def clickhouse_type_problem(ch: "ClickHouse", type_text: str) -> str:
     return problem
 
 
-def default_literal_problem(ch: "ClickHouse", value: str, type_text: str) -> str:
+def default_literal_problem(ch: ClickHouse, value: str, type_text: str) -> str:
     """'' when ``value`` fits ``type_text`` exactly, else why.
 
     A plain CAST wraps out-of-range numbers (``CAST('300' AS UInt8)`` is 44), so three checks: ClickHouse
@@ -213,7 +214,7 @@ class TableOptions:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "TableOptions":
+    def from_json(cls, data: dict[str, Any]) -> TableOptions:
         data = dict(data)
         if isinstance(data.get("partition"), dict):
             data["partition"] = PartitionSpec(**data["partition"])
@@ -303,7 +304,7 @@ def time_column(columns: list[ColumnSpec]) -> ColumnSpec | None:
     return min(candidates, key=score)
 
 
-def sorting_key(options: "TableOptions", columns: list[ColumnSpec]) -> tuple[list[str], str]:
+def sorting_key(options: TableOptions, columns: list[ColumnSpec]) -> tuple[list[str], str]:
     """The sorting key the table gets and why: the one chosen, else the schema's time column, else none
     (``ORDER BY tuple()``: rows kept in insertion order)."""
     if options.order_by:
@@ -377,7 +378,7 @@ def check_options(options: TableOptions, columns: list[ColumnSpec]) -> list[str]
     return problems
 
 
-def check_with_clickhouse(ch: "ClickHouse", options: TableOptions, columns: list[ColumnSpec]) -> list[str]:
+def check_with_clickhouse(ch: ClickHouse, options: TableOptions, columns: list[ColumnSpec]) -> list[str]:
     """Problems only the database can tell: types and defaults it refuses, names already taken."""
     from helios_core.clickhouse import table_exists
     problems: list[str] = []
@@ -405,12 +406,12 @@ def check_with_clickhouse(ch: "ClickHouse", options: TableOptions, columns: list
     return problems
 
 
-def database_exists(ch: "ClickHouse", database: str) -> bool:
+def database_exists(ch: ClickHouse, database: str) -> bool:
     rows = ch.internal_query("SELECT count() AS n FROM system.databases WHERE name = {d:String}", {"d": database})
     return bool(rows[0]["n"])
 
 
-def validate_table(ch: "ClickHouse | None", options: TableOptions, columns: list[ColumnSpec]) -> list[str]:
+def validate_table(ch: ClickHouse | None, options: TableOptions, columns: list[ColumnSpec]) -> list[str]:
     """Every problem with this table definition (empty list when it can be created)."""
     problems = check_columns(columns) + check_options(options, columns)
     if ch is not None:

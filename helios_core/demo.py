@@ -78,9 +78,11 @@ _FILL = {
     # A serve per procedure; about 70% (varying by site) are followed by a solve 2–60 s later.
     "captcha_events": f"""
         INSERT INTO demo.captcha_events
-        WITH toDateTime64({{end:String}}, 3, 'UTC') - toIntervalMillisecond({_H.format(salt=31)} % (30 * 86400000)) AS served,
+        WITH toDateTime64({{end:String}}, 3, 'UTC')
+               - toIntervalMillisecond({_H.format(salt=31)} % (30 * 86400000)) AS served,
              ['3f1c2a4e-8b7d-4c21-9a6e-0d5b7f3e2a11','7a9e4b2c-1d3f-4e5a-8b6c-2f7e9d1a3b45',
-              'c2d4e6f8-0a1b-4c3d-9e5f-7a8b6c4d2e10','e5f7a9b1-c3d5-4e6f-8a0b-1c2d3e4f5a6b'][1 + {_H.format(salt=32)} % 4]
+              'c2d4e6f8-0a1b-4c3d-9e5f-7a8b6c4d2e10','e5f7a9b1-c3d5-4e6f-8a0b-1c2d3e4f5a6b']
+               [1 + {_H.format(salt=32)} % 4]
              AS site,
              generateUUIDv4(number + 2000000) AS cid,
              ({_H.format(salt=33)} % 100) < (55 + 10 * ({_H.format(salt=32)} % 4)) AS solved,

@@ -35,22 +35,23 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from helios_core.chtypes import base_name, family, is_nullable, unwrap
 from helios_core.clickhouse import SYSTEM_DATABASES, ClickHouse, table_columns, table_exists
 from helios_core.config import get_settings
+from helios_core.ddl import quarantine_name
 from helios_core.errors import AwsError, Conflict, HeliosError, NotFound, ValidationError
 from helios_core.identifiers import check_identifier, sanitize_name
-from helios_core.ddl import quarantine_name
 from helios_core.loading import NOT_INSERTED, RowSink, dedup_window
-from helios_core.schema import ColumnSpec, InferredSchema, infer_schema
 from helios_core.metadata import METADATA_DB, next_version
-from helios_core.wording import plural
+from helios_core.schema import ColumnSpec, InferredSchema, infer_schema
 from helios_core.users import LOCAL_ID, SYSTEM, User, acting, check_change, check_read, owner_of, ownership_alters
+from helios_core.wording import plural
 
 FORMATS = {"csv": "csv", "jsonl": "jsonl", "parquet": "parquet", "pg_dump": "sql"}
 FORMAT_LABELS = {"csv": "CSV (with a header row)", "jsonl": "JSON lines", "parquet": "Parquet",
@@ -110,14 +111,14 @@ METADATA_ALTERS = [*ownership_alters("helios.jobs", shared=False),
                    "ALTER TABLE helios.jobs ADD COLUMN IF NOT EXISTS deleted UInt8 DEFAULT 0"]
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _iso(value: Any) -> str | None:
     if value is None:
         return None
     if isinstance(value, datetime):
-        return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).isoformat()
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
     return str(value)
 
 
@@ -505,7 +506,7 @@ class JobService:
         record.files = max(record.files, int(files))
         # Each call is a new grant with its own keys, so its URLs are always new (S3 signatures only change
         # by the second); every object an owner uploads, under any grant, is loaded.
-        grant = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
+        grant = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
         keys = [f"{record.key_prefix}{grant}-{n}.{FORMATS[job.format]}" for n in range(1, int(files) + 1)]
         self.ensure_bucket(job.bucket)
         if job.target == ANALYSIS:  # one URL per cloud provider the job names
@@ -571,7 +572,7 @@ class JobService:
         return {"status": "success", "job_id": job.id}
 
     # -- the runner
-    def start(self) -> "JobService":
+    def start(self) -> JobService:
         with self._lock:
             if self._thread is not None and self._thread.is_alive():
                 return self
@@ -740,7 +741,7 @@ class JobService:
                     report = load_dump(self.ch, line_source(path), job.database, append=True,
                                        source_id=job.id, origin=f"{upload.owner}/{upload.file}", client=client,
                                        progress=dump_progress, batch_rows=self.batch_rows, token_prefix=token)
-                    entry = {"owner": upload.owner, "file": upload.file, "inserted": report.inserted,
+                    entry: dict[str, Any] = {"owner": upload.owner, "file": upload.file, "inserted": report.inserted,
                              "quarantined": report.quarantined, "tables": [t.to_json() for t in report.tables],
                              "unsupported": [i.to_json() for i in report.plan.unsupported]}
                 else:
@@ -801,7 +802,7 @@ def _match(header: list[str], source: str, column: str) -> str | None:
 
 
 def _decode_text(path: Path) -> io.TextIOWrapper:
-    return open(path, "r", encoding="utf-8-sig", errors="strict", newline="")
+    return open(path, encoding="utf-8-sig", errors="strict", newline="")
 
 
 def check_file(ch: ClickHouse, job: Job, path: Path) -> str:
@@ -855,7 +856,7 @@ def file_fields(fmt: str, path: Path) -> list[str]:
             except json.JSONDecodeError:
                 seen += 1
                 if seen >= 50 and not keys:
-                    raise ValueError("not JSON lines (the first lines are not JSON)")
+                    raise ValueError("not JSON lines (the first lines are not JSON)") from None
                 continue
             if isinstance(obj, dict):
                 for key, value in obj.items():
@@ -896,7 +897,7 @@ def iter_rows(fmt: str, path: Path) -> Iterator[tuple[int, dict[str, Any] | None
                 if len(row) != len(header):
                     yield n, None, buf.getvalue(), f"the row has {len(row)} fields; the header has {len(header)}"
                     continue
-                yield n, dict(zip(header, row)), buf.getvalue(), ""
+                yield n, dict(zip(header, row, strict=False)), buf.getvalue(), ""
     elif fmt == "jsonl":
         with open(path, "rb") as fh:
             n = 0

@@ -15,15 +15,17 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import pyarrow as pa
 
+from helios_core.chtypes import is_nullable as is_nullable  # re-exported for callers
+from helios_core.chtypes import split_args as split_args
 from helios_core.chtypes import unwrap
-from helios_core.chtypes import is_nullable as is_nullable, split_args as split_args  # re-exported for callers
 from helios_core.clickhouse import table_columns, table_exists
 from helios_core.ddl import TypeNode, create_quarantine_sql, parse_type, quarantine_name
 from helios_core.errors import HeliosError, QueryError, ValidationError
@@ -312,9 +314,13 @@ class RowSink:
         """
         self.flush()
         n = len(indexes)
-        arrays, bad, missing = [], {}, []
+        arrays: list[Any] = []
+        bad: dict[int, tuple[int, str, str, str]] = {}
+        missing: list[Any] = []
         for j, col in enumerate(self.columns):
-            text = texts[j] if texts[j] is not None else pa.nulls(n, pa.string())
+            text = texts[j]
+            if text is None:
+                text = pa.nulls(n, pa.string())
             missing.append(text.is_null().to_pylist() if text.null_count else None)
             if col.node is None:
                 arrays.append(_carried_as_text(col, text.to_pylist(), bad, j) if _enum_names(col.type_name) else text)
@@ -355,7 +361,9 @@ class RowSink:
         if self.rows:
             rows, raws, indexes = self.rows, self.raws, self.indexes
             self.rows, self.raws, self.indexes = [], [], []
-            arrays, bad, missing = [], {}, []
+            arrays: list[Any] = []
+            bad: dict[int, tuple[int, str, str, str]] = {}
+            missing: list[Any] = []
             for j, col in enumerate(self.columns):
                 values = [None if is_missing(r[j]) else r[j] for r in rows]
                 missing.append([v is None for v in values] if any(v is None for v in values) else None)
@@ -461,7 +469,7 @@ def _convert_values(col: _Column, values: list[Any], bad: dict[int, tuple[int, s
     if col.node is None:
         return _carried_as_text(col, values, bad, j)
     if col.prepare is not None:
-        prepared = []
+        prepared: list[Any] = []
         for i, value in enumerate(values):
             if value is None:
                 prepared.append(None)
@@ -492,7 +500,7 @@ def add_csv_file(sink: RowSink, path: Any, sources: list[str | None], text_colum
 
     import pyarrow.csv as pcsv
 
-    with open(path, "r", encoding="utf-8-sig", errors="strict", newline="") as fh:
+    with open(path, encoding="utf-8-sig", errors="strict", newline="") as fh:
         header = [h.strip() for h in next(csv.reader(fh), [])]
         sample = fh.read(1 << 16)
     row_bytes = max(16, len(sample.encode()) // max(1, sample.count("\n")))

@@ -22,9 +22,10 @@ import io
 import json
 import re
 from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from helios_core.chtypes import describe
 from helios_core.ddl import DEDUP_WINDOW
@@ -323,6 +324,7 @@ def tokenize(text: str) -> list[Token]:
             raise ValueError(f"cannot read the statement near {text[pos:pos + 30]!r}")
         pos = m.end()
         kind = m.lastgroup
+        assert kind is not None  # every alternative of _TOKEN is a named group
         if kind == "tag":
             kind = "dollar"
         value = m.group(0)
@@ -579,7 +581,8 @@ _IGNORED = [
     (re.compile(r"^SELECT\s+pg_catalog\.set_config\s*\(", re.I), "SET statements (session settings)"),
     (re.compile(r"^SELECT\s+pg_catalog\.setval\s*\(", re.I), "sequence values (setval)"),
     (re.compile(r"^ALTER\s+\w+(\s+\w+)?\s+.+\sOWNER\s+TO\s", re.I | re.S), "ownership (ALTER … OWNER TO)"),
-    (re.compile(r"^(CREATE|ALTER)\s+SEQUENCE\s", re.I), "sequences (ClickHouse has none; values are loaded as written)"),
+    (re.compile(r"^(CREATE|ALTER)\s+SEQUENCE\s", re.I),
+     "sequences (ClickHouse has none; values are loaded as written)"),
     (re.compile(r"^CREATE\s+(UNIQUE\s+)?INDEX\s", re.I), "indexes (ClickHouse sorts by the primary key instead)"),
     (re.compile(r"^COMMENT\s+ON\s", re.I), "comments (COMMENT ON)"),
     (re.compile(r"^(GRANT|REVOKE)\s", re.I), "privileges (GRANT/REVOKE)"),
@@ -806,7 +809,7 @@ def _array_positions(table: PgTable, cols: list[str]) -> list[tuple[int, PgColum
     return [(i, arrays[name]) for i, name in enumerate(cols) if name in arrays]
 
 
-def _observe_arrays(positions: list[tuple[int, PgColumn]], rows: list[list[str | None]]) -> None:
+def _observe_arrays(positions: list[tuple[int, PgColumn]], rows: Sequence[Sequence[str | None]]) -> None:
     """Note how deeply each array column's values nest (PostgreSQL ignores declared dimensions)."""
     for row in rows:
         for i, col in positions:
@@ -1139,7 +1142,7 @@ def load_dump(ch: Any, data: str | bytes | Path | LineSource, database: str, *, 
         if len(values) != len(cols):
             sink.reject(_bad_row(raw, index, f"The row has {len(values)} fields; COPY lists {len(cols)} columns."))
             return
-        given = dict(zip(cols, values))
+        given = dict(zip(cols, values, strict=False))
         sink.add_built(lambda: [convert[c.name](given.get(c.name)) for c in table.columns], raw, index)
 
     scanner = DumpScanner(lines())
@@ -1155,7 +1158,7 @@ def load_dump(ch: Any, data: str | bytes | Path | LineSource, database: str, *, 
             table = plan.tables[key]
             cols = cols or [c.name for c in table.columns]
             unknown = [c for c in cols if c not in {x.name for x in table.columns}]
-            for line_no, text in scanner.copy_rows():
+            for _line_no, text in scanner.copy_rows():
                 row_index[key] += 1
                 if unknown:
                     sink_for(key).reject(_bad_row(text, row_index[key], f"COPY names unknown columns {unknown}."))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -38,13 +38,14 @@ class QuarantineFilter:
 
 def _where(f: QuarantineFilter) -> tuple[str, dict[str, Any]]:
     """The filter's WHERE clause and its bound parameters, the row limit ``{limit:UInt32}`` included."""
-    clauses, params = ["1 = 1"], {"limit": int(max(1, min(f.limit, 100_000)))}
+    clauses = ["1 = 1"]
+    params: dict[str, Any] = {"limit": int(max(1, min(f.limit, 100_000)))}
     if f.since:
         clauses.append("received_at >= parseDateTime64BestEffort({since:String}, 3, 'UTC')")
-        params["since"] = f.since.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+        params["since"] = f.since.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
     if f.until:
         clauses.append("received_at <= parseDateTime64BestEffort({until:String}, 3, 'UTC')")
-        params["until"] = f.until.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+        params["until"] = f.until.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
     if f.error_type:
         clauses.append("error_type = {error_type:String}")
         params["error_type"] = f.error_type
@@ -55,7 +56,7 @@ def _where(f: QuarantineFilter) -> tuple[str, dict[str, Any]]:
     return " AND ".join(clauses), params
 
 
-def quarantine_rows(ch: "ClickHouse", source: Source, f: QuarantineFilter) -> pd.DataFrame:
+def quarantine_rows(ch: ClickHouse, source: Source, f: QuarantineFilter) -> pd.DataFrame:
     table = qualified(source.database, source.quarantine_table)
     where, params = _where(f)
     if f.unique:
@@ -69,7 +70,7 @@ def quarantine_rows(ch: "ClickHouse", source: Source, f: QuarantineFilter) -> pd
     return ch.internal_df(sql, params)
 
 
-def quarantine_summary(ch: "ClickHouse", source: Source) -> dict[str, int]:
+def quarantine_summary(ch: ClickHouse, source: Source) -> dict[str, int]:
     table = qualified(source.database, source.quarantine_table)
     rows = ch.internal_query(f"SELECT error_type, count() AS n FROM {table} GROUP BY error_type ORDER BY n DESC")
     return {r["error_type"]: int(r["n"]) for r in rows}
@@ -85,7 +86,7 @@ class ReprocessResult:
         return {"examined": self.examined, "inserted": self.inserted, "stillInvalid": self.still_invalid}
 
 
-def reprocess(ch: "ClickHouse", source: Source, f: QuarantineFilter | None = None,
+def reprocess(ch: ClickHouse, source: Source, f: QuarantineFilter | None = None,
               chunk: int = 5_000) -> ReprocessResult:
     """Move quarantined rows that pass the source's current rules into its table."""
     f = f or QuarantineFilter(limit=100_000)
@@ -106,7 +107,7 @@ def reprocess(ch: "ClickHouse", source: Source, f: QuarantineFilter | None = Non
                                  r["sequence_number"], r["partition_key"], int(r["arrival_ms"] or 0)) for r in group]
             built = build_records(BatchBuilder(source.columns, shard_id), records)
             examined += len(group)
-            if built.table is None:
+            if built.table is None or built.origin is None:
                 continue
             positions = built.origin.record_positions(built.table.num_rows)
             invalid = set(range(len(group))) - set(positions)
@@ -115,7 +116,7 @@ def reprocess(ch: "ClickHouse", source: Source, f: QuarantineFilter | None = Non
                 continue
             keep = [group[p]["record_id"] in valid for p in positions]
             data = built.table.filter(keep) if not all(keep) else built.table
-            kept = [p for p, k in zip(positions, keep) if k]
+            kept = [p for p, k in zip(positions, keep, strict=False) if k]
             token = "reprocess:" + hashlib.sha1("\n".join(sorted(valid)).encode()).hexdigest()
 
             def origin(position: int, group: list[dict[str, Any]] = group) -> Problem:

@@ -13,18 +13,27 @@ import json
 import re
 import uuid
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 
-from helios_core.clickhouse import ClickHouse, QueryResult, table_columns, table_exists
 from helios_core import chtypes
 from helios_core.chtypes import base_type
+from helios_core.clickhouse import ClickHouse, QueryResult, table_columns, table_exists
 from helios_core.errors import NotFound, ValidationError
 from helios_core.identifiers import check_identifier, quote_ident, sanitize_name
 from helios_core.metadata import next_version
 from helios_core.timeparse import parse_iso
-from helios_core.users import (LOCAL_ID, User, acting, check_change, check_read, clean_shared_with, owner_of,
-                               ownership_alters, visible_where)
+from helios_core.users import (
+    LOCAL_ID,
+    User,
+    acting,
+    check_change,
+    check_read,
+    clean_shared_with,
+    owner_of,
+    ownership_alters,
+    visible_where,
+)
 
 GRAINS = ("hour", "day", "week", "month")
 MEASURE_KINDS = ("count", "distinct", "sum", "avg", "min", "max", "ratio", "median_gap")
@@ -70,7 +79,7 @@ class Filter:
         return {"column": self.column, "op": self.op, "values": [_jsonable(v) for v in self.values]}
 
     @classmethod
-    def from_json(cls, data: Any) -> "Filter":
+    def from_json(cls, data: Any) -> Filter:
         if isinstance(data, str):
             return parse_condition(data)
         if not isinstance(data, dict):
@@ -106,7 +115,7 @@ class Measure:
                 "where": [f.to_json() for f in self.where], "where_other": [f.to_json() for f in self.where_other]}
 
     @classmethod
-    def from_json(cls, data: Any) -> "Measure":
+    def from_json(cls, data: Any) -> Measure:
         if isinstance(data, str):
             return cls(kind=data)
         if not isinstance(data, dict):
@@ -138,7 +147,7 @@ class ReportDefinition:
                 "time_from": self.time_from, "time_to": self.time_to, "name": self.name, "limit": self.limit}
 
     @classmethod
-    def from_json(cls, data: Any) -> "ReportDefinition":
+    def from_json(cls, data: Any) -> ReportDefinition:
         if isinstance(data, str):
             try:
                 data = json.loads(data)
@@ -288,10 +297,10 @@ class _Compiler:
                 value = int(str(raw).strip()) if text is not None else int(raw)
                 return value, "Int64"
             if family in ("float", "decimal"):
-                value = float(str(raw).strip()) if text is not None else float(raw)
-                if value != value or value in (float("inf"), float("-inf")):
+                number = float(str(raw).strip()) if text is not None else float(raw)
+                if number != number or number in (float("inf"), float("-inf")):
                     raise ValueError
-                return value, "Float64"
+                return number, "Float64"
             if family == "bool":
                 word = str(raw).strip().lower()
                 if word in ("1", "true", "yes", "t", "y"):
@@ -380,20 +389,21 @@ class _Compiler:
             self.problems.append(f"{op} does not apply to {column} ({base_type(ch_type)}); use = or in.")
             return None
 
-        typed = [self.typed_value(column, v, family, ch_type) for v in values]
-        if any(t is None for t in typed):
+        maybe_typed = [self.typed_value(column, v, family, ch_type) for v in values]
+        typed_values = [t for t in maybe_typed if t is not None]
+        if len(typed_values) != len(maybe_typed):
             return None
         if op in ("in", "not in"):
-            bind_types = {t[1] for t in typed}
+            bind_types = {t[1] for t in typed_values}
             bind_type = bind_types.pop()
-            p = self.params.bind([t[0] for t in typed], f"Array({bind_type})")
+            p = self.params.bind([t[0] for t in typed_values], f"Array({bind_type})")
             if family == "datetime":
                 p = f"arrayMap(x -> toDateTime64(x, 3, 'UTC'), {p})"
             elif family == "ip":
                 p = f"arrayMap(x -> to{base_type(ch_type)}(x), {p})"
             negate = "NOT " if op == "not in" else ""
             return f"{negate}has({p}, {col})"
-        holders = [self.placeholder(t[0], t[1], family, ch_type) for t in typed]
+        holders = [self.placeholder(t[0], t[1], family, ch_type) for t in typed_values]
         if op == "between":
             return f"{col} BETWEEN {holders[0]} AND {holders[1]}"
         sql_op = {"=": "=", "!=": "!=", "<": "<", ">": ">"}[op]
@@ -456,6 +466,7 @@ class _Compiler:
         if self.problems:
             raise ValidationError(self.problems[0], "Fix the report definition and run it again.",
                                   problems=self.problems)
+        assert time_col is not None  # an unknown time column is a problem, raised just above
 
         bucket_fn = {"hour": "toStartOfHour({})", "day": "toStartOfDay({})", "week": "toStartOfWeek({}, 1)",
                      "month": "toStartOfMonth({})"}[d.grain]
@@ -544,7 +555,7 @@ def parse_datetime(raw: Any) -> str:
     else:
         moment = parse_iso(str(raw))  # the one time parser (helios_core.timeparse); ValueError when not a time
     if moment.tzinfo is not None:
-        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
     return moment.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
 
 
@@ -613,7 +624,7 @@ class SavedReport:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 
@@ -656,7 +667,7 @@ def _row_to_saved(row: dict[str, Any]) -> SavedReport:
 def _iso(value: Any) -> str:
     if isinstance(value, datetime):
         if value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
+            value = value.replace(tzinfo=UTC)
         return value.isoformat()
     return str(value)
 

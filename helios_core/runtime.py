@@ -9,9 +9,10 @@ tables when it opens the connection.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any, Iterable
+from typing import Any
 
 from helios_core import analysis, jobs, reports, sources, tokens
 from helios_core.chat import live as chat_live
@@ -19,8 +20,8 @@ from helios_core.chat import store as chat_store
 from helios_core.clickhouse import ClickHouse
 from helios_core.cluster import ClusterSpec, database_sql, replicated
 from helios_core.config import Settings, get_settings
-from helios_core.ingest import store as ingest_store
 from helios_core.identifiers import quote_ident
+from helios_core.ingest import store as ingest_store
 from helios_core.metadata import METADATA_DB
 
 # Every module that keeps records in the helios database (each declares METADATA_TABLES): the one list.

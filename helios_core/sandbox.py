@@ -34,7 +34,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -52,7 +52,7 @@ MANDATORY_FIELDS = {
 }
 TIME_FIELDS = {"user_activity": "timestamp", "purchase_events": "timestamp", "captcha_events": "time"}
 DEFECTS = ("invalid_json", "missing_field", "wrong_type", "bad_timestamp")
-DEFAULT_START = datetime(2025, 1, 1, tzinfo=timezone.utc)
+DEFAULT_START = datetime(2025, 1, 1, tzinfo=UTC)
 
 _EVENT_TYPES = ["page_view"] * 8 + ["click"] * 5 + ["search"] * 2 + ["login", "logout", "add_to_cart", "signup"]
 _DEVICES = ["desktop", "desktop", "mobile", "mobile", "mobile", "tablet"]
@@ -78,7 +78,7 @@ class GeneratedEvent:
 
 
 def _iso_z(t: datetime) -> str:
-    return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
 
 
 class EventGenerator:
@@ -144,7 +144,7 @@ class EventGenerator:
             if rng.random() < 0.7:  # most procedures are solved 2-60 s later
                 self._pending.append((now + timedelta(seconds=rng.uniform(2, 60)), correlation_id, site_id))
                 self._pending.sort()
-        return {"time": now.astimezone(timezone.utc).isoformat(timespec="milliseconds"), "type": kind,
+        return {"time": now.astimezone(UTC).isoformat(timespec="milliseconds"), "type": kind,
                 "correlation_id": correlation_id, "site_id": site_id}
 
     def next(self, now: datetime) -> GeneratedEvent:
@@ -260,7 +260,7 @@ class Producer:
     def produce_once(self, count: int | None = None) -> None:
         """Write one tick's worth of events (``count`` per stream if given)."""
         client = self.conn.client("kinesis")
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         for stream, gen in self.generators.items():
             if count is None:
                 self._owed[stream] += self.rate_per_s * self.tick_s
@@ -321,7 +321,7 @@ class Sandbox:
     def started(self) -> bool:
         return self.endpoint_url is not None and self.producer is not None
 
-    def start(self) -> "Sandbox":
+    def start(self) -> Sandbox:
         with self._lock:
             if self.started:
                 return self
@@ -345,7 +345,7 @@ class Sandbox:
 
     def _prefill(self) -> None:
         client = self.client("kinesis")
-        start = datetime.now(timezone.utc) - timedelta(seconds=self.prefill / max(self.rate_per_s, 0.1))
+        start = datetime.now(UTC) - timedelta(seconds=self.prefill / max(self.rate_per_s, 0.1))
         for i, stream in enumerate(self.streams):
             seed = None if self.seed is None else self.seed + 100 + i
             events = generate_events(stream, self.prefill, seed=seed if seed is not None else random.randrange(10**9),

@@ -69,7 +69,7 @@ class ColumnSpec:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "ColumnSpec":
+    def from_json(cls, data: dict[str, Any]) -> ColumnSpec:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         if "json_path" not in known and "virtual" not in known:
             known["json_path"] = data.get("path", data.get("name", ""))
@@ -101,7 +101,7 @@ class InferredSchema:
                 "conflicts": self.conflicts, "sampleSize": self.sample_size, "notes": self.notes}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "InferredSchema":
+    def from_json(cls, data: dict[str, Any]) -> InferredSchema:
         return cls(columns=[ColumnSpec.from_json(c) for c in data.get("inferredSchema", data.get("columns", []))],
                    order_by=list(data.get("orderBy", [])), partition_by=data.get("partitionBy", ""),
                    time_column=data.get("timeColumn"), conflicts=list(data.get("conflicts", [])),
@@ -118,7 +118,7 @@ class InferredSchema:
 
 import ipaddress  # noqa: E402  (kept next to the code that uses it)
 import re  # noqa: E402
-from typing import Iterable  # noqa: E402
+from collections.abc import Iterable  # noqa: E402
 
 from helios_core.identifiers import sanitize_name  # noqa: E402
 from helios_core.timeparse import ISO_DATE, ISO_DATETIME, is_iso, parse_iso  # noqa: E402
@@ -220,18 +220,18 @@ def _observe(node: _Node, v: Any) -> None:
         if node.ints == 1:
             node.imin = node.imax = v
             node.firsts["number"] = v
-        elif v < node.imin:  # type: ignore[operator]
+        elif v < node.imin:
             node.imin = v
-        elif v > node.imax:  # type: ignore[operator]
+        elif v > node.imax:
             node.imax = v
     elif t is float:
         node.floats += 1
         if node.floats == 1:
             node.fmin = node.fmax = v
             node.firsts.setdefault("number", v)
-        elif v < node.fmin:  # type: ignore[operator]
+        elif v < node.fmin:
             node.fmin = v
-        elif v > node.fmax:  # type: ignore[operator]
+        elif v > node.fmax:
             node.fmax = v
     elif v is None:
         node.nulls += 1
@@ -611,8 +611,8 @@ class _Inferrer:
         if label in self.time_spans:
             self.time_spans[name] = self.time_spans.pop(label)
         self.columns.append(ColumnSpec(name=name, type=type_, json_path=label, required=required,
-                                       default=default, format=choice.format, present_in_all=missing == 0, reason=reason,
-                                       time_unit=choice.time_unit, examples=choice.examples[:3]))
+                                       default=default, format=choice.format, present_in_all=missing == 0,
+                                       reason=reason, time_unit=choice.time_unit, examples=choice.examples[:3]))
 
 
 def _year(value: float, unit: str) -> int:

@@ -21,7 +21,7 @@ import sys
 import tempfile
 import zipfile
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +83,7 @@ class Names:
     secret: str
 
     @classmethod
-    def for_source(cls, source: Source) -> "Names":
+    def for_source(cls, source: Source) -> Names:
         base = f"helios-ingest-{source.id}"
         return cls(function=base, role=base, secret=f"helios/{source.id}/clickhouse-url")
 
@@ -260,7 +260,7 @@ def status(conn: Any, source: Source) -> LambdaStatus:
         return LambdaStatus("Not deployed")
     age: float | None = None
     try:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         stats = conn.client("cloudwatch").get_metric_statistics(
             Namespace="AWS/Lambda", MetricName="IteratorAge", Statistics=["Maximum"], Period=60,
             Dimensions=[{"Name": "FunctionName", "Value": names.function}],

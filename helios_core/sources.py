@@ -14,22 +14,32 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from helios_core.ddl import (TableOptions, check_columns, create_database_sql, create_quarantine_sql,
-                             create_table_sql, database_exists, default_literal_problem, normalize_type,
-                             quarantine_name, sorting_key, validate_table)
 from helios_core import cluster
 from helios_core.cluster import ClusterSpec
+from helios_core.ddl import (
+    TableOptions,
+    check_columns,
+    create_database_sql,
+    create_quarantine_sql,
+    create_table_sql,
+    database_exists,
+    default_literal_problem,
+    normalize_type,
+    quarantine_name,
+    sorting_key,
+    validate_table,
+)
 from helios_core.errors import Conflict, Forbidden, HeliosError, NotFound, QueryError, ValidationError
 from helios_core.identifiers import qualified, quote_ident
 from helios_core.ingest.store import delete_checkpoints
 from helios_core.metadata import METADATA_DB, next_version
 from helios_core.schema import ColumnSpec
 from helios_core.timeparse import parse_iso
-from helios_core.wording import plural
 from helios_core.users import LOCAL_ID, User, acting, can_change, owner_of, ownership_alters
+from helios_core.wording import plural
 
 if TYPE_CHECKING:
     from helios_core.clickhouse import ClickHouse
@@ -92,7 +102,7 @@ class Connection:
         return asdict(self)
 
     @classmethod
-    def from_aws(cls, conn: Any) -> "Connection":
+    def from_aws(cls, conn: Any) -> Connection:
         """The storable part of an :class:`~helios_core.aws.AwsConnection` (its keys are dropped)."""
         return cls(region=conn.region, endpoint_url=None if conn.sandbox else conn.endpoint_url,
                    profile=conn.profile, sandbox=conn.sandbox, auth=conn.method)
@@ -103,7 +113,7 @@ class Connection:
         return self.auth == "keys"
 
     @classmethod
-    def from_json(cls, data: dict[str, Any] | None) -> "Connection":
+    def from_json(cls, data: dict[str, Any] | None) -> Connection:
         data = data or {}
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
@@ -121,7 +131,7 @@ class Source:
     options: dict[str, Any] = field(default_factory=dict)
     start_position: str = "TRIM_HORIZON"
     start_timestamp: str = ""     # ISO time: for AT_TIMESTAMP, and LATEST's anchor (see start_anchor)
-    created_on: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    created_on: datetime = field(default_factory=lambda: datetime.now(UTC))
     status: str = "running"
     last_error: str = ""
     stream_type: str = "kinesis"
@@ -154,7 +164,7 @@ class Source:
         except ValueError:  # a record from before it, in a form only Python's parser took
             when = datetime.fromisoformat(self.start_timestamp.replace("Z", "+00:00"))
             if when.tzinfo is None:
-                when = when.replace(tzinfo=timezone.utc)
+                when = when.replace(tzinfo=UTC)
         return when - LATEST_CLOCK_GUARD if self.start_position == "LATEST" else when
 
     def seed_shape(self) -> dict[str, Any]:
@@ -171,13 +181,13 @@ class Source:
         return data
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "Source":
+    def from_json(cls, data: dict[str, Any]) -> Source:
         """The inverse of :meth:`to_json` (how a source travels to the Lambda mapping table)."""
         fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         fields["columns"] = [ColumnSpec.from_json(c) for c in data.get("columns") or []]
         fields["connection"] = Connection.from_json(data.get("connection"))
-        created = datetime.fromisoformat(str(data.get("created_on") or datetime.now(timezone.utc).isoformat()))
-        fields["created_on"] = created if created.tzinfo else created.replace(tzinfo=timezone.utc)
+        created = datetime.fromisoformat(str(data.get("created_on") or datetime.now(UTC).isoformat()))
+        fields["created_on"] = created if created.tzinfo else created.replace(tzinfo=UTC)
         return cls(**fields)
 
 
@@ -202,7 +212,7 @@ def new_source_id() -> str:
 
 def latest_anchor(when: datetime) -> str:
     """LATEST pinned to a time (ISO, UTC, milliseconds) for ``start_timestamp``."""
-    return when.astimezone(timezone.utc).isoformat(timespec="milliseconds")
+    return when.astimezone(UTC).isoformat(timespec="milliseconds")
 
 
 @dataclass
@@ -227,13 +237,13 @@ class CreateResult:
 
 # ---- storing ------------------------------------------------------------------------------------
 
-def _write(ch: "ClickHouse", source: Source, deleted: bool = False) -> None:
+def _write(ch: ClickHouse, source: Source, deleted: bool = False) -> None:
     source.version = next_version()
     row = [source.id, source.version, int(deleted), source.stream_type, source.stream_name, source.stream_arn,
            json.dumps(source.connection.to_json()), source.database, source.table, source.table_uuid,
            json.dumps([c.to_json() for c in source.columns]), json.dumps(source.options, default=str),
            source.start_position, source.start_timestamp, source.created_on, source.status, source.last_error,
-           datetime.now(timezone.utc), source.owner]
+           datetime.now(UTC), source.owner]
     names = ["id", "version", "deleted", "stream_type", "stream_name", "stream_arn", "connection", "database",
              "table", "table_uuid", "columns", "options", "start_position", "start_timestamp", "created_on",
              "status", "last_error", "updated_at", "owner"]
@@ -243,7 +253,7 @@ def _write(ch: "ClickHouse", source: Source, deleted: bool = False) -> None:
 def _from_row(row: dict[str, Any]) -> Source:
     created = row["created_on"]
     if created.tzinfo is None:
-        created = created.replace(tzinfo=timezone.utc)
+        created = created.replace(tzinfo=UTC)
     return Source(id=row["id"], stream_name=row["stream_name"], stream_arn=row["stream_arn"],
                   database=row["database"], table=row["table"],
                   columns=[ColumnSpec.from_json(c) for c in json.loads(row["columns"] or "[]")],
@@ -254,13 +264,13 @@ def _from_row(row: dict[str, Any]) -> Source:
                   stream_type=row["stream_type"], version=int(row["version"]), owner=owner_of(row.get("owner")))
 
 
-def list_sources(ch: "ClickHouse", status: str | None = None) -> list[Source]:
+def list_sources(ch: ClickHouse, status: str | None = None) -> list[Source]:
     rows = ch.internal_query(f"SELECT * FROM {SOURCES_TABLE} FINAL WHERE deleted = 0 ORDER BY created_on, id")
     sources = [_from_row(r) for r in rows]
     return [s for s in sources if status is None or s.status == status]
 
 
-def get_source(ch: "ClickHouse", source_id: str) -> Source:
+def get_source(ch: ClickHouse, source_id: str) -> Source:
     rows = ch.internal_query(f"SELECT * FROM {SOURCES_TABLE} FINAL WHERE id = {{id:String}} AND deleted = 0",
                              {"id": source_id})
     if not rows:
@@ -268,21 +278,21 @@ def get_source(ch: "ClickHouse", source_id: str) -> Source:
     return _from_row(rows[0])
 
 
-def source_for_table(ch: "ClickHouse", database: str, table: str) -> Source | None:
+def source_for_table(ch: ClickHouse, database: str, table: str) -> Source | None:
     for source in list_sources(ch):
         if source.database == database and source.table == table:
             return source
     return None
 
 
-def sources_seed_shape(ch: "ClickHouse") -> list[dict[str, Any]]:
+def sources_seed_shape(ch: ClickHouse) -> list[dict[str, Any]]:
     return [s.seed_shape() for s in list_sources(ch)]
 
 
 # ---- creating -----------------------------------------------------------------------------------
 
 
-def check_request(ch: "ClickHouse", req: CreateRequest) -> list[str]:
+def check_request(ch: ClickHouse, req: CreateRequest) -> list[str]:
     """Every problem with a create request, in one list (nothing runs)."""
     problems: list[str] = []
     if not req.stream_name:
@@ -320,7 +330,7 @@ def preview_ddl(options: TableOptions, columns: list[ColumnSpec]) -> tuple[str, 
     return ";\n\n".join(table), ";\n\n".join(quarantine)
 
 
-def _table_uuid(ch: "ClickHouse", database: str, table: str) -> str:
+def _table_uuid(ch: ClickHouse, database: str, table: str) -> str:
     rows = ch.internal_query("SELECT toString(uuid) AS u FROM system.tables WHERE database = {d:String} "
                              "AND name = {t:String}", {"d": database, "t": table})
     return rows[0]["u"] if rows else ""
@@ -336,7 +346,7 @@ def _normalized(columns: list[ColumnSpec]) -> list[ColumnSpec]:
     return out
 
 
-def create_table_and_source(ch: "ClickHouse", req: CreateRequest, user: User | None = None) -> CreateResult:
+def create_table_and_source(ch: ClickHouse, req: CreateRequest, user: User | None = None) -> CreateResult:
     """Validate everything, create the table and its quarantine table, then record the source.
 
     Refuses an existing table. On any failure after the first statement ran,
@@ -369,7 +379,7 @@ def create_table_and_source(ch: "ClickHouse", req: CreateRequest, user: User | N
             for sql in statements:
                 _run_create(ch, sql, opts.database, name)
         table_uuid = _table_uuid(ch, opts.database, opts.table)
-        created_on = datetime.now(timezone.utc)
+        created_on = datetime.now(UTC)
         start_timestamp = req.start_timestamp or ""
         if req.start_position == "LATEST":  # resolved once, here: see Source.start_anchor
             start_timestamp = latest_anchor(created_on)
@@ -390,7 +400,7 @@ def create_table_and_source(ch: "ClickHouse", req: CreateRequest, user: User | N
                         order_by=order_by, order_by_note=order_by_note)
 
 
-def _run_create(ch: "ClickHouse", sql: str, database: str, table: str) -> None:
+def _run_create(ch: ClickHouse, sql: str, database: str, table: str) -> None:
     try:
         ch.execute(sql)
     except QueryError as exc:
@@ -400,7 +410,7 @@ def _run_create(ch: "ClickHouse", sql: str, database: str, table: str) -> None:
         raise
 
 
-def _undo(ch: "ClickHouse", database: str, tables: list[str], drop_database: bool,
+def _undo(ch: ClickHouse, database: str, tables: list[str], drop_database: bool,
           spec: ClusterSpec | None = None) -> None:
     for table in reversed(tables):
         drops = cluster.drop_statements(database, table, spec) if spec else \
@@ -423,7 +433,7 @@ def _undo(ch: "ClickHouse", database: str, tables: list[str], drop_database: boo
 # ---- changing -----------------------------------------------------------------------------------
 
 
-def set_status(ch: "ClickHouse", source_id: str, status: str, last_error: str = "") -> Source:
+def set_status(ch: ClickHouse, source_id: str, status: str, last_error: str = "") -> Source:
     if status not in STATUSES:
         raise ValidationError(f"Unknown status {status!r}.", f"Use one of {', '.join(STATUSES)}.")
     source = get_source(ch, source_id)
@@ -433,16 +443,16 @@ def set_status(ch: "ClickHouse", source_id: str, status: str, last_error: str = 
     return source
 
 
-def pin_latest_start(ch: "ClickHouse", source_id: str, when: datetime | None = None) -> Source:
+def pin_latest_start(ch: ClickHouse, source_id: str, when: datetime | None = None) -> Source:
     """Give a LATEST source made before anchors existed its anchor (now), once; a no-op otherwise."""
     source = get_source(ch, source_id)
     if source.start_position == "LATEST" and not source.start_timestamp:
-        source.start_timestamp = latest_anchor(when or datetime.now(timezone.utc))
+        source.start_timestamp = latest_anchor(when or datetime.now(UTC))
         _write(ch, source)
     return source
 
 
-def source_for_change(ch: "ClickHouse", source_id: str, user: User | None = None) -> Source:
+def source_for_change(ch: ClickHouse, source_id: str, user: User | None = None) -> Source:
     """The source, if the acting user may change its settings (its owner or an admin); Forbidden otherwise."""
     source = get_source(ch, source_id)
     if not can_change(acting(user), source.owner):
@@ -451,12 +461,12 @@ def source_for_change(ch: "ClickHouse", source_id: str, user: User | None = None
     return source
 
 
-def pause_source(ch: "ClickHouse", source_id: str, user: User | None = None) -> Source:
+def pause_source(ch: ClickHouse, source_id: str, user: User | None = None) -> Source:
     source_for_change(ch, source_id, user)
     return set_status(ch, source_id, "paused")
 
 
-def resume_source(ch: "ClickHouse", source_id: str, user: User | None = None) -> Source:
+def resume_source(ch: ClickHouse, source_id: str, user: User | None = None) -> Source:
     source_for_change(ch, source_id, user)
     return set_status(ch, source_id, "running")
 
@@ -464,7 +474,7 @@ def resume_source(ch: "ClickHouse", source_id: str, user: User | None = None) ->
 RULE_FIELDS = ("required", "allowed_values", "format", "default")
 
 
-def update_rules(ch: "ClickHouse", source_id: str, rules: dict[str, dict[str, Any]],
+def update_rules(ch: ClickHouse, source_id: str, rules: dict[str, dict[str, Any]],
                  user: User | None = None) -> Source:
     """Change the validation rules of some columns: ``{column: {required, allowed_values, format, default}}``.
 
@@ -500,7 +510,7 @@ def update_rules(ch: "ClickHouse", source_id: str, rules: dict[str, dict[str, An
     return source
 
 
-def delete_source(ch: "ClickHouse", source_id: str, drop_table: bool = False, user: User | None = None) -> Source:
+def delete_source(ch: ClickHouse, source_id: str, drop_table: bool = False, user: User | None = None) -> Source:
     """Forget the source (stop its ingestion first); optionally drop its table and quarantine table."""
     source = source_for_change(ch, source_id, user)
     _write(ch, source, deleted=True)

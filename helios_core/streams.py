@@ -15,9 +15,10 @@ from __future__ import annotations
 import gzip
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 from botocore.exceptions import BotoCoreError, ClientError
@@ -172,7 +173,7 @@ class Sample:
     def rows(self) -> list[dict[str, Any]]:
         """Each event with its record metadata (``_shard_id`` …), for tables."""
         return [{"_shard_id": m.shard_id, "_sequence_number": m.sequence_number, "_partition_key": m.partition_key,
-                 "_arrival_time": m.arrival_time, **e} for e, m in zip(self.events, self.meta)]
+                 "_arrival_time": m.arrival_time, **e} for e, m in zip(self.events, self.meta, strict=False)]
 
     def to_json(self, schema: Any = None) -> dict[str, Any]:
         """The seed's ``kinesis-sample`` shape (``sampleEvent``, ``inferredSchema``) plus everything sampled."""
@@ -185,7 +186,7 @@ class Sample:
         payload.update({
             "start": self.start, "requested": self.requested, "eventCount": len(self.events),
             "recordsRead": self.records_read, "shards": self.shards,
-            "events": [{"event": e, "metadata": m.to_json()} for e, m in zip(self.events, self.meta)],
+            "events": [{"event": e, "metadata": m.to_json()} for e, m in zip(self.events, self.meta, strict=False)],
             "undecodable": [u.to_json() for u in self.undecodable], "notes": self.notes,
         })
         return payload
@@ -228,7 +229,7 @@ def parse_start(start: str, at: datetime | str | None) -> tuple[str, datetime | 
         except ValueError:
             raise ValidationError(f"{at!r} is not an ISO-8601 time.", "Example: 2025-01-31T12:00:00Z.") from None
     if at.tzinfo is None:
-        at = at.replace(tzinfo=timezone.utc)
+        at = at.replace(tzinfo=UTC)
     return kind, at
 
 

@@ -24,11 +24,12 @@ Epoch numbers (and numeric text of at least 9 digits): the unit is the column's 
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 # ClickHouse's time ranges live in the one table of helios_core.chtypes.
-from helios_core.chtypes import DATETIME64_BOUNDS, DATETIME_BOUNDS as DATETIME_BOUNDS
+from helios_core.chtypes import DATETIME64_BOUNDS
+from helios_core.chtypes import DATETIME_BOUNDS as DATETIME_BOUNDS
 
 ISO_DATETIME = re.compile(r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d)(?::(\d\d)(?:[.,](\d{1,9}))?)?"
                           r"(Z|z|[+-]\d\d(?::?\d\d)?| ?UTC)?")
@@ -45,7 +46,7 @@ SCALE = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
 # milliseconds they fall far outside ClickHouse's range and are refused, never stored wrong.)
 EPOCH_MS_CUTOFF = 10_000_000_000
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 class TimeError(ValueError):
     """A value that is not a time Helios accepts; the message says why, for a person."""
 
@@ -59,6 +60,7 @@ def _iso_seconds(text: str) -> tuple[int, int]:
     """ISO text → (whole seconds since the epoch, nanoseconds within the second), UTC."""
     text = text.strip()
     m = ISO_DATETIME.fullmatch(text)
+    groups: tuple[Any, ...]
     if m is None:
         d = ISO_DATE.fullmatch(text)
         if d is None:
@@ -68,7 +70,7 @@ def _iso_seconds(text: str) -> tuple[int, int]:
         groups = m.groups()
     y, mo, day, h, mi, s, frac, tz = groups
     try:
-        moment = datetime(int(y), int(mo), int(day), int(h), int(mi), int(s or 0), tzinfo=timezone.utc)
+        moment = datetime(int(y), int(mo), int(day), int(h), int(mi), int(s or 0), tzinfo=UTC)
     except ValueError as exc:
         raise TimeError(f"{_short(text)} is not a valid time ({exc})") from None
     offset = 0
@@ -136,7 +138,7 @@ def to_epoch(value: Any, unit: str = "ms", declared: str = "",
         whole, nanos = _iso_seconds(value)
         result = whole * scale + nanos * scale // 1_000_000_000
     elif isinstance(value, datetime):
-        aware = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        aware = value if value.tzinfo else value.replace(tzinfo=UTC)
         delta = aware - _EPOCH
         whole = delta.days * 86_400 + delta.seconds
         result = whole * scale + delta.microseconds * scale // 1_000_000

@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from helios_core.errors import NotFound, ValidationError
@@ -78,7 +78,7 @@ _ready: set[int] = set()
 _ready_lock = threading.Lock()
 
 
-def _ensure_table(ch: "ClickHouse") -> None:
+def _ensure_table(ch: ClickHouse) -> None:
     # Also created at start-up with the other metadata tables (runtime.RECORD_MODULES lists this module);
     # this keeps tokens working on a connection opened without the runtime (a test's own ClickHouse).
     with _ready_lock:
@@ -90,16 +90,16 @@ def _ensure_table(ch: "ClickHouse") -> None:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
-def _write(ch: "ClickHouse", record: ApiToken, token_hash: str) -> None:
+def _write(ch: ClickHouse, record: ApiToken, token_hash: str) -> None:
     ch.insert_rows("api_tokens", [[record.id, record.name, token_hash, int(record.write), record.created_at,
                                    int(record.revoked), next_version(), record.owner]], _COLUMNS,
                    database=METADATA_DB)
 
 
-def create_token(ch: "ClickHouse", name: str, write: bool = False, user: User | None = None) -> NewToken:
+def create_token(ch: ClickHouse, name: str, write: bool = False, user: User | None = None) -> NewToken:
     """A new token for the acting user (names are unique per user)."""
     me = acting(user)
     name = str(name or "").strip()
@@ -119,7 +119,7 @@ def create_token(ch: "ClickHouse", name: str, write: bool = False, user: User | 
     return NewToken(record, token)
 
 
-def _rows(ch: "ClickHouse", where: str = "1", params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+def _rows(ch: ClickHouse, where: str = "1", params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     _ensure_table(ch)
     return ch.internal_query(f"SELECT id, name, token_hash, write, created_at, revoked, owner FROM {_TABLE} FINAL "
                              f"WHERE {where} ORDER BY created_at, id", params or {})
@@ -128,12 +128,12 @@ def _rows(ch: "ClickHouse", where: str = "1", params: dict[str, Any] | None = No
 def _record(row: dict[str, Any]) -> ApiToken:
     created = row["created_at"]
     if created.tzinfo is None:
-        created = created.replace(tzinfo=timezone.utc)
+        created = created.replace(tzinfo=UTC)
     return ApiToken(row["id"], row["name"], bool(row["write"]), created, bool(row["revoked"]),
                     owner_of(row.get("owner")))
 
 
-def list_tokens(ch: "ClickHouse", include_revoked: bool = False, user: User | None = None,
+def list_tokens(ch: ClickHouse, include_revoked: bool = False, user: User | None = None,
                 all_users: bool = False) -> list[ApiToken]:
     """The acting user's tokens (an admin's ``all_users``: everyone's)."""
     where, params = visible_where(acting(user), shared=False, all_users=all_users)
@@ -141,7 +141,7 @@ def list_tokens(ch: "ClickHouse", include_revoked: bool = False, user: User | No
     return [_record(r) for r in rows]
 
 
-def revoke_token(ch: "ClickHouse", id_or_name: str, user: User | None = None) -> ApiToken:
+def revoke_token(ch: ClickHouse, id_or_name: str, user: User | None = None) -> ApiToken:
     """Revoke by id or by name (the acting user's; an admin's also by another user's token id); the token
     stops working at once in this process. Another user's token is reported as not found."""
     me = acting(user)
@@ -172,7 +172,7 @@ def cached_token(token: str) -> tuple[bool, ApiToken | None]:
     return False, None
 
 
-def verify_token(ch: "ClickHouse", token: str) -> ApiToken | None:
+def verify_token(ch: ClickHouse, token: str) -> ApiToken | None:
     """The active token with this secret, or None. Compared by hash, so timing reveals nothing of it."""
     known, found = cached_token(token)
     if known:

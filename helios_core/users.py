@@ -14,8 +14,9 @@ revealed); a record they may read but not change gets :class:`Forbidden`.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from helios_core.errors import Forbidden, NotFound, ValidationError
 
@@ -99,7 +100,7 @@ def can_read(user: User, owner: str, shared_with: Iterable[str] = ()) -> bool:
     return user.is_admin or owner_of(owner) == user.id or EVERYONE in shared or user.id in shared
 
 
-def can_change(user: User, owner: str) -> bool:
+def can_change(user: User, owner: str | None) -> bool:
     return user.is_admin or owner_of(owner) == user.id
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 
 def plural(n: int | float, noun: str, many: str | None = None) -> str:
@@ -29,5 +29,5 @@ def when(value: datetime | str | None) -> str:
         return ""
     moment = datetime.fromisoformat(str(value).replace("Z", "+00:00")) if isinstance(value, str) else value
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")

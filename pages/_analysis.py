@@ -11,7 +11,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from helios_core.analysis import (check_sql, describe, get_result, owners_view, preview_check, run_query)
+from helios_core.analysis import check_sql, describe, get_result, owners_view, preview_check, run_query
 from helios_core.analysis_check import LEVELS
 from helios_core.cloud_urls import PROVIDERS, configured
 from helios_core.errors import Conflict, HeliosError
@@ -196,8 +196,9 @@ def result_section(service: Any, job: Job) -> None:
 
 
 def _chart(frame: pd.DataFrame, columns: list[dict[str, Any]], names: list[str]) -> None:
-    groups = [n for n, c in zip(names, columns) if c["kind"] == "group"]
-    values = [n for n, c in zip(names, columns) if c["kind"] != "group" and pd.api.types.is_numeric_dtype(frame[n])]
+    groups = [n for n, c in zip(names, columns, strict=False) if c["kind"] == "group"]
+    values = [n for n, c in zip(names, columns, strict=False)
+              if c["kind"] != "group" and pd.api.types.is_numeric_dtype(frame[n])]
     if frame.empty or not values:
         return
     x = groups[0] if groups else None

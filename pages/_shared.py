@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator, TypeVar
+from typing import TypeVar
 
 import streamlit as st
 
@@ -195,7 +196,7 @@ def forget_aws_connection() -> None:
         st.session_state.pop(key, None)
 
 
-def sandbox() -> "object":
+def sandbox() -> object:
     """The process-wide local sandbox (moto server + demo producers), started on first use."""
     from helios_core.sandbox import get_sandbox
 

@@ -15,7 +15,7 @@ from helios_core.chat.store import Chat, ChatStore, Message
 from helios_core.clickhouse import list_databases
 from helios_core.metadata import METADATA_DB
 from helios_core.wording import plural
-from pages._shared import acting_user, aws_connection, open_in_sql_explorer, runtime, show_error, user_errors
+from pages._shared import acting_user, aws_connection, open_in_sql_explorer, runtime, user_errors
 
 ch = runtime().clickhouse
 store = ChatStore(ch, acting_user())  # lists, opens and changes only what this user may
@@ -225,7 +225,7 @@ def render_turn(messages: list[Message], chat_id: str) -> None:
                 frame = frame_from_table(m.content)
                 st.dataframe(frame, hide_index=True, width="stretch", key=f"chat_table_{key}")
                 types = " · ".join(f"{c}: {t}" for c, t in zip(m.content.get("columns", []),
-                                                             m.content.get("types", [])))
+                                                             m.content.get("types", []), strict=False))
                 more = " (first rows shown)" if m.content.get("truncated") else ""
                 st.caption(f"{plural(m.content.get('row_count', len(frame)), 'row')}{more} — {types}")
             elif m.content_type == "chart":

@@ -3,11 +3,25 @@
 import pandas as pd
 import streamlit as st
 
-from helios_core.aws import (AwsConnection, available_profiles, default_credentials_available, kinesis_regions,
-                             list_streams)
+from helios_core.aws import (
+    AwsConnection,
+    available_profiles,
+    default_credentials_available,
+    kinesis_regions,
+    list_streams,
+)
 from helios_core.config import get_settings
-from pages._shared import (AWS_IDENTITY_KEY, AWS_STREAMS_KEY, aws_connection, connect_sandbox, forget_aws_connection,
-                           sandbox, sandbox_badge, set_aws_connection, user_errors)
+from pages._shared import (
+    AWS_IDENTITY_KEY,
+    AWS_STREAMS_KEY,
+    aws_connection,
+    connect_sandbox,
+    forget_aws_connection,
+    sandbox,
+    sandbox_badge,
+    set_aws_connection,
+    user_errors,
+)
 
 _SECRET_FIELDS = ("aws_secret_access_key", "aws_session_token")
 DEFAULT_CHAIN = "(default credential chain)"

@@ -11,19 +11,37 @@ import streamlit as st
 
 from helios_core.aws import list_streams
 from helios_core.clickhouse import list_databases, table_exists
-from helios_core.ddl import (ENGINES, PARTITION_FUNCTIONS, TTL_UNITS, PartitionSpec, TableOptions, TtlSpec,
-                             create_database_sql, database_exists, default_partition, sorting_key,
-                             type_catalogue)
+from helios_core.ddl import (
+    ENGINES,
+    PARTITION_FUNCTIONS,
+    TTL_UNITS,
+    PartitionSpec,
+    TableOptions,
+    TtlSpec,
+    create_database_sql,
+    database_exists,
+    default_partition,
+    sorting_key,
+    type_catalogue,
+)
 from helios_core.errors import HeliosError
 from helios_core.identifiers import check_identifier, qualified, sanitize_name
 from helios_core.schema import FORMATS, VIRTUAL_SOURCES, ColumnSpec, infer_schema
 from helios_core.serverless import STARTING_POSITIONS, LambdaOptions, clickhouse_url_for_lambda, deploy_or_template
 from helios_core.sources import START_POSITIONS, Connection, CreateRequest, check_request, get_source, preview_ddl
-from helios_core.table_request import create_and_start
 from helios_core.streams import sample_stream
+from helios_core.table_request import create_and_start
 from helios_core.wording import plural
-from pages._shared import (AWS_STREAMS_KEY, acting_user, open_in_sql_explorer, require_aws_connection, runtime,
-                           sandbox_badge, show_error, user_errors)
+from pages._shared import (
+    AWS_STREAMS_KEY,
+    acting_user,
+    open_in_sql_explorer,
+    require_aws_connection,
+    runtime,
+    sandbox_badge,
+    show_error,
+    user_errors,
+)
 
 STEPS = ["Source", "Sample & schema", "Edit schema", "Table options", "Review", "Create"]
 VIRTUAL_NAMES = {"_arrival_time": "arrival time", "_partition_key": "partition key", "_shard_id": "shard",

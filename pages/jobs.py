@@ -11,15 +11,37 @@ from helios_core.clickhouse import list_databases
 from helios_core.ddl import quarantine_name, type_catalogue
 from helios_core.errors import HeliosError, ValidationError
 from helios_core.identifiers import qualified
-from helios_core.jobs import (ACTIVE_STAGES, ANALYSIS, FAIL, FORMAT_LABELS, FORMATS, STAGES, SUCCESS, Job,
-                              confirm_schema, get_job, get_job_service, infer_job_schema, job_summaries, list_jobs,
-                              list_owners)
+from helios_core.jobs import (
+    ACTIVE_STAGES,
+    ANALYSIS,
+    FAIL,
+    FORMAT_LABELS,
+    FORMATS,
+    STAGES,
+    SUCCESS,
+    Job,
+    confirm_schema,
+    get_job,
+    get_job_service,
+    infer_job_schema,
+    job_summaries,
+    list_jobs,
+    list_owners,
+)
 from helios_core.pgdump import load_dump
 from helios_core.schema import ColumnSpec
 from helios_core.wording import plural, when
 from pages._analysis import analysis_tab
-from pages._shared import (acting_user, aws_connection, format_bytes, guarded, open_in_sql_explorer, runtime,
-                           show_error, user_errors)
+from pages._shared import (
+    acting_user,
+    aws_connection,
+    format_bytes,
+    guarded,
+    open_in_sql_explorer,
+    runtime,
+    show_error,
+    user_errors,
+)
 
 ch = runtime().clickhouse
 state = st.session_state

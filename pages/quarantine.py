@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
 
 import streamlit as st
 
@@ -35,7 +35,7 @@ with user_errors():
     summary = quarantine_summary(ch, source)
     if summary:
         cols = st.columns(min(len(summary), 6))
-        for col, (kind, n) in zip(cols, summary.items()):
+        for col, (kind, n) in zip(cols, summary.items(), strict=False):
             col.metric(kind, f"{n:,}")
     else:
         st.success("Nothing in quarantine for this source.", icon=":material/check_circle:")
@@ -44,13 +44,13 @@ with user_errors():
     window = f1.selectbox("Time range", ["Last hour", "Last 24 hours", "Last 7 days", "All", "Custom"],
                           index=3, key="q_window")
     since = until = None
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     if window == "Custom":
         d1, d2 = f1.columns(2)
         start_day = d1.date_input("From", now.date() - timedelta(days=1), key="q_from")
         end_day = d2.date_input("To", now.date(), key="q_to")
-        since = datetime.combine(start_day, time.min, tzinfo=timezone.utc)
-        until = datetime.combine(end_day, time.max, tzinfo=timezone.utc)
+        since = datetime.combine(start_day, time.min, tzinfo=UTC)
+        until = datetime.combine(end_day, time.max, tzinfo=UTC)
     elif window != "All":
         since = now - {"Last hour": timedelta(hours=1), "Last 24 hours": timedelta(days=1),
                        "Last 7 days": timedelta(days=7)}[window]

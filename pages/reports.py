@@ -10,10 +10,26 @@ from helios_core.charts import ChartSpec, build_chart
 from helios_core.clickhouse import list_databases, table_columns
 from helios_core.errors import HeliosError, ValidationError
 from helios_core.export import to_csv_bytes
+from helios_core.reports import (
+    GRAINS,
+    MEASURE_HELP,
+    MEASURE_KINDS,
+    OPERATORS,
+    PRESETS,
+    Filter,
+    Measure,
+    ReportDefinition,
+    captcha_preset,
+    delete_report,
+    get_report,
+    list_reports,
+    parse_conditions,
+    run_report,
+    save_report,
+    share_report,
+    type_family,
+)
 from helios_core.wording import plural
-from helios_core.reports import (GRAINS, MEASURE_HELP, MEASURE_KINDS, OPERATORS, PRESETS, Filter, Measure,
-                                 ReportDefinition, captcha_preset, delete_report, get_report, list_reports,
-                                 parse_conditions, run_report, save_report, share_report, type_family)
 from pages._shared import acting_user, runtime, show_error, user_errors
 
 ch = runtime().clickhouse

@@ -12,8 +12,7 @@ from helios_core.ingest.manager import get_ingest_manager, pause, remove_source,
 from helios_core.schema import FORMATS
 from helios_core.sources import list_sources, update_rules
 from helios_core.wording import duration, when
-from pages._shared import (acting_user, aws_connection, guarded, open_in_sql_explorer, runtime, show_error,
-                           user_errors)
+from pages._shared import acting_user, aws_connection, guarded, open_in_sql_explorer, runtime, show_error, user_errors
 
 ch = runtime().clickhouse
 me = acting_user()  # every source is listed; only its owner or an admin changes it

@@ -1,12 +1,20 @@
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import streamlit as st
 
 from helios_core.charts import CHART_KINDS, ChartSpec, build_chart, suggest_chart
 from helios_core.clickhouse import catalog_names
 from helios_core.export import to_csv_bytes, to_parquet_bytes
-from pages._shared import (SQL_EDITOR_KEY, acting_user, counted, format_bytes, runtime, set_explorer_sql, show_error,
-                           user_errors)
+from pages._shared import (
+    SQL_EDITOR_KEY,
+    acting_user,
+    counted,
+    format_bytes,
+    runtime,
+    set_explorer_sql,
+    show_error,
+    user_errors,
+)
 
 ch = runtime().clickhouse
 settings = ch.settings
@@ -84,7 +92,7 @@ run_clicked = c3.button("Run", type="primary", icon=":material/play_arrow:", key
 run_requested = state.pop("sql_run_requested", False)
 if (run_clicked or run_requested or submitted) and not after_write:  # a rerun after a write keeps the trigger
     sql = state[SQL_EDITOR_KEY]
-    entry = {"when": datetime.now(timezone.utc).strftime("%H:%M:%S"), "sql": sql, "write": not read_only}
+    entry = {"when": datetime.now(UTC).strftime("%H:%M:%S"), "sql": sql, "write": not read_only}
     try:
         with st.spinner("Running…"):
             result = ch.query(sql, write=not read_only, limit=int(limit))

@@ -1,6 +1,6 @@
 """Stream preview: sample events from every shard, see them decoded, and the schema Helios infers."""
 
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
 import orjson
@@ -46,11 +46,11 @@ at = None
 if start == "latest":
     wait_s = float(st.slider("Wait for events up to (seconds)", 1, 120, 10, key="preview_wait"))
 elif start == "at_timestamp":
-    now = datetime.now(timezone.utc) - timedelta(hours=1)
+    now = datetime.now(UTC) - timedelta(hours=1)
     d1, d2 = st.columns(2)
     day = d1.date_input("Date (UTC)", value=now.date(), key="preview_at_date")
     clock = d2.time_input("Time (UTC)", value=time(now.hour, now.minute), key="preview_at_time")
-    at = datetime.combine(day, clock, tzinfo=timezone.utc)
+    at = datetime.combine(day, clock, tzinfo=UTC)
 
 if st.button("Sample events", icon=":material/download:", type="primary", key="preview_run"):
     with user_errors():

@@ -38,7 +38,6 @@ import tempfile
 from pathlib import Path
 
 import pytest
-
 from helpers import APPTEST_TIMEOUT, WAIT
 
 ROOT = Path(__file__).resolve().parent.parent

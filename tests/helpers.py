@@ -12,7 +12,8 @@ Import from test modules with ``from helpers import wait_until`` (pytest puts
 from __future__ import annotations
 
 import time
-from typing import Callable, TypeVar, Union
+from collections.abc import Callable
+from typing import TypeVar
 
 T = TypeVar("T")
 
@@ -23,7 +24,7 @@ APPTEST_TIMEOUT = 180.0
 
 
 def wait_until(predicate: Callable[[], T], timeout: float = WAIT, interval: float = 0.2,
-               message: Union[str, Callable[[], str]] = "") -> T:
+               message: str | Callable[[], str] = "") -> T:
     """Call ``predicate`` until it returns something truthy, and return that.
 
     At the deadline the test fails with ``message`` and the last value seen (or

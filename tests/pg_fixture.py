@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from helpers import WAIT
 
 PG_BIN = next((p for p in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
@@ -58,7 +57,10 @@ def running_pg_server() -> Iterator[dict[str, Any]]:
         shutil.chown(base, "postgres")
     port = _free_port()
     data = base / "data"
-    run = lambda cmd, **kw: subprocess.run(_as_pg_user(cmd), capture_output=True, text=True, timeout=WAIT, **kw)
+
+    def run(cmd, **kw):
+        return subprocess.run(_as_pg_user(cmd), capture_output=True, text=True, timeout=WAIT, **kw)
+
     init = run([str(PG_BIN / "initdb"), "-D", str(data), "--auth-local=trust", "--auth-host=scram-sha-256",
                 "-U", "postgres", "-E", "UTF8", "--no-sync"])
     if init.returncode != 0:

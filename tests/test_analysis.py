@@ -14,14 +14,25 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from helios_core.analysis import (get_result, get_spec, laplace_noise, owners_view, release, run_query,
-                                  sensitivity)
+from helios_core.analysis import get_result, get_spec, laplace_noise, owners_view, release, run_query, sensitivity
 from helios_core.analysis_check import InputTable, check_analysis
 from helios_core.cli import main as cli_main
 from helios_core.config import get_settings, set_settings
 from helios_core.errors import Conflict, ValidationError
-from helios_core.jobs import (CHECKING, FAIL, LOADING, RELEASING, RUNNING, SUBMITTED, SUCCESS, VALIDATING,
-                              JobService, get_job, get_job_service, job_status)
+from helios_core.jobs import (
+    CHECKING,
+    FAIL,
+    LOADING,
+    RELEASING,
+    RUNNING,
+    SUBMITTED,
+    SUCCESS,
+    VALIDATING,
+    JobService,
+    get_job,
+    get_job_service,
+    job_status,
+)
 
 BUCKET = "helios-analysis-test"
 SCHEMA = {"city": "category", "speed": "mph", "vehicles": "count", "driver_id": "id"}

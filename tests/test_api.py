@@ -10,11 +10,10 @@ import json
 import re
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-
 from api_server import api_server
 
 STREAM = f"api_captcha_{uuid.uuid4().hex[:6]}"
@@ -30,7 +29,7 @@ DUMP = Path(__file__).parent / "fixtures" / "pg_dump_shop.sql"
 
 
 def event(kind: str = "serve", **overrides) -> dict:
-    base = {"time": datetime.now(timezone.utc).isoformat(), "type": kind, "correlation_id": str(uuid.uuid4()),
+    base = {"time": datetime.now(UTC).isoformat(), "type": kind, "correlation_id": str(uuid.uuid4()),
             "site_id": SITE}
     base.update(overrides)
     return base
@@ -413,8 +412,8 @@ def test_unexpected_events_never_show_a_traceback(server):
 def test_runtime_serves_the_api_from_its_own_process(ch):
     """HELIOS_API_PORT in the app: the same API from the app's runtime (a thread, once per process)."""
     import httpx
-
     from api_server import free_port
+
     from helios_core.runtime import get_runtime
     from helios_core.tokens import create_token, revoke_token
 

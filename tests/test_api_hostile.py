@@ -12,7 +12,6 @@ import uuid
 
 import httpx
 import pytest
-
 from api_server import api_server
 
 STREAM = f"api_hostile_{uuid.uuid4().hex[:6]}"

@@ -9,12 +9,19 @@ from collections import Counter
 import orjson
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
-
-from helios_core.aws import (AwsConnection, authenticate, caller_identity, kinesis_regions, list_stream_pages,
-                             list_streams, to_aws_error)
-from helios_core.errors import AwsError, NotFound, ValidationError
-from helios_core.sandbox import (DEFECTS, DEMO_STREAMS, MANDATORY_FIELDS, Producer, generate_events, get_sandbox)
 from helpers import WAIT, wait_until
+
+from helios_core.aws import (
+    AwsConnection,
+    authenticate,
+    caller_identity,
+    kinesis_regions,
+    list_stream_pages,
+    list_streams,
+    to_aws_error,
+)
+from helios_core.errors import AwsError, NotFound, ValidationError
+from helios_core.sandbox import DEFECTS, DEMO_STREAMS, MANDATORY_FIELDS, Producer, generate_events, get_sandbox
 
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 

@@ -3,14 +3,13 @@ on a schema it has never seen, over a saved query, and when it cannot understand
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from helios_core.chat import builtin
 from helios_core.chat.assistant import Assistant
 from helios_core.chat.context import PreviousTurn, Subject, build_context, invalidate
 from helios_core.chat.eval_set import CASES, UNANSWERABLE, run_case, same_rows
-
-import pandas as pd
 
 
 def test_the_question_set_is_big_and_varied():
@@ -58,8 +57,10 @@ def test_a_schema_it_has_never_seen(ch):
     ch.execute("""CREATE TABLE shop.orders (ordered_at DateTime, region LowCardinality(String),
                   channel Enum8('web' = 1, 'store' = 2, 'phone' = 3), total Float64, quantity UInt16)
                   ENGINE = MergeTree ORDER BY ordered_at""")
-    ch.execute("""INSERT INTO shop.orders SELECT now() - toIntervalMinute(number * 37), ['north','south','east'][1 + number % 3],
-                  ['web','store','phone'][1 + number % 3 = 1 ? 1 : 1 + number % 2 + 1], (number % 97) * 1.5, 1 + number % 5
+    ch.execute("""INSERT INTO shop.orders SELECT now() - toIntervalMinute(number * 37),
+                  ['north','south','east'][1 + number % 3],
+                  ['web','store','phone'][1 + number % 3 = 1 ? 1 : 1 + number % 2 + 1], (number % 97) * 1.5,
+                  1 + number % 5
                   FROM numbers(3000)""")
     invalidate("shop")
     ctx = build_context(ch, Subject("shop"))
@@ -249,7 +250,8 @@ def test_a_table_named_customers_is_not_read_as_users(ch):
     from helios_core.chat.store import ChatStore
 
     ch.execute("CREATE DATABASE IF NOT EXISTS alias_shop")
-    ch.execute("CREATE TABLE IF NOT EXISTS alias_shop.customers (id Int32, country String) ENGINE = MergeTree ORDER BY id")
+    ch.execute("CREATE TABLE IF NOT EXISTS alias_shop.customers (id Int32, country String) "
+               "ENGINE = MergeTree ORDER BY id")
     ch.execute("TRUNCATE TABLE alias_shop.customers")
     ch.execute("INSERT INTO alias_shop.customers VALUES (1, 'FR'), (2, 'DE'), (3, 'FR')")
     store = ChatStore(ch)

@@ -13,13 +13,13 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from pg_fixture import pg_server  # noqa: F401  (a pytest fixture)
 
 from helios_core.chat import live
 from helios_core.chat.assistant import Assistant
 from helios_core.chat.providers import Generation
 from helios_core.chat.store import ChatStore
 from helios_core.errors import HeliosError, ValidationError
-from pg_fixture import pg_server  # noqa: F401  (a pytest fixture)
 
 # Quotes and a backslash: the password must survive SQL string quoting and still never be written.
 PASSWORD = f"Pw-{secrets.token_hex(6)}'q\\z"
@@ -54,7 +54,7 @@ class FixedSql:
 
 
 @pytest.fixture(scope="module")
-def shop(pg_server):
+def shop(pg_server):  # noqa: F811  (the fixture imported above)
     psql = pg_server["psql"]
     psql("CREATE DATABASE shop")
     literal = PASSWORD.replace("'", "''")

@@ -3,10 +3,10 @@ open the SQL in the explorer, and "Ask about this result" from the SQL explorer.
 
 from __future__ import annotations
 
+from helpers import APPTEST_TIMEOUT
 from streamlit.testing.v1 import AppTest
 
 from helios_core.chat.store import ChatStore
-from helpers import APPTEST_TIMEOUT
 
 
 def codes(at: AppTest) -> list[str]:

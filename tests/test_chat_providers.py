@@ -16,8 +16,13 @@ from botocore.stub import ANY, Stubber
 
 from helios_core.chat.assistant import Assistant
 from helios_core.chat.context import PreviousTurn, Subject
-from helios_core.chat.providers import (SYSTEM_PROMPT, BedrockProvider, OpenAICompatibleProvider, parse_reply,
-                                        what_is_sent)
+from helios_core.chat.providers import (
+    SYSTEM_PROMPT,
+    BedrockProvider,
+    OpenAICompatibleProvider,
+    parse_reply,
+    what_is_sent,
+)
 from helios_core.chat.store import ChatStore
 from helios_core.errors import HeliosError, ValidationError
 

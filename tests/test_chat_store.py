@@ -111,7 +111,8 @@ def test_history_survives_a_restart(tmp_path):
 SECRETS = [  # (pasted text, the secret part that must not be stored)
     ("secret wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY here", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
     ("AWS_SECRET_ACCESS_KEY=abc/def+ghiJKL", "abc/def+ghiJKL"),
-    ("key sk-proj-Ab3dE_fGh-IjKlMnOpQrStUvWxYz0123456789abcdEFGH_ij-", "Ab3dE_fGh-IjKlMnOpQrStUvWxYz0123456789abcdEFGH"),
+    ("key sk-proj-Ab3dE_fGh-IjKlMnOpQrStUvWxYz0123456789abcdEFGH_ij-",
+     "Ab3dE_fGh-IjKlMnOpQrStUvWxYz0123456789abcdEFGH"),
     ("sk-ant-api03-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789-_abcdefgh-AA", "AbCdEfGhIjKlMnOpQrStUvWxYz0123456789"),
     ("gsk_AbCdEfGhIjKlMnOpQrStUvWxYz0123456789abcdefghij0123", "AbCdEfGhIjKlMnOpQrStUvWxYz0123456789"),
     ("xai-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789abcdefghij", "AbCdEfGhIjKlMnOpQrStUvWxYz0123456789"),

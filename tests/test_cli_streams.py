@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import WAIT
 
 from helios_core.cli import main
 from helios_core.sandbox import generate_events
-from helpers import WAIT
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -139,7 +139,8 @@ def test_hostile_default_value_is_only_data(ch):
     columns = base_columns() + [ColumnSpec(name="note", type="String", json_path="note", default=evil)]
     result = sources.create_table_and_source(ch, request("with_default", columns=columns))
     assert result.success
-    assert ch.internal_query("SELECT count() AS n FROM system.tables WHERE database = 'wiz' AND name = 'victim'")[0]["n"]
+    assert ch.internal_query("SELECT count() AS n FROM system.tables "
+                             "WHERE database = 'wiz' AND name = 'victim'")[0]["n"]
     ch.execute("INSERT INTO wiz.with_default (id, ts, kind, n) VALUES (generateUUIDv4(), now64(3), 'a', 1)")
     assert ch.internal_query("SELECT note FROM wiz.with_default")[0]["note"] == evil
 

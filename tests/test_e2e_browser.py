@@ -19,7 +19,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from helpers import WAIT, wait_until
 
 pytestmark = pytest.mark.e2e

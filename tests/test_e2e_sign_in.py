@@ -18,10 +18,8 @@ import sys
 import textwrap
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
-
 from test_e2e_browser import CHROMIUM, CHROMIUM_ARGS, ROOT, _free_port, browser  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.e2e

@@ -16,6 +16,7 @@ from collections import OrderedDict
 
 import orjson
 import pytest
+from helpers import WAIT, wait_until
 
 from helios_core import sources
 from helios_core.ddl import TableOptions
@@ -23,7 +24,6 @@ from helios_core.ingest.consumer import IngestConfig, SimulatedCrash, SourceCons
 from helios_core.ingest.store import load_checkpoints
 from helios_core.sandbox import generate_events
 from helios_core.schema import ColumnSpec
-from helpers import WAIT, wait_until
 
 # Consumers here are driven by hand: the app's process-wide manager must not run its own next to them.
 pytestmark = pytest.mark.usefixtures("ingest_by_hand")
@@ -134,7 +134,7 @@ def test_end_to_end_counts_match_exactly(ch, aws_conn, moto_server, kinesis_stre
     assert len(rows) == len(events) - len(bad)
     assert sorted(rows + quarantined) == sorted(ids)
     # the right rows went to the right place, with their values
-    by_id = {sid: e for sid, e in zip(ids, events)}
+    by_id = {sid: e for sid, e in zip(ids, events, strict=False)}
     assert all(not by_id[r].defect for r in rows)
     table = ch.internal_query(f"SELECT toString(event_id) AS id, screen_width FROM ingest_test.`{source.table}`")
     good = {e.event["event_id"]: e.event for e in events if not e.defect}
@@ -198,7 +198,7 @@ def test_crash_safety_every_event_exactly_once(ch, aws_conn, moto_server, kinesi
                 c._poll = poll
             c.start()
             # the round ends at its crash, or when no crash can come: everything is produced and in
-            wait_until(lambda: c.crashed or not c.alive or (not producer.is_alive() and
+            wait_until(lambda: c.crashed or not c.alive or (not producer.is_alive() and  # noqa: B023  (waited on here)
                                                            all_landed(ch, source, len(events))()),
                        interval=0.05, message=f"round {round_}: a crash at {point} (after {after})")
             c.stop(timeout=WAIT)
@@ -262,11 +262,11 @@ def test_bad_input_kinds_land_in_quarantine_with_their_error_type(ch, aws_conn, 
         wait_until(all_landed(ch, source, expected_good + len(cases) - 3), message="every case landed")
     finally:
         c.stop()
-    by_seq = {seq: name for (_, seq), name in zip(ids, cases)}
+    by_seq = {seq: name for (_, seq), name in zip(ids, cases, strict=False)}
     q = ch.internal_query(f"SELECT sequence_number, error_type, column_name, error_message, length(raw) AS n "
                           f"FROM ingest_test.`{source.table}_quarantine`")
     got = {by_seq.get(r["sequence_number"], "?"): r for r in q}
-    for name, (payload, error_type) in cases.items():
+    for name, (_payload, error_type) in cases.items():
         if error_type is None:
             assert name not in got
             continue
@@ -387,7 +387,8 @@ def test_quarantine_browse_and_reprocess_after_fixing_rules(ch, aws_conn, moto_s
     put(aws_conn, stream, payloads)
     c = consumer(ch, aws_conn, source)
     try:
-        wait_until(all_landed(ch, source, len(payloads)), message=lambda: f"every event (last error: {c.metrics.last_error!r})")
+        wait_until(all_landed(ch, source, len(payloads)),
+                   message=lambda: f"every event (last error: {c.metrics.last_error!r})")
     finally:
         c.stop()
     assert quarantine.quarantine_summary(ch, source) == {"not_allowed": 5, "decode_error": 1}
@@ -537,7 +538,8 @@ def test_throughput_exceeded_backs_off_and_loses_nothing(ch, aws_conn, moto_serv
     config = IngestConfig(batch_rows=40, flush_seconds=0.1, idle_sleep=0.02, max_backoff=0.2)
     c = SourceConsumer(source, ch.new_client, lambda: faults, config).start()
     try:
-        wait_until(all_landed(ch, source, len(ids)), message=lambda: f"every event (last error: {c.metrics.last_error!r})")
+        wait_until(all_landed(ch, source, len(ids)),
+                   message=lambda: f"every event (last error: {c.metrics.last_error!r})")
         wait_until(checkpointed(ch, source, ids), message="checkpoints at the last record")
     finally:
         c.stop()

@@ -7,7 +7,7 @@ import random
 import threading
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
@@ -22,7 +22,8 @@ from helios_core.schema import ColumnSpec, infer_schema
 # The CLI's plain column list (the Helios seed's /api/create-table shape): no required flags, no defaults.
 PLAIN = [{"name": "event_id", "type": "UUID"}, {"name": "user_id", "type": "UInt32"},
          {"name": "kind", "type": "LowCardinality(String)"}, {"name": "note", "type": "String"},
-         {"name": "ts", "type": "DateTime64(3, 'UTC')"}, {"name": "width", "type": "UInt16", "json_path": "screen.width"},
+         {"name": "ts", "type": "DateTime64(3, 'UTC')"},
+         {"name": "width", "type": "UInt16", "json_path": "screen.width"},
          {"name": "tags", "type": "Array(String)"}, {"name": "referrer", "type": "Nullable(String)"},
          {"name": "plan", "type": "String", "default": "free"},
          {"name": "props", "type": "String", "format": "json"}]
@@ -34,7 +35,7 @@ def plain_columns(tmp_path) -> list[ColumnSpec]:
     return read_schema_file(str(path))[0]
 
 
-def good_event(i: int, start: datetime = datetime(2025, 1, 1, tzinfo=timezone.utc)) -> dict:
+def good_event(i: int, start: datetime = datetime(2025, 1, 1, tzinfo=UTC)) -> dict:
     return {"event_id": str(uuid.UUID(int=i + 1)), "user_id": i, "kind": "click", "note": f"n{i}",
             "ts": (start + timedelta(seconds=i)).strftime("%Y-%m-%dT%H:%M:%S.000Z"), "screen": {"width": 1280},
             "tags": ["a"], "referrer": None, "plan": "pro", "props": "{}"}
@@ -125,7 +126,7 @@ def test_inference_declares_what_the_ingester_needs():
     built = build_records(BatchBuilder(schema.columns), records(sample))
     assert not built.problems, built.problems[:3]
     first = built.table.to_pylist()[0]
-    assert first["ts"] == datetime(2025, 1, 31, 10, 0, 5, tzinfo=timezone.utc)
+    assert first["ts"] == datetime(2025, 1, 31, 10, 0, 5, tzinfo=UTC)
     assert first["tags"] == [] and orjson.loads(first["blob"]) == {"a": 0}
     # the same epoch numbers without the declared unit are refused, not stored in the year 56000
     undeclared = [ColumnSpec("ts", "DateTime64(6, 'UTC')", "ts")]
@@ -211,7 +212,7 @@ def test_crash_mid_stream_every_bad_event_quarantined_every_good_one_once(ch, aw
             part = chunk[k:k + 250]
             reply = client.put_records(StreamName=stream, Records=[{"Data": d, "PartitionKey": p} for d, p, _ in part])
             assert not reply.get("FailedRecordCount")
-            for (_, _, kind), r in zip(part, reply["Records"]):
+            for (_, _, kind), r in zip(part, reply["Records"], strict=False):
                 outcome[(r["ShardId"], r["SequenceNumber"])] = kind
 
     half = len(payloads) // 2

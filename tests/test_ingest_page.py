@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import uuid
 
+from helpers import APPTEST_TIMEOUT, wait_until
 from streamlit.testing.v1 import AppTest
 
 from helios_core import sources
 from helios_core.ddl import TableOptions
 from helios_core.schema import ColumnSpec
-from helpers import APPTEST_TIMEOUT, wait_until
 
 
 def test_keys_source_needs_sign_in_after_restart_and_resumes_from_the_page(app_path, ch, aws_conn, moto_server):

@@ -126,7 +126,8 @@ def test_killed_workers_lose_nothing_and_double_nothing(server, aws_conn, moto_s
             workers.kill(victim)   # SIGKILL: no flush, no lease handed back
             put(150, seed=200 + round_no)
             alive = workers.alive()
-            assert wait_for(lambda: owners() and set(owners().values()) <= alive), \
+            moved = wait_for(lambda: owners() and set(owners().values()) <= alive)  # noqa: B023  (waited on here)
+            assert moved, \
                 f"{victim}'s shards moved to living workers within the lease timeout: {owners()}"
             workers.start(f"{victim}b")
         put(150, seed=300)

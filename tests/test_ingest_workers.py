@@ -16,9 +16,9 @@ from helios_core.ddl import TableOptions
 from helios_core.ingest.consumer import IngestConfig
 from helios_core.ingest.leases import Coordinator, LeaseLost, LeaseTable
 from helios_core.ingest.mapping import MappingStore
+from helios_core.ingest.store import Checkpoint
 from helios_core.ingest.worker import Worker, WorkerConfig
 from helios_core.sandbox import generate_events
-from helios_core.ingest.store import Checkpoint
 from tests.test_ingest import activity_columns
 
 
@@ -64,7 +64,9 @@ def test_two_workers_split_the_shards_and_a_silent_one_is_taken_over(leases):
     a.tick()
     assert len(a.held_keys()) == 4           # alone: everything
     b.tick()                                  # b sees a alive and steals one (a holds more than its share)
-    a.tick(); b.tick(); a.tick(); b.tick()
+    for _ in range(2):
+        a.tick()
+        b.tick()
     assert len(a.held_keys()) == 2 and len(b.held_keys()) == 2
     assert not a.held_keys() & b.held_keys()
     # a stops renewing: b takes over only after the timeout.

@@ -15,12 +15,24 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from helpers import WAIT, wait_until
 
 from helios_core.cli import main as cli_main
 from helios_core.errors import Conflict, NotFound, ValidationError
-from helios_core.jobs import (FAIL, LOADING, SUBMITTED, SUCCESS, JobService, add_stage, confirm_schema, get_job,
-                              get_job_service, infer_job_schema, job_status, list_owners)
-from helpers import WAIT, wait_until
+from helios_core.jobs import (
+    FAIL,
+    LOADING,
+    SUBMITTED,
+    SUCCESS,
+    JobService,
+    add_stage,
+    confirm_schema,
+    get_job,
+    get_job_service,
+    infer_job_schema,
+    job_status,
+    list_owners,
+)
 
 BUCKET = "helios-jobs-test"
 FIXTURE_DUMP = Path(__file__).parent / "fixtures" / "pg_dump_shop.sql"
@@ -429,7 +441,7 @@ def test_cli_lifecycle_shapes_and_exit_codes(ch, service, capsys):
     assert (listed[job_id]["owners"], listed[job_id]["inserted"]) == (1, 3)  # dana, registered once
 
 
-# ---- the page ------------------------------------------------------------------------------------------------------------
+# ---- the page --------------------------------------------------------------------------------------------------
 
 
 def test_jobs_page_create_register_upload_submit(ch, service, open_page):

@@ -16,8 +16,7 @@ from helios_core.config import get_settings, load_settings, set_settings
 from helios_core.ddl import TableOptions
 from helios_core.errors import Conflict, Forbidden, NotFound
 from helios_core.jobs import delete_job, get_job, get_job_service, job_status, list_jobs
-from helios_core.reports import (ReportDefinition, delete_report, get_report, list_reports, save_report,
-                                 share_report)
+from helios_core.reports import ReportDefinition, delete_report, get_report, list_reports, save_report, share_report
 from helios_core.schema import ColumnSpec
 from helios_core.tokens import create_token, list_tokens, revoke_token, verify_token
 from helios_core.users import LOCAL, SYSTEM, User, acting, ownership_alters, signed_in_user, user_for

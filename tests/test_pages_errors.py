@@ -8,9 +8,9 @@ its run without an exception reaching Streamlit. ``test_every_page_is_covered`` 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import pytest
 from clickhouse_connect.driver.exceptions import StreamFailureError

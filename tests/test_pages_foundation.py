@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from streamlit.testing.v1 import AppTest
-
 from helpers import APPTEST_TIMEOUT
+from streamlit.testing.v1 import AppTest
 
 
 @pytest.fixture

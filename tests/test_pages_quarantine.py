@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import orjson
+from helpers import wait_until
 
 from helios_core import sources
 from helios_core.ddl import TableOptions
 from helios_core.ingest.consumer import IngestConfig, SourceConsumer
 from helios_core.sandbox import generate_events
 from helios_core.schema import ColumnSpec
-from helpers import wait_until
 
 
 def test_explain_these_errors_summarises_the_quarantine(open_page, ch, aws_conn, moto_server, kinesis_stream,

@@ -5,9 +5,8 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from streamlit.testing.v1 import AppTest
-
 from helpers import APPTEST_TIMEOUT
+from streamlit.testing.v1 import AppTest
 
 SECRET = "SuperSecretValue/do-not-show-123"
 

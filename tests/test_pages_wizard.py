@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from streamlit.testing.v1 import AppTest
-
 from helpers import APPTEST_TIMEOUT, wait_until
+from streamlit.testing.v1 import AppTest
 
 
 def _click(at, key: str) -> None:

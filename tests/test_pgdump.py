@@ -17,11 +17,11 @@ from pathlib import Path
 from uuid import UUID
 
 import pytest
+from pg_fixture import pg_server  # noqa: F401  (a pytest fixture)
 
 from helios_core.cli import main as cli_main
 from helios_core.errors import Conflict, ValidationError
 from helios_core.pgdump import DumpScanner, decode_copy_field, load_dump, map_pg_type, parse_pg_array, tokenize
-from pg_fixture import pg_server  # noqa: F401  (a pytest fixture)
 
 FIXTURE = Path(__file__).parent / "fixtures" / "pg_dump_shop.sql"
 
@@ -188,7 +188,8 @@ def test_unsupported_statements_in_a_small_dump(ch):
     dump = ("CREATE TABLE public.t (id integer, at timestamp, v public.weird);\n"
             "INSERT INTO public.t VALUES (1, now(), NULL);\nINSERT INTO public.t VALUES (2, '2024-01-01', 'x');\n"
             "INSERT INTO public.t SELECT 3, now(), NULL;\nCOPY public.gone (a) FROM stdin;\n1\n2\n\\.\n"
-            "CREATE MATERIALIZED VIEW public.mv AS SELECT 1;\nALTER TABLE public.t ATTACH PARTITION x FOR VALUES IN (1);\n")
+            "CREATE MATERIALIZED VIEW public.mv AS SELECT 1;\n"
+            "ALTER TABLE public.t ATTACH PARTITION x FOR VALUES IN (1);\n")
     report = load_dump(ch, dump.encode(), "pgdump_small", replace=True).to_json()
     reasons = [u["reason"] for u in report["unsupported"]]
     assert any("expression, not a literal" in r for r in reasons)
@@ -245,7 +246,7 @@ FROM generate_series(1, 900) AS i;
 
 
 @pytest.mark.parametrize("form", [(), ("--column-inserts",)], ids=["copy", "inserts"])
-def test_real_pg_dump(ch, pg_server, form):
+def test_real_pg_dump(ch, pg_server, form):  # noqa: F811  (the fixture imported above)
     psql = pg_server["psql"]
     if not psql("SELECT 1 FROM pg_database WHERE datname = 'shop'"):
         psql("CREATE DATABASE shop")
@@ -281,7 +282,7 @@ def test_real_pg_dump(ch, pg_server, form):
     assert [str(got["n"]), str(got["m"])] == amounts[:2] and abs(float(got["s"]) - float(amounts[2])) < 1e-6
 
 
-def test_fixture_restores_into_real_postgres(pg_server):
+def test_fixture_restores_into_real_postgres(pg_server):  # noqa: F811  (the fixture imported above)
     psql = pg_server["psql"]
     psql("DROP DATABASE IF EXISTS fixture_check")
     psql("CREATE DATABASE fixture_check")

@@ -6,13 +6,24 @@ import json
 
 import pandas as pd
 import pytest
+from helpers import APPTEST_TIMEOUT
 from streamlit.testing.v1 import AppTest
 
 from helios_core.cli import main as cli_main
 from helios_core.errors import NotFound, ValidationError
-from helios_core.reports import (Filter, Measure, ReportDefinition, captcha_preset, compile_report, delete_report,
-                                 get_report, list_reports, parse_condition, run_report, save_report)
-from helpers import APPTEST_TIMEOUT
+from helios_core.reports import (
+    Filter,
+    Measure,
+    ReportDefinition,
+    captcha_preset,
+    compile_report,
+    delete_report,
+    get_report,
+    list_reports,
+    parse_condition,
+    run_report,
+    save_report,
+)
 
 SITE = "3f1c2a4e-8b7d-4c21-9a6e-0d5b7f3e2a11"
 
@@ -95,7 +106,8 @@ def test_time_range_hour_grain_and_single_value_operators(ch, demo):
         SELECT toStartOfHour(event_time) AS bucket, countIf(event_type = 'page_view') AS views
         FROM demo.user_activity
         WHERE duration_ms > 1000 AND user_id < 1500 AND positionCaseInsensitive(page, 'doc') > 0 AND country = 'US'
-          AND event_time >= toDateTime64({d:String}, 3, 'UTC') AND event_time < toDateTime64({d:String} || ' 12:00:00', 3, 'UTC')
+          AND event_time >= toDateTime64({d:String}, 3, 'UTC')
+          AND event_time < toDateTime64({d:String} || ' 12:00:00', 3, 'UTC')
         GROUP BY bucket ORDER BY bucket""", {"d": end})
     assert len(ref) > 0
     assert _records(result.frame, ["bucket", "views"]) == _records(ref, ["bucket", "views"])
@@ -151,7 +163,8 @@ def test_other_definition_problems(ch, demo):
     with pytest.raises(NotFound):
         compile_report(ch, ReportDefinition("demo", "no_such_table", "time"))
     with pytest.raises(ValidationError, match="needs a numeric column"):
-        compile_report(ch, ReportDefinition("demo", "purchase_events", "event_time", measures=[Measure("sum", "currency")]))
+        compile_report(ch, ReportDefinition("demo", "purchase_events", "event_time",
+                                            measures=[Measure("sum", "currency")]))
     with pytest.raises(ValidationError, match="not a date or time"):
         compile_report(ch, ReportDefinition("demo", "purchase_events", "amount"))
     with pytest.raises(ValidationError, match="At most 2"):

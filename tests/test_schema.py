@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -12,7 +12,7 @@ from helios_core.ddl import clickhouse_type_problem
 from helios_core.sandbox import generate_events
 from helios_core.schema import ColumnSpec, InferredSchema, clickhouse_describe, infer_schema
 
-T0 = datetime(2025, 3, 1, tzinfo=timezone.utc)
+T0 = datetime(2025, 3, 1, tzinfo=UTC)
 
 
 def _uuid(rng: random.Random) -> str:

@@ -14,8 +14,14 @@ import pytest
 
 from helios_core.ddl import QUARANTINE_COLUMN_NAMES, create_quarantine_sql, quarantine_name
 from helios_core.ingest.batch import Built, Problem
-from helios_core.ingest.sink import ORIGIN_KINDS, RowOrigins, Target, insert_built, insert_quarantine, \
-    quarantine_table, write_built
+from helios_core.ingest.sink import (
+    ORIGIN_KINDS,
+    RowOrigins,
+    Target,
+    insert_quarantine,
+    quarantine_table,
+    write_built,
+)
 from helios_core.loading import QuarantineRow, RowSink
 
 DB = "sink_test"
@@ -25,7 +31,8 @@ def make_table(ch, dedup: bool = True) -> str:
     name = f"t_{uuid.uuid4().hex[:8]}"
     ch.execute(f"CREATE DATABASE IF NOT EXISTS {DB}")
     ch.execute(f"CREATE TABLE {DB}.{name} (id UInt32, v String, CONSTRAINT no_bad CHECK v != 'bad') "
-               "ENGINE = MergeTree ORDER BY id" + (" SETTINGS non_replicated_deduplication_window = 100" if dedup else ""))
+               "ENGINE = MergeTree ORDER BY id"
+               + (" SETTINGS non_replicated_deduplication_window = 100" if dedup else ""))
     ch.execute(create_quarantine_sql(DB, name))
     return name
 
@@ -59,7 +66,7 @@ def test_split_and_retry_quarantines_exactly_the_refused_rows(ch, writer):
     inserted, quarantined = write_built(writer, target, "shard-0", built_batch(ids, values), "tok-1")
     assert (inserted, quarantined) == (5, 3)
     got = ch.internal_query(f"SELECT id FROM {DB}.{name} ORDER BY id")
-    assert [r["id"] for r in got] == [i for i, v in zip(ids, values) if v == "ok"]
+    assert [r["id"] for r in got] == [i for i, v in zip(ids, values, strict=False) if v == "ok"]
     q = ch.internal_query(f"SELECT sequence_number, error_type, error_message, raw FROM {DB}.{quarantine_name(name)} "
                           "ORDER BY toUInt32(sequence_number)")
     assert [r["sequence_number"] for r in q] == ["2", "6", "8"]

@@ -208,7 +208,8 @@ def test_messages_say_what_and_why(ch, demo, sql, refusal):
 LEGITIMATE = [
     ("SELECT plan, count() AS n FROM demo.users GROUP BY plan ORDER BY plan", 3),
     ("WITH big AS (SELECT user_id FROM demo.purchase_events WHERE amount > 400) "
-     "SELECT u.plan, count() AS n FROM demo.users AS u WHERE u.user_id IN (SELECT user_id FROM big) GROUP BY u.plan", None),
+     "SELECT u.plan, count() AS n FROM demo.users AS u WHERE u.user_id IN (SELECT user_id FROM big) "
+     "GROUP BY u.plan", None),
     ("SELECT u.plan, count() AS n FROM demo.users AS u INNER JOIN demo.purchase_events AS p ON p.user_id = u.user_id "
      "GROUP BY u.plan", 3),
     ("SELECT 1 AS a UNION ALL SELECT 2 AS a", 2),

@@ -5,18 +5,23 @@ from __future__ import annotations
 import gzip
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
+from helpers import WAIT, wait_until
 
 from helios_core.errors import NotFound, ValidationError
 from helios_core.sandbox import generate_events
 from helios_core.schema import infer_schema
-from helios_core.streams import (DecodeError, decode_or_reason, decode_record, gzip_events, list_open_shards,
-                                 sample_stream)
-from helpers import WAIT, wait_until
-
+from helios_core.streams import (
+    DecodeError,
+    decode_or_reason,
+    decode_record,
+    gzip_events,
+    list_open_shards,
+    sample_stream,
+)
 
 # ---------------------------------------------------------------- decoding
 
@@ -136,7 +141,7 @@ def test_at_timestamp_starts_at_that_time(aws_conn, kinesis_stream):
     before = generate_events("captcha_events", 10, seed=1, bad_ratio=0)
     name = kinesis_stream(before, shards=2)
     # boto3 sends AT_TIMESTAMP in whole seconds: cut at the next second boundary.
-    cut = datetime.fromtimestamp(int(time.time()) + 1, timezone.utc)
+    cut = datetime.fromtimestamp(int(time.time()) + 1, UTC)
     wait_until(lambda: time.time() >= cut.timestamp() + 0.05, interval=0.01, message="the cut")
     after = generate_events("captcha_events", 8, seed=2, bad_ratio=0)
     aws_conn.client("kinesis").put_records(StreamName=name, Records=[

@@ -9,10 +9,10 @@ served by moto.
 from __future__ import annotations
 
 from botocore.awsrequest import AWSResponse
+from helpers import WAIT
 
 from helios_core.sandbox import generate_events
 from helios_core.streams import sample_stream
-from helpers import WAIT
 
 
 def _inject(client, faults: dict[int, str]) -> dict[str, int]:

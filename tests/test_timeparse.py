@@ -3,14 +3,14 @@ place that reads times (inference, the ingester, import jobs, reports) agrees wi
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 
 from helios_core import timeparse
 from helios_core.timeparse import TimeError, parse_iso, to_datetime, to_epoch
 
-UTC = timezone.utc
+UTC = UTC
 T0 = datetime(2025, 1, 31, 10, 0, 5, tzinfo=UTC)
 
 ACCEPTED = [  # value, declared unit, the instant (UTC)
@@ -93,7 +93,7 @@ def test_every_reader_agrees_with_the_one_parser():
 
     node = parse_type("DateTime64(6, 'UTC')")
     load = converter_for("DateTime64(6, 'UTC')", "t")
-    for value, declared, expected in ACCEPTED:
+    for value, declared, _expected in ACCEPTED:
         if declared:
             continue
         assert coerce(node, value) == to_epoch(value, "us")

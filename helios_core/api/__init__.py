@@ -60,7 +60,7 @@ class ApiServer:
         except (SystemExit, Exception):  # uvicorn exits when it cannot bind: start() reports that
             log.warning("the HTTP API on %s:%s stopped", self.host, self.port, exc_info=True)
 
-    def start(self, wait_s: float = 30.0) -> "ApiServer":
+    def start(self, wait_s: float = 30.0) -> ApiServer:
         """Start serving; returns once the port is bound (or raises if it cannot be)."""
         import time
 

@@ -124,8 +124,15 @@ def kinesis_sample(body: SampleRequest) -> dict[str, Any]:
 @router.post("/api/create-table", summary="Create a table, its quarantine table and the stream-to-table source",
              dependencies=[Depends(require_write)])
 def create_table(body: CreateTableRequest, user: User = Depends(require_user)) -> dict[str, Any]:
-    from helios_core.table_request import (build_create_request, columns_from_json, create_and_start,
-                                           default_order_by, order_list, parse_partition, parse_ttl)
+    from helios_core.table_request import (
+        build_create_request,
+        columns_from_json,
+        create_and_start,
+        default_order_by,
+        order_list,
+        parse_partition,
+        parse_ttl,
+    )
     ch = get_runtime().clickhouse
     columns, suggested = columns_from_json(body.schema_, "schema")
     order = order_list(body.orderBy) if body.orderBy else suggested.get("order_by") or default_order_by(columns)

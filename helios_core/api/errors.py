@@ -10,8 +10,18 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from helios_core.errors import (AwsError, ClickHouseUnavailable, ConfigError, Conflict, Forbidden, HeliosError,
-                                NotFound, QueryError, ValidationError, error_payload)
+from helios_core.errors import (
+    AwsError,
+    ClickHouseUnavailable,
+    ConfigError,
+    Conflict,
+    Forbidden,
+    HeliosError,
+    NotFound,
+    QueryError,
+    ValidationError,
+    error_payload,
+)
 
 log = logging.getLogger("helios.api")
 
@@ -110,9 +120,10 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(RequestValidationError, _validation)
-    app.add_exception_handler(HeliosError, _helios)
-    app.add_exception_handler(StarletteHTTPException, _http)
+    # Starlette types every handler as taking Exception, though it calls each with the class it is registered for.
+    app.add_exception_handler(RequestValidationError, _validation)  # type: ignore[arg-type]
+    app.add_exception_handler(HeliosError, _helios)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, _http)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _unexpected)
 
 

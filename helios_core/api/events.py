@@ -39,7 +39,8 @@ def split_events(body: bytes) -> list[bytes]:
         lines = [line for line in text.split(b"\n") if line.strip()]
         if len(lines) < 2 or not any(_is_json(line) for line in lines):
             raise ValidationError("The request body is not valid JSON (nor JSON lines).",
-                                  "Send one event as a JSON object, a JSON array of events, or one event per line.")
+                                  "Send one event as a JSON object, a JSON array of events, or one event per line."
+                                  ) from None
         return [line.strip() for line in lines]
     if isinstance(value, dict):
         return [text]

@@ -27,8 +27,8 @@ from helios_core.chat.context import PreviousTurn, Subject, SubjectContext, buil
 from helios_core.chat.providers import BuiltinProvider, GenerateRequest, Generation, Provider
 from helios_core.chat.store import Chat, ChatStore, Message, NewMessage, safe_subject_label
 from helios_core.chat.summary import summarize
-from helios_core.clickhouse import ClickHouse, QueryResult, frame_records
 from helios_core.chtypes import describe
+from helios_core.clickhouse import ClickHouse, QueryResult, frame_records
 from helios_core.errors import HeliosError
 
 QUERY_ROW_LIMIT = 1000   # rows an answer's query may return
@@ -65,8 +65,8 @@ class Answer:
         return frame_records(self.frame) if self.frame is not None else []
 
     def to_cli_json(self) -> dict[str, Any]:
-        payload = {"answer": self.text, "sql": self.sql, "column_names": self.column_names, "rows": self.rows(),
-                   "chat_id": self.chat_id}
+        payload: dict[str, Any] = {"answer": self.text, "sql": self.sql, "column_names": self.column_names,
+                                   "rows": self.rows(), "chat_id": self.chat_id}
         if self.truncated:
             payload["truncated"] = True
         return payload
@@ -138,7 +138,7 @@ class Assistant:
             return Answer(False, f"I could not answer that: {error}", sql=generation.sql or "",
                           provider=provider.name, error=str(error), suggestions=_suggest(ctx))
         with _timed(timings, "present"):
-            return self.present(result, generation, checked_sql or generation.sql, provider.name)
+            return self.present(result, generation, checked_sql or generation.sql or "", provider.name)
 
     def _run(self, sql: str, ctx: SubjectContext,
              timings: dict[str, float]) -> tuple[QueryResult | None, str, HeliosError | None]:
@@ -237,7 +237,7 @@ def chart_figure(frame: pd.DataFrame, spec: ChartSpec) -> dict[str, Any] | None:
 def frame_from_table(content: dict[str, Any]) -> pd.DataFrame:
     """A stored table message back as a DataFrame (time columns parsed), e.g. to redraw its chart."""
     frame = pd.DataFrame(content.get("rows") or [], columns=content.get("columns") or None)
-    for name, ctype in zip(content.get("columns") or [], content.get("types") or []):
+    for name, ctype in zip(content.get("columns") or [], content.get("types") or [], strict=False):
         if name not in frame.columns:
             continue
         described = describe(ctype)

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from helios_core.chat.gate import QUERY_TABLE, GatePolicy, check_subject_sql
-from helios_core.clickhouse import SYSTEM_DATABASES, ClickHouse
 from helios_core.chtypes import base_type, describe
+from helios_core.clickhouse import SYSTEM_DATABASES, ClickHouse
 from helios_core.errors import NotFound, ValidationError
 from helios_core.identifiers import RESERVED, quote_ident
 from helios_core.metadata import METADATA_DB
@@ -134,7 +134,7 @@ class PreviousTurn:
     chart: str | None = None
 
     @classmethod
-    def from_json(cls, data: dict[str, Any] | None) -> "PreviousTurn | None":
+    def from_json(cls, data: dict[str, Any] | None) -> PreviousTurn | None:
         if not data or not data.get("sql"):
             return None
         return cls(question=data.get("question", ""), sql=data["sql"],
@@ -169,7 +169,7 @@ class SubjectContext:
         return GatePolicy({f"{self.subject.database}.{t.name}": {c.name for c in t.columns} for t in self.tables},
                           database=self.subject.database)
 
-    def with_previous(self, previous: PreviousTurn | None) -> "SubjectContext":
+    def with_previous(self, previous: PreviousTurn | None) -> SubjectContext:
         return SubjectContext(self.subject, self.tables, previous, self.subject_sql, self.subject_tables)
 
     def describe(self, values: bool = True) -> str:
@@ -182,7 +182,8 @@ class SubjectContext:
             lines.append(f"Database {self.subject.database}. Always qualify tables as "
                          f"{self.subject.database}.<table>.")
         for t in self.tables:
-            lines.append(f"\nTable {t.ref} (about {t.rows:,} rows)" + (f", sorted by {', '.join(t.key)}" if t.key else ""))
+            sorted_by = f", sorted by {', '.join(t.key)}" if t.key else ""
+            lines.append(f"\nTable {t.ref} (about {t.rows:,} rows){sorted_by}")
             for c in t.columns:
                 extra = ""
                 if values and c.values:
@@ -196,7 +197,7 @@ class SubjectContext:
             lines.append(f"\nPrevious question: {self.previous.question}")
             lines.append(f"Previous SQL:\n{self.previous.sql}")
             lines.append("Previous result columns: " + ", ".join(
-                f"{n} {t}" for n, t in zip(self.previous.column_names, self.previous.column_types)))
+                f"{n} {t}" for n, t in zip(self.previous.column_names, self.previous.column_types, strict=False)))
         return "\n".join(lines)
 
 

@@ -185,13 +185,13 @@ def check_tree(ch: ClickHouse, sql: str, policy: GatePolicy) -> list[str]:
         if text.startswith("TABLE "):
             match = re.search(r"table_name: (.+?)(?:,|$)", text)
             if match:
-                name = match.group(1).strip()
-                if name == "system.one":  # the implicit table of SELECT without FROM
+                table = match.group(1).strip()
+                if table == "system.one":  # the implicit table of SELECT without FROM
                     continue
-                if not policy.table_allowed(name):
-                    raise SqlRefused(f"The statement reads {name}, which this chat is not about.",
+                if not policy.table_allowed(table):
+                    raise SqlRefused(f"The statement reads {table}, which this chat is not about.",
                                      "Use only the tables listed in the chat's schema.")
-                tables.append(name)
+                tables.append(table)
     return tables
 
 

@@ -36,12 +36,12 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from helios_core.errors import HeliosError, NotFound, QueryError, ValidationError
 from helios_core.config import secrets_toml_paths
+from helios_core.errors import HeliosError, NotFound, QueryError, ValidationError
 from helios_core.identifiers import quote_ident
 from helios_core.metadata import next_version
 
@@ -206,7 +206,7 @@ def is_connected(chat_id: str) -> bool:
         return chat_id in _connections
 
 
-def record(ch: "ClickHouse", chat_id: str) -> LiveConnection | None:
+def record(ch: ClickHouse, chat_id: str) -> LiveConnection | None:
     """A chat's stored connection details (no password), or None for a chat about ClickHouse data."""
     rows = ch.internal_query("SELECT * FROM helios.chat_connections FINAL WHERE chat_id = {id:String} AND deleted = 0",
                              {"id": chat_id})
@@ -217,16 +217,16 @@ def record(ch: "ClickHouse", chat_id: str) -> LiveConnection | None:
                           r["environment"], r["connection_name"])
 
 
-def _write_record(ch: "ClickHouse", chat_id: str, conn: LiveConnection, deleted: bool = False) -> None:
+def _write_record(ch: ClickHouse, chat_id: str, conn: LiveConnection, deleted: bool = False) -> None:
     row = [chat_id, conn.dbms, conn.environment, conn.host, conn.port, conn.user, conn.database, conn.remote_schema,
-           conn.connection_name, datetime.now(timezone.utc), int(deleted), next_version()]
+           conn.connection_name, datetime.now(UTC), int(deleted), next_version()]
     ch.insert_rows("chat_connections", [row], _COLUMNS, database="helios")
 
 
 # ---- connecting -------------------------------------------------------------------------------------------
 
 
-def create_chat(ch: "ClickHouse", store: "ChatStore", conn: LiveConnection, name: str = "") -> "Chat":
+def create_chat(ch: ClickHouse, store: ChatStore, conn: LiveConnection, name: str = "") -> Chat:
     """Check the connection (its tables are listed), then create the chat, its record and its stand-ins."""
     tables = remote_tables(ch, conn)  # a wrong password or an unreachable host fails here, before any record
     chat_id = uuid.uuid4().hex[:12]
@@ -236,7 +236,7 @@ def create_chat(ch: "ClickHouse", store: "ChatStore", conn: LiveConnection, name
     return chat
 
 
-def reconnect(ch: "ClickHouse", chat_id: str, password: str = "") -> LiveConnection:
+def reconnect(ch: ClickHouse, chat_id: str, password: str = "") -> LiveConnection:
     """Give a chat its password again (after a restart); a named connection reads it from secrets.toml."""
     stored = record(ch, chat_id)
     if stored is None:
@@ -249,7 +249,7 @@ def reconnect(ch: "ClickHouse", chat_id: str, password: str = "") -> LiveConnect
     return conn
 
 
-def ensure_ready(ch: "ClickHouse", chat: "Chat") -> None:
+def ensure_ready(ch: ClickHouse, chat: Chat) -> None:
     """Before a question: a live chat needs its password in memory and its stand-in tables."""
     if not chat.database.startswith(STANDIN_PREFIX):
         return
@@ -280,7 +280,7 @@ class PasswordNeeded(ValidationError):
     """A live chat whose password this process does not have (it is never stored)."""
 
 
-def forget(ch: "ClickHouse", chat_id: str) -> None:
+def forget(ch: ClickHouse, chat_id: str) -> None:
     """A deleted chat: its password leaves memory, its stand-ins and its record go."""
     with _lock:
         _connections.pop(chat_id, None)
@@ -293,7 +293,7 @@ def forget(ch: "ClickHouse", chat_id: str) -> None:
     invalidate(standin_database(chat_id))
 
 
-def _attach(ch: "ClickHouse", chat_id: str, conn: LiveConnection, tables: list[tuple[str, list[tuple[str, str]]]]) \
+def _attach(ch: ClickHouse, chat_id: str, conn: LiveConnection, tables: list[tuple[str, list[tuple[str, str]]]]) \
         -> None:
     """(Re)build the stand-in database and keep the connection in memory."""
     db = quote_ident(standin_database(chat_id))
@@ -324,7 +324,7 @@ def table_function(conn: LiveConnection, table: str, schema: str | None = None) 
             f"{_literal(conn.password)}, {_literal(schema or conn.remote_schema)})")
 
 
-def remote_tables(ch: "ClickHouse", conn: LiveConnection) -> list[tuple[str, list[tuple[str, str]]]]:
+def remote_tables(ch: ClickHouse, conn: LiveConnection) -> list[tuple[str, list[tuple[str, str]]]]:
     """The remote tables and views of the schema, each with the columns ClickHouse reads from it."""
     if conn.dbms == "mysql":
         source = table_function(conn, "TABLES", "information_schema")
@@ -348,7 +348,7 @@ def remote_tables(ch: "ClickHouse", conn: LiveConnection) -> list[tuple[str, lis
     return out
 
 
-def row_estimates(ch: "ClickHouse", conn: LiveConnection) -> dict[str, int]:
+def row_estimates(ch: ClickHouse, conn: LiveConnection) -> dict[str, int]:
     """About how many rows each remote table has, from the server's statistics (no table is scanned);
     empty when the statistics cannot be read."""
     if conn.dbms == "mysql":
@@ -457,7 +457,7 @@ def rewrite(sql: str, database: str, conn: LiveConnection, tables: set[str]) -> 
     return "".join(out)
 
 
-def run(ch: "ClickHouse", database: str, checked_sql: str, limit: int | None = None) -> "QueryResult":
+def run(ch: ClickHouse, database: str, checked_sql: str, limit: int | None = None) -> QueryResult:
     """Run a gate-checked SELECT over a chat's stand-ins against the live database."""
     conn = connection_for(database)
     if conn is None:

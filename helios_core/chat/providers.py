@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
@@ -175,6 +174,7 @@ class BedrockProvider(LLMProvider):
                     "bedrock-runtime", region_name=self._connection.region)
             else:
                 import boto3
+
                 from helios_core.config import get_settings
                 self._client = boto3.client("bedrock-runtime", region_name=self._region or get_settings().aws_region)
         return self._client
@@ -239,7 +239,7 @@ class OpenAICompatibleProvider(LLMProvider):
                     404: "Check the base URL (it usually ends in /v1) and the model name.",
                     429: "The endpoint is rate-limiting; wait and try again."}.get(exc.code, "")
             raise HeliosError(f"The model endpoint answered HTTP {exc.code}: {detail}", hint) from None
-        except (urllib.error.URLError, socket.timeout, TimeoutError, ConnectionError) as exc:
+        except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
             reason = getattr(exc, "reason", exc)
             raise HeliosError(f"Could not reach the model endpoint {self.base_url}: {reason}",
                               "Check the base URL and that the server is running.") from None

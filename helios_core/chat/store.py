@@ -12,12 +12,13 @@ key or a URL's password, and message text is scrubbed of key-shaped strings.
 
 from __future__ import annotations
 
+import builtins
 import json
 import re
 import threading
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from helios_core.chat import live
@@ -25,8 +26,17 @@ from helios_core.clickhouse import ClickHouse
 from helios_core.config import mask_secrets
 from helios_core.errors import NotFound, ValidationError
 from helios_core.metadata import next_version
-from helios_core.users import (LOCAL_ID, User, acting, check_change, check_read, clean_shared_with, owner_of,
-                               ownership_alters, visible_where)
+from helios_core.users import (
+    LOCAL_ID,
+    User,
+    acting,
+    check_change,
+    check_read,
+    clean_shared_with,
+    owner_of,
+    ownership_alters,
+    visible_where,
+)
 
 CONTENT_TYPES = ("text", "table", "query", "chart")
 ROLES = ("user", "assistant")
@@ -141,7 +151,7 @@ class NewMessage:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _clean_name(name: str) -> str:
@@ -258,7 +268,8 @@ class ChatStore:
 
     # ---- messages -----------------------------------------------------------
 
-    def add_turn(self, chat_id: str, messages: list[NewMessage]) -> list[Message]:
+    # builtins.list: inside this class, ``list`` is the method that lists chats
+    def add_turn(self, chat_id: str, messages: builtins.list[NewMessage]) -> builtins.list[Message]:
         """Append messages as one turn (a question or an answer), in order, in one insert."""
         for m in messages:
             if m.role not in ROLES:
@@ -273,10 +284,10 @@ class ChatStore:
             seq = int(last["seq"]) + 1 if last["n"] else 0
             turn = int(last["turn"]) + 1 if last["n"] else 0
             now = _now()
-            stored: list[Message] = []
+            stored: builtins.list[Message] = []
             rows = []
             for i, m in enumerate(messages):
-                text = m.content if isinstance(m.content, str) else json.dumps(m.content, default=str)
+                text: str = m.content if isinstance(m.content, str) else json.dumps(m.content, default=str)
                 text = scrub(text)
                 rows.append([chat_id, seq + i, turn, m.role, m.content_type, text, now])
                 stored.append(Message(chat_id, seq + i, turn, m.role, m.content_type,
@@ -293,7 +304,7 @@ class ChatStore:
             return False
         return True
 
-    def messages(self, chat_id: str) -> list[Message]:
+    def messages(self, chat_id: str) -> builtins.list[Message]:
         if not self._visible(chat_id):
             return []
         rows = self.ch.internal_query(

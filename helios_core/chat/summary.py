@@ -88,8 +88,8 @@ def summarize(frame: pd.DataFrame, names: list[str], types: list[str], descripti
     what = description[:1].upper() + description[1:] if description else ""
     if n == 0:
         return f"No rows matched ({description})." if description else "The query returned no rows."
-    measures = [c for c, t in zip(names, types) if is_numeric_type(t) and not _is_id(c)]
-    times = [c for c, t in zip(names, types) if is_time_type(t)]
+    measures = [c for c, t in zip(names, types, strict=False) if is_numeric_type(t) and not _is_id(c)]
+    times = [c for c, t in zip(names, types, strict=False) if is_time_type(t)]
     dims = [c for c in names if c not in measures]
     more = " (more rows exist than are shown)" if truncated else ""
     if n == 1 and len(names) == 1:
@@ -150,7 +150,7 @@ def _by_currency(frame: pd.DataFrame, dims: list[str], m: str, values: pd.Series
     codes = list(dict.fromkeys(str(c) for c in frame[currency]))
     if dims == [currency]:
         shown = ", ".join(f"{fmt(v, m)} {c}" if money else f"{c} {fmt(v, m)}"
-                          for c, v in zip(frame[currency], frame[m]))
+                          for c, v in zip(frame[currency], frame[m], strict=False))
         return f"{lead}: {shown}{more}."
     best = []
     for code in codes[:4]:

@@ -18,7 +18,8 @@ import argparse
 import importlib
 import json
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from helios_core.errors import Conflict, Forbidden, HeliosError, NotFound, ValidationError, error_payload
 

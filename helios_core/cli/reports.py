@@ -10,8 +10,19 @@ from typing import Any
 from helios_core.cli import acting_user
 from helios_core.errors import ValidationError
 from helios_core.export import to_csv_bytes
-from helios_core.reports import (PRESETS, ReportDefinition, compile_report, delete_report, get_report, list_reports,
-                                 parse_conditions, report_json, run_report, save_report, share_report)
+from helios_core.reports import (
+    PRESETS,
+    ReportDefinition,
+    compile_report,
+    delete_report,
+    get_report,
+    list_reports,
+    parse_conditions,
+    report_json,
+    run_report,
+    save_report,
+    share_report,
+)
 from helios_core.runtime import get_clickhouse
 
 
@@ -90,5 +101,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     delete = rs.add_parser("delete", help="delete a saved report")
     delete.add_argument("report_id")
-    delete.set_defaults(handler=lambda a: (delete_report(get_clickhouse(), a.report_id, acting_user(a)),
-                                           {"deleted": a.report_id})[1])
+
+    def delete_handler(a: argparse.Namespace) -> dict[str, str]:
+        delete_report(get_clickhouse(), a.report_id, acting_user(a))
+        return {"deleted": a.report_id}
+    delete.set_defaults(handler=delete_handler)

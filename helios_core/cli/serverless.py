@@ -29,7 +29,8 @@ def add_lambda_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("AWS Lambda")
     g.add_argument("--batch-size", type=int, default=500, help="records per invocation (default 500)")
     g.add_argument("--batching-window", type=int, default=1, help="seconds to gather a batch (default 1)")
-    g.add_argument("--parallelization-factor", type=int, default=1, help="concurrent batches per shard: 1 (exactly-once needs one at a time)")
+    g.add_argument("--parallelization-factor", type=int, default=1,
+                   help="concurrent batches per shard: 1 (exactly-once needs one at a time)")
     g.add_argument("--no-bisect", action="store_true", help="don't split a batch when the function fails")
     g.add_argument("--lambda-start", choices=serverless.STARTING_POSITIONS, default="TRIM_HORIZON",
                    help="where the event source mapping starts reading")

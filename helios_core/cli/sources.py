@@ -20,8 +20,17 @@ from helios_core.errors import ValidationError
 from helios_core.ingest.mapping import publish
 from helios_core.runtime import get_clickhouse
 from helios_core.schema import ColumnSpec
-from helios_core.sources import (INGEST_MODES, START_POSITIONS, create_table_and_source, delete_source, get_source,
-                                 pause_source, resume_source, sources_seed_shape, update_rules)
+from helios_core.sources import (
+    INGEST_MODES,
+    START_POSITIONS,
+    create_table_and_source,
+    delete_source,
+    get_source,
+    pause_source,
+    resume_source,
+    sources_seed_shape,
+    update_rules,
+)
 from helios_core.table_request import build_create_request, columns_from_json, order_list, parse_partition, parse_ttl
 
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 from helios_core.aws import AwsConnection, authenticate, connection_from_settings
 from helios_core.errors import NotFound, ValidationError

@@ -7,6 +7,8 @@ import logging
 import signal
 import sys
 import threading
+from collections.abc import Callable
+from typing import Any
 
 from helios_core.errors import HeliosError
 
@@ -77,7 +79,7 @@ def run_worker(args: argparse.Namespace) -> int:
             print("error: --api-url needs a write token in HELIOS_API_TOKEN "
                   "(python -m helios_core tokens create --name worker --write)", file=sys.stderr)
             return 3
-        clickhouse = lambda: RemoteClickHouse(args.api_url, token)  # noqa: E731
+        clickhouse: Callable[[], Any] = lambda: RemoteClickHouse(args.api_url, token)  # noqa: E731
     elif not settings.embedded:
         import clickhouse_connect
 

@@ -7,9 +7,10 @@ Work is column by column over plain lists (C-level comprehensions and one
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime
+from typing import Any, Protocol
 
 import orjson
 import pyarrow as pa
@@ -17,8 +18,20 @@ import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
 from helios_core.chtypes import parse_type
-from helios_core.ingest.convert import (DATE_RE, UUID_RE, TEXT_CARRIED, BadValue, arrow_type, cast_time_strings,
-                                        check_text, coerce, convert_column, format_check, parse_time, time_bounds)
+from helios_core.ingest.convert import (
+    DATE_RE,
+    TEXT_CARRIED,
+    UUID_RE,
+    BadValue,
+    arrow_type,
+    cast_time_strings,
+    check_text,
+    coerce,
+    convert_column,
+    format_check,
+    parse_time,
+    time_bounds,
+)
 from helios_core.schema import ColumnSpec
 from helios_core.streams import DecodeError, decode_record
 
@@ -36,17 +49,17 @@ class RawRecord:
     arrival_ms: int = 0       # ApproximateArrivalTimestamp, epoch milliseconds
 
     @classmethod
-    def from_kinesis(cls, record: dict[str, Any]) -> "RawRecord":
+    def from_kinesis(cls, record: dict[str, Any]) -> RawRecord:
         arrival = record.get("ApproximateArrivalTimestamp")
         if isinstance(arrival, datetime):
             if arrival.tzinfo is None:
-                arrival = arrival.replace(tzinfo=timezone.utc)
+                arrival = arrival.replace(tzinfo=UTC)
             ms = int(arrival.timestamp() * 1000)
         else:
             ms = int(float(arrival or 0) * 1000)
         return cls(record["Data"], record["SequenceNumber"], record.get("PartitionKey", ""), ms)
 
-    def problem(self, error_type: str = "", message: str = "", column: str = "") -> "Problem":
+    def problem(self, error_type: str = "", message: str = "", column: str = "") -> Problem:
         """The whole record on its way to quarantine (or, with no error, where a row came from)."""
         return Problem(self.data, self.sequence_number, 0, self.partition_key, self.arrival_ms, error_type, message,
                        column)
@@ -64,7 +77,7 @@ class Events:
     arrival_ms: list[int] = field(default_factory=list)
     rec: list[int] = field(default_factory=list)   # index of the record each event came from
 
-    def problem(self, i: int, error_type: str = "", message: str = "", column: str = "") -> "Problem":
+    def problem(self, i: int, error_type: str = "", message: str = "", column: str = "") -> Problem:
         """Event ``i`` on its way to quarantine (or, with no error, where a row came from)."""
         return Problem(self.raw[i], self.seq[i], self.sub[i], self.pkey[i], self.arrival_ms[i], error_type, message,
                        column)
@@ -169,6 +182,14 @@ def _extract(objs: list[dict[str, Any]], path: str) -> list[Any]:
 Origin = Callable[..., Problem]  # (event index, error_type="", message="", column="") -> Problem
 
 
+class RowOrigin(Protocol):
+    """Where each valid row of a batch came from: ``origin[i]`` and the input positions of all rows."""
+
+    def __getitem__(self, i: int) -> Problem: ...
+
+    def record_positions(self, n_valid: int) -> list[int]: ...
+
+
 class _LazyOrigin:
     """Maps a valid row's position back to its record without building a list per batch."""
 
@@ -190,7 +211,7 @@ class _LazyOrigin:
 class Built:
     table: pa.Table | None          # valid rows, in event order
     problems: list[Problem]
-    origin: _LazyOrigin | None = None  # per valid row: where it came from (made on demand, for rejects)
+    origin: RowOrigin | None = None  # per valid row: where it came from (made on demand, for rejects)
 
     def row_origin(self, i: int) -> Problem:
         return self.origin[i] if self.origin else Problem(b"", "", 0, "", 0, "", "")
@@ -218,9 +239,9 @@ class BatchBuilder:
         self.shard_id = shard_id
         self.nodes = [parse_type(c.type) for c in columns]
         self.fills: list[Any] = []
-        for col, node in zip(columns, self.nodes):
+        for col, node in zip(columns, self.nodes, strict=False):
             fill = None
-            if col.default not in (None, ""):
+            if col.default:  # neither None nor empty
                 default = col.default
                 if node.base().name in ("Array", "Map", "JSON"):
                     try:
@@ -248,7 +269,7 @@ class BatchBuilder:
         bad: dict[int, tuple[str, str, str]] = {}  # row → (error_type, message, column)
         arrays: list[pa.Array] = []
         for col, node, fill, allowed, fmt, rejects in zip(self.columns, self.nodes, self.fills, self.allowed,
-                                                          self.formats, self.rejects_missing):
+                                                          self.formats, self.rejects_missing, strict=False):
             if col.virtual:
                 values = self._virtual(col.virtual, events)
             else:
@@ -310,11 +331,11 @@ class FastPath:
     return None and the caller uses the per-record path, which finds the culprits.
     """
 
-    def __init__(self, builder: "BatchBuilder") -> None:
+    def __init__(self, builder: BatchBuilder) -> None:
         self.b = builder
         self.ok = True
         tree: dict[str, Any] = {}
-        for col, node in zip(builder.columns, builder.nodes):
+        for col, node in zip(builder.columns, builder.nodes, strict=False):
             if col.virtual:
                 continue
             if _contains(node, _NO_FAST):
@@ -367,7 +388,7 @@ class FastPath:
         arrays: list[pa.Array] = []
         b = self.b
         for col, node, fill, allowed, fmt, rejects in zip(b.columns, b.nodes, b.fills, b.allowed, b.formats,
-                                                          b.rejects_missing):
+                                                          b.rejects_missing, strict=False):
             if col.virtual:
                 arrays.append(self._virtual(col, node, records))
                 continue
@@ -474,7 +495,7 @@ class FastPath:
             bad.setdefault(i, (error_type, f"{str(array[i].as_py())[:80]!r} is not a valid {what}.", col.name))
 
 
-def build_records(builder: "BatchBuilder", records: list[RawRecord],
+def build_records(builder: BatchBuilder, records: list[RawRecord],
                   max_event_bytes: int = MAX_EVENT_BYTES) -> Built:
     """The batch for these records: the fast path when it applies, else record by record."""
     fast = builder.fast

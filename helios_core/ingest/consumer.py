@@ -38,9 +38,10 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime
+from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError
 
@@ -157,7 +158,7 @@ class SourceConsumer:
 
     # ---- lifecycle --------------------------------------------------------------------------------
 
-    def start(self) -> "SourceConsumer":
+    def start(self) -> SourceConsumer:
         self.thread = threading.Thread(target=self._run, name=f"ingest-{self.source.id}", daemon=True)
         self.thread.start()
         return self
@@ -176,7 +177,7 @@ class SourceConsumer:
             # A source from before anchors existed, run without the manager (which pins it in the
             # source record): pin it for this run at least.
             log.warning("source %s: LATEST without an anchor; pinned in memory to now", self.source.id)
-            self.source.start_timestamp = latest_anchor(datetime.now(timezone.utc))
+            self.source.start_timestamp = latest_anchor(datetime.now(UTC))
         try:
             self.ch = self.new_ch()
             self.kinesis = self.new_kinesis()

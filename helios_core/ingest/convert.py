@@ -12,18 +12,26 @@ from __future__ import annotations
 import ipaddress
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Callable
+from typing import Any
 
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from helios_core.chtypes import DATE_BOUNDS, INT_RANGES, INTEGER_TYPES, TypeNode
-from helios_core.timeparse import DATETIME64_BOUNDS, DATETIME_BOUNDS, EPOCH_MS_CUTOFF, SCALE, TimeError, is_iso, \
-    to_epoch
+from helios_core.timeparse import (
+    DATETIME64_BOUNDS,
+    DATETIME_BOUNDS,
+    EPOCH_MS_CUTOFF,
+    SCALE,
+    TimeError,
+    is_iso,
+    to_epoch,
+)
 
 _INT_ARROW = {"Int8": pa.int8(), "Int16": pa.int16(), "Int32": pa.int32(), "Int64": pa.int64(),
               "UInt8": pa.uint8(), "UInt16": pa.uint16(), "UInt32": pa.uint32(), "UInt64": pa.uint64()}

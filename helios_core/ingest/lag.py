@@ -9,7 +9,7 @@ One GetRecords call (Limit 1) per unfinished shard.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from helios_core.ingest.store import Checkpoint
@@ -28,7 +28,7 @@ def _iterator_args(source: Source, checkpoint: Checkpoint | None) -> dict[str, A
 def unread_lag_ms(source: Source, kinesis: Any, checkpoints: dict[str, Checkpoint],
                   now: datetime | None = None) -> int:
     """Milliseconds between now and the arrival of the oldest record the source has not read (0: none unread)."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     lag = 0
     kwargs: dict[str, Any] = {"StreamName": source.stream_name}
     while True:

@@ -29,8 +29,9 @@ import json
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from helios_core.config import load_settings, setting
 from helios_core.errors import ConfigError

@@ -22,8 +22,9 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from helios_core.ingest.store import Checkpoint
 
@@ -54,7 +55,7 @@ class Lease:
         return Checkpoint(self.shard_id, self.committed_seq, self.pending_seq, self.pending_from, self.finished)
 
     @classmethod
-    def from_item(cls, item: dict[str, Any]) -> "Lease":
+    def from_item(cls, item: dict[str, Any]) -> Lease:
         return cls(source_id=str(item["source_id"]), shard_id=str(item["shard_id"]), owner=str(item.get("owner", "")),
                    counter=int(item.get("counter", 0)), committed_seq=str(item.get("committed_seq", "")),
                    pending_from=str(item.get("pending_from", "")), pending_seq=str(item.get("pending_seq", "")),
@@ -231,7 +232,7 @@ class Coordinator:
     def _renew(self, by_key: dict[str, Lease], now: float) -> None:
         with self._lock:
             held = dict(self._held)
-        for key, (lease, _) in held.items():
+        for key in held:
             current = by_key.get(key)
             ok = current is not None and current.owner == self.worker and self.table.renew(current, self.worker)
             with self._lock:
@@ -295,7 +296,7 @@ class Coordinator:
 
     # ---- running ----
 
-    def run(self) -> "Coordinator":
+    def run(self) -> Coordinator:
         def loop() -> None:
             while not self._stop.is_set():
                 try:

@@ -21,7 +21,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from helios_core.clickhouse import ClickHouse
 from helios_core.errors import AwsError, HeliosError, ValidationError
@@ -30,8 +31,17 @@ from helios_core.ingest.lag import unread_lag_ms
 from helios_core.ingest.metrics import SourceMetrics
 from helios_core.ingest.store import load_checkpoints, write_metrics
 from helios_core.runtime import get_runtime
-from helios_core.sources import (Source, delete_source, get_source, list_sources, pause_source, pin_latest_start,
-                                 resume_source, set_status, source_for_change)
+from helios_core.sources import (
+    Source,
+    delete_source,
+    get_source,
+    list_sources,
+    pause_source,
+    pin_latest_start,
+    resume_source,
+    set_status,
+    source_for_change,
+)
 
 log = logging.getLogger("helios.ingest")
 LAG_CACHE_SECONDS = 10.0  # a stopped source's lag is measured with Kinesis calls: not on every page refresh
@@ -74,7 +84,7 @@ class IngestManager:
 
     # ---- lifecycle --------------------------------------------------------------------------------
 
-    def start(self) -> "IngestManager":
+    def start(self) -> IngestManager:
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
                 self._stop.clear()
@@ -128,8 +138,8 @@ class IngestManager:
             for source in sources.values():
                 if source.status != "running" or source.mode != "app":  # Lambda sources ingest in AWS
                     continue
-                consumer = self.consumers.get(source.id)
-                if consumer is not None and (consumer.alive or consumer.crashed):
+                current = self.consumers.get(source.id)
+                if current is not None and (current.alive or current.crashed):
                     continue
                 self._start(source)
 

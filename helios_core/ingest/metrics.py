@@ -6,7 +6,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 
@@ -44,7 +44,7 @@ class SourceMetrics:
             self.rows_inserted += inserted
             self.rows_quarantined += quarantined
             self.batches += 1
-            self.last_insert = datetime.now(timezone.utc)
+            self.last_insert = datetime.now(UTC)
             self._bucket(inserted, quarantined)
 
     def count(self, name: str, wait_s: float = 0.0) -> None:
@@ -57,7 +57,7 @@ class SourceMetrics:
         with self.lock:
             self.errors += 1
             self.last_error = message[:1000]
-            self.last_error_at = datetime.now(timezone.utc)
+            self.last_error_at = datetime.now(UTC)
 
     def snapshot(self) -> dict[str, Any]:
         with self.lock:
@@ -67,12 +67,12 @@ class SourceMetrics:
                     "throttle_wait_s": round(self.throttle_wait_s, 3), "iterator_refreshes": self.iterator_refreshes,
                     "millis_behind": self.millis_behind, "last_insert": self.last_insert,
                     "last_error": self.last_error, "last_error_at": self.last_error_at,
-                    "per_minute": [{"minute": datetime.fromtimestamp(m, tz=timezone.utc), "inserted": i,
+                    "per_minute": [{"minute": datetime.fromtimestamp(m, tz=UTC), "inserted": i,
                                     "quarantined": q} for m, i, q in self.per_minute]}
 
     def sample_row(self) -> dict[str, Any]:
         with self.lock:
-            return {"ts": datetime.now(timezone.utc), "source_id": self.source_id,
+            return {"ts": datetime.now(UTC), "source_id": self.source_id,
                     "rows_inserted": self.rows_inserted, "rows_quarantined": self.rows_quarantined,
                     "batches": self.batches, "errors": self.errors, "millis_behind": self.millis_behind,
                     "last_insert": self.last_insert, "last_error": self.last_error}

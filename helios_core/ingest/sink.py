@@ -13,9 +13,10 @@ from __future__ import annotations
 import hashlib
 import re
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable, Protocol, Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol
 
 import pyarrow as pa
 
@@ -73,18 +74,18 @@ class Target:
     received_at: datetime | None = None
 
     @classmethod
-    def of_source(cls, source: Any, origin_kind: str = "kinesis") -> "Target":
+    def of_source(cls, source: Any, origin_kind: str = "kinesis") -> Target:
         extra = DISTRIBUTED_INSERT_SETTINGS if source.options.get("distributed") else {}
         return cls(source.database, source.table, source.quarantine_table, source.id, source.stream_name,
                    origin_kind=origin_kind, insert_settings=dict(extra))
 
     @classmethod
     def of_import(cls, database: str, table: str, source_id: str, origin: str,
-                  origin_kind: str = "import") -> "Target":
+                  origin_kind: str = "import") -> Target:
         """A table loaded from files (``origin`` = owner/file, or dump:table); quarantine time fixed now."""
         from helios_core.ddl import quarantine_name
         return cls(database, table, quarantine_name(table), source_id, "", origin_kind, origin=origin,
-                   received_at=datetime.now(timezone.utc))
+                   received_at=datetime.now(UTC))
 
 
 def _settings(target: Target, token: str | None, suffix: str) -> dict[str, Any]:
@@ -106,6 +107,9 @@ class RowOrigins:
     def __getitem__(self, i: int) -> Problem:
         return self.make(self.rows[i] if self.rows is not None else i)
 
+    def record_positions(self, n_valid: int) -> list[int]:
+        return list(self.rows) if self.rows is not None else list(range(n_valid))
+
     def __bool__(self) -> bool:
         return True
 
@@ -122,6 +126,7 @@ def insert_built(client: Writer, target: Target, built: Built, token: str | None
 
 def _insert_bisect(client: Writer, target: Target, built: Built, token: str | None, lo: int,
                    hi: int) -> tuple[int, list[Problem]]:
+    assert built.table is not None  # insert_built returns early for a batch without rows
     part = built.table.slice(lo, hi - lo)
     try:
         client.insert_arrow(target.table, part, database=target.database,
@@ -152,7 +157,7 @@ def quarantine_table(target: Target, shard_id: str, problems: list[Problem],
     The one place that lays out a quarantine row, for every origin kind. ``record_id`` is the problem's own
     when it has one, else ``shard:sequence:sub`` for stream records, else a hash of the raw bytes.
     """
-    now = now or target.received_at or datetime.now(timezone.utc)
+    now = now or target.received_at or datetime.now(UTC)
     origin = target.origin or target.stream_name
     n = len(problems)
 
@@ -166,7 +171,7 @@ def quarantine_table(target: Target, shard_id: str, problems: list[Problem],
         "origin": [origin] * n, "stream": [target.stream_name] * n, "shard_id": [shard_id] * n,
         "sequence_number": [p.seq for p in problems], "sub_index": [p.sub for p in problems],
         "partition_key": [p.pkey for p in problems],
-        "arrival_time": [datetime.fromtimestamp(p.arrival_ms / 1000, tz=timezone.utc) for p in problems],
+        "arrival_time": [datetime.fromtimestamp(p.arrival_ms / 1000, tz=UTC) for p in problems],
         "error_type": [p.error_type for p in problems], "error_message": [p.message[:4000] for p in problems],
         "column_name": [p.column for p in problems],
         "raw": [p.raw if isinstance(p.raw, bytes) else str(p.raw).encode() for p in problems],

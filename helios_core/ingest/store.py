@@ -16,7 +16,7 @@ Sequence numbers are compared as integers (Kinesis's are decimal strings).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from helios_core.metadata import METADATA_DB, next_version
@@ -82,7 +82,7 @@ def seq_int(seq: str) -> int:
 class CheckpointStore:
     """Reads and writes one source's checkpoints through a given client handle."""
 
-    def __init__(self, client: "Client", source_id: str) -> None:
+    def __init__(self, client: Client, source_id: str) -> None:
         self.client = client
         self.source_id = source_id
 
@@ -103,12 +103,12 @@ class CheckpointStore:
     def save(self, cp: Checkpoint) -> None:
         self.client.insert("ingest_checkpoints", [[self.source_id, cp.shard_id, next_version(), cp.committed_seq,
                                                    cp.pending_from, cp.pending_seq, int(cp.finished),
-                                                   datetime.now(timezone.utc)]],
+                                                   datetime.now(UTC)]],
                            column_names=["source_id", "shard_id", "version", "committed_seq", "pending_from",
                                          "pending_seq", "finished", "updated_at"], database=METADATA_DB)
 
 
-def load_checkpoints(ch: "ClickHouse", source_id: str) -> dict[str, Checkpoint]:
+def load_checkpoints(ch: ClickHouse, source_id: str) -> dict[str, Checkpoint]:
     rows = ch.internal_query(f"SELECT shard_id, committed_seq, pending_seq, finished, pending_from FROM {CHECKPOINTS} "
                              "FINAL WHERE source_id = {s:String}", {"s": source_id})
     return {r["shard_id"]: Checkpoint(shard_id=r["shard_id"], committed_seq=r["committed_seq"],
@@ -116,11 +116,11 @@ def load_checkpoints(ch: "ClickHouse", source_id: str) -> dict[str, Checkpoint]:
                                       pending_from=r["pending_from"]) for r in rows}
 
 
-def delete_checkpoints(ch: "ClickHouse", source_id: str) -> None:
+def delete_checkpoints(ch: ClickHouse, source_id: str) -> None:
     ch.execute(f"DELETE FROM {CHECKPOINTS} WHERE source_id = {{s:String}}", {"s": source_id})
 
 
-def write_metrics(ch: "ClickHouse", rows: list[dict[str, Any]]) -> None:
+def write_metrics(ch: ClickHouse, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
     names = ["ts", "source_id", "rows_inserted", "rows_quarantined", "batches", "errors", "millis_behind",

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from helios_core.ingest.consumer import IngestConfig, SourceConsumer
 from helios_core.ingest.leases import Coordinator, LeaseCheckpoints, LeaseTable
@@ -78,11 +79,20 @@ class Worker:
             metrics = self.metrics.setdefault(source.id, SourceMetrics(source.id))
             self.consumers[source.id] = SourceConsumer(
                 source, self.clickhouse, self.kinesis, self.config.ingest or IngestConfig(), metrics,
-                store_factory=lambda _client, s=source: LeaseCheckpoints(
-                    self.leases, s.id, self.worker_id, lambda shard, sid=s.id: self.coordinator.holds(sid, shard)),
-                shard_filter=lambda shard, sid=source.id: self.coordinator.holds(sid, shard)).start()
+                store_factory=self._store_factory(source.id), shard_filter=self._holds(source.id)).start()
 
-    def start(self) -> "Worker":
+    def _holds(self, source_id: str) -> Callable[[str], bool]:
+        """Whether this worker holds the lease of one of the source's shards (asked at each use)."""
+        def holds(shard: str) -> bool:
+            return self.coordinator.holds(source_id, shard)
+        return holds
+
+    def _store_factory(self, source_id: str) -> Callable[[Any], LeaseCheckpoints]:
+        def store(_client: Any) -> LeaseCheckpoints:
+            return LeaseCheckpoints(self.leases, source_id, self.worker_id, self._holds(source_id))
+        return store
+
+    def start(self) -> Worker:
         self.leases.ensure_table()
         self.sync()
         self.coordinator.run()

@@ -7,10 +7,19 @@ from datetime import date
 import pytest
 
 from helios_core import chtypes
-from helios_core.chtypes import (DATE_BOUNDS, DATETIME64_BOUNDS, DATETIME_BOUNDS, INT_RANGES, MAX_TYPE_DEPTH, ChType,
-                                 describe, family_of, normalize_type, parse_type)
+from helios_core.chtypes import (
+    DATE_BOUNDS,
+    DATETIME64_BOUNDS,
+    DATETIME_BOUNDS,
+    INT_RANGES,
+    MAX_TYPE_DEPTH,
+    ChType,
+    describe,
+    family_of,
+    normalize_type,
+    parse_type,
+)
 from helios_core.errors import ValidationError
-
 
 # ---- describe: any type ClickHouse reports -----------------------------------------------------------
 

@@ -69,8 +69,8 @@ def merge_follow_up(prev: Plan, reading: Reading, parts: Parts, builder: Builder
     if parts.clear_filters:
         plan.filters = []
     for c in parts.clear_columns:
-        cols = {(m.table, m.column) for m in c.meanings if m.kind == "column"}
-        plan.filters = [f for f in plan.filters if (f.table, f.column) not in cols]
+        cleared = {(m.table, m.column) for m in c.meanings if m.kind == "column"}
+        plan.filters = [f for f in plan.filters if (f.table, f.column) not in cleared]
     new_filters = builder.filters(parts, plan.table) + builder.compares(parts, table) if (
         parts.filters or parts.compares) else []
     for f in new_filters:
@@ -109,7 +109,7 @@ def _same_direction(a: str, b: str) -> bool:
     return any(a in g and b in g for g in groups)
 
 
-def is_follow_up(reading: Reading, parts: Parts, prev: Plan, builder: "Builder") -> bool:
+def is_follow_up(reading: Reading, parts: Parts, prev: Plan, builder: Builder) -> bool:
     """A short modification of the previous answer, rather than a question of its own?"""
     res = builder.res
     related = {prev.table} | {t.name for t in builder.ctx.tables if res.joinable(prev.table, t.name)

@@ -190,9 +190,9 @@ def interpret(reading: Reading, ctx: SubjectContext) -> Parts:
             if item.arg == "filters":
                 parts.clear_filters = True
         elif kind == "all":
-            nxt = items[idx + 1] if idx + 1 < len(items) else None
-            if nxt is not None and nxt.kind == "mention" and has_meaning(nxt, "column"):
-                parts.clear_columns.append(nxt)
+            following = items[idx + 1] if idx + 1 < len(items) else None
+            if following is not None and following.kind == "mention" and has_meaning(following, "column"):
+                parts.clear_columns.append(following)
         elif kind == "also":
             parts.also = True
         elif kind == "latest":

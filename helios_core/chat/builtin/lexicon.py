@@ -6,8 +6,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from helios_core.chat.builtin.vocabulary import (
-    CONCEPTS, COUNTRY_NAMES, CURRENCY_NAMES, ENTITY_ALIASES, GENERIC_ROW_WORDS, ROW_TABLE_WORDS, STOPWORDS,
-    name_words, stem)
+    CONCEPTS,
+    COUNTRY_NAMES,
+    CURRENCY_NAMES,
+    ENTITY_ALIASES,
+    GENERIC_ROW_WORDS,
+    ROW_TABLE_WORDS,
+    STOPWORDS,
+    name_words,
+    stem,
+)
 from helios_core.chat.context import SubjectContext, TableInfo
 
 
@@ -88,12 +96,12 @@ class Lexicon:
                     for m in list(self.phrases.get((s,), [])):
                         self.add([alias], m)
         columns_by_name = [(t, {c.name.lower(): c for c in t.columns}) for t in tables]
-        for words, candidates, agg in CONCEPTS:
+        for concept_words, candidates, agg in CONCEPTS:
             for t, names in columns_by_name:
                 for cand in candidates:
                     if cand in names:
                         c = names[cand]
-                        self.add(words, Meaning("column", t.name, c.name, strength=2.0, agg=agg))
+                        self.add(concept_words, Meaning("column", t.name, c.name, strength=2.0, agg=agg))
                         break
 
     def _add_column(self, t: TableInfo, name: str, kind: str) -> None:

@@ -80,7 +80,7 @@ class Plan:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "Plan":
+    def from_json(cls, data: dict[str, Any]) -> Plan:
         def cond(d: dict | None) -> Cond | None:
             return Cond(**d) if d else None
         measures = [Measure(func=m["func"], table=m.get("table", ""), column=m.get("column", ""),

@@ -43,15 +43,15 @@ class Builder:
                     return None
                 score += s + 1.0
             else:  # count / uniq of a noun
-                s = self._noun_score(target, t)
-                if s is None:
+                noun = self._noun_score(target, t)
+                if noun is None:
                     return None
-                score += s
+                score += noun
         if parts.head is not None and not parts.aggs:
-            s = self._noun_score(parts.head, t)
-            if s is None:
+            noun = self._noun_score(parts.head, t)
+            if noun is None:
                 return None
-            score += s
+            score += noun
         if parts.rate and parts.rate[0] is not None:
             m, s, how = self.res.reach(parts.rate[0], name, ("value",))
             if m is None or how != "direct":
@@ -163,9 +163,9 @@ class Builder:
         self._rows_mode(plan, parts, reading, table)
         if reading.superlative and not plan.dims and not plan.rows:
             # "what is the highest amount": a maximum, not a ranking of one
-            for m in plan.measures:
-                if m.column and m.func in ("sum", "avg", ""):
-                    m.func = "min" if plan.order == "asc" else "max"
+            for measure in plan.measures:
+                if measure.column and measure.func in ("sum", "avg", ""):
+                    measure.func = "min" if plan.order == "asc" else "max"
             plan.limit, plan.order = 0, ""
         return plan
 

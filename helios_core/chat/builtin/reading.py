@@ -9,8 +9,18 @@ from typing import Any
 from helios_core.chat.builtin.lexicon import Lexicon, Meaning
 from helios_core.chat.builtin.plan import Window
 from helios_core.chat.builtin.vocabulary import (
-    ENTITY_ALIASES, FOLLOW_START, KEYWORDS, NUM, NUMBER_WORDS, PHRASES, PRONOUNS, STOPWORDS, UNITS, VERBS,
-    stem)
+    ENTITY_ALIASES,
+    FOLLOW_START,
+    KEYWORDS,
+    NUM,
+    NUMBER_WORDS,
+    PHRASES,
+    PRONOUNS,
+    STOPWORDS,
+    UNITS,
+    VERBS,
+    stem,
+)
 
 
 @dataclass
@@ -195,6 +205,7 @@ def read_question(question: str, lex: Lexicon) -> Reading:
             reading.order = "asc" if word in ("fewest", "least", "lowest", "smallest", "worst") else "desc"
             reading.limit = 1
             w = _WHICH.match(text)
+            assert w is not None  # the same text matched just above
             text = text[: m.start()] + " __sup__ " + text[m.end():]
             text = text[: w.start(1)] + "__which__" + text[w.end(1):]
     compares: list[tuple[str, list[float], str]] = []

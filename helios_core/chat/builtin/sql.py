@@ -10,7 +10,6 @@ from helios_core.chat.context import SubjectContext, sql_name
 from helios_core.chtypes import family
 from helios_core.identifiers import sanitize_name
 
-
 # The first word of each everyday concept ("revenue", "sales"): a sum labelled so keeps the user's word.
 _CONCEPT_STEMS = {stem(words[0]) for words, _candidates, _agg in CONCEPTS}
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-
 STOPWORDS = set("""
 a an the of in on at for from to with into onto is are was were be been being do does did done there here what
 which who whom whose how me show give list tell get find please i we you my our your us it its this that these
