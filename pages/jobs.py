@@ -8,7 +8,7 @@ import plotly.express as px
 import streamlit as st
 
 from helios_core.clickhouse import list_databases
-from helios_core.ddl import quarantine_name, type_catalogue
+from helios_core.ddl import quarantine_name, sql_string, type_catalogue
 from helios_core.errors import HeliosError, ValidationError
 from helios_core.identifiers import qualified
 from helios_core.jobs import (
@@ -99,7 +99,7 @@ def _status_panel(job_id: str, watching: bool) -> None:
                 open_in_sql_explorer(
                     f"SELECT origin, sub_index, error_type, column_name, error_message, raw\n"
                     f"FROM {qualified(current.database, quarantine_name(current.table))}\n"
-                    f"WHERE source = 'import' AND source_id = '{current.id}'\nORDER BY origin, sub_index")
+                    f"WHERE source = 'import' AND source_id = {sql_string(current.id)}\nORDER BY origin, sub_index")
 
 
 # ---- where uploads go -------------------------------------------------------------------------------------

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 import re
-import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from api_server import api_server
+from helpers import wait_until
 
 STREAM = f"api_captcha_{uuid.uuid4().hex[:6]}"
 SITE = "3f1c2a4e-8b7d-4c21-9a6e-0d5b7f3e2a11"
@@ -380,12 +380,8 @@ def test_job_lifecycle_and_error_codes(api):
     put = httpx.put(owner["presigned_urls"][0], content=b"id,name\n1,a\n2,b\nx,c\n", timeout=30)
     assert put.status_code == 200
     assert api.post("/submit_job", json={"job_id": job_id}).json() == {"status": "success", "job_id": job_id}
-    deadline = time.monotonic() + 120
-    while True:
-        status = api.get("/get_status", params={"job_id": job_id}).json()
-        if status["status"] in ("Success", "Fail") or time.monotonic() > deadline:
-            break
-        time.sleep(0.1)  # polling interval inside the deadline loop
+    status = wait_until(lambda: (s := api.get("/get_status", params={"job_id": job_id}).json())["status"]
+                        in ("Success", "Fail") and s, message="the job finishes")
     assert status == {**status, "status": "Success", "job_id": job_id, "inserted": 2, "quarantined": 1}
     assert_error(api.post("/submit_job", json={"job_id": job_id}), 409)
     assert_error(api.post("/register_data_owner", json={"job_id": job_id, "data_owner": "bob"}), 409)

@@ -3,13 +3,14 @@ confirmation that stays after the page reruns."""
 
 from __future__ import annotations
 
+from helpers import APPTEST_TIMEOUT
 from streamlit.testing.v1 import AppTest
 
 from helios_core.clickhouse import list_databases
 
 
 def test_counts_leave_out_helios_own_records(app_path, ch, demo):
-    at = AppTest.from_file(app_path, default_timeout=60).run()
+    at = AppTest.from_file(app_path, default_timeout=APPTEST_TIMEOUT).run()
     assert not at.exception, at.exception
     mine = {d: t for d, t in list_databases(ch).items() if d != "helios"}
     metrics = {m.label: m.value for m in at.metric}
@@ -22,7 +23,7 @@ def test_load_demo_confirmation_survives_the_rerun(app_path, ch, demo, monkeypat
     import helios_core.clickhouse
 
     monkeypatch.setattr(helios_core.clickhouse, "is_empty", lambda ch: True)  # show the offer (demo is loaded)
-    at = AppTest.from_file(app_path, default_timeout=60).run()
+    at = AppTest.from_file(app_path, default_timeout=APPTEST_TIMEOUT).run()
     at.button(key="load_demo").click().run()
     assert not at.exception, at.exception
     done = " ".join(s.value for s in at.success)

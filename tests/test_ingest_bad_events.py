@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import random
 import threading
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
+from helpers import WAIT, wait_until
 
 from helios_core import sources
 from helios_core.cli.sources import read_schema_file
@@ -169,13 +169,9 @@ def test_import_loading_follows_the_same_rules(ch):
 CRASH_CONFIG = IngestConfig(batch_rows=150, flush_seconds=0.1, idle_sleep=0.02, max_backoff=0.5)
 
 
-def wait_for(predicate, timeout: float = 120.0, step: float = 0.1) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return predicate()
+def wait_for(predicate, timeout: float = WAIT):
+    """The shared :func:`helpers.wait_until` (never a shorter deadline than its generous default)."""
+    return wait_until(predicate, timeout=max(timeout, WAIT))
 
 
 def test_crash_mid_stream_every_bad_event_quarantined_every_good_one_once(ch, aws_conn, moto_server, kinesis_stream,

@@ -15,11 +15,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
 import pytest
+from helpers import WAIT, wait_until
 
 from helios_core.sandbox import generate_events
 from tests.api_server import ROOT, api_server
@@ -28,14 +28,9 @@ from tests.test_ingest import activity_columns
 LEASE_TIMEOUT = 4.0
 
 
-def wait_for(predicate, timeout: float = 180.0, step: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    return predicate()
+def wait_for(predicate, timeout: float = WAIT):
+    """The shared :func:`helpers.wait_until` (never a shorter deadline than its generous default)."""
+    return wait_until(predicate, timeout=max(timeout, WAIT))
 
 
 @pytest.fixture(scope="module")

@@ -6,10 +6,10 @@ threads of this process writing to the session's embedded engine, and wait on co
 
 from __future__ import annotations
 
-import time
 import uuid
 
 import pytest
+from helpers import WAIT, wait_until
 
 from helios_core import sources
 from helios_core.ddl import TableOptions
@@ -22,14 +22,9 @@ from helios_core.sandbox import generate_events
 from tests.test_ingest import activity_columns
 
 
-def wait_for(predicate, timeout: float = 120.0, step: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    return predicate()
+def wait_for(predicate, timeout: float = WAIT):
+    """The shared :func:`helpers.wait_until` (never a shorter deadline than its generous default)."""
+    return wait_until(predicate, timeout=max(timeout, WAIT))
 
 
 @pytest.fixture

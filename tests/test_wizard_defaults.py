@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from helpers import APPTEST_TIMEOUT
 from streamlit.testing.v1 import AppTest
 
 from helios_core import ddl
@@ -49,7 +50,7 @@ def test_default_is_an_ordinary_database_name(ch):
 
 
 def test_wizard_with_every_default_accepted_creates_the_table(app_path, ch, aws_sandbox, no_aws_credentials):
-    at = AppTest.from_file(app_path, default_timeout=90).run()
+    at = AppTest.from_file(app_path, default_timeout=APPTEST_TIMEOUT).run()
     at.switch_page("pages/create_table.py").run()       # a deep link, no connection yet
     assert not at.exception, at.exception
     assert at.session_state["aws_connection"].sandbox     # no credentials anywhere: the sandbox, automatically
@@ -80,7 +81,7 @@ def test_wizard_with_every_default_accepted_creates_the_table(app_path, ch, aws_
 
 
 def test_partition_defaults_to_the_time_column_by_month_even_without_a_suggestion(app_path, ch, aws_sandbox):
-    at = AppTest.from_file(app_path, default_timeout=90)
+    at = AppTest.from_file(app_path, default_timeout=APPTEST_TIMEOUT)
     at.session_state["aws_connection"] = aws_sandbox.connection()
     at.run()
     at.switch_page("pages/create_table.py").run()
@@ -98,7 +99,7 @@ def test_partition_defaults_to_the_time_column_by_month_even_without_a_suggestio
 
 
 def test_review_shows_create_database_for_a_new_database(app_path, ch, aws_sandbox):
-    at = AppTest.from_file(app_path, default_timeout=90)
+    at = AppTest.from_file(app_path, default_timeout=APPTEST_TIMEOUT)
     at.session_state["aws_connection"] = aws_sandbox.connection()
     at.run()
     at.switch_page("pages/create_table.py").run()
@@ -113,7 +114,7 @@ def test_review_shows_create_database_for_a_new_database(app_path, ch, aws_sandb
 
 
 def test_preview_continue_keeps_the_suggested_sorting_key_and_partition(app_path, ch, aws_sandbox):
-    at = AppTest.from_file(app_path, default_timeout=90)
+    at = AppTest.from_file(app_path, default_timeout=APPTEST_TIMEOUT)
     at.session_state["aws_connection"] = aws_sandbox.connection()
     at.run()
     at.switch_page("pages/stream_preview.py").run()

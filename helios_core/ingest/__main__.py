@@ -13,6 +13,18 @@ from typing import Any
 from helios_core.errors import HeliosError
 
 
+def ingest_config(args: argparse.Namespace) -> Any:
+    """The consumers' batching, from --batch-rows / --flush-seconds (an IngestConfig)."""
+    from helios_core.ingest.consumer import IngestConfig
+
+    config = IngestConfig()
+    if args.batch_rows:
+        config.batch_rows = args.batch_rows
+    if args.flush_seconds:
+        config.flush_seconds = args.flush_seconds
+    return config
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m helios_core.ingest",
                                      description="Ingest every running Helios source until stopped (Ctrl+C).")
@@ -32,15 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker_id:
         return run_worker(args)
     try:
-        from helios_core.ingest.consumer import IngestConfig
         from helios_core.ingest.manager import IngestManager
         from helios_core.runtime import get_runtime
         runtime = get_runtime()
-        config = IngestConfig()
-        if args.batch_rows:
-            config.batch_rows = args.batch_rows
-        if args.flush_seconds:
-            config.flush_seconds = args.flush_seconds
+        config = ingest_config(args)
         manager = runtime.service("ingest", lambda: IngestManager(runtime.clickhouse, config))
         manager.start()
     except HeliosError as exc:
@@ -66,7 +73,6 @@ def run_worker(args: argparse.Namespace) -> int:
     """One headless worker until SIGTERM/Ctrl+C; on a clean stop its leases are handed back at once."""
     from helios_core.aws import connection_from_settings
     from helios_core.config import get_settings
-    from helios_core.ingest.consumer import IngestConfig
     from helios_core.ingest.leases import LeaseTable
     from helios_core.ingest.mapping import MappingStore
     from helios_core.ingest.remote import RemoteClickHouse
@@ -91,11 +97,7 @@ def run_worker(args: argparse.Namespace) -> int:
         return 3
     conn = connection_from_settings()
     resource = conn.session().resource("dynamodb", endpoint_url=conn.endpoint_url)
-    config = IngestConfig()
-    if args.batch_rows:
-        config.batch_rows = args.batch_rows
-    if args.flush_seconds:
-        config.flush_seconds = args.flush_seconds
+    config = ingest_config(args)
     worker = Worker(args.worker_id, lambda: conn.client("kinesis"), clickhouse,
                     MappingStore(resource, args.mapping_table), LeaseTable(resource, args.lease_table),
                     WorkerConfig(lease_timeout=args.lease_timeout, ingest=config))

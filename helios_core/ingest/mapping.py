@@ -47,16 +47,23 @@ class MappingStore:
     def sources_for(self, stream_arn: str) -> list[Source]:
         from boto3.dynamodb.conditions import Key
 
-        items: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {"KeyConditionExpression": Key("stream_arn").eq(stream_arn), "ConsistentRead": True}
-        while True:
-            page = self.table.query(**kwargs)
-            items.extend(page.get("Items", []))
-            if "LastEvaluatedKey" not in page:
-                break
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        return [Source.from_json(json.loads(item["definition"])) for item in items
-                if item.get("status", "running") == "running"]
+        return _running(_all_pages(self.table.query, KeyConditionExpression=Key("stream_arn").eq(stream_arn),
+                                   ConsistentRead=True))
+
+
+def _all_pages(call: Any, **kwargs: Any) -> list[dict[str, Any]]:
+    """Every item of a DynamoDB query or scan, page after page."""
+    items: list[dict[str, Any]] = []
+    while True:
+        page = call(**kwargs)
+        items.extend(page.get("Items", []))
+        if "LastEvaluatedKey" not in page:
+            return items
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def _running(items: list[dict[str, Any]]) -> list[Source]:
+    return [Source.from_json(json.loads(i["definition"])) for i in items if i.get("status", "running") == "running"]
 
 
 def publish(conn: Any, source: Source, table_name: str = MappingStore.DEFAULT_TABLE) -> dict[str, Any]:
@@ -71,16 +78,7 @@ def publish(conn: Any, source: Source, table_name: str = MappingStore.DEFAULT_TA
 
 def all_sources(store: MappingStore, mode: str | None = None) -> list[Source]:
     """Every running source in the mapping table (of one ingest mode when given)."""
-    items: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {"ConsistentRead": True}
-    while True:
-        page = store.table.scan(**kwargs)
-        items.extend(page.get("Items", []))
-        if "LastEvaluatedKey" not in page:
-            break
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-    found = [Source.from_json(json.loads(i["definition"])) for i in items if i.get("status", "running") == "running"]
-    return [s for s in found if mode is None or s.mode == mode]
+    return [s for s in _running(_all_pages(store.table.scan, ConsistentRead=True)) if mode is None or s.mode == mode]
 
 
 def mapping_item(source: Source) -> dict[str, Any]:
