@@ -461,3 +461,38 @@ def test_runtime_api_on_a_busy_port_says_so(ch):
         with pytest.raises(ConfigError, match="could not listen"):
             runtime.start_api(port=busy.getsockname()[1])
     assert "api" not in runtime.services  # not kept: the next start tries again
+
+
+# ---- QueryShield: an analysis job over several data owners' uploads, end to end over HTTP --------------------
+
+
+def test_analysis_job_flow_over_http(api):
+    """The seed's four endpoints (plus the result) for an analysis: three owners upload through their presigned
+    links, the job runs, and only aggregates of groups with enough owners come back (issue 12)."""
+    import httpx
+    from test_analysis import OWNER_ROWS, QUERY, SCHEMA, csv_bytes
+
+    spec = {"analysis_name": "Traffic", "query_sql": QUERY, "security_level": "semi", "cloud_providers": ["aws"],
+            "schema": SCHEMA}
+    missing = assert_error(api.post("/create_job", json={"analysis_name": "x"}), 400)
+    assert {"query_sql", "security_level"} <= set(missing["missing_fields"])
+    refused = assert_error(api.post("/create_job", json={**spec, "query_sql": "SELECT * FROM traffic"}), 400)
+    assert "rule" in refused or refused["error"]
+    job_id = api.post("/create_job", json=spec).json()["job_id"]
+    assert_error(api.get("/get_result", params={"job_id": job_id}), 409)   # nothing released yet
+    for owner, rows in OWNER_ROWS.items():
+        grant = api.post("/register_data_owner", json={"job_id": job_id, "data_owner": owner}).json()
+        assert grant["job_id"] == job_id and len(grant["presigned_urls"]) == 1
+        assert httpx.put(grant["presigned_urls"][0], content=csv_bytes(rows), timeout=60).status_code == 200
+    assert api.post("/submit_job", json={"job_id": job_id}).json()["status"] == "success"
+
+    def finished() -> dict | None:
+        status = api.get("/get_status", params={"job_id": job_id}).json()
+        return status if status["status"] in ("Success", "Fail") else None
+
+    status = wait_until(finished, message="the analysis job ends")
+    assert status["status"] == "Success", status
+    result = api.get("/get_result", params={"job_id": job_id}).json()
+    assert [r[:2] for r in result["rows"]] == [["A", 8], ["B", 5]]   # C has one owner: withheld
+    assert result["suppressed_groups"] == 1
+    assert_error(api.get("/get_result", params={"job_id": "00000000-0000-0000-0000-000000000000"}), 404)

@@ -66,3 +66,10 @@ def get_status(job_id: str | None = Query(None, max_length=100),
                user: User = Depends(require_user)) -> dict[str, Any]:
     from helios_core.jobs import job_status
     return job_status(get_runtime().clickhouse, _job_id(job_id), user)
+
+
+@router.get("/get_result", summary="An analysis job's released result: only safe aggregates (404, 409)")
+def get_result(job_id: str | None = Query(None, max_length=100),
+               user: User = Depends(require_user)) -> dict[str, Any]:
+    from helios_core.analysis import get_result as analysis_result
+    return analysis_result(get_runtime().clickhouse, _job_id(job_id), user)
