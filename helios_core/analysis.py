@@ -50,9 +50,9 @@ from helios_core.clickhouse import ClickHouse, table_columns
 from helios_core.errors import Conflict, HeliosError, QueryError, ValidationError
 from helios_core.identifiers import check_identifier, qualified, quote_ident, sanitize_name
 from helios_core.metadata import next_version
+from helios_core.sqlguard import ANALYSIS_DB
 from helios_core.users import SYSTEM
 
-ANALYSIS_DB = "helios_analysis"
 SEED_FIELDS = ("analysis_name", "query_sql", "security_level", "cloud_providers", "schema")
 DEFAULTS: dict[str, Any] = {"min_owners": 2, "min_rows": 5, "max_rows_per_owner": 100, "epsilon": 1.0,
                             "epsilon_budget": 3.0}

@@ -41,8 +41,7 @@ from helios_core.errors import ClickHouseUnavailable, HeliosError, NotFound, Que
 from helios_core.identifiers import quote_ident
 
 SYSTEM_DATABASES = ("system", "information_schema", "INFORMATION_SCHEMA")
-# Analysis jobs' inputs: every data owner's rows, which only ever leave as an analysis's safe aggregates.
-PRIVATE_DATABASES = ("helios_analysis",)
+PRIVATE_DATABASES = sqlguard.PRIVATE_DATABASES  # analysis jobs' inputs: see helios_core.sqlguard
 
 # ClickHouse error names → what to tell the user to do about them.
 _HINTS = {
@@ -627,7 +626,7 @@ def list_databases(ch: ClickHouse, include_system: bool = False) -> dict[str, li
         "LEFT JOIN system.tables AS t ON t.database = d.name "
         "WHERE d.name NOT IN {private:Array(String)} AND ({all:UInt8} OR d.name NOT IN {system:Array(String)}) "
         "ORDER BY database, table",
-        {"all": int(include_system), "system": list(SYSTEM_DATABASES), "private": list(PRIVATE_DATABASES)})
+        {"all": int(include_system), "system": list(SYSTEM_DATABASES), "private": sorted(PRIVATE_DATABASES)})
     out: dict[str, list[str]] = {}
     for row in rows:
         tables = out.setdefault(row["database"], [])

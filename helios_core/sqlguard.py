@@ -387,8 +387,10 @@ def _check_function(node: Node, parent: Node | None, allowed: frozenset[str]) ->
                          "An administrator can allow it with HELIOS_ALLOWED_TABLE_FUNCTIONS.")
 
 
-# Databases whose rows nobody reads directly (clickhouse.PRIVATE_DATABASES): analysis jobs' inputs.
-PRIVATE_DATABASES = frozenset({"helios_analysis"})
+# Databases whose rows nobody reads directly: analysis jobs' inputs, every data owner's rows, which only ever
+# leave as an analysis's safe aggregates. The catalog hides them and previews refuse them too (clickhouse.py).
+ANALYSIS_DB = "helios_analysis"
+PRIVATE_DATABASES = frozenset({ANALYSIS_DB})
 
 
 def _check_session_tables(node: Node) -> None:
