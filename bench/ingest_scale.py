@@ -47,12 +47,12 @@ def main() -> int:
     from helios_core import sources
     from helios_core.aws import AwsConnection
     from helios_core.ddl import TableOptions
-    from helios_core.ingest.batch import BatchBuilder, RawRecord, build_records
+    from helios_core.ingest.batch import BatchBuilder, RawRecord
     from helios_core.ingest.consumer import IngestConfig
     from helios_core.ingest.lambda_handler import HandlerEnv, process
     from helios_core.ingest.leases import LeaseTable
     from helios_core.ingest.mapping import MappingStore
-    from helios_core.ingest.sink import Target, insert_built, insert_quarantine
+    from helios_core.ingest.sink import write_range
     from helios_core.ingest.store import Checkpoint, CheckpointStore
     from helios_core.ingest.worker import Worker, WorkerConfig
     from helios_core.runtime import get_clickhouse
@@ -155,18 +155,9 @@ def main() -> int:
         builder = BatchBuilder(worker_source.columns, "shardId-000000000000")
         cp = Checkpoint("shardId-000000000000")
         started = time.perf_counter()
-        for got in batches:   # SourceConsumer._poll's conversion, then _flush: intent, build, insert, commit
-            batch = [RawRecord.from_kinesis(r) for r in got]
-            first, last = batch[0].sequence_number, batch[-1].sequence_number
-            cp.pending_from, cp.pending_seq = first, last
-            store.save(cp)
-            token = f"{worker_source.id}:{cp.shard_id}:{first}:{last}"
-            built = build_records(builder, batch)
-            target = Target.of_source(worker_source)
-            _, rejected = insert_built(client, target, built, token)
-            insert_quarantine(client, target, cp.shard_id, built.problems + rejected, token)
-            cp.committed_seq, cp.pending_from, cp.pending_seq = last, "", ""
-            store.save(cp)
+        for got in batches:   # SourceConsumer._poll's conversion, then _flush's write_range
+            write_range(client, store, worker_source, builder, cp.shard_id, cp,
+                        [RawRecord.from_kinesis(r) for r in got])
         worker_times.append(time.perf_counter() - started)
         env = HandlerEnv(mappings, lambda c=client: c)
         events_ = [{"Records": [{"kinesis": {"sequenceNumber": rec["SequenceNumber"],

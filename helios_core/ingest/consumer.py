@@ -46,10 +46,10 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError
 
 from helios_core.aws import CREDENTIAL_CODES, client_error_code, to_aws_error
-from helios_core.ingest.batch import MAX_EVENT_BYTES, BatchBuilder, Built, Problem, RawRecord, build_records
+from helios_core.ingest.batch import MAX_EVENT_BYTES, BatchBuilder, RawRecord
 from helios_core.ingest.leases import LeaseLost
 from helios_core.ingest.metrics import SourceMetrics
-from helios_core.ingest.sink import Target, insert_built, insert_quarantine
+from helios_core.ingest.sink import write_range
 from helios_core.ingest.store import Checkpoint, CheckpointStore, seq_int
 from helios_core.sources import Source, latest_anchor
 
@@ -454,36 +454,16 @@ class SourceConsumer:
         if not batch:
             state.recover_to = ""
             return
-        first, last = batch[0].sequence_number, batch[-1].sequence_number
-        if not state.recover_to:
-            cp.pending_from, cp.pending_seq = first, last
-            self.store.save(cp)
-            self.crash_hook("after_intent")
-        token = f"{self.source.id}:{state.shard_id}:{cp.pending_from or first}:{cp.pending_seq or last}"
         builder = self.builders.get(state.shard_id)
         if builder is None:
             builder = self.builders[state.shard_id] = BatchBuilder(self.source.columns, state.shard_id)
-        built = build_records(builder, batch, self.config.max_event_bytes)
-        self.crash_hook("before_insert")
-        inserted, rejected = self._insert_table(built, token)
-        self.crash_hook("after_table_insert")
-        problems = built.problems + rejected
-        self._insert_quarantine(state.shard_id, problems, token)
-        self.crash_hook("after_insert")
-        cp.committed_seq = last
-        cp.pending_from = cp.pending_seq = ""
-        self.store.save(cp)
-        self.crash_hook("after_checkpoint")
+        inserted, quarantined = write_range(self.ch, self.store, self.source, builder, state.shard_id, cp, batch,
+                                            self.config.max_event_bytes, replay=bool(state.recover_to),
+                                            hook=self.crash_hook)
         state.buffer = rest
         state.recover_to = ""
         state.buffer_since = time.monotonic()
-        self.metrics.record_batch(inserted, len(problems))
-
-    def _insert_table(self, built: Built, token: str) -> tuple[int, list[Problem]]:
-        return insert_built(self.ch, Target.of_source(self.source), built, token)
-
-    def _insert_quarantine(self, shard_id: str, problems: list[Problem], token: str) -> None:
-        insert_quarantine(self.ch, Target.of_source(self.source), shard_id, problems, token)
+        self.metrics.record_batch(inserted, quarantined)
 
     # ---- errors -----------------------------------------------------------------------------------
 

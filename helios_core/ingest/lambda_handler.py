@@ -35,9 +35,9 @@ from typing import Any
 
 from helios_core.config import load_settings, setting
 from helios_core.errors import ConfigError
-from helios_core.ingest.batch import MAX_EVENT_BYTES, BatchBuilder, RawRecord, build_records
+from helios_core.ingest.batch import MAX_EVENT_BYTES, BatchBuilder, RawRecord
 from helios_core.ingest.mapping import MappingStore
-from helios_core.ingest.sink import Target, insert_built, insert_quarantine
+from helios_core.ingest.sink import write_range
 from helios_core.ingest.store import Checkpoint, CheckpointStore, seq_int
 from helios_core.sources import Source
 
@@ -145,7 +145,7 @@ def _store_for_source(source: Source, group: ShardRecords, env: HandlerEnv) -> s
     while todo:
         batch = _next_batch(todo, cp)
         try:
-            _write(client, store, source, builder, group.shard_id, cp, batch, env.max_event_bytes)
+            write_range(client, store, source, builder, group.shard_id, cp, batch, env.max_event_bytes)
         except Exception as exc:  # ClickHouse refused to take the batch at all: retry from its first record
             log.error("source %s shard %s: batch %s..%s not stored: %s", source.id, group.shard_id,
                       batch[0].sequence_number, batch[-1].sequence_number, exc)
@@ -162,21 +162,6 @@ def _next_batch(todo: list[RawRecord], cp: Checkpoint) -> list[RawRecord]:
         if replay and replay[-1].sequence_number == cp.pending_seq:
             return replay
     return todo
-
-
-def _write(client: Any, store: CheckpointStore, source: Source, builder: BatchBuilder, shard_id: str,
-           cp: Checkpoint, batch: list[RawRecord], max_event_bytes: int) -> None:
-    first, last = batch[0].sequence_number, batch[-1].sequence_number
-    cp.pending_from, cp.pending_seq = first, last
-    store.save(cp)
-    token = f"{source.id}:{shard_id}:{first}:{last}"  # the consumer's token for the same range
-    built = build_records(builder, batch, max_event_bytes)
-    target = Target.of_source(source)
-    _, rejected = insert_built(client, target, built, token)
-    insert_quarantine(client, target, shard_id, built.problems + rejected, token)
-    cp.committed_seq = last
-    cp.pending_from = cp.pending_seq = ""
-    store.save(cp)
 
 
 # ---- the Lambda entry point --------------------------------------------------------------------

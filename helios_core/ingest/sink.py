@@ -224,3 +224,36 @@ def insert_payloads(client: Writer, source: Any, payloads: list[bytes], token: s
     problems = built.problems + rejected
     insert_quarantine(client, target, shard_id, problems, token)
     return PayloadOutcome(inserted, {int(p.seq.rsplit(":", 1)[1]): p for p in problems})
+
+
+def write_range(client: Any, store: Any, source: Any, builder: BatchBuilder, shard_id: str, cp: Any,
+                batch: list[RawRecord], max_event_bytes: int = MAX_EVENT_BYTES, replay: bool = False,
+                hook: Callable[[str], None] = lambda point: None) -> tuple[int, int]:
+    """One batch of one shard, exactly once, for every runner (in-app consumer, headless worker, Lambda).
+
+    The intent (``pending_from``..``pending_seq``) is saved before anything is inserted, unless ``replay``: the
+    batch *is* the saved intent, rebuilt after a crash. The token comes from the shard and that range, so a
+    batch that had landed is dropped by ClickHouse. Then rows, quarantine rows, and the checkpoint moves.
+    ``store`` is a checkpoint store (ClickHouse's or the leases'); ``hook`` marks each step (crash tests).
+    Returns (rows inserted, events quarantined).
+    """
+    first, last = batch[0].sequence_number, batch[-1].sequence_number
+    if not replay:
+        cp.pending_from, cp.pending_seq = first, last
+        store.save(cp)
+        hook("after_intent")
+    token = f"{source.id}:{shard_id}:{cp.pending_from or first}:{cp.pending_seq or last}"
+    built = build_records(builder, batch, max_event_bytes)
+    hook("before_insert")
+    target = Target.of_source(source)
+    inserted, rejected = insert_built(client, target, built, token)
+    hook("after_table_insert")
+    problems = built.problems + rejected
+    insert_quarantine(client, target, shard_id, problems, token)
+    hook("after_insert")
+    cp.committed_seq = last
+    cp.pending_from = cp.pending_seq = ""
+    store.save(cp)
+    hook("after_checkpoint")
+    return inserted, len(problems)
+
