@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from helios_core.ingest.mapping import all_items
 from helios_core.ingest.store import Checkpoint
 
 DEFAULT_TABLE = "helios-leases"
@@ -90,14 +91,7 @@ class LeaseTable:
         self.client.get_waiter("table_exists").wait(TableName=self.name)
 
     def all(self) -> list[Lease]:
-        items: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {"ConsistentRead": True}
-        while True:
-            page = self.table.scan(**kwargs)
-            items += page.get("Items", [])
-            if "LastEvaluatedKey" not in page:
-                return [Lease.from_item(i) for i in items]
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return [Lease.from_item(i) for i in all_items(self.table.scan, ConsistentRead=True)]
 
     def get(self, source_id: str, shard_id: str) -> Lease | None:
         item = self.table.get_item(Key={"lease_key": lease_key(source_id, shard_id)}, ConsistentRead=True).get("Item")

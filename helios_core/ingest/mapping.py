@@ -47,12 +47,12 @@ class MappingStore:
     def sources_for(self, stream_arn: str) -> list[Source]:
         from boto3.dynamodb.conditions import Key
 
-        return _running(_all_pages(self.table.query, KeyConditionExpression=Key("stream_arn").eq(stream_arn),
+        return _running(all_items(self.table.query, KeyConditionExpression=Key("stream_arn").eq(stream_arn),
                                    ConsistentRead=True))
 
 
-def _all_pages(call: Any, **kwargs: Any) -> list[dict[str, Any]]:
-    """Every item of a DynamoDB query or scan, page after page."""
+def all_items(call: Any, **kwargs: Any) -> list[dict[str, Any]]:
+    """Every item of a DynamoDB query or scan (``table.query`` / ``table.scan``), page after page."""
     items: list[dict[str, Any]] = []
     while True:
         page = call(**kwargs)
@@ -78,7 +78,7 @@ def publish(conn: Any, source: Source, table_name: str = MappingStore.DEFAULT_TA
 
 def all_sources(store: MappingStore, mode: str | None = None) -> list[Source]:
     """Every running source in the mapping table (of one ingest mode when given)."""
-    return [s for s in _running(_all_pages(store.table.scan, ConsistentRead=True)) if mode is None or s.mode == mode]
+    return [s for s in _running(all_items(store.table.scan, ConsistentRead=True)) if mode is None or s.mode == mode]
 
 
 def mapping_item(source: Source) -> dict[str, Any]:
