@@ -192,19 +192,23 @@ class Sample:
         return payload
 
 
-def list_open_shards(conn: AwsConnection, stream: str) -> list[str]:
-    """Ids of the stream's open shards (``ListShards``, paginated)."""
-    client = conn.client("kinesis")
+def list_shards(client: Any, stream: str) -> list[dict[str, Any]]:
+    """Every shard of the stream, open and closed (``ListShards``, paginated), as Kinesis describes them."""
     shards: list[dict[str, Any]] = []
     kwargs: dict[str, Any] = {"StreamName": stream}
+    while True:
+        reply = client.list_shards(**kwargs)
+        shards.extend(reply.get("Shards", []))
+        token = reply.get("NextToken")
+        if not token:
+            return shards
+        kwargs = {"NextToken": token}
+
+
+def list_open_shards(conn: AwsConnection, stream: str) -> list[str]:
+    """Ids of the stream's open shards."""
     with aws_errors("kinesis:ListShards", conn):
-        while True:
-            reply = client.list_shards(**kwargs)
-            shards.extend(reply.get("Shards", []))
-            token = reply.get("NextToken")
-            if not token:
-                break
-            kwargs = {"NextToken": token}
+        shards = list_shards(conn.client("kinesis"), stream)
     return [s["ShardId"] for s in shards if "EndingSequenceNumber" not in s.get("SequenceNumberRange", {})]
 
 

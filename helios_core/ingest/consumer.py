@@ -52,6 +52,7 @@ from helios_core.ingest.metrics import SourceMetrics
 from helios_core.ingest.sink import write_range
 from helios_core.ingest.store import Checkpoint, CheckpointStore, seq_int
 from helios_core.sources import Source, latest_anchor
+from helios_core.streams import list_shards
 
 log = logging.getLogger("helios.ingest")
 
@@ -237,21 +238,10 @@ class SourceConsumer:
 
     # ---- shards -----------------------------------------------------------------------------------
 
-    def _list_shards(self) -> list[dict[str, Any]]:
-        shards: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {"StreamName": self.source.stream_name}
-        while True:
-            reply = self.kinesis.list_shards(**kwargs)
-            shards += reply.get("Shards", [])
-            token = reply.get("NextToken")
-            if not token:
-                return shards
-            kwargs = {"NextToken": token}
-
     def _refresh_shards(self) -> bool:
         self._last_refresh = time.monotonic()
         try:
-            listed = self._list_shards()
+            listed = list_shards(self.kinesis, self.source.stream_name)
         except (ClientError, BotoCoreError) as exc:
             self._aws_problem(exc)
             return False

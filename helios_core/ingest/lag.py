@@ -14,6 +14,7 @@ from typing import Any
 
 from helios_core.ingest.store import Checkpoint
 from helios_core.sources import Source
+from helios_core.streams import list_shards
 
 
 def _iterator_args(source: Source, checkpoint: Checkpoint | None) -> dict[str, Any]:
@@ -30,21 +31,16 @@ def unread_lag_ms(source: Source, kinesis: Any, checkpoints: dict[str, Checkpoin
     """Milliseconds between now and the arrival of the oldest record the source has not read (0: none unread)."""
     now = now or datetime.now(UTC)
     lag = 0
-    kwargs: dict[str, Any] = {"StreamName": source.stream_name}
-    while True:
-        reply = kinesis.list_shards(**kwargs)
-        for shard in reply.get("Shards", []):
-            checkpoint = checkpoints.get(shard["ShardId"])
-            if checkpoint is not None and checkpoint.finished:
-                continue
-            iterator = kinesis.get_shard_iterator(StreamName=source.stream_name, ShardId=shard["ShardId"],
-                                                  **_iterator_args(source, checkpoint))["ShardIterator"]
-            records = kinesis.get_records(ShardIterator=iterator, Limit=1)
-            if records.get("Records"):
-                arrived = records["Records"][0]["ApproximateArrivalTimestamp"]
-                lag = max(lag, int((now - arrived).total_seconds() * 1000))
-            else:  # nothing within the first page: Kinesis's own estimate
-                lag = max(lag, int(records.get("MillisBehindLatest", 0) or 0))
-        if not reply.get("NextToken"):
-            return max(lag, 0)
-        kwargs = {"NextToken": reply["NextToken"]}
+    for shard in list_shards(kinesis, source.stream_name):
+        checkpoint = checkpoints.get(shard["ShardId"])
+        if checkpoint is not None and checkpoint.finished:
+            continue
+        iterator = kinesis.get_shard_iterator(StreamName=source.stream_name, ShardId=shard["ShardId"],
+                                              **_iterator_args(source, checkpoint))["ShardIterator"]
+        records = kinesis.get_records(ShardIterator=iterator, Limit=1)
+        if records.get("Records"):
+            arrived = records["Records"][0]["ApproximateArrivalTimestamp"]
+            lag = max(lag, int((now - arrived).total_seconds() * 1000))
+        else:  # nothing within the first page: Kinesis's own estimate
+            lag = max(lag, int(records.get("MillisBehindLatest", 0) or 0))
+    return max(lag, 0)

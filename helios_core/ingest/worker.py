@@ -21,6 +21,7 @@ from helios_core.ingest.leases import Coordinator, LeaseCheckpoints, LeaseTable
 from helios_core.ingest.mapping import MappingStore, all_sources
 from helios_core.ingest.metrics import SourceMetrics
 from helios_core.sources import Source
+from helios_core.streams import list_shards
 
 log = logging.getLogger("helios.worker")
 
@@ -52,14 +53,7 @@ class Worker:
         client = self.kinesis()
         out: dict[str, list[tuple[str, list[str]]]] = {}
         for source in list(self._sources.values()):
-            shards: list[dict[str, Any]] = []
-            kwargs: dict[str, Any] = {"StreamName": source.stream_name}
-            while True:
-                reply = client.list_shards(**kwargs)
-                shards += reply.get("Shards", [])
-                if not reply.get("NextToken"):
-                    break
-                kwargs = {"NextToken": reply["NextToken"]}
+            shards = list_shards(client, source.stream_name)
             ids = {s["ShardId"] for s in shards}
             out[source.id] = [(s["ShardId"], [p for p in (s.get("ParentShardId"), s.get("AdjacentParentShardId"))
                                               if p and p in ids]) for s in shards]
