@@ -49,7 +49,7 @@ from helios_core.chtypes import base_type, family, is_numeric
 from helios_core.clickhouse import ClickHouse, table_columns
 from helios_core.errors import Conflict, HeliosError, QueryError, ValidationError
 from helios_core.identifiers import check_identifier, qualified, quote_ident, sanitize_name
-from helios_core.metadata import next_version
+from helios_core.metadata import METADATA_DB, next_version
 from helios_core.sqlguard import ANALYSIS_DB
 from helios_core.users import SYSTEM
 
@@ -140,7 +140,7 @@ def _write_spec(ch: ClickHouse, spec: AnalysisSpec) -> None:
                                       json.dumps(spec.cloud_providers), json.dumps(spec.units),
                                       json.dumps(spec.options()), next_version()]],
                    ["job_id", "table_name", "query_sql", "security_level", "cloud_providers", "units", "options",
-                    "version"], database="helios")
+                    "version"], database=METADATA_DB)
 
 
 def get_spec(ch: ClickHouse, job_id: str, user: Any = None) -> AnalysisSpec:
@@ -162,7 +162,7 @@ def _record_run(ch: ClickHouse, job_id: str, sql: str, shape: str, epsilon: floa
                 message: str = "") -> None:
     ch.insert_rows("analysis_runs", [[job_id, next_version(), _now(), sql, shape, float(epsilon), outcome,
                                       message]],
-                   ["job_id", "seq", "at", "query_sql", "shape", "epsilon", "outcome", "message"], database="helios")
+                   ["job_id", "seq", "at", "query_sql", "shape", "epsilon", "outcome", "message"], database=METADATA_DB)
 
 
 def list_runs(ch: ClickHouse, job_id: str) -> list[dict[str, Any]]:
@@ -483,7 +483,7 @@ def _store(ch: ClickHouse, spec: AnalysisSpec, checked: CheckedAnalysis, result:
     _record_run(ch, spec.job_id, checked.sql, checked.shape, epsilon, "released")
     result["epsilon_spent"] = epsilon_spent(ch, spec.job_id) if spec.mal else None
     ch.insert_rows("analysis_results", [[spec.job_id, next_version(), _now(), json.dumps(result, default=str)]],
-                   ["job_id", "seq", "at", "result"], database="helios")
+                   ["job_id", "seq", "at", "result"], database=METADATA_DB)
 
 
 # ---- releasing: thresholds, clipping, noise ------------------------------------------------------------------

@@ -39,6 +39,7 @@ from helios_core import sqlguard
 from helios_core.config import Settings
 from helios_core.errors import ClickHouseUnavailable, HeliosError, NotFound, QueryError, ValidationError
 from helios_core.identifiers import quote_ident
+from helios_core.metadata import LIVE_STANDIN_PREFIX, METADATA_DB
 
 SYSTEM_DATABASES = ("system", "information_schema", "INFORMATION_SCHEMA")
 PRIVATE_DATABASES = sqlguard.PRIVATE_DATABASES  # analysis jobs' inputs: see helios_core.sqlguard
@@ -121,7 +122,7 @@ class QueryResult:
                 "elapsed_ms": round(self.elapsed_ms, 2), "rows_read": self.rows_read,
                 "bytes_read": self.bytes_read}
 
-    def to_seed_json(self) -> dict[str, Any]:
+    def to_api(self) -> dict[str, Any]:
         """The seed's ``/api/query`` response shape, with extra metadata."""
         return {"metadata": self.metadata(), "data": self.records()}
 
@@ -635,6 +636,13 @@ def list_databases(ch: ClickHouse, include_system: bool = False) -> dict[str, li
     return out
 
 
+def list_user_databases(ch: ClickHouse) -> dict[str, list[str]]:
+    """The databases users made (``{database: [tables]}``): no system, private or Helios's own (its metadata,
+    live chats' stand-ins)."""
+    return {db: tables for db, tables in list_databases(ch).items()
+            if db != METADATA_DB and not db.startswith(LIVE_STANDIN_PREFIX)}
+
+
 def list_tables(ch: ClickHouse, database: str) -> list[TableInfo]:
     return _table_infos(ch, database)
 
@@ -686,7 +694,7 @@ def is_empty(ch: ClickHouse) -> bool:
     """True when no user table exists outside Helios's own metadata database."""
     rows = ch.internal_query(
         "SELECT count() AS n FROM system.tables WHERE database NOT IN {skip:Array(String)}",
-        {"skip": list(SYSTEM_DATABASES) + ["helios"]})
+        {"skip": [*SYSTEM_DATABASES, METADATA_DB]})
     return rows[0]["n"] == 0
 
 

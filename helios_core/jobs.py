@@ -215,7 +215,7 @@ def write_job(ch: ClickHouse, job: Job, deleted: bool = False) -> None:
                              json.dumps([c.to_json() for c in job.schema]), int(job.schema_confirmed),
                              json.dumps(job.order_by), job.bucket, json.dumps(job.result, default=str),
                              job.created_at or _now(), _now(), next_version(), job.owner, int(deleted)]],
-                   [*_JOB_COLUMNS, "deleted"], database="helios")
+                   [*_JOB_COLUMNS, "deleted"], database=METADATA_DB)
 
 
 def _job_from_row(row: dict[str, Any]) -> Job:
@@ -287,7 +287,7 @@ def delete_job(ch: ClickHouse, job_id: str, user: User | None = None) -> Job:
 
 def add_stage(ch: ClickHouse, job_id: str, stage: str, message: str = "") -> None:
     ch.insert_rows("job_stages", [[job_id, next_version(), stage, _now(), message]],
-                   ["job_id", "seq", "stage", "at", "message"], database="helios")
+                   ["job_id", "seq", "stage", "at", "message"], database=METADATA_DB)
 
 
 def list_owners(ch: ClickHouse, job_id: str) -> list[Owner]:
@@ -301,7 +301,7 @@ def _write_owner(ch: ClickHouse, owner: Owner) -> None:
     ch.insert_rows("job_owners", [[owner.job_id, owner.owner, owner.key_prefix, owner.files,
                                    owner.registered_at or _now(), owner.urls_issued, next_version()]],
                    ["job_id", "owner", "key_prefix", "files", "registered_at", "urls_issued", "version"],
-                   database="helios")
+                   database=METADATA_DB)
 
 
 # ---- creating a job -------------------------------------------------------------------------------

@@ -14,6 +14,9 @@ import threading
 import time
 
 METADATA_DB = "helios"
+# Live-database chats read through stand-in databases named with this prefix (helios_core.chat.live): Helios's,
+# not the user's, so user-facing database lists leave them out.
+LIVE_STANDIN_PREFIX = "helios_live_"
 
 
 _version_lock = threading.Lock()

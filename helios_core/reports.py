@@ -21,7 +21,7 @@ from helios_core.chtypes import base_type
 from helios_core.clickhouse import ClickHouse, QueryResult, table_columns, table_exists
 from helios_core.errors import NotFound, ValidationError
 from helios_core.identifiers import check_identifier, quote_ident, sanitize_name
-from helios_core.metadata import next_version
+from helios_core.metadata import METADATA_DB, next_version
 from helios_core.timeparse import parse_iso
 from helios_core.users import (
     LOCAL_ID,
@@ -572,7 +572,7 @@ def compile_report(ch: ClickHouse, definition: ReportDefinition) -> CompiledRepo
 
 def report_json(compiled: CompiledReport, result: QueryResult) -> dict[str, Any]:
     """A run report as the seed's ``{metadata, data}`` plus the definition and the bound parameters."""
-    payload = result.to_seed_json()
+    payload = result.to_api()
     payload["definition"] = compiled.definition.to_json()
     payload["parameters"] = compiled.to_json()["parameters"]
     return payload
@@ -635,7 +635,7 @@ _REPORT_COLUMNS = ["id", "name", "definition", "created_at", "updated_at", "dele
 def _write_report(ch: ClickHouse, saved: SavedReport, created: datetime, deleted: bool = False) -> None:
     ch.insert_rows("reports", [[saved.id, saved.name, json.dumps(saved.definition.to_json()), created, _now(),
                                 int(deleted), next_version(), saved.owner, list(saved.shared_with)]],
-                   _REPORT_COLUMNS, database="helios")
+                   _REPORT_COLUMNS, database=METADATA_DB)
 
 
 def save_report(ch: ClickHouse, definition: ReportDefinition, name: str | None = None,

@@ -91,7 +91,7 @@ class InferredSchema:
     sample_size: int = 0
     notes: list[str] = field(default_factory=list)           # why the sorting key / partition were chosen
 
-    def seed_shape(self) -> list[dict[str, str]]:
+    def to_api(self) -> list[dict[str, str]]:
         """The seed's ``inferredSchema``: ``[{name, type}]``."""
         return [{"name": c.name, "type": c.type} for c in self.columns]
 

@@ -167,7 +167,7 @@ class Source:
                 when = when.replace(tzinfo=UTC)
         return when - LATEST_CLOCK_GUARD if self.start_position == "LATEST" else when
 
-    def seed_shape(self) -> dict[str, Any]:
+    def to_api(self) -> dict[str, Any]:
         """The seed's ``/api/sources`` item plus status and ids."""
         return {"streamName": self.stream_name, "streamType": self.stream_type, "tableName": self.table,
                 "createdOn": self.created_on.strftime("%m-%d-%Y"), "status": self.status, "id": self.id,
@@ -227,7 +227,7 @@ class CreateResult:
     order_by: list[str] = field(default_factory=list)   # the sorting key the table got ([] = tuple())
     order_by_note: str = ""                              # how it was chosen
 
-    def seed_shape(self) -> dict[str, Any]:
+    def to_api(self) -> dict[str, Any]:
         """The seed's ``/api/create-table`` response, plus the quarantine DDL, source id and sorting key."""
         return {"success": self.success, "createTableQuery": self.create_table_query, "message": self.message,
                 "tableUUID": self.table_uuid, "streamARN": self.stream_arn, "sourceId": self.source_id,
@@ -285,8 +285,8 @@ def source_for_table(ch: ClickHouse, database: str, table: str) -> Source | None
     return None
 
 
-def sources_seed_shape(ch: ClickHouse) -> list[dict[str, Any]]:
-    return [s.seed_shape() for s in list_sources(ch)]
+def sources_to_api(ch: ClickHouse) -> list[dict[str, Any]]:
+    return [s.to_api() for s in list_sources(ch)]
 
 
 # ---- creating -----------------------------------------------------------------------------------

@@ -141,4 +141,4 @@ def create_and_start(ch: Any, request: CreateRequest, aws: Any, user: Any = None
         from helios_core.sources import get_source
         publish(aws, get_source(ch, result.source_id))
     manager.sync()
-    return result.seed_shape()
+    return result.to_api()

@@ -12,8 +12,7 @@ from helios_core.chat import live
 from helios_core.chat.assistant import Assistant, frame_from_table, new_chat_name, start_query_chat, turns
 from helios_core.chat.providers import DEFAULT_BEDROCK_MODEL, make_provider, what_is_sent
 from helios_core.chat.store import Chat, ChatStore, Message
-from helios_core.clickhouse import list_databases
-from helios_core.metadata import METADATA_DB
+from helios_core.clickhouse import list_user_databases
 from helios_core.wording import plural
 from pages._shared import acting_user, aws_connection, open_in_sql_explorer, runtime, user_errors
 
@@ -27,8 +26,7 @@ st.title("Chat")
 
 def user_databases() -> list[str]:
     """Databases with tables, Helios's own metadata excepted (demo first)."""
-    names = [d for d, tables in list_databases(ch).items()
-             if d != METADATA_DB and tables and not d.startswith(live.STANDIN_PREFIX)]
+    names = [d for d, tables in list_user_databases(ch).items() if tables]
     return sorted(names, key=lambda d: (d != "demo", d))
 
 

@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from helios_core.aws import list_streams
-from helios_core.clickhouse import list_databases, table_exists
+from helios_core.clickhouse import list_user_databases, table_exists
 from helios_core.ddl import (
     ENGINES,
     PARTITION_FUNCTIONS,
@@ -337,7 +337,7 @@ elif step == 3:
     st.subheader("4. Table options and validation rules")
     specs = column_specs()
     names = [c.name for c in specs]
-    existing = [d for d in list_databases(ch) if d != "helios"]
+    existing = list(list_user_databases(ch))
     c1, c2 = st.columns(2)
     with c1:
         mode = st.radio("Database", ["Existing", "New"], horizontal=True, key="wiz_db_mode")

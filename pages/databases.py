@@ -1,6 +1,6 @@
 import streamlit as st
 
-from helios_core.clickhouse import list_databases, preview, table_info
+from helios_core.clickhouse import list_databases, list_user_databases, preview, table_info
 from helios_core.identifiers import qualified
 from pages._shared import format_bytes, open_in_sql_explorer, runtime, user_errors
 
@@ -8,8 +8,9 @@ ch = runtime().clickhouse
 st.title("Databases")
 
 with user_errors():
-    show_system = st.toggle("Show system databases", value=False)
-    databases = list_databases(ch, include_system=show_system)
+    show_system = st.toggle("Show system databases", value=False,
+                            help="ClickHouse's system databases and Helios's own (its records, live chats' stand-ins).")
+    databases = list_databases(ch, include_system=True) if show_system else list_user_databases(ch)
     if not databases:
         st.info("No databases yet. Load the demo data from the Home page, or create a table from a stream.")
         st.stop()

@@ -1,6 +1,6 @@
 import streamlit as st
 
-from helios_core.clickhouse import is_empty, list_databases
+from helios_core.clickhouse import is_empty, list_databases, list_user_databases
 from helios_core.demo import load_demo
 from helios_core.metadata import METADATA_DB
 from helios_core.users import sign_in_configured
@@ -36,8 +36,8 @@ with right:
     st.subheader("Your data")
     with user_errors(stop=False):  # the links below still help
         # Counted like "empty" below: Helios's own records (the helios database) are not your data.
-        databases = list_databases(ch)
-        own = databases.pop(METADATA_DB, [])
+        databases = list_user_databases(ch)
+        own = list_databases(ch).get(METADATA_DB, [])
         st.metric("Databases", len(databases))
         st.metric("Tables", sum(len(t) for t in databases.values()))
         if own:

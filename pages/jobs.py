@@ -7,7 +7,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from helios_core.clickhouse import list_databases
+from helios_core.clickhouse import list_user_databases
 from helios_core.ddl import quarantine_name, sql_string, type_catalogue
 from helios_core.errors import HeliosError, ValidationError
 from helios_core.identifiers import qualified
@@ -143,8 +143,8 @@ def jobs_tab() -> None:
         target = st.radio("Load into", targets, format_func=TARGET_LABELS.get, horizontal=True,
                           key=f"jobs_new_target_{fmt == 'pg_dump'}")
         d1, d2 = st.columns(2)
-        catalog = list_databases(ch)
-        databases = [d for d in catalog if d != "helios"]
+        catalog = list_user_databases(ch)
+        databases = list(catalog)
         if target == "existing":
             database = d1.selectbox("Database", databases, key="jobs_new_db") if databases else ""
             tables = catalog.get(database, []) if database else []

@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from helios_core.charts import ChartSpec, build_chart
-from helios_core.clickhouse import list_databases, table_columns
+from helios_core.clickhouse import list_user_databases, table_columns
 from helios_core.errors import HeliosError, ValidationError
 from helios_core.export import to_csv_bytes
 from helios_core.reports import (
@@ -178,7 +178,7 @@ with user_errors(stop=False):  # the builder below works without the saved repor
 # ---- the builder ------------------------------------------------------------------------------------
 
 with user_errors():
-    databases = {db: tables for db, tables in list_databases(ch).items() if db != "helios" and tables}
+    databases = {db: tables for db, tables in list_user_databases(ch).items() if tables}
 if not databases:
     st.info("There are no tables yet. Load the demo data on Home, or create a table from a stream or an import.")
     st.stop()

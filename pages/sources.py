@@ -32,7 +32,7 @@ if not all_sources:
     st.stop()
 
 # createdOn as ISO to the second here (the seed API's shape keeps its MM-DD-YYYY for compatibility).
-st.dataframe(pd.DataFrame([{**s.seed_shape(), "table": f"{s.database}.{s.table}", "createdOn": when(s.created_on)}
+st.dataframe(pd.DataFrame([{**s.to_api(), "table": f"{s.database}.{s.table}", "createdOn": when(s.created_on)}
                            for s in all_sources])[
     ["streamName", "streamType", "table", "createdOn", "status", "lastError", "id"]], hide_index=True, width="stretch")
 

@@ -187,12 +187,12 @@ def test_amounts_in_several_currencies_are_split_by_currency_and_named(ch, demo)
 
 
 def test_currency_column_is_recognised_by_name_or_by_its_codes(ch, demo):
-    from helios_core.chat.context import ColumnInfo, TableInfo
-    by_name = TableInfo("t", "t", [ColumnInfo("price", "Float64", "number"),
+    from helios_core.chat.context import ColumnInfo, SubjectTable
+    by_name = SubjectTable("t", "t", [ColumnInfo("price", "Float64", "number"),
                                    ColumnInfo("currency_code", "String", "category", ["AAA"])])
-    by_codes = TableInfo("t", "t", [ColumnInfo("price", "Float64", "number"),
+    by_codes = SubjectTable("t", "t", [ColumnInfo("price", "Float64", "number"),
                                     ColumnInfo("ccy_x", "String", "category", ["CHF", "EUR"])])
-    countries = TableInfo("t", "t", [ColumnInfo("price", "Float64", "number"),
+    countries = SubjectTable("t", "t", [ColumnInfo("price", "Float64", "number"),
                                      ColumnInfo("country", "String", "category", ["USA", "DEU"])])
     assert builtin.currency_column(by_name) == "currency_code"
     assert builtin.currency_column(by_codes) == "ccy_x"

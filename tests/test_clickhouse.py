@@ -33,7 +33,7 @@ def test_table_details_come_from_system_tables(ch, demo):
 
 def test_query_result_carries_the_seed_metadata(ch, demo):
     result = ch.query("SELECT country, count() AS n FROM demo.users GROUP BY country ORDER BY country")
-    seed = result.to_seed_json()
+    seed = result.to_api()
     assert seed["metadata"]["column_names"] == ["country", "n"]
     assert seed["metadata"]["column_types"] == ["LowCardinality(String)", "UInt64"]
     assert seed["metadata"]["row_count"] == len(seed["data"]) == 8
@@ -261,7 +261,7 @@ def test_an_empty_result_keeps_its_column_names(ch, demo):
     assert result.row_count == 0
     assert result.column_names == ["user_id", "country"]
     assert result.column_types == ["UInt32", "LowCardinality(String)"]
-    assert result.to_seed_json()["metadata"]["column_names"] == ["user_id", "country"]
+    assert result.to_api()["metadata"]["column_names"] == ["user_id", "country"]
     assert list(result.frame.columns) == ["user_id", "country"]
 
 

@@ -154,7 +154,7 @@ def test_default_that_does_not_fit_the_type_is_listed(ch):
 
 def test_source_round_trip_and_seed_shapes(ch):
     result = sources.create_table_and_source(ch, request("round_trip", order_by=["n"]))
-    shape = result.seed_shape()
+    shape = result.to_api()
     assert shape["success"] is True and shape["streamARN"].endswith("stream/user_activity")
     assert "CREATE TABLE `wiz`.`round_trip`" in shape["createTableQuery"]
     uuid = ch.internal_query("SELECT toString(uuid) AS u FROM system.tables WHERE database = 'wiz' "
@@ -164,7 +164,7 @@ def test_source_round_trip_and_seed_shapes(ch):
     assert source.table_uuid == uuid and source.status == "running"
     assert [c.name for c in source.columns] == ["id", "ts", "kind", "n"]
     assert source.connection.sandbox is True and source.options["order_by"] == ["n"]
-    listed = [s for s in sources.sources_seed_shape(ch) if s["id"] == result.source_id][0]
+    listed = [s for s in sources.sources_to_api(ch) if s["id"] == result.source_id][0]
     assert {"streamName", "streamType", "tableName", "createdOn", "status"} <= set(listed)
     assert listed["streamType"] == "kinesis" and listed["tableName"] == "round_trip"
 

@@ -296,7 +296,7 @@ def test_sorting_key_partition_and_seed_shape():
     schema = infer_schema(events)
     assert schema.order_by == ["type", "site_id", "time"]
     assert schema.partition_by == "toYYYYMM(time)" and schema.time_column == "time"
-    assert schema.seed_shape() == [{"name": "time", "type": "DateTime64(3, 'UTC')"},
+    assert schema.to_api() == [{"name": "time", "type": "DateTime64(3, 'UTC')"},
                                    {"name": "type", "type": "LowCardinality(String)"},
                                    {"name": "correlation_id", "type": "UUID"}, {"name": "site_id", "type": "UUID"}]
     fast = [{"time": (T0 + timedelta(microseconds=100 * i)).isoformat(), "v": i} for i in range(500)]

@@ -99,7 +99,7 @@ def query(body: QueryRequest, token: ApiToken = Depends(require_token)) -> dict[
     if body.write and not token.write:
         raise HttpError(403, f"The token {token.name!r} is read-only; \"write\": true needs a write token.",
                         "Leave out write to run the query read-only, or use a token created with --write.")
-    return get_runtime().clickhouse.query(body.query, write=body.write, limit=body.limit).to_seed_json()
+    return get_runtime().clickhouse.query(body.query, write=body.write, limit=body.limit).to_api()
 
 
 @router.post("/api/authenticate", summary="Check AWS keys (used for this request only) and list Kinesis streams")
@@ -152,5 +152,5 @@ def create_table(body: CreateTableRequest, user: User = Depends(require_user)) -
 
 @router.get("/api/sources", summary="Every stream-to-table source with its status")
 def sources() -> list[dict[str, Any]]:
-    from helios_core.sources import sources_seed_shape
-    return sources_seed_shape(get_runtime().clickhouse)
+    from helios_core.sources import sources_to_api
+    return sources_to_api(get_runtime().clickhouse)

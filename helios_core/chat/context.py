@@ -80,7 +80,7 @@ class ColumnInfo:
 
 
 @dataclass
-class TableInfo:
+class SubjectTable:
     name: str   # as people say it: users, result
     ref: str    # as SQL says it: demo.users, result
     columns: list[ColumnInfo]
@@ -146,12 +146,12 @@ class PreviousTurn:
 @dataclass
 class SubjectContext:
     subject: Subject
-    tables: list[TableInfo]
+    tables: list[SubjectTable]
     previous: PreviousTurn | None = None
     subject_sql: str = ""                                    # the saved query as the gate checked it
     subject_tables: list[str] = field(default_factory=list)  # the tables it reads
 
-    def table(self, name: str) -> TableInfo | None:
+    def table(self, name: str) -> SubjectTable | None:
         for t in self.tables:
             if t.name == name or t.ref == name:
                 return t
@@ -201,7 +201,7 @@ class SubjectContext:
         return "\n".join(lines)
 
 
-def join_hints(tables: list[TableInfo]) -> list[str]:
+def join_hints(tables: list[SubjectTable]) -> list[str]:
     hints = []
     for dim in tables:
         key = dim.is_keyed_by
@@ -242,7 +242,7 @@ def build_context(ch: ClickHouse, subject: Subject, previous: PreviousTurn | Non
     return SubjectContext(subject, base.tables, previous, base.subject_sql, base.subject_tables)
 
 
-def _database_tables(ch: ClickHouse, database: str) -> list[TableInfo]:
+def _database_tables(ch: ClickHouse, database: str) -> list[SubjectTable]:
     if not database:
         raise ValidationError("Choose a database for this chat.")
     if database in SYSTEM_DATABASES or database == METADATA_DB:
@@ -266,7 +266,7 @@ def _database_tables(ch: ClickHouse, database: str) -> list[TableInfo]:
         columns = [ColumnInfo(name, ctype, column_kind(name, ctype)) for name, ctype in row["columns"]]
         key = [k.strip() for k in row["sorting_key"].split(",") if k.strip()]
         ref = f"{sql_name(database)}.{sql_name(row['table'])}"
-        tables.append(TableInfo(row["table"], ref, columns, key, int(row["rows"])))
+        tables.append(SubjectTable(row["table"], ref, columns, key, int(row["rows"])))
     from helios_core.chat import live
     with live.sampling_errors(database):
         for table in tables:
@@ -283,12 +283,12 @@ def _query_context(ch: ClickHouse, subject: Subject) -> SubjectContext:
     columns = [ColumnInfo(r["name"], r["type"], column_kind(r["name"], r["type"]))
                for r in described.frame.to_dict("records")]
     count = ch.query(f"SELECT count() AS n FROM ({checked})", limit=1).frame
-    table = TableInfo(QUERY_TABLE, QUERY_TABLE, columns, [], int(count.iloc[0, 0]) if len(count) else 0)
+    table = SubjectTable(QUERY_TABLE, QUERY_TABLE, columns, [], int(count.iloc[0, 0]) if len(count) else 0)
     _sample_values(ch, table, f"({checked})", internal=False)
     return SubjectContext(subject, [table], None, checked, checked_sql.tables)
 
 
-def _sample_values(ch: ClickHouse, table: TableInfo, source: str, internal: bool) -> None:
+def _sample_values(ch: ClickHouse, table: SubjectTable, source: str, internal: bool) -> None:
     """Fill in the distinct values of text-like columns that have few of them."""
     candidates = [c for c in table.columns if c.kind in ("category", "text")]
     for c in candidates:

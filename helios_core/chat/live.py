@@ -43,13 +43,13 @@ from typing import TYPE_CHECKING, Any
 from helios_core.config import secrets_toml_paths
 from helios_core.errors import HeliosError, NotFound, QueryError, ValidationError
 from helios_core.identifiers import quote_ident
-from helios_core.metadata import next_version
+from helios_core.metadata import LIVE_STANDIN_PREFIX, METADATA_DB, next_version
 
 if TYPE_CHECKING:
     from helios_core.chat.store import Chat, ChatStore
     from helios_core.clickhouse import ClickHouse, QueryResult
 
-STANDIN_PREFIX = "helios_live_"
+STANDIN_PREFIX = LIVE_STANDIN_PREFIX
 DBMS_NAMES = {"postgresql": "postgresql", "postgres": "postgresql", "pg": "postgresql", "mysql": "mysql",
               "mariadb": "mysql"}
 DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306}
@@ -220,7 +220,7 @@ def record(ch: ClickHouse, chat_id: str) -> LiveConnection | None:
 def _write_record(ch: ClickHouse, chat_id: str, conn: LiveConnection, deleted: bool = False) -> None:
     row = [chat_id, conn.dbms, conn.environment, conn.host, conn.port, conn.user, conn.database, conn.remote_schema,
            conn.connection_name, datetime.now(UTC), int(deleted), next_version()]
-    ch.insert_rows("chat_connections", [row], _COLUMNS, database="helios")
+    ch.insert_rows("chat_connections", [row], _COLUMNS, database=METADATA_DB)
 
 
 # ---- connecting -------------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from helios_core.chat import live
 from helios_core.clickhouse import ClickHouse
 from helios_core.config import mask_secrets
 from helios_core.errors import NotFound, ValidationError
-from helios_core.metadata import next_version
+from helios_core.metadata import METADATA_DB, next_version
 from helios_core.users import (
     LOCAL_ID,
     User,
@@ -258,7 +258,7 @@ class ChatStore:
     def _write(self, chat: Chat, deleted: bool) -> None:
         row = [chat.id, chat.name, chat.database, chat.subject_sql, chat.subject_label, chat.created_at,
                chat.updated_at, int(deleted), next_version(), chat.owner, list(chat.shared_with)]
-        self.ch.insert_rows("chats", [row], _CHAT_COLUMNS, database="helios")
+        self.ch.insert_rows("chats", [row], _CHAT_COLUMNS, database=METADATA_DB)
 
     @staticmethod
     def _chat(row: dict[str, Any]) -> Chat:
@@ -293,7 +293,7 @@ class ChatStore:
                 stored.append(Message(chat_id, seq + i, turn, m.role, m.content_type,
                                       _decode(m.content_type, text), now))
             if rows:
-                self.ch.insert_rows("chat_messages", rows, _MESSAGE_COLUMNS, database="helios")
+                self.ch.insert_rows("chat_messages", rows, _MESSAGE_COLUMNS, database=METADATA_DB)
         return stored
 
     def _visible(self, chat_id: str) -> bool:

@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--write", action="store_true", help="allow statements that change data")
     p.add_argument("--limit", type=int, default=None,
                    help="at most this many rows (1 or more; the result says truncated when more existed)")
-    p.set_defaults(handler=lambda a: get_clickhouse().query(a.sql, write=a.write, limit=a.limit).to_seed_json())
+    p.set_defaults(handler=lambda a: get_clickhouse().query(a.sql, write=a.write, limit=a.limit).to_api())
 
     p = sub.add_parser("demo", help="the demo dataset")
     demo_sub = p.add_subparsers(dest="demo_command", required=True)

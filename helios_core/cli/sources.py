@@ -28,7 +28,7 @@ from helios_core.sources import (
     get_source,
     pause_source,
     resume_source,
-    sources_seed_shape,
+    sources_to_api,
     update_rules,
 )
 from helios_core.table_request import build_create_request, columns_from_json, order_list, parse_partition, parse_ttl
@@ -60,7 +60,7 @@ def _create_table(args: argparse.Namespace) -> dict[str, Any]:
                                        start_position=args.start_position,
                                        start_timestamp=args.start_timestamp or "", stream_arn=args.stream_arn or "",
                                        cluster=args.cluster or "", distributed=args.distributed, mode=args.mode)
-    result = create_table_and_source(ch, request, acting_user(args)).seed_shape()
+    result = create_table_and_source(ch, request, acting_user(args)).to_api()
     if args.mode == "lambda":
         result.update(run_for_source(args, get_source(ch, result["sourceId"])))
     elif args.mode == "workers":
@@ -76,7 +76,7 @@ def _rules(args: argparse.Namespace) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise ValidationError(f"--rules is not JSON: {exc}.",
                               'Example: {"event_type": {"allowed_values": ["click", "view"]}}') from exc
-    return update_rules(get_clickhouse(), args.id, rules, acting_user(args)).seed_shape()
+    return update_rules(get_clickhouse(), args.id, rules, acting_user(args)).to_api()
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -108,7 +108,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_create_table)
 
     p = sub.add_parser("sources", help="sources with their status (the seed's /api/sources)")
-    p.set_defaults(handler=lambda a: sources_seed_shape(get_clickhouse()))
+    p.set_defaults(handler=lambda a: sources_to_api(get_clickhouse()))
 
     p = sub.add_parser("source", help="show, pause, resume, delete a source or change its rules")
     action = p.add_subparsers(dest="source_command", required=True)
@@ -118,7 +118,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     for name, fn in (("pause", pause_source), ("resume", resume_source)):
         q = action.add_parser(name, help=f"{name} ingestion")
         q.add_argument("id")
-        q.set_defaults(handler=lambda a, fn=fn: fn(get_clickhouse(), a.id, acting_user(a)).seed_shape())
+        q.set_defaults(handler=lambda a, fn=fn: fn(get_clickhouse(), a.id, acting_user(a)).to_api())
     delete = action.add_parser("delete", help="delete the source (keeps the table unless --drop-table)")
     delete.add_argument("id")
     delete.add_argument("--drop-table", action="store_true", help="also drop the table and its quarantine table")

@@ -30,13 +30,14 @@ from helios_core.chat.builtin.describing import describe
 from helios_core.chat.builtin.follow_ups import is_follow_up, merge_follow_up
 from helios_core.chat.builtin.interpreting import Parts, interpret
 from helios_core.chat.builtin.lexicon import Lexicon, Meaning, lexicon_for
-from helios_core.chat.builtin.plan import BuiltinAnswer, Cond, Dim, Measure, NotUnderstood, Plan, Window
+from helios_core.chat.builtin.plan import BuiltinAnswer, Cond, Dim, NotUnderstood, Plan, PlanMeasure, Window
 from helios_core.chat.builtin.planning import Builder, currency_column, split_by_currency
 from helios_core.chat.builtin.reading import Item, Reading, read_question
 from helios_core.chat.builtin.sql import Compiler
 from helios_core.chat.builtin.vocabulary import quote_literal, stem
 
 __all__ = ["FORECAST_MESSAGE", "Builder", "BuiltinAnswer", "Compiler", "Cond", "Dim", "Item", "Lexicon", "Meaning",
-           "Measure", "NotUnderstood", "Parts", "Plan", "Reading", "Window", "answer", "currency_column", "describe",
+           "PlanMeasure", "NotUnderstood", "Parts", "Plan", "Reading", "Window", "answer", "currency_column",
+           "describe",
            "interpret", "is_follow_up", "lexicon_for", "merge_follow_up", "quote_literal", "read_question",
            "split_by_currency", "stem", "suggestions"]

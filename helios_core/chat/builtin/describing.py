@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from helios_core.chat.builtin.plan import Cond, Dim, Measure, Plan
+from helios_core.chat.builtin.plan import Cond, Dim, Plan, PlanMeasure
 from helios_core.chat.builtin.vocabulary import name_words, stem
 
 
@@ -63,7 +63,7 @@ def plural(phrase: str) -> str:
     return phrase + "s"
 
 
-def _measure_words(m: Measure, plan: Plan) -> str:
+def _measure_words(m: PlanMeasure, plan: Plan) -> str:
     if m.func == "count":
         label = m.label if m.label and m.label != "rows" else ""
         if not label or label.endswith("ed"):  # "pages visited": rows of the table, not "number of visited"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from helios_core.chat.builtin.interpreting import Parts
-from helios_core.chat.builtin.plan import Dim, Measure, NotUnderstood, Plan
+from helios_core.chat.builtin.plan import Dim, NotUnderstood, Plan, PlanMeasure
 from helios_core.chat.builtin.planning import Builder
 from helios_core.chat.builtin.reading import Reading
 
@@ -29,7 +29,7 @@ def merge_follow_up(prev: Plan, reading: Reading, parts: Parts, builder: Builder
             new = []
             for func, _t, _h in parts.aggs:
                 if func in ("count", ""):
-                    new.append(Measure("count", label=next((m.label for m in plan.measures if m.func == "count"),
+                    new.append(PlanMeasure("count", label=next((m.label for m in plan.measures if m.func == "count"),
                                                            "rows")))
                 elif func == "uniq":
                     continue
@@ -38,7 +38,7 @@ def merge_follow_up(prev: Plan, reading: Reading, parts: Parts, builder: Builder
                     col = cols[0].column if cols else builder.primary_numeric(table)
                     if not col:
                         raise NotUnderstood(f"{table.name} has no numeric column for “{func}”.")
-                    new.append(Measure(func, cols[0].table if cols else table.name, col, label=col))
+                    new.append(PlanMeasure(func, cols[0].table if cols else table.name, col, label=col))
             if new:
                 plan.measures = new
                 plan.rows = False

@@ -16,7 +16,7 @@ from helios_core.chat.builtin.vocabulary import (
     name_words,
     stem,
 )
-from helios_core.chat.context import SubjectContext, TableInfo
+from helios_core.chat.context import SubjectContext, SubjectTable
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,7 @@ class Lexicon:
                         self.add(concept_words, Meaning("column", t.name, c.name, strength=2.0, agg=agg))
                         break
 
-    def _add_column(self, t: TableInfo, name: str, kind: str) -> None:
+    def _add_column(self, t: SubjectTable, name: str, kind: str) -> None:
         if kind == "array":
             self.add(name_words(name), Meaning("column", t.name, name, strength=1.0))
             return
@@ -116,7 +116,7 @@ class Lexicon:
             if not (len(short) == 1 and (stem(short[0]) in GENERIC_ROW_WORDS or short[0] in STOPWORDS)):
                 self.add(short, Meaning("column", t.name, name, strength=2.5 if words[-1] != "count" else 1.5))
 
-    def _add_value(self, t: TableInfo, column: str, value: str) -> None:
+    def _add_value(self, t: SubjectTable, column: str, value: str) -> None:
         meaning = Meaning("value", t.name, column, value, strength=3.0)
         if value.isupper() and len(value) <= 3:
             self.codes.setdefault(value, []).append(meaning)
@@ -141,7 +141,7 @@ class Lexicon:
         return self.phrases.get(stems, [])
 
 
-_lexicons: dict[int, tuple[list[TableInfo], Lexicon]] = {}
+_lexicons: dict[int, tuple[list[SubjectTable], Lexicon]] = {}
 
 
 def lexicon_for(ctx: SubjectContext) -> Lexicon:

@@ -30,7 +30,7 @@ class Cond:
 
 
 @dataclass
-class Measure:
+class PlanMeasure:
     func: str                    # count uniq sum avg min max median rate
     table: str = ""
     column: str = ""
@@ -64,7 +64,7 @@ class Window:
 @dataclass
 class Plan:
     table: str
-    measures: list[Measure] = field(default_factory=list)
+    measures: list[PlanMeasure] = field(default_factory=list)
     dims: list[Dim] = field(default_factory=list)
     filters: list[Cond] = field(default_factory=list)
     window: Window | None = None
@@ -83,7 +83,7 @@ class Plan:
     def from_json(cls, data: dict[str, Any]) -> Plan:
         def cond(d: dict | None) -> Cond | None:
             return Cond(**d) if d else None
-        measures = [Measure(func=m["func"], table=m.get("table", ""), column=m.get("column", ""),
+        measures = [PlanMeasure(func=m["func"], table=m.get("table", ""), column=m.get("column", ""),
                             num=cond(m.get("num")), den=cond(m.get("den")), label=m.get("label", ""))
                     for m in data.get("measures", [])]
         window = Window(**data["window"]) if data.get("window") else None

@@ -6,10 +6,10 @@ from __future__ import annotations
 from helios_core.chat.builtin.interpreting import Parts
 from helios_core.chat.builtin.joins import Resolver
 from helios_core.chat.builtin.lexicon import Lexicon, Meaning, column_kind_of
-from helios_core.chat.builtin.plan import Cond, Dim, Measure, NotUnderstood, Plan
+from helios_core.chat.builtin.plan import Cond, Dim, NotUnderstood, Plan, PlanMeasure
 from helios_core.chat.builtin.reading import Item, Reading
 from helios_core.chat.builtin.vocabulary import ACTIVE_TABLE_WORDS, ADDITIVE_HINTS
-from helios_core.chat.context import SubjectContext, TableInfo
+from helios_core.chat.context import SubjectContext, SubjectTable
 from helios_core.chat.currency import are_currency_codes, is_currency_name, is_money_name
 from helios_core.chtypes import family
 
@@ -31,7 +31,7 @@ class Builder:
         scored.sort(key=lambda s: (-s[0], -s[1].rows))
         return [(score, t.name) for score, t in scored]
 
-    def _score(self, t: TableInfo, parts: Parts) -> float | None:
+    def _score(self, t: SubjectTable, parts: Parts) -> float | None:
         name = t.name
         score = 0.0
         for func, target, head in parts.aggs:
@@ -97,7 +97,7 @@ class Builder:
             return None
         return score
 
-    def _noun_score(self, noun: Item, t: TableInfo) -> float | None:
+    def _noun_score(self, noun: Item, t: SubjectTable) -> float | None:
         scores = [m.strength for m in noun.meanings if m.table == t.name]
         if scores:
             return max(scores)
@@ -105,7 +105,7 @@ class Builder:
             return 0.0
         return None
 
-    def primary_numeric(self, t: TableInfo) -> str | None:
+    def primary_numeric(self, t: SubjectTable) -> str | None:
         numbers = [c for c in t.columns if c.kind == "number"]
         if not numbers:
             return None
@@ -116,13 +116,13 @@ class Builder:
         floats = [c for c in numbers if family(c.type) in ("float", "decimal")]
         return (floats or numbers)[0].name
 
-    def _concept_column(self, t: TableInfo, hint: str) -> str | None:
+    def _concept_column(self, t: SubjectTable, hint: str) -> str | None:
         for c in t.columns:
             if c.kind == "number" and hint in c.name.lower():
                 return c.name
         return None
 
-    def _joined_concept(self, t: TableInfo, hint: str) -> tuple[str, str] | None:
+    def _joined_concept(self, t: SubjectTable, hint: str) -> tuple[str, str] | None:
         for other in self.ctx.tables:
             if self.res.joinable(t.name, other.name):
                 col = self._concept_column(other, hint)
@@ -180,20 +180,20 @@ class Builder:
                     "(or in tables I know how to join).")
         return "I did not recognise any table, column or value of this subject in the question."
 
-    def measures(self, parts: Parts, table: TableInfo, reading: Reading) -> list[Measure]:
-        measures: list[Measure] = []
+    def measures(self, parts: Parts, table: SubjectTable, reading: Reading) -> list[PlanMeasure]:
+        measures: list[PlanMeasure] = []
         main = table.name
         for func, target, head in parts.aggs:
             if target is None:
                 if func in ("count", ""):
-                    measures.append(Measure("count", label=self._rows_label(parts, table)))
+                    measures.append(PlanMeasure("count", label=self._rows_label(parts, table)))
                 elif func == "uniq":
                     continue
                 else:
                     col = self.primary_numeric(table)
                     if col is None:
                         raise NotUnderstood(f"{main} has no numeric column to take the {func} of.")
-                    measures.append(Measure(func, main, col, label=col))
+                    measures.append(PlanMeasure(func, main, col, label=col))
                 continue
             if head is not None and func in ("count", "uniq"):
                 measures.append(self._count_noun(func, head, table, parts))
@@ -202,14 +202,14 @@ class Builder:
             if m is None:
                 raise NotUnderstood(f"I could not find {target.text!r} as a number in {main}.")
             chosen = func or m.agg or self._default_agg(m.column)
-            measures.append(Measure(chosen, m.table, m.column, label=target.text.lower()))
+            measures.append(PlanMeasure(chosen, m.table, m.column, label=target.text.lower()))
         if parts.rate is not None:
             measures.insert(0, self._rate(parts, table))
         if not measures:
             if parts.head is not None:
                 measures.append(self._count_noun("count", parts.head, table, parts))
             else:
-                measures.append(Measure("count", label=self._rows_label(parts, table)))
+                measures.append(PlanMeasure("count", label=self._rows_label(parts, table)))
         return measures
 
     def _default_agg(self, column: str) -> str:
@@ -219,12 +219,12 @@ class Builder:
         counted = name in ("n", "cnt", "c") or (len(last) > 3 and last.endswith("s") and not last.endswith("ss"))
         return "sum" if counted or any(h in name for h in ADDITIVE_HINTS) else "avg"
 
-    def _rows_label(self, parts: Parts, table: TableInfo) -> str:
+    def _rows_label(self, parts: Parts, table: SubjectTable) -> str:
         if parts.head is not None:
             return parts.head.text.lower()
         return "rows"
 
-    def _count_noun(self, func: str, noun: Item, table: TableInfo, parts: Parts) -> Measure:
+    def _count_noun(self, func: str, noun: Item, table: SubjectTable, parts: Parts) -> PlanMeasure:
         main = table.name
         label = noun.text.lower()
         direct = [m for m in noun.meanings if m.table == main and (m.kind != "table" or m.strength >= 1)]
@@ -232,7 +232,7 @@ class Builder:
         entity = [m for m in direct if m.entity and m.kind == "column" and table.is_keyed_by != m.column]
         if entity and "table" not in kinds and "value" not in kinds:
             # "users" counted in a table of their events: distinct users, not rows
-            return Measure("uniq", main, entity[0].column, label=label)
+            return PlanMeasure("uniq", main, entity[0].column, label=label)
         if func == "uniq" or ("column" in kinds and "table" not in kinds and "rows" not in kinds
                               and "value" not in kinds):
             cols = [m for m in direct if m.kind == "column"]
@@ -240,15 +240,15 @@ class Builder:
                 col = max(cols, key=lambda m: m.strength)
                 ckind = column_kind_of(col, self.ctx)
                 if ckind == "time" and func != "uniq":
-                    return Measure("count", label=label)
+                    return PlanMeasure("count", label=label)
                 if table.is_keyed_by == col.column and func != "uniq":
-                    return Measure("count", label=label)
-                return Measure("uniq", main, col.column, label=f"unique {label}" if func == "uniq" else label)
+                    return PlanMeasure("count", label=label)
+                return PlanMeasure("uniq", main, col.column, label=f"unique {label}" if func == "uniq" else label)
             if func == "uniq":
                 raise NotUnderstood(f"I do not know which column of {main} holds distinct {label}.")
-        return Measure("count", label=label)
+        return PlanMeasure("count", label=label)
 
-    def _rate(self, parts: Parts, table: TableInfo) -> Measure:
+    def _rate(self, parts: Parts, table: SubjectTable) -> PlanMeasure:
         mention, negated = parts.rate or (None, False)
         if mention is None:
             raise NotUnderstood("A rate of what? Name a value, for example “refund rate” or “solve rate”.")
@@ -262,7 +262,7 @@ class Builder:
         if len(values) == 2 and not negated:
             other = [v for v in values if v != m.value][0]
             den = Cond(m.table, m.column, "=", [other])
-        return Measure("rate", m.table, m.column, num=num, den=den, label=f"{m.value} rate")
+        return PlanMeasure("rate", m.table, m.column, num=num, den=den, label=f"{m.value} rate")
 
     def filters(self, parts: Parts, main: str) -> list[Cond]:
         by_column: dict[tuple[str, str, bool], list[str]] = {}
@@ -283,7 +283,7 @@ class Builder:
                 out.append(Cond(table, column, "not in" if negated else "in", values))
         return out
 
-    def compares(self, parts: Parts, table: TableInfo) -> list[Cond]:
+    def compares(self, parts: Parts, table: SubjectTable) -> list[Cond]:
         out = []
         for cmp, col in parts.compares:
             values, hint = cmp.data
@@ -303,7 +303,7 @@ class Builder:
             out.append(Cond(target[0], target[1], cmp.arg, list(values)))
         return out
 
-    def set_time_axis(self, plan: Plan, parts: Parts, reading: Reading, table: TableInfo) -> None:
+    def set_time_axis(self, plan: Plan, parts: Parts, reading: Reading, table: SubjectTable) -> None:
         # A date column named in the question ("signups per month") is the time axis; else the table's own.
         for item in [h for _, _, h in parts.aggs if h] + ([parts.head] if parts.head else []) + parts.evidence:
             for m in item.meanings:
@@ -315,7 +315,7 @@ class Builder:
         if times:
             plan.time_table, plan.time_column = table.name, times[0].name
 
-    def _rows_mode(self, plan: Plan, parts: Parts, reading: Reading, table: TableInfo) -> None:
+    def _rows_mode(self, plan: Plan, parts: Parts, reading: Reading, table: SubjectTable) -> None:
         """ "the 10 largest purchases", "latest 5 logins": rows, not an aggregate."""
         explicit_agg = any(func for func, _t, _h in parts.aggs) or parts.rate is not None
         if plan.dims or explicit_agg:
@@ -344,7 +344,7 @@ class Builder:
 _MONEY_FUNCS = ("sum", "avg", "min", "max", "median")
 
 
-def currency_column(table: TableInfo) -> str | None:
+def currency_column(table: SubjectTable) -> str | None:
     """The column that says which currency a row's amounts are in, if the table has one."""
     for c in table.columns:
         if c.kind in ("category", "text") and is_currency_name(c.name):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from helios_core.chat.builtin.describing import column_words, plural
 from helios_core.chat.builtin.joins import Resolver
-from helios_core.chat.builtin.plan import Cond, Measure, NotUnderstood, Plan, Window
+from helios_core.chat.builtin.plan import Cond, NotUnderstood, Plan, PlanMeasure, Window
 from helios_core.chat.builtin.vocabulary import CONCEPTS, name_words, quote_literal, stem
 from helios_core.chat.context import SubjectContext, sql_name
 from helios_core.chtypes import family
@@ -171,7 +171,7 @@ class Compiler:
             return f"{expr} > today() - INTERVAL {int(w.amount)} {unit}"
         return f"{expr} >= now() - INTERVAL {int(w.amount)} {unit}"
 
-    def _measure(self, m: Measure, col) -> str:
+    def _measure(self, m: PlanMeasure, col) -> str:
         if m.func == "count":
             return "count()"
         if m.func == "rate":
@@ -184,7 +184,7 @@ class Compiler:
                 "max": f"max({c})", "median": f"quantileExactInclusive(0.5)({c})"}[m.func]
 
     @staticmethod
-    def _measure_name(m: Measure) -> str:
+    def _measure_name(m: PlanMeasure) -> str:
         if m.func == "count":
             return m.label if m.label and m.label != "rows" else "count"
         if m.func == "rate":
