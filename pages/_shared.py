@@ -172,6 +172,47 @@ def open_in_sql_explorer(sql: str) -> None:
     st.switch_page("pages/sql_explorer.py")
 
 
+# ---- hand-offs between pages: one function per destination, and the session keys they share ----
+# A page reads its hand-off key only through these names, so renaming a key is a one-line change.
+
+SELECTED_DATABASE_KEY = "db_selected_database"  # Databases: the database to open
+SELECTED_TABLE_KEY = "db_selected_table"  # Databases: the table to open
+QUARANTINE_SOURCE_KEY = "quarantine_source"  # Quarantine: the source whose bad events to show
+PREVIEW_STREAM_KEY = "preview_stream"  # Stream preview: the stream to sample
+WIZARD_HANDOVER_KEY = "wizard_handover"  # Create table: (stream, schema, sample events) from Stream preview
+ACTIVE_CHAT_KEY = "chat_active_id"  # Chat: the conversation to show
+
+
+def open_table(database: str, table: str) -> None:
+    """Go to the Databases page with this table selected."""
+    st.session_state[SELECTED_DATABASE_KEY], st.session_state[SELECTED_TABLE_KEY] = database, table
+    st.switch_page("pages/databases.py")
+
+
+def open_quarantine(source_id: str) -> None:
+    """Go to the Quarantine page showing this source's bad events."""
+    st.session_state[QUARANTINE_SOURCE_KEY] = source_id
+    st.switch_page("pages/quarantine.py")
+
+
+def open_preview(stream: str) -> None:
+    """Go to Stream preview with this stream chosen."""
+    st.session_state[PREVIEW_STREAM_KEY] = stream
+    st.switch_page("pages/stream_preview.py")
+
+
+def open_wizard(stream: str, schema: object, sample_events: list) -> None:
+    """Go to the Create-table wizard with a stream, its inferred schema and the sample it came from."""
+    st.session_state[WIZARD_HANDOVER_KEY] = (stream, schema, list(sample_events))
+    st.switch_page("pages/create_table.py")
+
+
+def open_chat(chat_id: str) -> None:
+    """Go to the Chat page showing this conversation."""
+    st.session_state[ACTIVE_CHAT_KEY] = chat_id
+    st.switch_page("pages/chat.py")
+
+
 # ---- AWS connection of this browser session (credentials live in st.session_state only) ----
 
 AWS_CONNECTION_KEY = "aws_connection"

@@ -14,7 +14,7 @@ from helios_core.chat.providers import DEFAULT_BEDROCK_MODEL, make_provider, wha
 from helios_core.chat.store import Chat, ChatStore, Message
 from helios_core.clickhouse import list_user_databases
 from helios_core.wording import plural
-from pages._shared import acting_user, aws_connection, open_in_sql_explorer, runtime, user_errors
+from pages._shared import ACTIVE_CHAT_KEY, acting_user, aws_connection, open_in_sql_explorer, runtime, user_errors
 
 ch = runtime().clickhouse
 store = ChatStore(ch, acting_user())  # lists, opens and changes only what this user may
@@ -36,10 +36,10 @@ with user_errors():
     chats = store.list()
 ids = [c.id for c in chats]
 by_id = {c.id: c for c in chats}
-if state.get("chat_active_id") not in by_id:
-    state["chat_active_id"] = ids[0] if ids else None
+if state.get(ACTIVE_CHAT_KEY) not in by_id:
+    state[ACTIVE_CHAT_KEY] = ids[0] if ids else None
 if ids:
-    state["chat_pick"] = state["chat_active_id"]
+    state["chat_pick"] = state[ACTIVE_CHAT_KEY]
 
 with st.sidebar:
     st.subheader("Chats")
@@ -62,12 +62,12 @@ with st.sidebar:
                                         state["chat_new_db"])
                 else:
                     chat = start_query_chat(ch, store, state["chat_new_sql"], state.get("chat_new_name", ""))
-                state["chat_active_id"] = chat.id
+                state[ACTIVE_CHAT_KEY] = chat.id
                 st.rerun()
     if ids:
         picked = st.radio("Your chats", ids, key="chat_pick", format_func=lambda i: by_id[i].name,
                           label_visibility="collapsed")
-        state["chat_active_id"] = picked
+        state[ACTIVE_CHAT_KEY] = picked
         with st.expander("Rename or delete", icon=":material/edit:"):
             st.text_input("New name", key="chat_rename_to", placeholder=by_id[picked].name)
             if st.button("Rename", key="chat_rename", icon=":material/drive_file_rename_outline:"):
@@ -85,7 +85,7 @@ with st.sidebar:
             if st.button("Delete chat", key="chat_delete", icon=":material/delete:", disabled=not sure):
                 with user_errors(stop=False):
                     store.delete(picked)
-                    state["chat_active_id"] = None
+                    state[ACTIVE_CHAT_KEY] = None
                     state.pop("chat_delete_confirm", None)
                     st.rerun()
 
@@ -129,7 +129,7 @@ def live_database_form() -> None:
                                                 environment=state.get("live_environment", "local"))
                 with st.spinner(f"Connecting to {conn.describe()}…"):
                     created = live.create_chat(ch, store, conn, state.get("chat_new_name", ""))
-                state["chat_active_id"] = created.id
+                state[ACTIVE_CHAT_KEY] = created.id
                 st.rerun()
 
 
@@ -155,7 +155,7 @@ def live_chat_banner(current: Chat) -> None:
 with st.sidebar:
     live_database_form()
 
-chat: Chat | None = by_id.get(state.get("chat_active_id") or "")
+chat: Chat | None = by_id.get(state.get(ACTIVE_CHAT_KEY) or "")
 
 # ---- assistant settings (keys stay in this browser session) ----------------------------------------
 
@@ -259,7 +259,7 @@ if question:
         provider = current_provider()
         if chat is None:
             chat = store.create(new_chat_name(question), state["chat_quick_db"])
-            state["chat_active_id"] = chat.id
+            state[ACTIVE_CHAT_KEY] = chat.id
         with st.chat_message("user"):
             st.markdown(question)
         with st.chat_message("assistant"):

@@ -17,6 +17,7 @@ from pages._shared import (
     aws_connection,
     connect_sandbox,
     forget_aws_connection,
+    open_preview,
     sandbox,
     sandbox_badge,
     set_aws_connection,
@@ -77,8 +78,7 @@ if conn is not None:
         c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
         chosen = c1.selectbox("Stream to preview", [s.name for s in streams], key="aws_preview_choice")
         if c2.button("Preview events", icon=":material/visibility:", key="aws_go_preview", type="primary"):
-            st.session_state["preview_stream"] = chosen
-            st.switch_page("pages/stream_preview.py")
+            open_preview(chosen)
 
     if conn.sandbox:
         with st.expander("Sandbox producer", icon=":material/science:"):

@@ -34,8 +34,10 @@ from helios_core.table_request import create_and_start
 from helios_core.wording import plural
 from pages._shared import (
     AWS_STREAMS_KEY,
+    WIZARD_HANDOVER_KEY,
     acting_user,
     open_in_sql_explorer,
+    open_table,
     require_aws_connection,
     runtime,
     sandbox_badge,
@@ -185,7 +187,7 @@ def nav(back: bool = True, next_label: str | None = "Next", next_disabled: bool 
 
 # ---- page ----------------------------------------------------------------------------------------
 
-_handover = state.pop("wizard_handover", None)  # from Stream preview's "Continue to create table"
+_handover = state.pop(WIZARD_HANDOVER_KEY, None)  # from Stream preview's "Continue to create table"
 if _handover is not None:
     state["wizard_stream"], _schema, _events = _handover
     state["wiz_stream_select"] = state["wizard_stream"]
@@ -482,8 +484,7 @@ else:
             st.code(template, language="json")
     b1, b2, b3, b4 = st.columns(4)
     if b1.button("Open in Databases", icon=":material/database:", key="wiz_open_db"):
-        state["db_selected_database"], state["db_selected_table"] = database, table
-        st.switch_page("pages/databases.py")
+        open_table(database, table)
     if b2.button("Query in SQL explorer", icon=":material/terminal:", key="wiz_open_sql"):
         open_in_sql_explorer(f"SELECT *\nFROM {qualified(database, table)}\nORDER BY 1 DESC\nLIMIT 100")
     if b3.button("Sources", icon=":material/conversion_path:", key="wiz_open_sources"):

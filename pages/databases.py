@@ -2,7 +2,14 @@ import streamlit as st
 
 from helios_core.clickhouse import list_databases, list_user_databases, preview, table_info
 from helios_core.identifiers import qualified
-from pages._shared import format_bytes, open_in_sql_explorer, runtime, user_errors
+from pages._shared import (
+    SELECTED_DATABASE_KEY,
+    SELECTED_TABLE_KEY,
+    format_bytes,
+    open_in_sql_explorer,
+    runtime,
+    user_errors,
+)
 
 ch = runtime().clickhouse
 st.title("Databases")
@@ -18,14 +25,14 @@ with user_errors():
     tree, detail = st.columns([1, 3], gap="large")
     with tree:
         names = list(databases)
-        wanted = st.session_state.get("db_selected_database")
+        wanted = st.session_state.get(SELECTED_DATABASE_KEY)
         default_db = names.index(wanted) if wanted in names else (names.index("demo") if "demo" in names else 0)
         database = st.radio("Database", names, index=default_db, key="db_database")
         tables = databases[database]
         if not tables:
             st.caption("This database has no tables.")
             st.stop()
-        wanted_table = st.session_state.get("db_selected_table")
+        wanted_table = st.session_state.get(SELECTED_TABLE_KEY)
         table = st.radio(f"Tables ({len(tables)})", tables,
                          index=tables.index(wanted_table) if wanted_table in tables else 0, key="db_table")
 

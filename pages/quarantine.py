@@ -12,7 +12,7 @@ from helios_core.export import to_csv_bytes
 from helios_core.quarantine import QuarantineFilter, quarantine_rows, quarantine_summary, reprocess
 from helios_core.sources import list_sources
 from helios_core.wording import plural
-from pages._shared import runtime, user_errors
+from pages._shared import QUARANTINE_SOURCE_KEY, runtime, user_errors
 
 ch = runtime().clickhouse
 state = st.session_state
@@ -25,10 +25,10 @@ if not all_sources:
     st.stop()
 
 ids = [s.id for s in all_sources]
-if state.get("quarantine_source") not in ids:
-    state["quarantine_source"] = ids[0]
+if state.get(QUARANTINE_SOURCE_KEY) not in ids:
+    state[QUARANTINE_SOURCE_KEY] = ids[0]
 labels = {s.id: f"{s.database}.{s.quarantine_table}  ←  {s.stream_name}" for s in all_sources}
-source_id = st.selectbox("Quarantine table", ids, format_func=labels.get, key="quarantine_source")
+source_id = st.selectbox("Quarantine table", ids, format_func=labels.get, key=QUARANTINE_SOURCE_KEY)
 source = next(s for s in all_sources if s.id == source_id)
 
 with user_errors():

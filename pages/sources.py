@@ -12,7 +12,17 @@ from helios_core.ingest.manager import get_ingest_manager, pause, remove_source,
 from helios_core.schema import FORMATS
 from helios_core.sources import list_sources, update_rules
 from helios_core.wording import duration, when
-from pages._shared import acting_user, aws_connection, guarded, open_in_sql_explorer, runtime, show_error, user_errors
+from pages._shared import (
+    acting_user,
+    aws_connection,
+    guarded,
+    open_in_sql_explorer,
+    open_quarantine,
+    open_table,
+    runtime,
+    show_error,
+    user_errors,
+)
 
 ch = runtime().clickhouse
 me = acting_user()  # every source is listed; only its owner or an admin changes it
@@ -112,11 +122,9 @@ for source in all_sources:
                        me)
                 st.rerun()
         if a[1].button("Open table", icon=":material/database:", key=f"src_table_{source.id}"):
-            state["db_selected_database"], state["db_selected_table"] = source.database, source.table
-            st.switch_page("pages/databases.py")
+            open_table(source.database, source.table)
         if a[2].button("Open quarantine", icon=":material/report:", key=f"src_quarantine_{source.id}"):
-            state["quarantine_source"] = source.id
-            st.switch_page("pages/quarantine.py")
+            open_quarantine(source.id)
         if a[3].button("Query", icon=":material/terminal:", key=f"src_sql_{source.id}"):
             open_in_sql_explorer(f"SELECT *\nFROM {qualified(source.database, source.table)}\nLIMIT 100")
         if a[4].button("Delete…", icon=":material/delete:", key=f"src_delete_{source.id}"):

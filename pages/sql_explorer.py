@@ -10,6 +10,7 @@ from pages._shared import (
     acting_user,
     counted,
     format_bytes,
+    open_chat,
     runtime,
     set_explorer_sql,
     show_error,
@@ -155,8 +156,7 @@ if result is not None:
             from helios_core.chat.assistant import start_query_chat  # the Chat page's concern
             from helios_core.chat.store import ChatStore
             with user_errors(stop=False):
-                state["chat_active_id"] = start_query_chat(ch, ChatStore(ch, acting_user()), result.query).id
-                st.switch_page("pages/chat.py")
+                open_chat(start_query_chat(ch, ChatStore(ch, acting_user()), result.query).id)
         if result.row_count > 1:
             draw_chart_builder(result)
 

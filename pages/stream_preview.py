@@ -1,7 +1,6 @@
 """Stream preview: sample events from every shard, see them decoded, and the schema Helios infers."""
 
 from datetime import UTC, datetime, time, timedelta
-from pathlib import Path
 
 import orjson
 import pandas as pd
@@ -12,9 +11,16 @@ from helios_core.aws import list_streams
 from helios_core.schema import clickhouse_describe, infer_schema
 from helios_core.streams import DEFAULT_SAMPLE, MAX_SAMPLE, sample_stream
 from helios_core.wording import plural
-from pages._shared import AWS_STREAMS_KEY, require_aws_connection, runtime, sandbox_badge, user_errors
+from pages._shared import (
+    AWS_STREAMS_KEY,
+    PREVIEW_STREAM_KEY,
+    open_wizard,
+    require_aws_connection,
+    runtime,
+    sandbox_badge,
+    user_errors,
+)
 
-_WIZARD_PAGE = Path(__file__).parent / "create_table.py"
 _STARTS = {"TRIM_HORIZON (oldest stored)": "trim_horizon", "LATEST (wait for new events)": "latest",
            "AT_TIMESTAMP (from a time)": "at_timestamp"}
 
@@ -33,11 +39,11 @@ if not names:
     st.info("There are no streams in this account and region.")
     st.stop()
 
-wanted = st.session_state.get("preview_stream")
+wanted = st.session_state.get(PREVIEW_STREAM_KEY)
 if wanted not in names:
-    st.session_state["preview_stream"] = names[0]
+    st.session_state[PREVIEW_STREAM_KEY] = names[0]
 c1, c2, c3 = st.columns([2, 1, 2])
-stream = c1.selectbox("Stream", names, key="preview_stream")
+stream = c1.selectbox("Stream", names, key=PREVIEW_STREAM_KEY)
 n = c2.number_input("Events", min_value=1, max_value=MAX_SAMPLE, value=DEFAULT_SAMPLE, step=100, key="preview_n")
 start_label = c3.selectbox("Start position", list(_STARTS), key="preview_start")
 start = _STARTS[start_label]
@@ -165,8 +171,4 @@ st.divider()
 if st.button("Continue to create table", icon=":material/table_chart:", type="primary",
              disabled=not (schema and schema.columns), key="preview_continue"):
     # The wizard takes the hand-over itself (its set_schema also seeds the sorting key and partition).
-    st.session_state["wizard_handover"] = (sample.stream, schema, list(sample.events))
-    if _WIZARD_PAGE.exists():
-        st.switch_page("pages/create_table.py")
-    else:
-        st.info("The schema and sample are saved for the table wizard, which is not available yet.")
+    open_wizard(sample.stream, schema, sample.events)
