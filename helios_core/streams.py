@@ -23,8 +23,8 @@ from typing import Any
 import orjson
 from botocore.exceptions import BotoCoreError, ClientError
 
-from helios_core.aws import AwsConnection, aws_errors, to_aws_error
-from helios_core.errors import ValidationError
+from helios_core.aws import AwsConnection, aws_errors, describe_stream, to_aws_error
+from helios_core.errors import AwsError, ValidationError
 from helios_core.wording import plural
 
 DEFAULT_SAMPLE = 100
@@ -210,6 +210,19 @@ def list_open_shards(conn: AwsConnection, stream: str) -> list[str]:
     with aws_errors("kinesis:ListShards", conn):
         shards = list_shards(conn.client("kinesis"), stream)
     return [s["ShardId"] for s in shards if "EndingSequenceNumber" not in s.get("SequenceNumberRange", {})]
+
+
+def stream_arn(conn: AwsConnection, stream: str) -> str:
+    """The stream's ARN as Kinesis states it (``DescribeStreamSummary``).
+
+    A source is found by this ARN (the Lambda mapping, the IAM policy), so it is never pieced together from
+    the name: the account in it is the stream's own.
+    """
+    arn = describe_stream(conn, stream).arn
+    if not arn:
+        raise AwsError(f"Kinesis did not give the ARN of stream {stream!r}.",
+                       "Check that the endpoint is a Kinesis service (DescribeStreamSummary answers StreamARN).")
+    return arn
 
 
 def _preview(data: bytes, limit: int = 160) -> str:

@@ -111,8 +111,8 @@ def build_create_request(ch: Any, aws: Any, *, stream: str, database: str, table
                            create_database=not database_exists(ch, database), cluster=cluster or "",
                            distributed=distributed)
     if not stream_arn:
-        from helios_core.aws import describe_stream
-        stream_arn = describe_stream(aws, stream).arn or ""
+        from helios_core.streams import stream_arn as lookup_arn
+        stream_arn = lookup_arn(aws, stream)
     return CreateRequest(stream_name=stream, stream_arn=stream_arn, columns=columns, options=options,
                          connection=Connection.from_aws(aws), start_position=start_position,
                          start_timestamp=start_timestamp or "", mode=mode)

@@ -21,6 +21,7 @@ from helios_core.streams import (
     gzip_events,
     list_open_shards,
     sample_stream,
+    stream_arn,
 )
 
 # ---------------------------------------------------------------- decoding
@@ -166,6 +167,22 @@ def test_bad_requests_are_clear(aws_conn, kinesis_stream):
         sample_stream(aws_conn, "whatever", start="at_timestamp", at="yesterday")
     with pytest.raises(NotFound):
         sample_stream(aws_conn, "no_such_stream_anywhere", n=5)
+
+
+def test_stream_arn_is_the_one_kinesis_gives(ch, aws_conn, kinesis_stream):
+    """The ARN a source is stored and mapped under is the stream's own, never one made up with a zero account."""
+    from helios_core.schema import ColumnSpec
+    from helios_core.table_request import build_create_request
+
+    name = kinesis_stream()
+    real = aws_conn.client("kinesis").describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamARN"]
+    assert stream_arn(aws_conn, name) == real
+    assert f":kinesis:{aws_conn.region}:" in real and ":000000000000:" not in real
+    request = build_create_request(ch, aws_conn, stream=name, database="default", table="arn_check",
+                                   columns=[ColumnSpec(name="a", type="String", json_path="a")], order_by=[])
+    assert request.stream_arn == real                      # the CLI's and the API's create-table ask the same way
+    with pytest.raises(NotFound):
+        stream_arn(aws_conn, "no_such_stream_anywhere")
 
 
 def test_sandbox_streams_show_their_bad_events(aws_sandbox):
