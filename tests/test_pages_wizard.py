@@ -126,3 +126,35 @@ def test_wizard_lambda_mode_gives_a_cloudformation_template_and_sources_say_who_
     assert "AWS Lambda" in _texts(at)
     from helios_core.ingest.manager import get_ingest_manager
     assert result["sourceId"] not in get_ingest_manager().consumers, "Lambda sources are not read in the app"
+
+
+def test_the_created_source_keeps_the_streams_real_arn(app_path, ch, aws_sandbox):
+    """The stream list may carry no ARNs (ListStreams without StreamSummaries): the wizard asks Kinesis for it
+    (DescribeStreamSummary) instead of writing one with account 000000000000."""
+    from helios_core.aws import StreamInfo
+    from helios_core.ingest.manager import remove_source
+    from helios_core.sources import get_source
+
+    conn = aws_sandbox.connection()
+    at = AppTest.from_file(app_path, default_timeout=APPTEST_TIMEOUT)
+    at.session_state["aws_connection"] = conn
+    at.session_state["aws_streams"] = [StreamInfo(name) for name in ("captcha_events", "purchase_events")]
+    at.run()
+    at.switch_page("pages/create_table.py").run()
+    at.selectbox(key="wiz_stream_select").set_value("purchase_events").run()
+    for key in ("wiz_next_0", "wiz_next_1", "wiz_next_2"):
+        _click(at, key)
+    at.radio(key="wiz_db_mode").set_value("New").run()
+    at.text_input(key="wiz_new_db").set_value("wizard_arn").run()
+    _click(at, "wiz_next_3")
+    assert not at.error, [e.value for e in at.error]
+    _click(at, "wiz_create")
+    result = at.session_state["wiz_result"]
+    try:
+        summary = conn.client("kinesis").describe_stream_summary(StreamName="purchase_events")
+        real = summary["StreamDescriptionSummary"]["StreamARN"]
+        assert ":000000000000:" not in real
+        assert result["streamARN"] == real and get_source(ch, result["sourceId"]).stream_arn == real
+        assert f"`{real}`" in _texts(at)
+    finally:
+        remove_source(ch, result["sourceId"], drop_table=True)
