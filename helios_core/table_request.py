@@ -6,6 +6,7 @@ Only parsing lives here; every check of names, types and options is
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from helios_core.ddl import PARTITION_FUNCTIONS, PartitionSpec, TableOptions, TtlSpec, database_exists
@@ -96,6 +97,21 @@ def default_order_by(columns: list[ColumnSpec]) -> list[str]:
     return plain[:1]
 
 
+_STREAM_ARN = re.compile(r"arn:aws[a-z-]*:kinesis:[a-z0-9-]+:\d{12}:stream/(?P<name>[A-Za-z0-9_.-]{1,128})")
+
+
+def check_stream_arn(arn: str, stream: str) -> None:
+    """A caller's ARN keys the Lambda/worker mapping, so it must be a Kinesis stream ARN naming this stream.
+
+    Checked offline (a source can be created for a Lambda deployed elsewhere, with no AWS access here).
+    """
+    match = _STREAM_ARN.fullmatch(arn)
+    if match is None or match.group("name") != stream:
+        raise ValidationError(f"The stream ARN {arn!r} is not an ARN of stream {stream!r}.",
+                              "Leave the stream ARN out and Helios looks it up, or give "
+                              f"arn:aws:kinesis:REGION:ACCOUNT:stream/{stream}.")
+
+
 def build_create_request(ch: Any, aws: Any, *, stream: str, database: str, table: str, columns: list[ColumnSpec],
                          order_by: list[str], partition: PartitionSpec | None = None, ttl: TtlSpec | None = None,
                          engine: str = "MergeTree", version_column: str = "", start_position: str = "TRIM_HORIZON",
@@ -110,7 +126,9 @@ def build_create_request(ch: Any, aws: Any, *, stream: str, database: str, table
                            version_column=version_column or "", partition=partition, ttl=ttl,
                            create_database=not database_exists(ch, database), cluster=cluster or "",
                            distributed=distributed)
-    if not stream_arn:
+    if stream_arn:
+        check_stream_arn(stream_arn, stream)
+    else:
         from helios_core.streams import stream_arn as lookup_arn
         stream_arn = lookup_arn(aws, stream)
     return CreateRequest(stream_name=stream, stream_arn=stream_arn, columns=columns, options=options,

@@ -246,7 +246,7 @@ def test_cli_create_table_and_sources(ch, tmp_path, capsys):
                                   "orderBy": ["ts"], "partitionBy": "toYYYYMM(ts)"}))
     args = ["create-table", "--stream", "clicks", "--database", "cli_db", "--table", "clicks", "--schema",
             str(schema), "--order-by", "kind,ts", "--partition-by", "toYYYYMMDD(ts)",
-            "--stream-arn", "arn:aws:kinesis:us-east-1:1:stream/clicks"]
+            "--stream-arn", "arn:aws:kinesis:us-east-1:123456789012:stream/clicks"]
     assert main(args) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["success"] and "ORDER BY (`kind`, `ts`)" in out["createTableQuery"]
@@ -275,7 +275,7 @@ def _cli_create(capsys, tmp_path, columns: list[dict], database: str, table: str
     schema = tmp_path / f"{table}.json"
     schema.write_text(json.dumps(columns))
     code = main(["create-table", "--stream", "clicks", "--database", database, "--table", table, "--schema",
-                 str(schema), "--stream-arn", "arn:aws:kinesis:us-east-1:1:stream/clicks", *extra])
+                 str(schema), "--stream-arn", "arn:aws:kinesis:us-east-1:123456789012:stream/clicks", *extra])
     return code, json.loads(capsys.readouterr().out)
 
 

@@ -183,6 +183,13 @@ def test_stream_arn_is_the_one_kinesis_gives(ch, aws_conn, kinesis_stream):
     assert request.stream_arn == real                      # the CLI's and the API's create-table ask the same way
     with pytest.raises(NotFound):
         stream_arn(aws_conn, "no_such_stream_anywhere")
+    assert build_create_request(ch, aws_conn, stream=name, database="default", table="arn_check", stream_arn=real,
+                                columns=[ColumnSpec(name="a", type="String", json_path="a")],
+                                order_by=[]).stream_arn == real
+    wrong = real.rsplit("/", 1)[0] + "/someone_elses_stream"
+    with pytest.raises(ValidationError, match="is not an ARN of stream"):  # a typo is refused, never stored
+        build_create_request(ch, aws_conn, stream=name, database="default", table="arn_check", stream_arn=wrong,
+                             columns=[ColumnSpec(name="a", type="String", json_path="a")], order_by=[])
 
 
 def test_sandbox_streams_show_their_bad_events(aws_sandbox):
