@@ -237,6 +237,18 @@ def forget_aws_connection() -> None:
         st.session_state.pop(key, None)
 
 
+def stream_names(conn) -> list[str]:
+    """The streams of this session's connection, listed once per session (Connect's Refresh lists them again)."""
+    from helios_core.aws import list_streams
+
+    streams = st.session_state.get(AWS_STREAMS_KEY)
+    if streams is None:
+        with user_errors(), st.spinner("Listing streams…"):
+            streams = list_streams(conn, details=False)
+            st.session_state[AWS_STREAMS_KEY] = streams
+    return [s.name for s in streams or []]
+
+
 def sandbox() -> object:
     """The process-wide local sandbox (moto server + demo producers), started on first use."""
     from helios_core.sandbox import get_sandbox

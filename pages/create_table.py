@@ -15,7 +15,7 @@ import orjson
 import pandas as pd
 import streamlit as st
 
-from helios_core.aws import AwsConnection, list_streams
+from helios_core.aws import AwsConnection
 from helios_core.clickhouse import list_user_databases, table_exists
 from helios_core.ddl import (
     ENGINES,
@@ -39,7 +39,6 @@ from helios_core.streams import sample_stream, stream_arn
 from helios_core.table_request import create_and_start
 from helios_core.wording import plural
 from pages._shared import (
-    AWS_STREAMS_KEY,
     WIZARD_HANDOVER_KEY,
     acting_user,
     open_in_sql_explorer,
@@ -48,6 +47,7 @@ from pages._shared import (
     runtime,
     sandbox_badge,
     show_error,
+    stream_names,
     user_errors,
 )
 
@@ -210,16 +210,6 @@ def step_source(conn: AwsConnection) -> None:
             state.pop("wizard_schema", None)
         go(1)
         st.rerun()
-
-
-def stream_names(conn: AwsConnection) -> list[str]:
-    """The streams of this session's connection, listed once per session (Connect's Refresh lists them again)."""
-    streams = state.get(AWS_STREAMS_KEY)
-    if streams is None:
-        with user_errors(), st.spinner("Listing streams…"):
-            streams = list_streams(conn, details=False)
-            state[AWS_STREAMS_KEY] = streams
-    return [s.name for s in streams or []]
 
 
 # ---- 2. sample and schema ----------------------------------------------------------------------------

@@ -8,17 +8,17 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from helios_core.aws import AwsConnection, list_streams
+from helios_core.aws import AwsConnection
 from helios_core.schema import InferredSchema, clickhouse_describe, infer_schema
 from helios_core.streams import DEFAULT_SAMPLE, MAX_SAMPLE, Sample, sample_stream
 from helios_core.wording import plural
 from pages._shared import (
-    AWS_STREAMS_KEY,
     PREVIEW_STREAM_KEY,
     open_wizard,
     require_aws_connection,
     runtime,
     sandbox_badge,
+    stream_names,
     user_errors,
 )
 
@@ -34,16 +34,6 @@ class SampleChoice:
     start: str
     at: datetime | None = None
     wait_s: float = 10.0
-
-
-def stream_names(conn: AwsConnection) -> list[str]:
-    """The streams of this session's connection, listed once per session (Connect's Refresh lists them again)."""
-    streams = st.session_state.get(AWS_STREAMS_KEY)
-    if streams is None:
-        with user_errors(), st.spinner("Listing streams…"):
-            streams = list_streams(conn, details=False)
-            st.session_state[AWS_STREAMS_KEY] = streams
-    return [s.name for s in streams or []]
 
 
 def sample_controls(names: list[str]) -> SampleChoice:
