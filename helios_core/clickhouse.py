@@ -679,12 +679,17 @@ def table_exists(ch: ClickHouse, database: str, table: str) -> bool:
     return bool(rows[0]["n"])
 
 
+def preview_sql(database: str, table: str, limit: int = 100) -> str:
+    """The query for a table's first rows, laid out for an editor."""
+    return f"SELECT *\nFROM {quote_ident(database)}.{quote_ident(table)}\nLIMIT {int(limit)}"
+
+
 def preview(ch: ClickHouse, database: str, table: str, limit: int = 100) -> QueryResult:
     """The first rows of a table, through the guarded path."""
     if database in PRIVATE_DATABASES:
         raise NotFound(f"{database} holds analysis jobs' inputs: its rows are not shown.",
                        "Run an analysis on the Jobs page: only its safe aggregates are released.")
-    sql = f"SELECT * FROM {quote_ident(database)}.{quote_ident(table)} LIMIT {int(limit)}"
+    sql = preview_sql(database, table, limit)
     result = ch.run_guarded(sql, limit=limit)
     ch.name_empty_columns(result, sql)
     return result

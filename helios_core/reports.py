@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -201,10 +202,8 @@ def parse_condition(text: str) -> Filter:
     if not match:
         raise ValidationError(f"Cannot read the condition {text!r}.",
                               "Write it as: column operator value, e.g. type = solve, or country in US, GB.")
-    column, op, rest = match.group(1).strip("`"), re.sub(r"\s+", " ", match.group(2).lower()), match.group(3).strip()
-    op = _OPERATOR_ALIASES.get(op, op)
-    values = [v.strip() for v in rest.split(",")] if op in ("in", "not in", "between") else [rest]
-    return Filter(column, op, [_unquote(v) for v in values if v != ""])
+    column, op = match.group(1).strip("`"), normal_operator(match.group(2))
+    return Filter(column, op, _split_values(op, match.group(3)))
 
 
 def parse_conditions(text: str) -> list[Filter]:
@@ -216,6 +215,99 @@ def _unquote(value: str) -> str:
     if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
         return value[1:-1]
     return value
+
+
+# ---- filter values as a person types them ------------------------------------------------------
+
+
+def normal_operator(op: str) -> str:
+    """``NOT  IN`` → ``not in``, ``<>`` → ``!=``: the operator's one spelling (unknown ones come back as typed)."""
+    op = re.sub(r"\s+", " ", str(op).strip().lower())
+    return _OPERATOR_ALIASES.get(op, op)
+
+
+def _split_values(op: str, text: str) -> list[str]:
+    """The values typed for ``op``, trimmed, unquoted, blanks dropped (``''`` is an empty value); not counted."""
+    text = str(text or "").strip()
+    if op in ("in", "not in"):
+        parts = text.split(",")
+    elif op == "between":
+        parts = text.split(",") if "," in text else re.split(r"\s+and\s+", text, flags=re.IGNORECASE)
+    else:
+        parts = [text]
+    return [_unquote(p.strip()) for p in parts if p.strip() != ""]
+
+
+# Two values of each family, for the examples in the messages (in order, so they also make a range).
+_EXAMPLES = {"int": ("10", "400"), "float": ("0.5", "2.5"), "decimal": ("9.99", "100"),
+             "date": ("2024-05-01", "2024-05-31"), "datetime": ("2024-05-01 08:00", "2024-05-01 18:00"),
+             "bool": ("true", "false"), "ip": ("10.0.0.1", "10.0.0.255")}
+# Families whose single value never holds a comma: one there means several values were typed.
+_NO_COMMA = ("int", "float", "decimal", "date", "datetime", "bool", "uuid", "ip")
+
+
+def parse_filter_values(op: str, text: str, column_type: str = "") -> list[str]:
+    """A filter's value as typed → its values: ``in``: comma-separated; ``between``: ``a and b`` or ``a, b``.
+
+    Other operators take one value; quotes around a value are removed. The values stay text (the compiler types
+    them); a wrong count raises a ValidationError that says what to type, with an example for ``column_type``.
+    """
+    op = normal_operator(op)
+    if op not in OPERATORS:
+        raise ValidationError(f"Unknown operator {op!r}: use one of {', '.join(OPERATORS)}.")
+    values = _split_values(op, text)
+    family = type_family(column_type) if column_type else "string"
+    first, second = _EXAMPLES.get(family, ("EUR", "USD"))
+    if op in ("in", "not in"):
+        if not values:
+            raise ValidationError(f"{op} needs at least one value: type them separated by commas, "
+                                  f"e.g. {first}, {second}.")
+        if len(values) > MAX_IN_VALUES:
+            raise ValidationError(f"{op} takes at most {MAX_IN_VALUES:,} values, not {len(values):,}: "
+                                  "narrow the list, or filter with between, < or >.")
+    elif op == "between":
+        if len(values) != 2:
+            got = ", ".join(repr(v) for v in values) or "nothing"
+            raise ValidationError(f"between needs two values, from and to, not {got}: type them as "
+                                  f"{first} and {second} (or {first}, {second}).")
+    elif not values:
+        raise ValidationError(f"{op} needs a value: type one, e.g. {first}.")
+    elif family in _NO_COMMA and "," in values[0]:
+        raise ValidationError(f"{op} takes one value, not {values[0]!r}: for several values choose the "
+                              "operator in; numbers are typed without thousands separators.")
+    return values
+
+
+def filters_from_rows(rows: Iterable[tuple[str, str, str]], column_types: Mapping[str, str] | None = None
+                      ) -> list[Filter]:
+    """The builder's filter rows (column, operator, value as typed) → filters; blank rows are skipped.
+
+    A row missing a part or with unreadable values is never dropped or guessed (the report would not be what
+    the user asked for): every such row is named in one ValidationError.
+    """
+    types = column_types or {}
+    filters: list[Filter] = []
+    problems: list[str] = []
+    for number, (column, op, value) in enumerate(rows, start=1):
+        if not (column or op or value):
+            continue
+        missing = [name for name, given in (("a column", column), ("an operator", op), ("a value", value))
+                   if not given]
+        where = f"Filter row {number}" + (f" ({column})" if column else "")
+        if missing:
+            problems.append(f"{where} has no " + " and no ".join(m.split(" ", 1)[1] for m in missing)
+                            + f": choose {' and '.join(missing)}, or delete the row.")
+            continue
+        try:
+            filters.append(Filter(column, normal_operator(op), parse_filter_values(op, value, types.get(column, ""))))
+        except ValidationError as exc:
+            problems.append(f"{where}: {exc.message}")
+    if problems:
+        raise ValidationError(problems[0] if len(problems) == 1 else
+                              f"{len(problems)} filter rows cannot be used; the report was not run.",
+                              "Complete each filter row (column, operator and value) or delete it.",
+                              problems=problems)
+    return filters
 
 
 # ---- column types ---------------------------------------------------------------------
@@ -344,7 +436,7 @@ class _Compiler:
 
     # -- filters
     def condition(self, f: Filter, alias: str = "t") -> str | None:
-        op = _OPERATOR_ALIASES.get(str(f.op).strip().lower(), str(f.op).strip().lower())
+        op = normal_operator(f.op)
         if op not in OPERATORS:
             self.problems.append(f"Unknown operator {f.op!r}; use one of {', '.join(OPERATORS)}.")
             return None

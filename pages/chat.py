@@ -21,8 +21,6 @@ store = ChatStore(ch, acting_user())  # lists, opens and changes only what this 
 state = st.session_state
 PROVIDER_LABELS = {"builtin": "Built-in (offline)", "bedrock": "Amazon Bedrock", "openai": "OpenAI-compatible"}
 
-st.title("Chat")
-
 
 def user_databases() -> list[str]:
     """Databases with tables, Helios's own metadata excepted (demo first)."""
@@ -32,18 +30,31 @@ def user_databases() -> list[str]:
 
 # ---- sidebar: the chats ----------------------------------------------------------------------------
 
-with user_errors():
-    chats = store.list()
-ids = [c.id for c in chats]
-by_id = {c.id: c for c in chats}
-if state.get(ACTIVE_CHAT_KEY) not in by_id:
-    state[ACTIVE_CHAT_KEY] = ids[0] if ids else None
-if ids:
-    state["chat_pick"] = state[ACTIVE_CHAT_KEY]
 
-with st.sidebar:
-    st.subheader("Chats")
-    with st.expander("New chat", expanded=not ids, icon=":material/add_comment:"):
+def sidebar_chats() -> tuple[dict[str, Chat], list[str]]:
+    """This user's chats to pick from, and a form for a new one; returns the chats by id and the databases."""
+    with user_errors():
+        chats = store.list()
+    ids = [c.id for c in chats]
+    by_id = {c.id: c for c in chats}
+    if state.get(ACTIVE_CHAT_KEY) not in by_id:
+        state[ACTIVE_CHAT_KEY] = ids[0] if ids else None
+    if ids:
+        state["chat_pick"] = state[ACTIVE_CHAT_KEY]
+    with st.sidebar:
+        st.subheader("Chats")
+        databases = new_chat_form(expanded=not ids)
+        if ids:
+            picked = st.radio("Your chats", ids, key="chat_pick", format_func=lambda i: by_id[i].name,
+                              label_visibility="collapsed")
+            state[ACTIVE_CHAT_KEY] = picked
+            rename_share_delete(by_id[picked])
+    return by_id, databases
+
+
+def new_chat_form(expanded: bool) -> list[str]:
+    """'New chat': about a database or about a query's result. Returns the databases it offers."""
+    with st.expander("New chat", expanded=expanded, icon=":material/add_comment:"):
         with user_errors():
             databases = user_databases()
         st.text_input("Name", key="chat_new_name", placeholder="e.g. Revenue questions")
@@ -64,31 +75,30 @@ with st.sidebar:
                     chat = start_query_chat(ch, store, state["chat_new_sql"], state.get("chat_new_name", ""))
                 state[ACTIVE_CHAT_KEY] = chat.id
                 st.rerun()
-    if ids:
-        picked = st.radio("Your chats", ids, key="chat_pick", format_func=lambda i: by_id[i].name,
-                          label_visibility="collapsed")
-        state[ACTIVE_CHAT_KEY] = picked
-        with st.expander("Rename or delete", icon=":material/edit:"):
-            st.text_input("New name", key="chat_rename_to", placeholder=by_id[picked].name)
-            if st.button("Rename", key="chat_rename", icon=":material/drive_file_rename_outline:"):
-                with user_errors(stop=False):
-                    store.rename(picked, state.get("chat_rename_to", ""))
-                    st.rerun()
-            if store.can_change(by_id[picked]):
-                st.text_input("Share read-only with", value=", ".join(by_id[picked].shared_with),
-                              key=f"chat_share_with_{picked}", placeholder="e-mail addresses, or * for everyone")
-                if st.button("Update sharing", key="chat_share", icon=":material/share:"):
-                    with user_errors():
-                        store.share(picked, state.get(f"chat_share_with_{picked}", ""))
-                        st.rerun()
-            sure = st.checkbox("Yes, delete this chat and its messages", key="chat_delete_confirm")
-            if st.button("Delete chat", key="chat_delete", icon=":material/delete:", disabled=not sure):
-                with user_errors(stop=False):
-                    store.delete(picked)
-                    state[ACTIVE_CHAT_KEY] = None
-                    state.pop("chat_delete_confirm", None)
-                    st.rerun()
+    return databases
 
+
+def rename_share_delete(picked: Chat) -> None:
+    with st.expander("Rename or delete", icon=":material/edit:"):
+        st.text_input("New name", key="chat_rename_to", placeholder=picked.name)
+        if st.button("Rename", key="chat_rename", icon=":material/drive_file_rename_outline:"):
+            with user_errors(stop=False):
+                store.rename(picked.id, state.get("chat_rename_to", ""))
+                st.rerun()
+        if store.can_change(picked):
+            st.text_input("Share read-only with", value=", ".join(picked.shared_with),
+                          key=f"chat_share_with_{picked.id}", placeholder="e-mail addresses, or * for everyone")
+            if st.button("Update sharing", key="chat_share", icon=":material/share:"):
+                with user_errors():
+                    store.share(picked.id, state.get(f"chat_share_with_{picked.id}", ""))
+                    st.rerun()
+        sure = st.checkbox("Yes, delete this chat and its messages", key="chat_delete_confirm")
+        if st.button("Delete chat", key="chat_delete", icon=":material/delete:", disabled=not sure):
+            with user_errors(stop=False):
+                store.delete(picked.id)
+                state[ACTIVE_CHAT_KEY] = None
+                state.pop("chat_delete_confirm", None)
+                st.rerun()
 
 
 # ---- live databases: a chat over PostgreSQL or MySQL (the password stays in memory) -----------------
@@ -152,36 +162,37 @@ def live_chat_banner(current: Chat) -> None:
             st.rerun()
 
 
-with st.sidebar:
-    live_database_form()
-
-chat: Chat | None = by_id.get(state.get(ACTIVE_CHAT_KEY) or "")
-
 # ---- assistant settings (keys stay in this browser session) ----------------------------------------
 
-with st.expander("Assistant settings", icon=":material/tune:"):
-    provider_name = st.radio("Provider", list(PROVIDER_LABELS), format_func=PROVIDER_LABELS.get, horizontal=True,
-                             key="chat_provider")
-    if provider_name == "bedrock":
-        st.text_input("Bedrock model id", value=DEFAULT_BEDROCK_MODEL, key="chat_bedrock_model")
-        conn = aws_connection()
-        if conn is None:
-            st.caption("No AWS connection in this session: the default credential chain and region are used. "
-                       "Connect on the Connect page to choose.")
-        elif getattr(conn, "sandbox", False):
-            st.warning("The local sandbox does not offer Bedrock: connect to real AWS on the Connect page.",
-                       icon=":material/science:")
-        else:
-            st.caption(f"Uses this session's AWS connection: {conn.describe()}.")
-    elif provider_name == "openai":
-        st.text_input("Base URL", key="chat_openai_url", placeholder="https://api.openai.com/v1 or "
-                      "http://localhost:11434/v1")
-        st.text_input("Model", key="chat_openai_model", placeholder="gpt-4o-mini, llama3.1, …")
-        st.text_input("API key (optional)", key="chat_openai_key", type="password",
-                      help="Kept only in this browser session; never stored or logged.")
-    if provider_name != "builtin":
-        st.checkbox("Allow sending result rows (up to 20 rows of the previous answer)", key="chat_allow_rows")
-    st.caption(what_is_sent(provider_name, bool(state.get("chat_allow_rows")) and provider_name != "builtin"))
+
+def assistant_settings() -> None:
+    with st.expander("Assistant settings", icon=":material/tune:"):
+        provider_name = st.radio("Provider", list(PROVIDER_LABELS), format_func=PROVIDER_LABELS.get,
+                                 horizontal=True, key="chat_provider")
+        if provider_name == "bedrock":
+            bedrock_settings()
+        elif provider_name == "openai":
+            st.text_input("Base URL", key="chat_openai_url", placeholder="https://api.openai.com/v1 or "
+                          "http://localhost:11434/v1")
+            st.text_input("Model", key="chat_openai_model", placeholder="gpt-4o-mini, llama3.1, …")
+            st.text_input("API key (optional)", key="chat_openai_key", type="password",
+                          help="Kept only in this browser session; never stored or logged.")
+        if provider_name != "builtin":
+            st.checkbox("Allow sending result rows (up to 20 rows of the previous answer)", key="chat_allow_rows")
+        st.caption(what_is_sent(provider_name, bool(state.get("chat_allow_rows")) and provider_name != "builtin"))
+
+
+def bedrock_settings() -> None:
+    st.text_input("Bedrock model id", value=DEFAULT_BEDROCK_MODEL, key="chat_bedrock_model")
+    conn = aws_connection()
+    if conn is None:
+        st.caption("No AWS connection in this session: the default credential chain and region are used. "
+                   "Connect on the Connect page to choose.")
+    elif getattr(conn, "sandbox", False):
+        st.warning("The local sandbox does not offer Bedrock: connect to real AWS on the Connect page.",
+                   icon=":material/science:")
+    else:
+        st.caption(f"Uses this session's AWS connection: {conn.describe()}.")
 
 
 def current_provider():
@@ -237,14 +248,17 @@ def render_turn(messages: list[Message], chat_id: str) -> None:
                         open_in_sql_explorer(sql)
 
 
-if chat is None:
-    st.info("Create a chat in the sidebar, or just ask: a new chat starts with your first question.",
-            icon=":material/forum:")
-    if not databases:  # listed for the sidebar above, in this same run
-        st.warning("There is no database to ask about yet. Load the demo data on the Home page, or create a table.")
-        st.stop()
-    st.selectbox("Ask about database", databases, key="chat_quick_db")
-else:
+def conversation(chat: Chat | None, databases: list[str]) -> None:
+    """The chat's turns; with no chat, the database a first question will be about."""
+    if chat is None:
+        st.info("Create a chat in the sidebar, or just ask: a new chat starts with your first question.",
+                icon=":material/forum:")
+        if not databases:
+            st.warning("There is no database to ask about yet. Load the demo data on the Home page, or create a "
+                       "table.")
+            st.stop()
+        st.selectbox("Ask about database", databases, key="chat_quick_db")
+        return
     st.caption(f"About {chat.describe_subject()}" + (f" (database {chat.database})" if chat.subject_sql else "")
                + ("" if store.can_change(chat) else f" · shared with you by {chat.owner}, read-only"))
     live_chat_banner(chat)
@@ -252,9 +266,13 @@ else:
         for turn in turns(store.messages(chat.id)):
             render_turn(turn, chat.id)
 
-subject_name = chat.describe_subject() if chat else f"database {state.get('chat_quick_db', '')}"
-question = st.chat_input(f"Ask about {subject_name}…", key="chat_input")
-if question:
+
+def question_box(chat: Chat | None) -> None:
+    """Ask; the first question without a chat starts one about the chosen database."""
+    subject_name = chat.describe_subject() if chat else f"database {state.get('chat_quick_db', '')}"
+    question = st.chat_input(f"Ask about {subject_name}…", key="chat_input")
+    if not question:
+        return
     with user_errors(stop=False):
         provider = current_provider()
         if chat is None:
@@ -267,3 +285,17 @@ if question:
                 Assistant(ch, store, provider).ask(question, chat,
                                                    allow_rows=bool(state.get("chat_allow_rows")))
         st.rerun()
+
+
+def main() -> None:
+    st.title("Chat")
+    by_id, databases = sidebar_chats()
+    with st.sidebar:
+        live_database_form()
+    chat = by_id.get(state.get(ACTIVE_CHAT_KEY) or "")
+    assistant_settings()
+    conversation(chat, databases)
+    question_box(chat)
+
+
+main()
