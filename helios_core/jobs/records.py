@@ -20,7 +20,7 @@ FORMATS = {"csv": "csv", "jsonl": "jsonl", "parquet": "parquet", "pg_dump": "sql
 FORMAT_LABELS = {"csv": "CSV (with a header row)", "jsonl": "JSON lines", "parquet": "Parquet",
                  "pg_dump": "PostgreSQL plain dump (pg_dump -F p)"}
 FORMAT_ALIASES = {"json": "jsonl", "ndjson": "jsonl", "json_lines": "jsonl", "jsonlines": "jsonl",
-                   "pgdump": "pg_dump", "pg-dump": "pg_dump", "sql": "pg_dump", "dump": "pg_dump"}
+                  "pgdump": "pg_dump", "pg-dump": "pg_dump", "sql": "pg_dump", "dump": "pg_dump"}
 TARGETS = ("existing", "new", "database")   # an existing table, a new table, a new database (dumps)
 SUBMITTED, VALIDATING, LOADING, SUCCESS, FAIL = "Submitted", "Validating uploads", "Loading", "Success", "Fail"
 STAGES = (SUBMITTED, VALIDATING, LOADING, SUCCESS, FAIL)
@@ -36,9 +36,9 @@ MAX_FILES_PER_OWNER = 20
 
 
 def normalize_format(value: Any) -> str:
+    """A format as the user wrote it (``JSON``, ``ndjson``, ``pg-dump``…) as one of :data:`FORMATS`' keys."""
     text = str(value or "").strip().lower().replace(" ", "_")
     return FORMAT_ALIASES.get(text, text)
-
 
 
 def utc_now() -> datetime:
