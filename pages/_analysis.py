@@ -16,7 +16,7 @@ from helios_core.analysis_check import LEVELS
 from helios_core.cloud_urls import PROVIDERS, configured
 from helios_core.errors import Conflict, HeliosError
 from helios_core.jobs import ACTIVE_STAGES, ANALYSIS, ANALYSIS_STAGES, FAIL, SUCCESS, Job, get_job, list_jobs
-from pages._shared import acting_user, show_error
+from pages._shared import acting_user, guarded, show_error
 
 state = st.session_state
 LEVEL_HELP = {"semi": "semi — aggregates only; rows with too few data owners or rows are withheld",
@@ -62,43 +62,60 @@ def create_section(service: Any) -> None:
                      key="an_sql", height=140, placeholder=EXAMPLE_SQL)
         c1, c2 = st.columns(2)
         c1.radio("Security level", LEVELS, format_func=LEVEL_HELP.get, key="an_level")
-        c2.multiselect("Cloud providers", PROVIDERS, default=["aws"], key="an_providers",
-                       help="Each data owner gets one upload link per provider; gcp and azure need their keys "
-                            "in the environment or secrets.toml.")
-        unready = [p for p in state.get("an_providers", []) if not configured(p)]
-        if unready:
-            c2.caption(f"Not configured: {', '.join(unready)} (see the README's analysis jobs section).")
-        # The editor keeps its edits relative to a base that never changes; the edited frame is what counts.
-        base = state.setdefault("an_schema_base", pd.DataFrame([{"column": "city", "unit": "category"},
-                                                                {"column": "speed", "unit": "mph"}]))
-        state["an_schema_rows"] = st.data_editor(base, num_rows="dynamic", hide_index=True, key="an_schema_editor",
-                                                 width="stretch")
-        st.caption("Units such as category, text, id or name make a text column; date and datetime make dates; "
-                   "any other unit (mph, count, usd…) a number. min()/max() never apply to an id/name column.")
+        _providers(c2)
+        _units()
         with st.expander("Thresholds and noise"):
-            a1, a2, a3 = st.columns(3)
-            a1.number_input("Minimum data owners per row", min_value=2, value=2, key="an_min_owners")
-            a2.number_input("Minimum rows per row", min_value=1, value=5, key="an_min_rows")
-            a3.number_input("mal: rows counted per owner", min_value=1, value=100, key="an_max_rows_per_owner")
-            b1, b2 = st.columns(2)
-            b1.number_input("mal: ε per analysis", min_value=0.01, value=1.0, key="an_epsilon")
-            b2.number_input("mal: ε budget of the job", min_value=0.01, value=3.0, key="an_epsilon_budget")
-            st.text_input('mal: bounds as JSON, e.g. {"speed": [0, 200]}', key="an_bounds")
+            _thresholds()
         b1, b2 = st.columns(2)
         if b1.button("Check", key="an_check", icon=":material/rule:"):
             state["an_verdict"] = preview_check(service.ch, _draft())
         if state.get("an_verdict"):
             _verdict(state["an_verdict"])
         if b2.button("Create analysis job", type="primary", key="an_create", icon=":material/add_task:"):
-            try:
-                job = service.create(_draft(), acting_user())
-                state.setdefault("an_created", set()).add(job.id)
-                state["an_selected"] = job.id
-                st.success(f"Created {job.name} ({job.id}). Register data owners below.")
-            except HeliosError as exc:
-                show_error(exc)
-                if getattr(exc, "missing_fields", None):
-                    st.caption("Missing: " + ", ".join(exc.missing_fields))
+            _create(service)
+
+
+def _providers(column: Any) -> None:
+    column.multiselect("Cloud providers", PROVIDERS, default=["aws"], key="an_providers",
+                       help="Each data owner gets one upload link per provider; gcp and azure need their keys "
+                            "in the environment or secrets.toml.")
+    unready = [p for p in state.get("an_providers", []) if not configured(p)]
+    if unready:
+        column.caption(f"Not configured: {', '.join(unready)} (see the README's analysis jobs section).")
+
+
+def _units() -> None:
+    """The job's columns and their units (the unit decides a column's type and what may be computed on it)."""
+    # The editor keeps its edits relative to a base that never changes; the edited frame is what counts.
+    base = state.setdefault("an_schema_base", pd.DataFrame([{"column": "city", "unit": "category"},
+                                                            {"column": "speed", "unit": "mph"}]))
+    state["an_schema_rows"] = st.data_editor(base, num_rows="dynamic", hide_index=True, key="an_schema_editor",
+                                             width="stretch")
+    st.caption("Units such as category, text, id or name make a text column; date and datetime make dates; "
+               "any other unit (mph, count, usd…) a number. min()/max() never apply to an id/name column.")
+
+
+def _thresholds() -> None:
+    a1, a2, a3 = st.columns(3)
+    a1.number_input("Minimum data owners per row", min_value=2, value=2, key="an_min_owners")
+    a2.number_input("Minimum rows per row", min_value=1, value=5, key="an_min_rows")
+    a3.number_input("mal: rows counted per owner", min_value=1, value=100, key="an_max_rows_per_owner")
+    b1, b2 = st.columns(2)
+    b1.number_input("mal: ε per analysis", min_value=0.01, value=1.0, key="an_epsilon")
+    b2.number_input("mal: ε budget of the job", min_value=0.01, value=3.0, key="an_epsilon_budget")
+    st.text_input('mal: bounds as JSON, e.g. {"speed": [0, 200]}', key="an_bounds")
+
+
+def _create(service: Any) -> None:
+    try:
+        job = service.create(_draft(), acting_user())
+        state.setdefault("an_created", set()).add(job.id)
+        state["an_selected"] = job.id
+        st.success(f"Created {job.name} ({job.id}). Register data owners below.")
+    except HeliosError as exc:
+        show_error(exc)
+        if getattr(exc, "missing_fields", None):
+            st.caption("Missing: " + ", ".join(exc.missing_fields))
 
 
 def settings_section(service: Any, job: Job) -> None:
@@ -150,18 +167,18 @@ def submit_section(service: Any, job: Job) -> None:
             show_error(exc)
 
 
-def stages_section(job: Job) -> None:
+def stages_section(service: Any, job: Job) -> None:
+    """The stages reached; refreshes itself every second while the job runs."""
     if not job.submitted:
         return
     if job.status in ACTIVE_STAGES:
-        st.fragment(run_every=1.0)(_stages_panel)(job.id, True)
+        st.fragment(run_every=1.0)(guarded(_stages_panel))(service, job.id, True)
     else:
-        _stages_panel(job.id, False)
+        _stages_panel(service, job.id, False)
 
 
-def _stages_panel(job_id: str, watching: bool) -> None:
-    from pages._shared import runtime
-    current = get_job(runtime().clickhouse, job_id, acting_user())
+def _stages_panel(service: Any, job_id: str, watching: bool) -> None:
+    current = get_job(service.ch, job_id, acting_user())
     if watching and current.status not in ACTIVE_STAGES:
         st.rerun()
     steps = [s for s in ANALYSIS_STAGES if s != FAIL]
@@ -228,22 +245,28 @@ def more_section(service: Any, job: Job) -> None:
                 show_error(exc)
 
 
-def analysis_tab(service: Any) -> None:
-    create_section(service)
+def choose_analysis(service: Any) -> Job | None:
     jobs = [j for j in list_jobs(service.ch, acting_user()) if j.target == ANALYSIS]
     if not jobs:
         st.info("No analysis jobs yet. Create one above.")
-        return
+        return None
     ids = [j.id for j in jobs]
     if state.get("an_selected") not in ids:
         state["an_selected"] = ids[0]
     labels = {j.id: f"{j.name} · {j.status} · {j.id[:8]}" for j in jobs}
     selected = st.selectbox("Analysis job", ids, format_func=labels.get, key="an_selected")
-    job = next(j for j in jobs if j.id == selected)
+    return next(j for j in jobs if j.id == selected)
+
+
+def analysis_tab(service: Any) -> None:
+    create_section(service)
+    job = choose_analysis(service)
+    if job is None:
+        return
     st.subheader(job.name)
     settings_section(service, job)
     owners_section(service, job)
     submit_section(service, job)
-    stages_section(job)
+    stages_section(service, job)
     result_section(service, job)
     more_section(service, job)

@@ -308,6 +308,16 @@ def test_new_table_schema_inferred_and_confirmed(ch, service):
     assert [json.loads(m["meta"]) if m["meta"] != "plain" else m["meta"] for m in metas] == [{"k": 3}, "plain"]
 
 
+def test_fallback_sorting_key_is_a_column_clickhouse_can_sort_by_alone():
+    from helios_core.jobs.files import default_order_by
+    from helios_core.schema import ColumnSpec
+    columns = [ColumnSpec(name=n, type=t) for n, t in [
+        ("maybe", "Nullable(Int64)"), ("label", "LowCardinality(Nullable(String))"), ("tags", "Array(String)"),
+        ("attrs", "Map(String, String)"), ("doc", "JSON"), ("id", "UInt32"), ("name", "String")]]
+    assert default_order_by(columns) == ["id"]
+    assert default_order_by(columns[:5]) == []
+
+
 def test_pg_dump_job(ch, service):
     database = f"jobs_dump_{uuid.uuid4().hex[:6]}"
     job = service.create({"name": "shop dump", "format": "pg_dump", "database": database})
