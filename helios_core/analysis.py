@@ -386,8 +386,7 @@ def run_analysis(service: Any, job_id: str, rng: np.random.Generator | None = No
         stage = progress.stage = name
         jobs.add_stage(service.ch, job_id, name, message)
 
-    service._running.add(job_id)
-    try:
+    try:  # JobService.run marks the job running around this call
         job = jobs.get_job(service.ch, job_id, SYSTEM)
         spec = get_spec(service.ch, job_id, SYSTEM)
         enter(jobs.VALIDATING)
@@ -416,8 +415,6 @@ def run_analysis(service: Any, job_id: str, rng: np.random.Generator | None = No
         progress.stage = jobs.FAIL
         jobs.add_stage(service.ch, job_id, jobs.FAIL, f"Failed. Last status is {stage}. Unexpected "
                                                 f"{type(exc).__name__}: {str(exc)[:500]}")
-    finally:
-        service._running.discard(job_id)
 
 
 def run_query(service: Any, job_id: str, sql: str, rng: np.random.Generator | None = None,

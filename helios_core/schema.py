@@ -646,7 +646,7 @@ def _sorting_key(inf: _Inferrer, time_col: ColumnSpec | None) -> tuple[list[str]
     dims = []
     for c in inf.columns:
         distinct = inf.distinct.get(c.name)
-        if c.type.startswith("Nullable") or "Nullable" in c.type or distinct is None or distinct < 2:
+        if is_nullable(c.type) or distinct is None or distinct < 2:
             continue
         if c.type == "LowCardinality(String)" or (c.type in ("UUID", "String", "Int64", "UInt64")
                                                     and distinct <= 50 and distinct * 10 <= inf.total):
