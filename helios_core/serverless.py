@@ -272,6 +272,90 @@ def status(conn: Any, source: Source) -> LambdaStatus:
     return LambdaStatus(str(found[0].get("State", "")), str(found[0].get("LastProcessingResult", "")), age)
 
 
+# ---- pausing, resuming, removing --------------------------------------------------------------------
+
+def _mappings_of(lam: Any, source: Source) -> list[dict[str, Any]]:
+    """The source's event source mappings, found by the function's name: deploy() derives every name from
+    the source id and keeps no UUID, so a CloudFormation deployment of the same template is found too."""
+    names = Names.for_source(source)
+    try:
+        reply = lam.list_event_source_mappings(FunctionName=names.function, EventSourceArn=source.stream_arn)
+    except lam.exceptions.ResourceNotFoundException:
+        return []
+    return list(reply.get("EventSourceMappings") or [])
+
+
+def set_enabled(conn: Any, source: Source, enabled: bool) -> list[str]:
+    """Enable or disable the source's event source mapping(s): disabled, Lambda stops reading the stream and the
+    records wait there (within its retention) for the resume. Returns the UUIDs changed ([]: not deployed)."""
+    from helios_core.aws import aws_errors
+
+    with aws_errors("lambda:UpdateEventSourceMapping", conn):
+        lam = conn.client("lambda")
+        found = _mappings_of(lam, source)
+        for mapping in found:
+            lam.update_event_source_mapping(UUID=mapping["UUID"], Enabled=enabled)
+    return [str(m["UUID"]) for m in found]
+
+
+def mapping_table_of(conn: Any, source: Source) -> str | None:
+    """The mapping table the deployed function reads (its environment), or None when it is not deployed."""
+    from helios_core.aws import aws_errors
+
+    with aws_errors("lambda:GetFunctionConfiguration", conn):
+        lam = conn.client("lambda")
+        try:
+            config = lam.get_function_configuration(FunctionName=Names.for_source(source).function)
+        except lam.exceptions.ResourceNotFoundException:
+            return None
+    variables = (config.get("Environment") or {}).get("Variables") or {}
+    return variables.get(MAPPING_TABLE_ENV) or None
+
+
+def remove(conn: Any, source: Source) -> list[str]:
+    """Delete what deploy() made for a source that is being deleted: the event source mapping, the function,
+    its role and the secret holding the ClickHouse URL. Returns what was deleted.
+
+    The mapping is deleted, not disabled: with the source, its mapping item and checkpoints gone, a mapping
+    enabled again later could only fail every batch; and the secret holds a ClickHouse password that should
+    not outlive the source. Resources already gone are skipped.
+    """
+    from helios_core.aws import aws_errors
+
+    names = Names.for_source(source)
+    done: list[str] = []
+    with aws_errors("lambda:DeleteEventSourceMapping", conn):
+        lam = conn.client("lambda")
+        for mapping in _mappings_of(lam, source):
+            lam.delete_event_source_mapping(UUID=mapping["UUID"])
+            done.append(f"event source mapping {mapping['UUID']}")
+    with aws_errors("lambda:DeleteFunction", conn):
+        try:
+            lam.delete_function(FunctionName=names.function)
+            done.append(f"function {names.function}")
+        except lam.exceptions.ResourceNotFoundException:
+            pass
+    with aws_errors("iam:DeleteRole", conn):
+        iam = conn.client("iam")
+        try:
+            iam.delete_role_policy(RoleName=names.role, PolicyName="helios-ingest")
+        except iam.exceptions.NoSuchEntityException:
+            pass
+        try:
+            iam.delete_role(RoleName=names.role)
+            done.append(f"role {names.role}")
+        except iam.exceptions.NoSuchEntityException:
+            pass
+    with aws_errors("secretsmanager:DeleteSecret", conn):
+        secrets = conn.client("secretsmanager")
+        try:
+            secrets.delete_secret(SecretId=names.secret, ForceDeleteWithoutRecovery=True)
+            done.append(f"secret {names.secret}")
+        except secrets.exceptions.ResourceNotFoundException:
+            pass
+    return done
+
+
 # ---- CloudFormation --------------------------------------------------------------------------------
 
 def cloudformation_template(source: Source, options: LambdaOptions | None = None,

@@ -15,7 +15,8 @@ from helios_core.schema import ColumnSpec
 
 def test_keys_source_needs_sign_in_after_restart_and_resumes_from_the_page(app_path, ch, aws_conn, moto_server):
     from helios_core.aws import AwsConnection
-    from helios_core.ingest.manager import get_ingest_manager, remove_source
+    from helios_core.ingest.control import delete
+    from helios_core.ingest.manager import get_ingest_manager
 
     keys = AwsConnection(region="eu-west-1", access_key_id="AKIAPAGETEST0042", secret_access_key="page-secret-x1",
                          endpoint_url=moto_server)
@@ -46,5 +47,5 @@ def test_keys_source_needs_sign_in_after_restart_and_resumes_from_the_page(app_p
                    message="the event put after the sign-in")
         assert ch.internal_query("SELECT k FROM ingest_page_test.keyed") == [{"k": "after sign-in"}]
     finally:
-        remove_source(ch, source_id, drop_table=True)
+        delete(ch, source_id, drop_table=True)
         kinesis.delete_stream(StreamName=stream)
