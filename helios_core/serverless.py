@@ -181,7 +181,8 @@ def deploy(conn: Any, source: Source, clickhouse_url: str, options: LambdaOption
         function_arn = _put_function(lam, names.function, role_arn, options,
                                      code if code is not None else package_bytes(with_requirements=True),
                                      secret_arn)
-        mapping_uuid = _put_event_source_mapping(lam, names.function, source.stream_arn, options)
+        mapping_uuid = _put_event_source_mapping(lam, names.function, source.stream_arn, options,
+                                                 enabled=source.status == "running")
     return Deployment(function_arn, role_arn, secret_arn, mapping_uuid, options.mapping_table, asdict(names))
 
 
@@ -227,13 +228,17 @@ def _mapping_settings(options: LambdaOptions) -> dict[str, Any]:
             "FunctionResponseTypes": ["ReportBatchItemFailures"]}
 
 
-def _put_event_source_mapping(client: Any, function: str, stream_arn: str, options: LambdaOptions) -> str:
+def _put_event_source_mapping(client: Any, function: str, stream_arn: str, options: LambdaOptions,
+                              enabled: bool = True) -> str:
+    # A paused source deployed again stays paused: its mapping item says so, and an enabled mapping would
+    # only fail every batch until the resume.
     existing = client.list_event_source_mappings(FunctionName=function, EventSourceArn=stream_arn)
     for mapping in existing.get("EventSourceMappings", []):
-        client.update_event_source_mapping(UUID=mapping["UUID"], FunctionName=function, **_mapping_settings(options))
+        client.update_event_source_mapping(UUID=mapping["UUID"], FunctionName=function, Enabled=enabled,
+                                           **_mapping_settings(options))
         return str(mapping["UUID"])
     reply = client.create_event_source_mapping(EventSourceArn=stream_arn, FunctionName=function,
-                                               StartingPosition=options.starting_position,
+                                               StartingPosition=options.starting_position, Enabled=enabled,
                                                **_mapping_settings(options))
     return str(reply["UUID"])
 

@@ -134,6 +134,10 @@ def test_lambda_pause_disables_the_event_source_mapping_and_delete_removes_the_d
     assert esm["State"] == "Disabled"
     assert item(mappings, source)["status"] == "paused" and mappings.sources_for(source.stream_arn) == []
     assert serverless.status(aws_conn, source).state == "Disabled"
+    again = serverless.deploy(aws_conn, sources.get_source(ch, source.id), "https://writer:pw@clickhouse.example.com:8443",
+                              options, code=b"zip")
+    assert again.mapping_uuid == done.mapping_uuid and lam.get_event_source_mapping(UUID=done.mapping_uuid)[
+        "State"] == "Disabled", "deploying a paused source again leaves it paused"
 
     control.resume(ch, source.id, aws=aws_conn)
     assert lam.get_event_source_mapping(UUID=done.mapping_uuid)["State"] == "Enabled"
