@@ -181,7 +181,8 @@ def deploy(conn: Any, source: Source, clickhouse_url: str, options: LambdaOption
         function_arn = _put_function(lam, names.function, role_arn, options,
                                      code if code is not None else package_bytes(with_requirements=True),
                                      secret_arn)
-        mapping_uuid = _put_event_source_mapping(lam, names.function, source.stream_arn, options)
+        mapping_uuid = _put_event_source_mapping(lam, names.function, source.stream_arn, options,
+                                                 enabled=source.status == "running")
     return Deployment(function_arn, role_arn, secret_arn, mapping_uuid, options.mapping_table, asdict(names))
 
 
@@ -227,13 +228,17 @@ def _mapping_settings(options: LambdaOptions) -> dict[str, Any]:
             "FunctionResponseTypes": ["ReportBatchItemFailures"]}
 
 
-def _put_event_source_mapping(client: Any, function: str, stream_arn: str, options: LambdaOptions) -> str:
+def _put_event_source_mapping(client: Any, function: str, stream_arn: str, options: LambdaOptions,
+                              enabled: bool = True) -> str:
+    # A paused source deployed again stays paused: its mapping item says so, and an enabled mapping would
+    # only fail every batch until the resume.
     existing = client.list_event_source_mappings(FunctionName=function, EventSourceArn=stream_arn)
     for mapping in existing.get("EventSourceMappings", []):
-        client.update_event_source_mapping(UUID=mapping["UUID"], FunctionName=function, **_mapping_settings(options))
+        client.update_event_source_mapping(UUID=mapping["UUID"], FunctionName=function, Enabled=enabled,
+                                           **_mapping_settings(options))
         return str(mapping["UUID"])
     reply = client.create_event_source_mapping(EventSourceArn=stream_arn, FunctionName=function,
-                                               StartingPosition=options.starting_position,
+                                               StartingPosition=options.starting_position, Enabled=enabled,
                                                **_mapping_settings(options))
     return str(reply["UUID"])
 
@@ -270,6 +275,90 @@ def status(conn: Any, source: Source) -> LambdaStatus:
     except Exception:  # CloudWatch is optional: the state alone is still worth showing
         age = None
     return LambdaStatus(str(found[0].get("State", "")), str(found[0].get("LastProcessingResult", "")), age)
+
+
+# ---- pausing, resuming, removing --------------------------------------------------------------------
+
+def _mappings_of(lam: Any, source: Source) -> list[dict[str, Any]]:
+    """The source's event source mappings, found by the function's name: deploy() derives every name from
+    the source id and keeps no UUID, so a CloudFormation deployment of the same template is found too."""
+    names = Names.for_source(source)
+    try:
+        reply = lam.list_event_source_mappings(FunctionName=names.function, EventSourceArn=source.stream_arn)
+    except lam.exceptions.ResourceNotFoundException:
+        return []
+    return list(reply.get("EventSourceMappings") or [])
+
+
+def set_enabled(conn: Any, source: Source, enabled: bool) -> list[str]:
+    """Enable or disable the source's event source mapping(s): disabled, Lambda stops reading the stream and the
+    records wait there (within its retention) for the resume. Returns the UUIDs changed ([]: not deployed)."""
+    from helios_core.aws import aws_errors
+
+    with aws_errors("lambda:UpdateEventSourceMapping", conn):
+        lam = conn.client("lambda")
+        found = _mappings_of(lam, source)
+        for mapping in found:
+            lam.update_event_source_mapping(UUID=mapping["UUID"], Enabled=enabled)
+    return [str(m["UUID"]) for m in found]
+
+
+def mapping_table_of(conn: Any, source: Source) -> str | None:
+    """The mapping table the deployed function reads (its environment), or None when it is not deployed."""
+    from helios_core.aws import aws_errors
+
+    with aws_errors("lambda:GetFunctionConfiguration", conn):
+        lam = conn.client("lambda")
+        try:
+            config = lam.get_function_configuration(FunctionName=Names.for_source(source).function)
+        except lam.exceptions.ResourceNotFoundException:
+            return None
+    variables = (config.get("Environment") or {}).get("Variables") or {}
+    return variables.get(MAPPING_TABLE_ENV) or None
+
+
+def remove(conn: Any, source: Source) -> list[str]:
+    """Delete what deploy() made for a source that is being deleted: the event source mapping, the function,
+    its role and the secret holding the ClickHouse URL. Returns what was deleted.
+
+    The mapping is deleted, not disabled: with the source, its mapping item and checkpoints gone, a mapping
+    enabled again later could only fail every batch; and the secret holds a ClickHouse password that should
+    not outlive the source. Resources already gone are skipped.
+    """
+    from helios_core.aws import aws_errors
+
+    names = Names.for_source(source)
+    done: list[str] = []
+    with aws_errors("lambda:DeleteEventSourceMapping", conn):
+        lam = conn.client("lambda")
+        for mapping in _mappings_of(lam, source):
+            lam.delete_event_source_mapping(UUID=mapping["UUID"])
+            done.append(f"event source mapping {mapping['UUID']}")
+    with aws_errors("lambda:DeleteFunction", conn):
+        try:
+            lam.delete_function(FunctionName=names.function)
+            done.append(f"function {names.function}")
+        except lam.exceptions.ResourceNotFoundException:
+            pass
+    with aws_errors("iam:DeleteRole", conn):
+        iam = conn.client("iam")
+        try:
+            iam.delete_role_policy(RoleName=names.role, PolicyName="helios-ingest")
+        except iam.exceptions.NoSuchEntityException:
+            pass
+        try:
+            iam.delete_role(RoleName=names.role)
+            done.append(f"role {names.role}")
+        except iam.exceptions.NoSuchEntityException:
+            pass
+    with aws_errors("secretsmanager:DeleteSecret", conn):
+        secrets = conn.client("secretsmanager")
+        try:
+            secrets.delete_secret(SecretId=names.secret, ForceDeleteWithoutRecovery=True)
+            done.append(f"secret {names.secret}")
+        except secrets.exceptions.ResourceNotFoundException:
+            pass
+    return done
 
 
 # ---- CloudFormation --------------------------------------------------------------------------------

@@ -474,12 +474,41 @@ def resume_source(ch: ClickHouse, source_id: str, user: User | None = None) -> S
 RULE_FIELDS = ("required", "allowed_values", "format", "default")
 
 
+def _rule_value(key: str, value: Any) -> Any:
+    """A rule as given by the page's table, the CLI's JSON or the API: allowed values may be one comma-separated
+    text, an empty default (also a table's NaN) means none."""
+    if key == "required":
+        return bool(value)
+    if key == "allowed_values":
+        items = value.split(",") if isinstance(value, str) else list(value or [])
+        return [str(v).strip() for v in items if str(v).strip()]
+    if key == "format":
+        return str(value or "")
+    if key == "default" and (value is None or value == "" or (isinstance(value, float) and value != value)):
+        return None
+    return value
+
+
+def rules_from_rows(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """``{column: rules}`` from rows of a rules table (``column`` plus some of :data:`RULE_FIELDS`)."""
+    return {str(row["column"]): {k: row[k] for k in RULE_FIELDS if k in row} for row in rows}
+
+
 def update_rules(ch: ClickHouse, source_id: str, rules: dict[str, dict[str, Any]],
                  user: User | None = None) -> Source:
     """Change the validation rules of some columns: ``{column: {required, allowed_values, format, default}}``.
 
-    Only rules change: names, types and JSON paths are fixed by the table.
+    Only rules change: names, types and JSON paths are fixed by the table. This changes the record only;
+    :func:`helios_core.ingest.control.update_rules` also tells whoever ingests the source.
     """
+    source = with_rules(ch, source_id, rules, user)
+    _write(ch, source)
+    return source
+
+
+def with_rules(ch: ClickHouse, source_id: str, rules: dict[str, dict[str, Any]],
+               user: User | None = None) -> Source:
+    """The source with the rules changed and checked (every problem in one ValidationError), not saved."""
     source = source_for_change(ch, source_id, user)
     by_name = {c.name: c for c in source.columns}
     problems: list[str] = []
@@ -487,17 +516,16 @@ def update_rules(ch: ClickHouse, source_id: str, rules: dict[str, dict[str, Any]
         if name not in by_name:
             problems.append(f"The source has no column {name!r}.")
             continue
+        if not isinstance(change, dict):
+            problems.append(f"The rules of column {name!r} must be an object such as {{\"required\": true}}.")
+            continue
         unknown = set(change) - set(RULE_FIELDS)
         if unknown:
             problems.append(f"Only the rules {', '.join(RULE_FIELDS)} can change, not {', '.join(sorted(unknown))}.")
             continue
         col = by_name[name]
         for key, value in change.items():
-            if key == "allowed_values":
-                value = [str(v) for v in (value or [])]
-            if key == "default" and value == "":
-                value = None
-            setattr(col, key, value)
+            setattr(col, key, _rule_value(key, value))
     problems += check_columns(source.columns)
     for col in source.columns:
         if col.default not in (None, "") and col.name in rules:
@@ -506,12 +534,21 @@ def update_rules(ch: ClickHouse, source_id: str, rules: dict[str, dict[str, Any]
                 problems.append(f"Column {col.name!r}: {reason}")
     if problems:
         raise ValidationError(problems[0], "Fix the rules and try again.", problems=problems)
+    return source
+
+
+def record_mapping_table(ch: ClickHouse, source_id: str, table: str) -> Source:
+    """Remember which DynamoDB mapping table a workers source was published to, so that a pause, a resume or
+    new rules reach the item its workers read."""
+    source = get_source(ch, source_id)
+    source.options["mapping_table"] = table
     _write(ch, source)
     return source
 
 
 def delete_source(ch: ClickHouse, source_id: str, drop_table: bool = False, user: User | None = None) -> Source:
-    """Forget the source (stop its ingestion first); optionally drop its table and quarantine table."""
+    """Forget the source (stop its ingestion first: :func:`helios_core.ingest.control.delete` does);
+    optionally drop its table and quarantine table."""
     source = source_for_change(ch, source_id, user)
     _write(ch, source, deleted=True)
     delete_checkpoints(ch, source_id)

@@ -51,3 +51,44 @@ def test_error_classes_map_to_distinct_exit_codes():
     assert exit_code_for(NotFound("x")) == EXIT_NOT_FOUND
     assert exit_code_for(Conflict("x")) == EXIT_CONFLICT
     assert len({EXIT_INVALID, EXIT_NOT_FOUND, EXIT_CONFLICT, 1}) == 4
+
+
+def test_source_pause_and_resume_reach_a_workers_sources_mapping_item(capsys, ch, aws_conn, moto_server,
+                                                                      kinesis_stream, monkeypatch):
+    import uuid
+
+    from helios_core.ingest.control import delete
+    from helios_core.ingest.mapping import MappingStore
+    from tests.test_source_control import item, make_source
+
+    mappings = MappingStore(aws_conn.session().resource("dynamodb", endpoint_url=aws_conn.endpoint_url),
+                            f"helios-sources-{uuid.uuid4().hex[:6]}")
+    mappings.ensure_table()
+    source = make_source(ch, aws_conn, kinesis_stream(shards=1), "workers", mappings)
+    where = ["--region", "eu-west-1", "--endpoint-url", moto_server]
+    try:
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+        monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+        code, payload, _ = run(capsys, "source", "pause", source.id, *where)
+        assert code != 0 and "another session" in payload["error"] and "AWS_ACCESS_KEY_ID" in payload["hint"]
+        assert item(mappings, source)["status"] == "running"
+
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")  # the same account's credentials, given to the CLI
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        code, payload, _ = run(capsys, "source", "pause", source.id, *where)
+        assert code == 0 and payload["status"] == "paused" and item(mappings, source)["status"] == "paused"
+        code, payload, _ = run(capsys, "source", "rules", source.id, "--rules",
+                               '{"event_type": {"allowed_values": "click, view"}}', *where)
+        assert code == 0 and "click" in item(mappings, source)["definition"]
+        code, payload, _ = run(capsys, "source", "resume", source.id, *where)
+        assert code == 0 and payload["status"] == "running" and item(mappings, source)["status"] == "running"
+        code, payload, _ = run(capsys, "source", "delete", source.id, "--drop-table", *where)
+        assert code == 0 and payload == {"deleted": source.id, "droppedTable": True}
+        assert item(mappings, source) is None
+    finally:
+        try:
+            delete(ch, source.id, drop_table=True, aws=aws_conn)
+        except Exception:
+            pass

@@ -15,7 +15,8 @@ from helios_core.schema import ColumnSpec
 
 def test_keys_source_needs_sign_in_after_restart_and_resumes_from_the_page(app_path, ch, aws_conn, moto_server):
     from helios_core.aws import AwsConnection
-    from helios_core.ingest.manager import get_ingest_manager, remove_source
+    from helios_core.ingest.control import delete
+    from helios_core.ingest.manager import get_ingest_manager
 
     keys = AwsConnection(region="eu-west-1", access_key_id="AKIAPAGETEST0042", secret_access_key="page-secret-x1",
                          endpoint_url=moto_server)
@@ -46,5 +47,50 @@ def test_keys_source_needs_sign_in_after_restart_and_resumes_from_the_page(app_p
                    message="the event put after the sign-in")
         assert ch.internal_query("SELECT k FROM ingest_page_test.keyed") == [{"k": "after sign-in"}]
     finally:
-        remove_source(ch, source_id, drop_table=True)
+        delete(ch, source_id, drop_table=True)
         kinesis.delete_stream(StreamName=stream)
+
+
+def test_workers_and_lambda_sources_are_paused_and_resumed_from_the_page(app_path, ch, aws_conn, kinesis_stream):
+    from helios_core import serverless
+    from helios_core.ingest.control import delete
+    from helios_core.ingest.mapping import MappingStore
+    from tests.test_source_control import item, make_source
+
+    mappings = MappingStore(aws_conn.session().resource("dynamodb", endpoint_url=aws_conn.endpoint_url),
+                            f"helios-sources-{uuid.uuid4().hex[:6]}")
+    mappings.ensure_table()
+    workers = make_source(ch, aws_conn, kinesis_stream(shards=1), "workers", mappings)
+    lam = make_source(ch, aws_conn, kinesis_stream(shards=1), "lambda")
+    done = serverless.deploy(aws_conn, lam, "https://w:pw@clickhouse.example.com:8443",
+                             serverless.LambdaOptions(mapping_table=mappings.table_name),
+                             code=serverless.package_bytes(with_requirements=False))
+    try:
+        at = AppTest.from_file(app_path, default_timeout=APPTEST_TIMEOUT).run()
+        at.session_state["aws_connection"] = aws_conn  # signed in with the keys the sources were made with
+        at.switch_page("pages/sources.py").run()
+        assert not at.exception, at.exception
+        shown = {m.label for m in at.metric}
+        assert {"Rows in table", "Quarantined"} <= shown
+
+        at.button(key=f"src_pause_{workers.id}").click().run()
+        at.button(key=f"src_pause_{lam.id}").click().run()
+        assert not at.exception, at.exception
+        assert not [e.value for e in at.error]
+        assert item(mappings, workers)["status"] == "paused" and item(mappings, lam)["status"] == "paused"
+        assert aws_conn.client("lambda").get_event_source_mapping(UUID=done.mapping_uuid)["State"] == "Disabled"
+
+        at.button(key=f"src_lambda_{lam.id}").click().run()
+        assert {m.label: m.value for m in at.metric}["Mapping state"] == "Disabled"
+        at.button(key=f"src_workers_{workers.id}").click().run()
+        assert not [e.value for e in at.error]
+        assert "Behind stream tip" in {m.label for m in at.metric}
+
+        at.button(key=f"src_resume_{workers.id}").click().run()
+        at.button(key=f"src_resume_{lam.id}").click().run()
+        assert item(mappings, workers)["status"] == "running" and item(mappings, lam)["status"] == "running"
+        assert aws_conn.client("lambda").get_event_source_mapping(UUID=done.mapping_uuid)["State"] == "Enabled"
+        assert sources.get_source(ch, lam.id).status == "running"
+    finally:
+        for source in (workers, lam):
+            delete(ch, source.id, drop_table=True, aws=aws_conn)

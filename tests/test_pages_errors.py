@@ -143,7 +143,8 @@ def test_a_failing_live_panel_shows_a_message(app_path, ch, monkeypatch):
 
     from helios_core import sources
     from helios_core.ddl import TableOptions
-    from helios_core.ingest.manager import IngestManager, remove_source
+    from helios_core.ingest.control import delete
+    from helios_core.ingest.manager import IngestManager
     from helios_core.schema import ColumnSpec
 
     name = f"errors_{uuid.uuid4().hex[:8]}"
@@ -162,4 +163,4 @@ def test_a_failing_live_panel_shows_a_message(app_path, ch, monkeypatch):
         assert not at.exception, at.exception
         assert "StreamFailureError" in _texts(at.error)
     finally:
-        remove_source(ch, source_id, drop_table=True)
+        delete(ch, source_id, drop_table=True)

@@ -68,5 +68,5 @@ def test_quarantine_page_unique_view_explains_every_row(open_page, ch):
         explanation = " ".join(m.value for m in at.markdown)
         assert "19 quarantined rows" in explanation and "type_mismatch (15, 79%)" in explanation
     finally:
-        from helios_core.ingest.manager import remove_source
-        remove_source(ch, source.id, drop_table=True)
+        from helios_core.ingest.control import delete
+        delete(ch, source.id, drop_table=True)

@@ -15,7 +15,8 @@ from helios_core.schema import ColumnSpec
 
 
 def test_paused_source_shows_the_real_lag(open_page, ch, aws_conn, moto_server):
-    from helios_core.ingest.manager import get_ingest_manager, remove_source
+    from helios_core.ingest.control import delete
+    from helios_core.ingest.manager import get_ingest_manager
 
     stream = f"lag_{uuid.uuid4().hex[:8]}"
     kinesis = aws_conn.client("kinesis")
@@ -45,5 +46,5 @@ def test_paused_source_shows_the_real_lag(open_page, ch, aws_conn, moto_server):
         caught_up = {put["ShardId"]: Checkpoint(put["ShardId"], committed_seq=put["SequenceNumber"])}
         assert unread_lag_ms(source, kinesis, caught_up) == 0
     finally:
-        remove_source(ch, source.id, drop_table=True)
+        delete(ch, source.id, drop_table=True)
         kinesis.delete_stream(StreamName=stream)

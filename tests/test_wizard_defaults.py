@@ -39,8 +39,8 @@ def _drop(ch, database: str, table: str) -> None:
 
 
 def _delete_source(ch, source_id: str) -> None:
-    from helios_core.ingest.manager import remove_source
-    remove_source(ch, source_id, drop_table=True)
+    from helios_core.ingest.control import delete
+    delete(ch, source_id, drop_table=True)
 
 
 def test_default_is_an_ordinary_database_name(ch):

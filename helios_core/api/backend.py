@@ -1,10 +1,11 @@
-"""The Helios backend seed: databases, query, authenticate, kinesis-sample, create-table, sources."""
+"""The Helios backend seed: databases, query, authenticate, kinesis-sample, create-table, sources (and pausing,
+resuming, deleting a source or changing its rules, through :mod:`helios_core.ingest.control` like the pages)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from helios_core.api.auth import require_token, require_user, require_write
@@ -154,3 +155,58 @@ def create_table(body: CreateTableRequest, user: User = Depends(require_user)) -
 def sources() -> list[dict[str, Any]]:
     from helios_core.sources import sources_to_api
     return sources_to_api(get_runtime().clickhouse)
+
+
+class RulesRequest(AwsKeys):
+    rules: dict[str, dict[str, Any]] = Field(..., description="{column: {required, allowed_values, format, default}}; "
+                                                           "allowed_values may be a list or one comma-separated text")
+
+
+class DeleteRequest(AwsKeys):
+    dropTable: bool = False
+
+
+_SOURCE_ID = Path(..., max_length=64)
+
+
+@router.post("/api/sources/{source_id}/pause", summary="Pause a source (workers and Lambda too: send AWS keys when "
+                                                        "the source was connected with keys)",
+             dependencies=[Depends(require_write)])
+def pause_source(source_id: str = _SOURCE_ID, body: AwsKeys | None = None,
+                 user: User = Depends(require_user)) -> dict[str, Any]:
+    from helios_core.ingest.control import pause
+    return pause(get_runtime().clickhouse, source_id, user, aws=_keys_or_settings(body)).to_api()
+
+
+@router.post("/api/sources/{source_id}/resume", summary="Resume a paused or failed source",
+             dependencies=[Depends(require_write)])
+def resume_source(source_id: str = _SOURCE_ID, body: AwsKeys | None = None,
+                  user: User = Depends(require_user)) -> dict[str, Any]:
+    from helios_core.ingest.control import resume
+    return resume(get_runtime().clickhouse, source_id, user, aws=_keys_or_settings(body)).to_api()
+
+
+@router.post("/api/sources/{source_id}/rules", summary="Change a source's validation rules",
+             dependencies=[Depends(require_write)])
+def source_rules(body: RulesRequest, source_id: str = _SOURCE_ID, user: User = Depends(require_user)) -> dict[str, Any]:
+    from helios_core.ingest.control import update_rules
+    return update_rules(get_runtime().clickhouse, source_id, body.rules, user, aws=_keys_or_settings(body)).to_api()
+
+
+@router.post("/api/sources/{source_id}/delete", summary="Delete a source (its table stays unless dropTable)",
+             dependencies=[Depends(require_write)])
+def delete_source(source_id: str = _SOURCE_ID, body: DeleteRequest | None = None,
+                  user: User = Depends(require_user)) -> dict[str, Any]:
+    from helios_core.ingest.control import delete
+    drop = bool(body and body.dropTable)
+    source = delete(get_runtime().clickhouse, source_id, drop, user, aws=_keys_or_settings(body))
+    return {"deleted": source.id, "droppedTable": drop}
+
+
+def _keys_or_settings(body: AwsKeys | None) -> Any:
+    """The request's keys when it sent some; else the server's own AWS settings (no sandbox stand-in here)."""
+    from helios_core.aws import connection_from_settings
+
+    if body is not None and (body.accessKey or body.secretKey):
+        return aws_connection(body)
+    return connection_from_settings(region=body.region if body is not None else None)

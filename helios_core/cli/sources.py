@@ -1,4 +1,8 @@
-"""Commands: ``create-table``, ``sources``, ``source pause|resume|delete|rules``.
+"""Commands: ``create-table``, ``sources``, ``source show|pause|resume|delete|rules``.
+
+Pausing, resuming, deleting and rules go through :mod:`helios_core.ingest.control`, like the pages and the API:
+an ``app`` source's record changes (the app's manager follows it within seconds); ``workers`` and ``lambda``
+sources are changed in AWS too, with ``--region``/``--profile``/``--endpoint-url`` as for the other commands.
 
 ``create-table`` runs the wizard's validation and creation: every problem is
 listed (exit 3) before anything is created; an existing table is refused
@@ -17,19 +21,17 @@ from helios_core.cli.serverless import add_lambda_args, run_for_source, server_u
 from helios_core.cli.streams import add_aws_args, aws_connection
 from helios_core.ddl import ENGINES, PARTITION_FUNCTIONS, TTL_UNITS
 from helios_core.errors import ValidationError
-from helios_core.ingest.mapping import publish
+from helios_core.ingest import control
+from helios_core.ingest.mapping import MappingStore, publish
 from helios_core.runtime import get_clickhouse
 from helios_core.schema import ColumnSpec
 from helios_core.sources import (
     INGEST_MODES,
     START_POSITIONS,
     create_table_and_source,
-    delete_source,
     get_source,
-    pause_source,
-    resume_source,
+    record_mapping_table,
     sources_to_api,
-    update_rules,
 )
 from helios_core.table_request import build_create_request, columns_from_json, order_list, parse_partition, parse_ttl
 
@@ -66,6 +68,8 @@ def _create_table(args: argparse.Namespace) -> dict[str, Any]:
     elif args.mode == "workers":
         with aws_connection(args) as conn:
             publish(conn, get_source(ch, result["sourceId"]), args.mapping_table)
+        if args.mapping_table != MappingStore.DEFAULT_TABLE:  # where pause, resume and new rules must go
+            record_mapping_table(ch, result["sourceId"], args.mapping_table)
         result["mappingTable"] = args.mapping_table
     return result
 
@@ -76,7 +80,24 @@ def _rules(args: argparse.Namespace) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise ValidationError(f"--rules is not JSON: {exc}.",
                               'Example: {"event_type": {"allowed_values": ["click", "view"]}}') from exc
-    return update_rules(get_clickhouse(), args.id, rules, acting_user(args)).to_api()
+    with aws_connection(args) as conn:  # workers and Lambda sources get the rules through DynamoDB
+        return control.update_rules(get_clickhouse(), args.id, rules, acting_user(args), aws=conn).to_api()
+
+
+def _pause(args: argparse.Namespace) -> dict[str, Any]:
+    with aws_connection(args) as conn:
+        return control.pause(get_clickhouse(), args.id, acting_user(args), aws=conn).to_api()
+
+
+def _resume(args: argparse.Namespace) -> dict[str, Any]:
+    with aws_connection(args) as conn:
+        return control.resume(get_clickhouse(), args.id, acting_user(args), aws=conn).to_api()
+
+
+def _delete(args: argparse.Namespace) -> dict[str, Any]:
+    with aws_connection(args) as conn:
+        source = control.delete(get_clickhouse(), args.id, args.drop_table, acting_user(args), aws=conn)
+    return {"deleted": source.id, "droppedTable": args.drop_table}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -115,17 +136,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     show = action.add_parser("show", help="the full source record")
     show.add_argument("id")
     show.set_defaults(handler=lambda a: get_source(get_clickhouse(), a.id).to_json())
-    for name, fn in (("pause", pause_source), ("resume", resume_source)):
-        q = action.add_parser(name, help=f"{name} ingestion")
+    for name, handler, text in (("pause", _pause, "pause ingestion (workers and Lambda too, through AWS)"),
+                                ("resume", _resume, "resume ingestion")):
+        q = action.add_parser(name, help=text)
         q.add_argument("id")
-        q.set_defaults(handler=lambda a, fn=fn: fn(get_clickhouse(), a.id, acting_user(a)).to_api())
-    delete = action.add_parser("delete", help="delete the source (keeps the table unless --drop-table)")
+        add_aws_args(q)
+        q.set_defaults(handler=handler)
+    delete = action.add_parser("delete", help="delete the source (keeps the table unless --drop-table); a Lambda "
+                                              "source's function, event source mapping, role and secret go too")
     delete.add_argument("id")
     delete.add_argument("--drop-table", action="store_true", help="also drop the table and its quarantine table")
-    delete.set_defaults(handler=lambda a: {"deleted": delete_source(get_clickhouse(), a.id, a.drop_table,
-                                                                   acting_user(a)).id,
-                                           "droppedTable": a.drop_table})
+    add_aws_args(delete)
+    delete.set_defaults(handler=_delete)
     rules = action.add_parser("rules", help='change validation rules: --rules \'{"col": {"required": true}}\'')
     rules.add_argument("id")
     rules.add_argument("--rules", required=True)
+    add_aws_args(rules)
     rules.set_defaults(handler=_rules)

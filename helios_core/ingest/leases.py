@@ -213,15 +213,30 @@ class Coordinator:
     # ---- one round ----
 
     def tick(self) -> None:
-        for source_id, shards in self.shards_of().items():
+        wanted = self.shards_of()
+        for source_id, shards in wanted.items():
             for shard_id, parents in shards:
                 self.table.create(source_id, shard_id, parents)
-        leases = self.table.all()
+        self._hand_back(set(wanted))
+        # Only the sources this worker runs: a paused or deleted source's leases are nobody's business.
+        leases = [lease for lease in self.table.all() if lease.source_id in wanted]
         now = self.clock()
         by_key = {lease.key: lease for lease in leases}
         self._renew(by_key, now)
         expired = self._observe(leases, now)
         self._balance(leases, by_key, expired, now)
+
+    def _hand_back(self, sources: set[str]) -> None:
+        """Release the leases of sources no longer run (paused, deleted): a resume starts without a timeout."""
+        with self._lock:
+            gone = [held for held in self._held.values() if held[0].source_id not in sources]
+            for lease, _ in gone:
+                self._held.pop(lease.key, None)
+        for lease, _ in gone:
+            try:
+                self.table.release(lease, self.worker)
+            except Exception:  # the lease expires by itself
+                pass
 
     def _renew(self, by_key: dict[str, Lease], now: float) -> None:
         with self._lock:

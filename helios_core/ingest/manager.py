@@ -4,8 +4,9 @@ Started once per process (``get_ingest_manager()`` registers it as the runtime
 service ``"ingest"``). A supervisor thread keeps consumers in line with the
 source records every few seconds — starting running sources, stopping paused or
 deleted ones, restarting a consumer whose rules changed — and writes metrics
-samples to ``helios.ingest_metrics``. Pages call :meth:`sync` after a change so
-it takes effect at once.
+samples to ``helios.ingest_metrics``. Pausing, resuming, deleting and new rules
+go through :mod:`helios_core.ingest.control`, which tells this manager when the
+process has one, so they take effect at once.
 
 Credentials are never stored: a source connected with explicit keys gets them
 from :meth:`register_connection` (in memory, for this process); otherwise the
@@ -33,10 +34,8 @@ from helios_core.ingest.store import load_checkpoints, write_metrics
 from helios_core.runtime import get_runtime
 from helios_core.sources import (
     Source,
-    delete_source,
     get_source,
     list_sources,
-    pause_source,
     pin_latest_start,
     resume_source,
     set_status,
@@ -278,28 +277,3 @@ def get_ingest_manager(start: bool = True) -> IngestManager:
     if start and not manager.running:
         manager.start()
     return manager
-
-
-def _stop_in_this_process(source_id: str) -> None:
-    """Stop the source's consumer if this process's manager runs one (it is not started for this)."""
-    manager = get_runtime().services.get("ingest")
-    if manager is not None:
-        manager.stop_source(source_id)
-
-
-def remove_source(ch: ClickHouse, source_id: str, drop_table: bool = False, user: Any = None) -> Source:
-    """Stop a source's consumer, then delete the source (and optionally its tables): its owner's or an admin's."""
-    source_for_change(ch, source_id, user)
-    _stop_in_this_process(source_id)
-    return delete_source(ch, source_id, drop_table=drop_table, user=user)
-
-
-def pause(ch: ClickHouse, source_id: str, user: Any = None) -> Source:
-    source = pause_source(ch, source_id, user)
-    _stop_in_this_process(source_id)
-    return source
-
-
-def resume(ch: ClickHouse, source_id: str, connection: Any = None, user: Any = None) -> Source:
-    """Resume a source in the process-wide manager (``connection``: the user's current sign-in, if any)."""
-    return get_ingest_manager().resume(source_id, connection, user)

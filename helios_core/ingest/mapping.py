@@ -1,6 +1,7 @@
-"""The DynamoDB mapping table: which Helios sources a stream feeds, for ingest outside the app (AWS Lambda).
+"""The DynamoDB mapping table: which Helios sources a stream feeds, for ingest outside the app (workers, Lambda).
 
-One item per (stream ARN, source): ``stream_arn`` (partition key), ``source_id`` (sort key) and the source's
+One item per (stream ARN, source): ``stream_arn`` (partition key), ``source_id`` (sort key), ``status``
+(``running`` or ``paused``: workers and the Lambda handler take only running items) and the source's
 definition as JSON (table, columns with their rules, options). The definition carries no secret: a source's
 connection never holds keys, and ClickHouse's URL lives in Secrets Manager.
 """
@@ -67,13 +68,34 @@ def _running(items: list[dict[str, Any]]) -> list[Source]:
 
 
 def publish(conn: Any, source: Source, table_name: str = MappingStore.DEFAULT_TABLE) -> dict[str, Any]:
-    """Put a source's definition where workers (and Lambda) read it, creating the table when missing."""
+    """Put a source's definition and status where workers (and Lambda) read it, creating the table when missing.
+
+    Also how a pause, a resume or new rules reach them: the item is replaced whole, so it never mixes an old
+    definition with a new status.
+    """
     from helios_core.aws import aws_errors
 
     with aws_errors("dynamodb:PutItem", conn):
         store = MappingStore(conn.session().resource("dynamodb", endpoint_url=conn.endpoint_url), table_name)
         store.ensure_table()
         return store.put(source)
+
+
+def unpublish(conn: Any, source: Source, table_name: str = MappingStore.DEFAULT_TABLE) -> None:
+    """Remove a source's item (a missing item or table is not an error: nothing reads it then)."""
+    from helios_core.aws import aws_errors
+
+    with aws_errors("dynamodb:DeleteItem", conn):
+        store = MappingStore(conn.session().resource("dynamodb", endpoint_url=conn.endpoint_url), table_name)
+        try:
+            store.delete(source.stream_arn, source.id)
+        except store.resource.meta.client.exceptions.ResourceNotFoundException:
+            pass
+
+
+def table_of(source: Source) -> str:
+    """The mapping table a source was published to (recorded when it was not the default one)."""
+    return str(source.options.get("mapping_table") or MappingStore.DEFAULT_TABLE)
 
 
 def all_sources(store: MappingStore, mode: str | None = None) -> list[Source]:
@@ -84,4 +106,5 @@ def all_sources(store: MappingStore, mode: str | None = None) -> list[Source]:
 def mapping_item(source: Source) -> dict[str, Any]:
     """The DynamoDB item for a source (also printed for users who deploy through their own pipeline)."""
     return {"stream_arn": source.stream_arn, "source_id": source.id, "table": f"{source.database}.{source.table}",
-            "status": "running", "definition": json.dumps(source.to_json(), default=str)}
+            "status": "running" if source.status == "running" else "paused",
+            "definition": json.dumps(source.to_json(), default=str)}

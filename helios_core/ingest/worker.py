@@ -62,10 +62,11 @@ class Worker:
     def sync(self) -> None:
         """Consumers for the running ``workers`` sources, none for the others."""
         sources = {s.id: s for s in all_sources(self.mappings, mode="workers")}
-        self._sources = sources
         for source_id in list(self.consumers):
-            if source_id not in sources:
-                self.consumers.pop(source_id).stop()
+            if source_id not in sources or _rules(self.consumers[source_id].source) != _rules(sources[source_id]):
+                self.consumers.pop(source_id).stop()  # paused, deleted, or new rules: a fresh consumer has them
+        # Only now may the coordinator hand a dropped source's leases back: its consumer has committed.
+        self._sources = sources
         for source in sources.values():
             consumer = self.consumers.get(source.id)
             if consumer is not None and consumer.alive:
@@ -110,3 +111,7 @@ class Worker:
         for consumer in self.consumers.values():
             consumer.stop()
         self.coordinator.stop(release=True)
+
+
+def _rules(source: Source) -> list[dict[str, Any]]:
+    return [c.to_json() for c in source.columns]
