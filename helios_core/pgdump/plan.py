@@ -164,7 +164,10 @@ def _parse_create_table(tokens: list[Token], line: int, plan: DumpPlan) -> None:
             else:
                 plan.ignored["constraints other than primary keys (not enforced by ClickHouse)"] += 1
             continue
-        columns.append(_parse_column(element, plan))
+        column = _parse_column(element, plan)
+        if any(t.is_word("PRIMARY") for t in element[1:]):  # ``id bigint PRIMARY KEY``: the key written inline
+            primary = [column.name]
+        columns.append(column)
     rest = tokens[end + 1:]
     if any(t.is_word("PARTITION") for t in rest):
         plan.notes.append(f"{key[0]}.{key[1]} is partitioned in PostgreSQL; its partitions load as separate tables.")
