@@ -168,6 +168,7 @@ def converter_for(type_name: str, column: str = "", json_text: bool = False) -> 
     node = _node(type_name)
     nullable = node.nullable if node is not None else is_nullable(type_name)
     prepare = _prepare_for(node) if node is not None else None
+    names = _enum_names(type_name) if node is None else None
 
     def convert(value: Any) -> Any:
         if is_missing(value):
@@ -175,7 +176,10 @@ def converter_for(type_name: str, column: str = "", json_text: bool = False) -> 
                 return None
             raise RowError(column, "missing_required", _missing_message(column, type_name))
         if node is None:
-            return _as_text(value)
+            text = _as_text(value)
+            if names is not None and text not in names:  # as _carried_as_text refuses it in an import
+                raise RowError(column, "not_allowed", f"{column}: {text!r} is not one of {sorted(names)}")
+            return text
         try:
             return coerce(node, prepare(value) if prepare else value, json_text)
         except BadValue as exc:

@@ -27,13 +27,13 @@ def fmt(value: Any, column: str = "") -> str:
         return ts.strftime("%Y-%m-%d") if ts == ts.normalize() else ts.strftime("%Y-%m-%d %H:%M")
     if isinstance(value, date):
         return value.isoformat()
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):  # numpy scalars, as result frames hold
         try:
             value = value.item()
         except (ValueError, AttributeError):
             pass
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if isinstance(value, int):
         return f"{value:,}"
     if isinstance(value, float):
@@ -128,7 +128,7 @@ def summarize(frame: pd.DataFrame, names: list[str], types: list[str], descripti
         lead = f"{what} — " if what else f"{_label(m).capitalize()} over "
         sentence = (f"{lead}{unit} from {first} to {last}{more}: highest {fmt(values.iloc[hi_pos], m)} "
                     f"({key(hi_pos)}), lowest {fmt(values.iloc[lo_pos], m)} ({key(lo_pos)}).")
-        if _additive(m, description) and len(dims) == 1:
+        if _additive(m, description) and len(dims) == 1 and not truncated:
             sentence += f" Total: {fmt(_total(values), m)}."
         return sentence
     groups = f"{n:,} " + " × ".join(_label(d) for d in dims) + " groups"
