@@ -201,6 +201,9 @@ def check_text(base: TypeNode, text: str) -> None:
         whole = text.strip().lstrip("-").split(".")[0].lstrip("0")
         if len(whole) > precision - scale:
             raise BadValue(f"{text} has too many digits for Decimal({precision}, {scale})")
+        fraction = text.strip().partition(".")[2].rstrip("0")
+        if len(fraction) > scale:  # ClickHouse would cut the extra places silently; an import refuses them too
+            raise BadValue(f"{_short(text)} has more than {scale} decimal places")
     if name == "FixedString" and len(text.encode()) > base.args[0]:
         raise BadValue(f"{_short(text)} is longer than {base.args[0]} bytes")
 

@@ -134,6 +134,7 @@ def test_parse_time_refuses_a_number_beyond_every_range():
     ("IPv4", "300.1.1.1", "'300.1.1.1' is not an IP address"),
     ("Decimal(5, 2)", "1234.5", "1234.5 has too many digits for Decimal(5, 2)"),
     ("Decimal(5, 2)", "1e3", "'1e3' is not a decimal number"),
+    ("Decimal(5, 2)", "1.239", "'1.239' has more than 2 decimal places"),  # never cut silently
     ("FixedString(2)", "abc", "'abc' is longer than 2 bytes"),
     ("FixedString(1)", "é", "'é' is longer than 1 bytes"),
 ])
@@ -145,6 +146,7 @@ def test_text_carried_types_travel_as_text():
     assert value("UUID", "123e4567e89b12d3a456426614174000") == "123e4567e89b12d3a456426614174000"
     assert value("IPv6", "10.0.0.1") == "10.0.0.1"
     assert value("Decimal(5, 2)", 12.5) == "12.5"
+    assert value("Decimal(5, 2)", "12.500") == "12.500"  # trailing zeros are not extra places
 
 
 def test_json_objects_are_not_text_unless_declared():
