@@ -696,10 +696,11 @@ def preview(ch: ClickHouse, database: str, table: str, limit: int = 100) -> Quer
 
 
 def is_empty(ch: ClickHouse) -> bool:
-    """True when no user table exists outside Helios's own metadata database."""
+    """True when no user table exists (Helios's own databases, as :func:`list_user_databases` leaves them out)."""
     rows = ch.internal_query(
-        "SELECT count() AS n FROM system.tables WHERE database NOT IN {skip:Array(String)}",
-        {"skip": [*SYSTEM_DATABASES, METADATA_DB]})
+        "SELECT count() AS n FROM system.tables WHERE database NOT IN {skip:Array(String)} "
+        "AND NOT startsWith(database, {standin:String})",
+        {"skip": [*SYSTEM_DATABASES, METADATA_DB], "standin": LIVE_STANDIN_PREFIX})
     return rows[0]["n"] == 0
 
 

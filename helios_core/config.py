@@ -98,6 +98,9 @@ SETTINGS: tuple[Setting, ...] = (
             "the Lambda handler's Secrets Manager secret holding the ClickHouse URL (set by the deployment)"),
     Setting("admins", ("HELIOS_ADMINS",), "admins", "names", (),
             "e-mail addresses of admins (comma-separated): they may open and change every user's records"),
+    Setting("worker_journal", ("HELIOS_WORKER_JOURNAL",), "worker_journal", "path", None,
+            "headless workers: a directory where each worker appends one line per GetRecords (shard, lease "
+            "counter, time, lease expiry it believed) to <worker id>.jsonl, for checking leases (tests)"),
 )
 _BY_FIELD = {s.field: s for s in SETTINGS}
 # Settings fields worked out from other facts, not read from a variable: an [auth] table in secrets.toml.
@@ -143,6 +146,7 @@ class Settings:
     mapping_table: str | None
     clickhouse_secret_arn: str | None
     admins: tuple[str, ...] = ()
+    worker_journal: Path | None = None
     sign_in: bool = False      # an identity provider is configured ([auth] in secrets.toml): not a variable
 
     def __repr__(self) -> str:

@@ -157,6 +157,27 @@ def test_a_clickhouse_outage_mid_batch_reports_the_batch_failed_and_the_retry_co
     assert counts(ch, source) == (240 - n_bad, n_bad)
 
 
+def test_a_retry_handed_to_another_warm_container_replays_the_other_containers_batch(
+        ch, aws_conn, mappings, lambda_stream):
+    """Lambda gives a shard's batches to any warm container: A stores batch 1, B half-stores batch 2 (table
+    rows in, quarantine not) and reports it, and the retry — from batch 2's first record, grown by what arrived
+    since — comes back to A, whose own last view of the shard is batch 1. Nothing may land twice."""
+    data, n_bad = payloads(300, seed=26, bad_ratio=0.1)
+    arn, event = lambda_stream(data, shards=1)
+    source = lambda_source(ch, mappings, arn, arn.rsplit("/", 1)[1])
+    records = event["Records"]
+    container_a = HandlerEnv(mappings, ch.new_client)
+    assert process({"Records": records[:100]}, container_a) == {"batchItemFailures": []}
+    batch_2 = {"Records": records[100:200]}
+    flaky = FlakyClient(ch.new_client(), ok_inserts=1)
+    reply = process(batch_2, HandlerEnv(mappings, lambda: flaky))
+    first = records[100]["kinesis"]["sequenceNumber"]
+    assert reply == {"batchItemFailures": [{"itemIdentifier": first}]}
+    assert counts(ch, source)[1] < n_bad, "batch 2's quarantine rows did not land"
+    assert process({"Records": records[100:]}, container_a) == {"batchItemFailures": []}
+    assert counts(ch, source) == (300 - n_bad, n_bad)
+
+
 def test_an_unmapped_stream_is_reported_not_dropped(mappings):
     event = {"Records": [{"kinesis": {"sequenceNumber": "1", "data": base64.b64encode(b"{}").decode(),
                                       "partitionKey": "k"},

@@ -5,12 +5,16 @@ leases in moto's DynamoDB. The embedded engine allows one process per data dir, 
 through the HTTP API of one ``python -m helios_core serve`` process that holds it (``--api-url``); no
 ClickHouse server can be installed on these machines (Debian's is 18.16, too old for clickhouse-connect).
 
-Asserted: every event lands exactly once (table or quarantine), and after a kill the dead worker's leases
-move to living workers. Everything waits on conditions with generous deadlines.
+Asserted: every event lands exactly once (table or quarantine), after a kill the dead worker's leases
+move to living workers, and no shard is ever read by two workers at once: each worker journals its
+GetRecords calls (``HELIOS_WORKER_JOURNAL``) with the lease it believed it held, and the journals show
+every read inside its lease and no two workers' leases of a shard overlapping. Everything waits on
+conditions with generous deadlines.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -43,7 +47,8 @@ class Workers:
     def __init__(self, server, moto_server: str, lease_table: str, log_dir: Path) -> None:
         self.env = {**os.environ, "HELIOS_API_TOKEN": server.tokens["write"], "HELIOS_AWS_ENDPOINT_URL": moto_server,
                     "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                    "AWS_DEFAULT_REGION": "eu-west-1", "HELIOS_DATA_DIR": str(log_dir / "unused")}
+                    "AWS_DEFAULT_REGION": "eu-west-1", "HELIOS_DATA_DIR": str(log_dir / "unused"),
+                    "HELIOS_WORKER_JOURNAL": str(log_dir / "journal")}
         self.env.pop("HELIOS_CLICKHOUSE_URL", None)
         self.url = server.url
         self.lease_table = lease_table
@@ -74,6 +79,42 @@ class Workers:
                 proc.wait(60)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+def journal(directory: Path) -> list[dict]:
+    """Every GetRecords the workers journaled (a line cut by a SIGKILL mid-write is left out)."""
+    reads = []
+    for path in sorted(directory.glob("*.jsonl")):
+        for line in path.read_text().splitlines():
+            try:
+                reads.append(json.loads(line))
+            except ValueError:
+                pass
+    return reads
+
+
+def lease_violations(reads: list[dict]) -> list[str]:
+    """Reads outside the lease their worker believed it held, and shards two workers held (and read) at once.
+
+    A worker's hold of a shard runs from when it took the lease to its last read under it; a new owner may
+    take it only after the old owner's lease expired as the old owner saw it, or after the old owner handed
+    it over or released it (its reads done). So, per shard, the holds must not overlap.
+    """
+    problems = [f"{r['worker']} read {r['shard']} at {r['read']:.3f}, its lease expired at {r['expires']:.3f}"
+                for r in reads if not r["taken"] <= r["read"] < r["expires"]]
+    holds: dict[tuple[str, str, float], float] = {}   # (shard, worker, taken) → last read
+    for r in reads:
+        key = (r["shard"], r["worker"], r["taken"])
+        holds[key] = max(holds.get(key, r["read"]), r["read"])
+    last: dict[str, tuple[str, float]] = {}           # shard → (worker, end of the latest hold so far)
+    for (shard, worker, taken), end in sorted(holds.items(), key=lambda h: (h[0][0], h[0][2])):
+        before = last.get(shard)
+        if before is not None and taken <= before[1]:
+            problems.append(f"{shard}: {worker} took it at {taken:.3f} while {before[0]} read it until "
+                            f"{before[1]:.3f}")
+        if before is None or end > before[1]:
+            last[shard] = (worker, end)
+    return problems
 
 
 def test_killed_workers_lose_nothing_and_double_nothing(server, aws_conn, moto_server, kinesis_stream, tmp_path):
@@ -133,3 +174,10 @@ def test_killed_workers_lose_nothing_and_double_nothing(server, aws_conn, moto_s
         assert sorted(got) == sorted(expected), "every event landed (table or quarantine)"
     finally:
         workers.stop_all()
+    reads = journal(tmp_path / "journal")
+    readers: dict[str, set[str]] = {}
+    for r in reads:
+        readers.setdefault(r["shard"], set()).add(r["worker"])
+    assert len(readers) == 4 and any(len(w) > 1 for w in readers.values()), \
+        f"every shard was read, and shards moved between workers: {readers}"
+    assert lease_violations(reads) == [], "no shard was read by two workers at once, nor past a lease"

@@ -58,8 +58,8 @@ def test_two_workers_split_the_shards_and_a_silent_one_is_taken_over(leases):
     b = Coordinator(leases, "b", shards("s0", "s1", "s2", "s3"), timeout=10, clock=clock)
     a.tick()
     assert len(a.held_keys()) == 4           # alone: everything
-    b.tick()                                  # b sees a alive and steals one (a holds more than its share)
-    for _ in range(2):
+    b.tick()                                  # b sees a alive and asks for one (a holds more than its share)
+    for _ in range(2):                        # a hands it over at its next round, b takes it, asks again
         a.tick()
         b.tick()
     assert len(a.held_keys()) == 2 and len(b.held_keys()) == 2
@@ -73,9 +73,36 @@ def test_two_workers_split_the_shards_and_a_silent_one_is_taken_over(leases):
     assert len(b.held_keys()) == 4
     # a wakes up: its leases are gone; it fences itself by time too.
     assert not a.holds("src", "s0") and not any(a.holds("src", s) for s in ("s1", "s2", "s3"))
-    a.tick()   # a, alive again, steals its share back; b learns at its next renewal
+    a.tick()   # a, alive again, asks for its share back; b hands one over at its next round, a takes it
     b.tick()
+    a.tick()
     assert not (a.held_keys() & b.held_keys()) and len(a.held_keys() | b.held_keys()) == 4
+    assert a.held_keys()
+
+
+def test_a_lease_is_handed_over_only_after_the_read_in_flight(leases):
+    import threading
+
+    clock = Clock()
+    a = Coordinator(leases, "a", shards("s0", "s1"), timeout=10, clock=clock)
+    b = Coordinator(leases, "b", shards("s0", "s1"), timeout=10, clock=clock)
+    a.tick()
+    b.tick()                                  # b asks a for s1
+    assert leases.get("src", "s1").handoff == "b" and leases.get("src", "s1").owner == "a"
+    reading = a.reading("src", "s1")
+    held = reading.__enter__()                # a is reading s1 when its next round comes
+    assert held.counter == leases.get("src", "s1").counter and held.expires == clock.now + 10
+    round_done = threading.Event()
+    threading.Thread(target=lambda: (a.tick(), round_done.set()), daemon=True).start()
+    assert not round_done.wait(0.5) and leases.get("src", "s1").owner == "a", "the hand-over waits for the read"
+    reading.__exit__(None, None, None)
+    assert round_done.wait(WAIT)
+    assert leases.get("src", "s1").owner == "b" and not a.holds("src", "s1")
+    with pytest.raises(LeaseLost):
+        with a.reading("src", "s1"):
+            pass
+    b.tick()
+    assert b.held_keys() == {"src:s1"} and a.held_keys() == {"src:s0"}
 
 
 def test_only_the_owner_moves_a_checkpoint(leases):

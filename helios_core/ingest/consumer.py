@@ -324,6 +324,9 @@ class SourceConsumer:
                                                         **self._start_iterator(state))
                 state.iterator = reply["ShardIterator"]
             reply = self.kinesis.get_records(ShardIterator=state.iterator, Limit=self.config.get_records_limit)
+        except LeaseLost:  # headless workers: the lease went between the loop's check and the read
+            self._drop_lease(state)
+            return False
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             if code == "ExpiredIteratorException":

@@ -28,7 +28,6 @@ import binascii
 import json
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -62,21 +61,25 @@ def shard_of(event_id: str) -> str:
 
 def group_records(event: dict[str, Any]) -> list[ShardRecords]:
     """The event's records per (stream, shard), in the order Lambda gave them."""
-    groups: OrderedDict[tuple[str, str], ShardRecords] = OrderedDict()
-    for item in event.get("Records") or []:
+    groups: dict[tuple[str, str], ShardRecords] = {}   # dicts keep insertion order
+    a2b, record = binascii.a2b_base64, RawRecord
+    last_key: tuple[str, str] | None = None
+    records: list[RawRecord] = []
+    for item in event.get("Records") or ():
         kinesis = item.get("kinesis") or {}
         key = (item.get("eventSourceARN", ""), shard_of(item.get("eventID", "")))
-        group = groups.get(key)
-        if group is None:
-            group = groups[key] = ShardRecords(*key)
+        if key != last_key:  # an event is usually one shard: look the group up only when it changes
+            group = groups.get(key)
+            if group is None:
+                group = groups[key] = ShardRecords(*key)
+            records, last_key = group.records, key
         raw = kinesis.get("data") or ""
         try:
-            data = binascii.a2b_base64(raw)
+            data = a2b(raw)
         except (binascii.Error, ValueError, TypeError):
             data = str(raw).encode()  # undecodable base64 still goes to quarantine, with the reason
-        group.records.append(RawRecord(data, str(kinesis.get("sequenceNumber", "")),
-                                       str(kinesis.get("partitionKey", "")),
-                                       int(float(kinesis.get("approximateArrivalTimestamp") or 0) * 1000)))
+        records.append(record(data, str(kinesis.get("sequenceNumber", "")), str(kinesis.get("partitionKey", "")),
+                              int(float(kinesis.get("approximateArrivalTimestamp") or 0) * 1000)))
     return list(groups.values())
 
 
@@ -85,7 +88,10 @@ class HandlerEnv:
     """What one invocation needs: the mapping table and a ClickHouse client (both reused across invocations).
 
     A warm Lambda container keeps a stream's mapping for ``mapping_ttl_s`` seconds instead of asking DynamoDB on
-    every batch; a changed rule reaches the function within that time.
+    every batch; a changed rule reaches the function within that time. The batch builder of each (source, shard)
+    is kept as long as the mapping's definition of the source is (it depends on nothing else).
+
+    Shard checkpoints are deliberately *not* kept across invocations: see :func:`_checkpoint`.
     """
 
     mappings: MappingStore
@@ -93,6 +99,7 @@ class HandlerEnv:
     max_event_bytes: int = MAX_EVENT_BYTES
     mapping_ttl_s: float = 30.0
     _cache: dict[str, tuple[float, list[Source]]] = field(default_factory=dict)
+    _builders: dict[tuple[str, str], tuple[Source, BatchBuilder]] = field(default_factory=dict)
 
     def sources_for(self, stream_arn: str) -> list[Source]:
         now = time.monotonic()
@@ -102,6 +109,16 @@ class HandlerEnv:
         found = self.mappings.sources_for(stream_arn)
         self._cache[stream_arn] = (now, found)
         return found
+
+    def builder(self, source: Source, shard_id: str) -> BatchBuilder:
+        """The source's compiled batch builder for the shard (rebuilt when the mapping brought a new definition)."""
+        key = (source.id, shard_id)
+        hit = self._builders.get(key)
+        if hit is not None and hit[0] is source:
+            return hit[1]
+        built = BatchBuilder(source.columns, shard_id)
+        self._builders[key] = (source, built)
+        return built
 
 
 def process(event: dict[str, Any], env: HandlerEnv) -> dict[str, Any]:
@@ -136,12 +153,12 @@ def _store_for_source(source: Source, group: ShardRecords, env: HandlerEnv) -> s
     try:
         client = env.clickhouse()
         store = CheckpointStore(client, source.id)
-        cp = store.load_one(group.shard_id) or Checkpoint(group.shard_id)
+        cp = _checkpoint(store, group.shard_id)
     except Exception as exc:
         log.error("ClickHouse is not reachable for source %s: %s", source.id, exc)
         return group.records[0].sequence_number
-    todo = [r for r in group.records if seq_int(r.sequence_number) > seq_int(cp.committed_seq)]
-    builder = BatchBuilder(source.columns, group.shard_id)
+    todo = _after(group.records, cp.committed_seq)
+    builder = env.builder(source, group.shard_id)
     while todo:
         batch = _next_batch(todo, cp)
         try:
@@ -152,6 +169,30 @@ def _store_for_source(source: Source, group: ShardRecords, env: HandlerEnv) -> s
             return batch[0].sequence_number
         todo = todo[len(batch):]
     return ""
+
+
+def _checkpoint(store: CheckpointStore, shard_id: str) -> Checkpoint:
+    """The shard's committed checkpoint and intent, read at every invocation.
+
+    A copy kept in the container from its last invocation cannot be trusted, and no test on the event tells
+    when it is stale: with one batch per shard at a time, Lambda still hands a shard's next batch to any warm
+    container. Say this container stored a shard up to C; the next batch went to another container, which
+    wrote its intent (C+1..D), inserted the rows and failed before the quarantine insert, reporting C+1.
+    Lambda's retry from C+1 may then come here — its first record is exactly the one after the cached C, so
+    it looks like the plain next batch — and the cached copy (C, no intent) would insert C+1..E under a new
+    token: the rows of C+1..D twice. Only the stored intent says to replay C+1..D with the other container's
+    token. So the checkpoint is read each time (one point query on the shard's key); everything else the
+    worker does once — the mapping, the client, the compiled builder — is kept.
+    """
+    return store.load_one(shard_id) or Checkpoint(shard_id)
+
+
+def _after(records: list[RawRecord], committed: str) -> list[RawRecord]:
+    """The records after the committed sequence number (Lambda gives a shard's records in order)."""
+    if not committed or seq_int(records[0].sequence_number) > seq_int(committed):
+        return records  # the usual case: nothing of this batch was stored yet
+    done = seq_int(committed)
+    return [r for r in records if seq_int(r.sequence_number) > done]
 
 
 def _next_batch(todo: list[RawRecord], cp: Checkpoint) -> list[RawRecord]:

@@ -11,7 +11,14 @@ finished. Every change is a conditional write:
   and the new owner replays an insert that was in flight with the same deduplication token.
 
 A worker also fences itself: when its last successful renewal is older than the timeout it stops
-reading the shard, whether or not anyone took the lease yet.
+reading the shard, whether or not anyone took the lease yet. Reads go through :meth:`Coordinator.reading`,
+which checks the lease at the moment of the read and holds it while the read runs.
+
+Balancing never takes a live lease: a worker short of its share asks the busiest worker for one
+(``handoff``), and the owner, at its next renewal, stops reading the shard (waiting for a read in flight)
+and only then writes the lease over to the one that asked. So no shard is ever read by two workers at
+once: a new owner starts after the old one's lease expired as it believed it (it stopped renewing), or
+after it handed the lease over or released it.
 
 Children shards are handed out only after every parent's lease is finished (read to SHARD_END), which
 keeps the order of each partition key across a reshard.
@@ -22,7 +29,8 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +55,7 @@ class Lease:
     pending_seq: str = ""
     finished: bool = False
     parents: list[str] = field(default_factory=list)
+    handoff: str = ""          # a worker that asked the owner for this lease (balancing)
 
     @property
     def key(self) -> str:
@@ -60,7 +69,8 @@ class Lease:
         return cls(source_id=str(item["source_id"]), shard_id=str(item["shard_id"]), owner=str(item.get("owner", "")),
                    counter=int(item.get("counter", 0)), committed_seq=str(item.get("committed_seq", "")),
                    pending_from=str(item.get("pending_from", "")), pending_seq=str(item.get("pending_seq", "")),
-                   finished=bool(item.get("finished", False)), parents=list(item.get("parents") or []))
+                   finished=bool(item.get("finished", False)), parents=list(item.get("parents") or []),
+                   handoff=str(item.get("handoff", "")))
 
 
 def lease_key(source_id: str, shard_id: str) -> str:
@@ -102,7 +112,8 @@ class LeaseTable:
         try:
             self.table.put_item(Item={"lease_key": lease_key(source_id, shard_id), "source_id": source_id,
                                       "shard_id": shard_id, "owner": "", "counter": 0, "committed_seq": "",
-                                      "pending_from": "", "pending_seq": "", "finished": False, "parents": parents},
+                                      "pending_from": "", "pending_seq": "", "finished": False, "parents": parents,
+                                      "handoff": ""},
                                 ConditionExpression="attribute_not_exists(lease_key)")
             return True
         except self.client.exceptions.ConditionalCheckFailedException:
@@ -110,7 +121,8 @@ class LeaseTable:
 
     def _update(self, lease: Lease, set_expr: str, values: dict[str, Any], condition: str) -> bool:
         text = set_expr + " " + condition
-        names = {k: v for k, v in (("#o", "owner"), ("#c", "counter")) if k in text}  # DynamoDB refuses unused ones
+        names = {k: v for k, v in (("#o", "owner"), ("#c", "counter"), ("#h", "handoff"))
+                 if k in text}  # DynamoDB refuses unused ones
         values = {k: v for k, v in values.items() if k in text}
         try:
             self.table.update_item(Key={"lease_key": lease.key}, UpdateExpression="SET " + set_expr,
@@ -121,11 +133,12 @@ class LeaseTable:
             return False
 
     def take(self, lease: Lease, worker: str) -> bool:
-        """Take a lease seen at ``lease.counter`` (unowned, or its owner stopped renewing)."""
-        ok = self._update(lease, "#o = :me, #c = :next", {":me": worker, ":seen": lease.counter,
-                                                          ":next": lease.counter + 1}, "#c = :seen")
+        """Take a lease seen at ``lease.counter`` (unowned, its owner stopped renewing, or handed to us)."""
+        ok = self._update(lease, "#o = :me, #c = :next, #h = :none",
+                          {":me": worker, ":seen": lease.counter, ":next": lease.counter + 1, ":none": ""},
+                          "#c = :seen")
         if ok:
-            lease.owner, lease.counter = worker, lease.counter + 1
+            lease.owner, lease.counter, lease.handoff = worker, lease.counter + 1, ""
         return ok
 
     def renew(self, lease: Lease, worker: str) -> bool:
@@ -137,8 +150,17 @@ class LeaseTable:
 
     def release(self, lease: Lease, worker: str) -> bool:
         """Give a lease back (a clean shutdown): others take it at once instead of waiting for the timeout."""
-        return self._update(lease, "#o = :none, #c = :next", {":me": worker, ":none": "", ":next": lease.counter + 1},
-                            "#o = :me")
+        return self._update(lease, "#o = :none, #c = :next, #h = :none",
+                            {":me": worker, ":none": "", ":next": lease.counter + 1}, "#o = :me")
+
+    def request_handoff(self, lease: Lease, worker: str) -> bool:
+        """Ask ``lease.owner`` to hand the lease over to ``worker`` (the owner keeps reading until it does)."""
+        return self._update(lease, "#h = :me", {":me": worker, ":owner": lease.owner}, "#o = :owner")
+
+    def hand_over(self, lease: Lease, worker: str, to: str) -> bool:
+        """The owner writes the lease over to the worker that asked; that one takes it at its next round."""
+        return self._update(lease, "#o = :to, #c = :next, #h = :none",
+                            {":me": worker, ":to": to, ":none": "", ":next": lease.counter + 1}, "#o = :me")
 
     def save_checkpoint(self, source_id: str, worker: str, cp: Checkpoint) -> None:
         """Only the owner moves a shard's checkpoint; anyone else gets :class:`LeaseLost`."""
@@ -178,6 +200,23 @@ class _Seen:
     since: float
 
 
+@dataclass
+class _Held:
+    lease: Lease
+    renewed: float     # when last renewed or taken (this worker's clock, taken *before* the write)
+    taken: float       # when this worker took it
+
+
+@dataclass(frozen=True)
+class HeldLease:
+    """What a worker believes of a lease it reads under: the counter, since when, and until when it holds it."""
+
+    key: str
+    counter: int
+    taken: float
+    expires: float
+
+
 class Coordinator:
     """One worker's view of the leases: renews its own, takes expired ones, balances with the others.
 
@@ -193,8 +232,9 @@ class Coordinator:
         self.timeout = timeout
         self.clock = clock
         self._seen: dict[str, _Seen] = {}
-        self._held: dict[str, tuple[Lease, float]] = {}   # key → (lease, when last renewed or taken)
+        self._held: dict[str, _Held] = {}
         self._lock = threading.Lock()
+        self._read_locks: dict[str, threading.Lock] = {}   # per lease: held while the shard is read
         self._stop = threading.Event()
         self.thread: threading.Thread | None = None
 
@@ -202,13 +242,38 @@ class Coordinator:
 
     def holds(self, source_id: str, shard_id: str) -> bool:
         """True while this worker owns the lease and renewed it within the timeout."""
-        with self._lock:
-            held = self._held.get(lease_key(source_id, shard_id))
-        return held is not None and self.clock() - held[1] < self.timeout
+        return self._valid(lease_key(source_id, shard_id)) is not None
 
     def held_keys(self) -> set[str]:
         with self._lock:
             return set(self._held)
+
+    def _valid(self, key: str) -> HeldLease | None:
+        with self._lock:
+            held = self._held.get(key)
+        if held is None or self.clock() - held.renewed >= self.timeout:
+            return None
+        return HeldLease(key, held.lease.counter, held.taken, held.renewed + self.timeout)
+
+    def _read_lock(self, key: str) -> threading.Lock:
+        with self._lock:
+            return self._read_locks.setdefault(key, threading.Lock())
+
+    @contextmanager
+    def reading(self, source_id: str, shard_id: str) -> Iterator[HeldLease]:
+        """Read the shard under its lease: raises :class:`LeaseLost` unless held now, and keeps the lease from
+        being handed over or released until the read is done (a read past expiry is fenced by time instead)."""
+        key = lease_key(source_id, shard_id)
+        with self._read_lock(key):
+            held = self._valid(key)
+            if held is None:
+                raise LeaseLost(f"{key} is not held by {self.worker}")
+            yield held
+
+    def _drop(self, key: str) -> None:
+        """Stop holding a lease, after any read of its shard in flight."""
+        with self._read_lock(key), self._lock:
+            self._held.pop(key, None)
 
     # ---- one round ----
 
@@ -229,26 +294,30 @@ class Coordinator:
     def _hand_back(self, sources: set[str]) -> None:
         """Release the leases of sources no longer run (paused, deleted): a resume starts without a timeout."""
         with self._lock:
-            gone = [held for held in self._held.values() if held[0].source_id not in sources]
-            for lease, _ in gone:
-                self._held.pop(lease.key, None)
-        for lease, _ in gone:
+            gone = [held.lease for held in self._held.values() if held.lease.source_id not in sources]
+        for lease in gone:
+            self._drop(lease.key)  # after any read of its shard in flight
             try:
                 self.table.release(lease, self.worker)
             except Exception:  # the lease expires by itself
                 pass
 
     def _renew(self, by_key: dict[str, Lease], now: float) -> None:
-        with self._lock:
-            held = dict(self._held)
-        for key in held:
+        for key in self.held_keys():
             current = by_key.get(key)
+            if current is not None and current.owner == self.worker and current.handoff \
+                    and current.handoff != self.worker:
+                self._drop(key)   # no read of ours runs past this point, so the other may start now
+                self.table.hand_over(current, self.worker, current.handoff)
+                continue
             ok = current is not None and current.owner == self.worker and self.table.renew(current, self.worker)
-            with self._lock:
-                if ok and current is not None:
-                    self._held[key] = (current, now)
-                else:
-                    self._held.pop(key, None)
+            if ok and current is not None:
+                with self._lock:
+                    held = self._held.get(key)
+                    if held is not None:
+                        held.lease, held.renewed = current, now
+            else:
+                self._drop(key)
 
     def _observe(self, leases: list[Lease], now: float) -> set[str]:
         """Keys whose owner stopped renewing (counter unchanged for the timeout) or that have no owner."""
@@ -293,13 +362,14 @@ class Coordinator:
             return
         busiest = max(counts.values(), key=len)
         if len(busiest) - mine >= 2:  # (2, 2, 0) is not balanced although nobody holds more than its share
-            self._take(sorted(busiest, key=lambda x: x.key)[-1], now)
+            # Ask for it rather than take it: its owner may be reading the shard right now.
+            self.table.request_handoff(sorted(busiest, key=lambda x: x.key)[-1], self.worker)
 
     def _take(self, lease: Lease, now: float) -> bool:
         if not self.table.take(lease, self.worker):
             return False
         with self._lock:
-            self._held[lease.key] = (lease, now)
+            self._held[lease.key] = _Held(lease, now, now)
         self._seen[lease.key] = _Seen(lease.counter, now)
         return True
 
@@ -323,11 +393,13 @@ class Coordinator:
         if self.thread:
             self.thread.join(self.timeout)
         if release:
-            with self._lock:
-                held = list(self._held.values())
-                self._held.clear()
-            for lease, _ in held:
+            for key in self.held_keys():
+                with self._lock:
+                    held = self._held.get(key)
+                if held is None:
+                    continue
+                self._drop(key)
                 try:
-                    self.table.release(lease, self.worker)
+                    self.table.release(held.lease, self.worker)
                 except Exception:
                     pass

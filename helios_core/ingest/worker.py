@@ -10,14 +10,19 @@ Helios process that holds an embedded engine.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from helios_core.config import get_settings
 from helios_core.ingest.consumer import IngestConfig, SourceConsumer
-from helios_core.ingest.leases import Coordinator, LeaseCheckpoints, LeaseTable
+from helios_core.ingest.leases import Coordinator, HeldLease, LeaseCheckpoints, LeaseTable
 from helios_core.ingest.mapping import MappingStore, all_sources
 from helios_core.ingest.metrics import SourceMetrics
 from helios_core.sources import Source
@@ -31,6 +36,79 @@ class WorkerConfig:
     lease_timeout: float = 10.0       # a lease not renewed for this long is taken over
     sync_seconds: float = 2.0         # how often sources are re-read from the mapping table
     ingest: IngestConfig | None = None
+    journal_dir: Path | None = None   # None: HELIOS_WORKER_JOURNAL (unset: no journal)
+
+
+class Journal:
+    """One line per GetRecords a worker does, appended to ``<dir>/<worker id>.jsonl``.
+
+    ``shard`` is the lease key (source:shard), ``counter`` the lease's counter as the worker last wrote it,
+    ``taken``/``read``/``expires`` wall-clock seconds: when it took the lease, when it read, and until when it
+    believed it held the lease. A line is written before the read, in one ``write`` call, so a worker killed
+    at any point leaves whole lines for every read it started.
+    """
+
+    def __init__(self, directory: Path, worker_id: str, clock: Callable[[], float]) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.fd = os.open(directory / f"{worker_id}.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self.worker_id = worker_id
+        self.clock = clock
+        # The coordinator's clock → wall clock (comparable across processes), fixed once so that one lease's
+        # ``taken`` is the same number on every line.
+        self.wall = time.time() - clock()
+
+    def read(self, held: HeldLease) -> None:
+        line = {"worker": self.worker_id, "shard": held.key, "counter": held.counter, "taken": self.wall + held.taken,
+                "read": self.wall + self.clock(), "expires": self.wall + held.expires}
+        os.write(self.fd, (json.dumps(line) + "\n").encode())
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+class LeasedKinesis:
+    """A worker's Kinesis client for one source: every GetRecords runs under the shard's lease.
+
+    The consumer checks the lease before it polls a shard; here it is checked again at the moment of the read
+    and held while the read runs (:meth:`Coordinator.reading`), so a lease handed over in between stops the
+    read (:class:`~helios_core.ingest.leases.LeaseLost`, which the consumer takes as the lease gone).
+    Iterators are traced to their shard: GetRecords names only the iterator.
+    """
+
+    def __init__(self, client: Any, source_id: str, coordinator: Coordinator, journal: Journal | None) -> None:
+        self.client = client
+        self.source_id = source_id
+        self.coordinator = coordinator
+        self.journal = journal
+        self._shard_of: dict[str, str] = {}      # iterator → shard: the newest iterator of each shard only
+        self._newest: dict[str, str] = {}        # shard → its newest iterator
+
+    def _trace(self, iterator: str | None, shard: str) -> None:
+        old = self._newest.pop(shard, None)
+        if old is not None:
+            self._shard_of.pop(old, None)
+        if iterator:
+            self._shard_of[iterator] = shard
+            self._newest[shard] = iterator
+
+    def get_shard_iterator(self, **kwargs: Any) -> dict[str, Any]:
+        reply: dict[str, Any] = self.client.get_shard_iterator(**kwargs)
+        self._trace(reply["ShardIterator"], kwargs["ShardId"])
+        return reply
+
+    def get_records(self, **kwargs: Any) -> dict[str, Any]:
+        shard = self._shard_of.get(kwargs["ShardIterator"])
+        if shard is None:  # the consumer reads only iterators it got here: this is a programming error
+            raise ValueError("GetRecords with an iterator this worker did not obtain")
+        with self.coordinator.reading(self.source_id, shard) as held:
+            if self.journal is not None:
+                self.journal.read(held)
+            reply: dict[str, Any] = self.client.get_records(**kwargs)
+        self._trace(reply.get("NextShardIterator"), shard)
+        return reply
+
+    def __getattr__(self, name: str) -> Any:   # ListShards and the rest: as they are
+        return getattr(self.client, name)
 
 
 class Worker:
@@ -48,6 +126,8 @@ class Worker:
         self._sources: dict[str, Source] = {}
         self._stop = threading.Event()
         self.thread: threading.Thread | None = None
+        journal_dir = self.config.journal_dir or get_settings().worker_journal
+        self.journal = Journal(journal_dir, worker_id, self.coordinator.clock) if journal_dir else None
 
     def _shards_of(self) -> dict[str, list[tuple[str, list[str]]]]:
         client = self.kinesis()
@@ -73,8 +153,11 @@ class Worker:
                 continue
             metrics = self.metrics.setdefault(source.id, SourceMetrics(source.id))
             self.consumers[source.id] = SourceConsumer(
-                source, self.clickhouse, self.kinesis, self.config.ingest or IngestConfig(), metrics,
+                source, self.clickhouse, self._kinesis_for(source.id), self.config.ingest or IngestConfig(), metrics,
                 store_factory=self._store_factory(source.id), shard_filter=self._holds(source.id)).start()
+
+    def _kinesis_for(self, source_id: str) -> Callable[[], LeasedKinesis]:
+        return lambda: LeasedKinesis(self.kinesis(), source_id, self.coordinator, self.journal)
 
     def _holds(self, source_id: str) -> Callable[[str], bool]:
         """Whether this worker holds the lease of one of the source's shards (asked at each use)."""
@@ -111,6 +194,9 @@ class Worker:
         for consumer in self.consumers.values():
             consumer.stop()
         self.coordinator.stop(release=True)
+        if self.journal is not None:  # no read can start any more: every lease was dropped
+            self.journal.close()
+            self.journal = None
 
 
 def _rules(source: Source) -> list[dict[str, Any]]:
