@@ -123,6 +123,18 @@ def test_a_batch_lands_once_and_a_retry_inserts_nothing(ch, aws_conn, mappings, 
     assert counts(ch, source) == (300 - n_bad, n_bad)
 
 
+def test_the_handler_leaves_a_workers_source_on_the_same_stream_alone(ch, aws_conn, mappings, lambda_stream):
+    """Two sources may read one stream; the handler writes only the lambda one (workers keep their own checkpoints)."""
+    data, _ = payloads(40, seed=23)
+    arn, event = lambda_stream(data, shards=1)
+    mine = lambda_source(ch, mappings, arn, arn.rsplit("/", 1)[1])
+    theirs = lambda_source(ch, mappings, arn, arn.rsplit("/", 1)[1])
+    theirs.options["mode"] = "workers"
+    mappings.put(theirs)
+    assert process(event, HandlerEnv(mappings, ch.new_client)) == {"batchItemFailures": []}
+    assert counts(ch, mine) == (40, 0) and counts(ch, theirs) == (0, 0)
+
+
 def test_a_poison_record_goes_to_quarantine_and_never_raises(ch, aws_conn, mappings, lambda_stream):
     data, _ = payloads(50, seed=22)
     data += [(b"\xff\xfe not json", "p"), (b"", "e"), (orjson.dumps({"event_id": "nope"}), "x")]

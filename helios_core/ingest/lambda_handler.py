@@ -106,7 +106,8 @@ class HandlerEnv:
         hit = self._cache.get(stream_arn)
         if hit is not None and now - hit[0] < self.mapping_ttl_s:
             return hit[1]
-        found = self.mappings.sources_for(stream_arn)
+        # Only lambda sources: a workers source on the same stream is read by the workers, with their own checkpoints.
+        found = [s for s in self.mappings.sources_for(stream_arn) if s.mode == "lambda"]
         self._cache[stream_arn] = (now, found)
         return found
 
