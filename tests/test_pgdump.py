@@ -201,6 +201,49 @@ def test_unsupported_statements_in_a_small_dump(ch):
                                  "quarantined": 0}]
 
 
+LATIN1_DUMP = """\
+SET statement_timeout = 0;
+SET client_encoding = 'LATIN1';
+SET standard_conforming_strings = on;
+CREATE TABLE public.people (id integer NOT NULL, name text);
+COPY public.people (id, name) FROM stdin;
+1\tcaf\xe9
+2\tM\\374ller
+3\tM\\xfcller
+4\tcaf\xe9 \\351\\tM\xfcller
+\\.
+INSERT INTO public.people VALUES (5, 'M\xfcller');
+"""
+
+
+def test_a_latin1_dump_keeps_its_text(ch, tmp_path):
+    path = tmp_path / "latin1.sql"
+    path.write_bytes(LATIN1_DUMP.encode("latin-1"))
+    report = load_dump(ch, path, "pgdump_latin1", replace=True)
+    assert [(t.inserted, t.quarantined) for t in report.tables] == [(5, 0)]
+    names = {r["id"]: r["name"] for r in rows(ch, "SELECT id, name FROM pgdump_latin1.people")}
+    assert names == {1: "café", 2: "Müller", 3: "Müller", 4: "café é\tMüller", 5: "Müller"}
+
+
+def test_bytes_that_are_not_the_dumps_encoding_send_the_row_to_quarantine(ch):
+    dump = (b"SET client_encoding = 'UTF8';\nCREATE TABLE public.t (id integer, s text);\n"
+            b"COPY public.t (id, s) FROM stdin;\n1\tcaf\xc3\xa9\n2\tcaf\xe9\n3\tcaf\\351\n\\.\n"
+            b"INSERT INTO public.t VALUES (4, 'caf\xe9');\n")
+    report = load_dump(ch, dump, "pgdump_badbytes", replace=True)
+    assert [(t.inserted, t.quarantined) for t in report.tables] == [(1, 3)]
+    assert rows(ch, "SELECT s FROM pgdump_badbytes.t") == [{"s": "café"}]
+    bad = rows(ch, "SELECT raw, error_message FROM pgdump_badbytes.t_quarantine")
+    assert sorted(r["raw"] for r in bad) == sorted(['["4", "caf\\xe9"]', "2\tcaf\\xe9", "3\tcaf\\351"])
+    assert all("not UTF8 text" in r["error_message"] for r in bad)
+
+
+def test_a_dump_in_an_encoding_helios_cannot_read_is_refused(ch):
+    for name in ("SQL_ASCII", "EUC_TW"):
+        with pytest.raises(ValidationError, match=name):
+            load_dump(ch, f"SET client_encoding = '{name}';\nCREATE TABLE t (a text);\n".encode(), "pgdump_enc")
+    assert rows(ch, "SELECT count() AS n FROM system.databases WHERE name = 'pgdump_enc'")[0]["n"] == 0
+
+
 def test_cli_load_dump(ch, capsys):
     assert cli_main(["load-dump", str(FIXTURE), "--database", "pgdump_cli"]) == 0
     import json

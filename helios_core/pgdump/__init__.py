@@ -11,7 +11,8 @@ Two passes over the dump text:
    functions, triggers, …) — unsupported statements are listed in the report,
    never silently dropped.
 2. **Load** — stream the ``COPY … FROM stdin`` blocks (text format: ``\\N``
-   NULLs, backslash escapes including octal and hex) and plain ``INSERT``
+   NULLs, backslash escapes including octal and hex, read in the dump's ``client_encoding``; SQL_ASCII and
+   encodings Python cannot read are refused by name) and plain ``INSERT``
    statements through :class:`helios_core.loading.RowSink`: the ingester's column converters,
    batched inserts through the one write path, and rows that do not fit go to ``<table>_quarantine``.
 
@@ -40,6 +41,7 @@ from helios_core.pgdump.scanner import (
     detect_encoding,
     line_source,
     parse_pg_array,
+    pg_codec,
     split_copy_line,
     tokenize,
 )
@@ -49,5 +51,5 @@ __all__ = [
     "DumpPlan", "DumpReport", "DumpScanner", "Issue", "LineSource", "PgColumn", "PgTable", "Statement",
     "TableLoad", "Token", "TypeMapping", "Unsupported", "clickhouse_column_type", "create_tables",
     "decode_copy_field", "detect_encoding", "line_source", "load_dump", "map_pg_type", "parse_pg_array",
-    "plan_dump", "prepare_database", "split_copy_line", "tokenize", "value_converter",
+    "pg_codec", "plan_dump", "prepare_database", "split_copy_line", "tokenize", "value_converter",
 ]

@@ -19,8 +19,10 @@ from helios_core.pgdump.scanner import (
     DumpScanner,
     LineSource,
     decode_copy_field,
+    has_undecodable,
     line_source,
     parse_pg_array,
+    show_undecodable,
     split_copy_line,
     tokenize,
 )
@@ -168,6 +170,13 @@ def load_dump(ch: Any, data: str | bytes | Path | LineSource, database: str, *, 
     def add_row(key: tuple[str, str], cols: list[str], values: list[str | None], raw: str, index: int) -> None:
         sink = sink_for(key)
         table, convert = plan.tables[key], converters[key]
+        raw = show_undecodable(raw)  # the quarantine stores text: undecodable bytes as \xNN
+        if any(v is not None and has_undecodable(v) for v in values):
+            # PostgreSQL would refuse these bytes too; replacing them would load text the source never had.
+            sink.reject(_bad_row(raw, index,
+                                 f"The row has bytes that are not {plan.encoding_name or 'UTF8'} text (the dump's "
+                                 "client_encoding); they are shown as \\xNN."))
+            return
         if len(values) != len(cols):
             sink.reject(_bad_row(raw, index, f"The row has {len(values)} fields; COPY lists {len(cols)} columns."))
             return
@@ -190,7 +199,8 @@ def load_dump(ch: Any, data: str | bytes | Path | LineSource, database: str, *, 
             for _line_no, text in scanner.copy_rows():
                 row_index[key] += 1
                 if unknown:
-                    sink_for(key).reject(_bad_row(text, row_index[key], f"COPY names unknown columns {unknown}."))
+                    sink_for(key).reject(_bad_row(show_undecodable(text), row_index[key],
+                                                  f"COPY names unknown columns {unknown}."))
                     continue
                 fields = [decode_copy_field(f, plan.encoding) for f in split_copy_line(text)]
                 add_row(key, cols, fields, text, row_index[key])

@@ -18,8 +18,10 @@ from helios_core.pgdump.scanner import (
     LineSource,
     Statement,
     Token,
+    client_encoding,
     matching_paren,
     name_value,
+    pg_codec,
     read_qualified,
     render_tokens,
     split_top,
@@ -96,7 +98,8 @@ class DumpPlan:
     unsupported: list[Issue] = field(default_factory=list)
     ignored: Counter = field(default_factory=Counter)
     notes: list[str] = field(default_factory=list)
-    encoding: str = "utf-8"
+    encoding: str = "utf-8"   # the Python codec of the dump's client_encoding: what COPY's byte escapes mean
+    encoding_name: str = ""   # that client_encoding as the dump wrote it ("" until a SET names one)
     _pending_pk: list[tuple[tuple[str, str], list[str]]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -393,9 +396,22 @@ def plan_dump(source: LineSource) -> DumpPlan:
                                               f"COPY into {key[0]}.{key[1]}, which the dump does not create "
                                               f"({plural(rows, 'row')} not loaded)"))
             continue
+        encoding = client_encoding(st.text)
+        if encoding is not None:
+            _set_encoding(plan, encoding, st)
         _plan_statement(st, plan)
     _finish_plan(plan)
     return plan
+
+
+def _set_encoding(plan: DumpPlan, name: str, st: Statement) -> None:
+    codec = pg_codec(name)  # an encoding Helios cannot read stops the load before anything is written
+    if not plan.encoding_name:
+        plan.encoding, plan.encoding_name = codec, name
+    elif codec != plan.encoding:
+        # line_source decoded the whole file in the first encoding it found; a switch midway is not followed.
+        plan.unsupported.append(Issue(st.line, _short(st.text),
+                                      f"a second client_encoding: the whole dump is read as {plan.encoding_name}"))
 
 
 def _plan_statement(st: Statement, plan: DumpPlan) -> None:

@@ -169,26 +169,60 @@ _SIMPLE_ESCAPES = {"b": b"\b", "f": b"\f", "n": b"\n", "r": b"\r", "t": b"\t", "
 
 
 def decode_copy_field(raw: str, encoding: str = "utf-8") -> str | None:
-    """One field of COPY text format: ``\\N`` is NULL; backslash escapes (also octal and hex) decoded."""
+    """One field of COPY text format: ``\\N`` is NULL; backslash escapes (also octal and hex) decoded.
+
+    Octal/hex escapes denote bytes in the dump's ``encoding`` (a Python codec, see :func:`pg_codec`). Bytes that
+    encoding cannot decode come back as lone surrogates, like the raw ones :func:`line_source` reads, so the
+    loader can refuse the row (:func:`has_undecodable`) instead of loading altered text.
+    """
     if raw == "\\N":
         return None
     if "\\" not in raw:
         return raw
-    # Octal/hex escapes denote bytes in the dump's encoding, so decode to bytes first.
     out = bytearray()
+    done: list[str] = []
+
+    def add_text(text: str) -> None:
+        try:
+            out.extend(text.encode(encoding, "surrogateescape"))
+        except UnicodeEncodeError:  # text given as str may hold characters the dump's encoding has not
+            done.append(out.decode(encoding, "surrogateescape"))
+            out.clear()
+            done.append(text)
+
     pos = 0
     for m in _COPY_ESCAPE.finditer(raw):
-        out += raw[pos:m.start()].encode(encoding, "surrogateescape")
+        add_text(raw[pos:m.start()])
         octal, hexa, char = m.groups()
         if octal:
             out.append(int(octal, 8) & 0xFF)
         elif hexa:
             out.append(int(hexa, 16))
+        elif char in _SIMPLE_ESCAPES:
+            out.extend(_SIMPLE_ESCAPES[char])
         else:
-            out += _SIMPLE_ESCAPES.get(char, char.encode(encoding, "surrogateescape"))
+            add_text(char)
         pos = m.end()
-    out += raw[pos:].encode(encoding, "surrogateescape")
-    return out.decode(encoding, "replace")
+    add_text(raw[pos:])
+    done.append(out.decode(encoding, "surrogateescape"))
+    return "".join(done)
+
+
+_UNDECODABLE = re.compile("[\ud800-\udfff]")
+
+
+def has_undecodable(text: str) -> bool:
+    """Whether ``text`` holds bytes the dump's encoding could not decode (read as lone surrogates)."""
+    return not text.isascii() and _UNDECODABLE.search(text) is not None
+
+
+def show_undecodable(text: str) -> str:
+    """``text`` with its undecodable bytes written as ``\\xNN``, so it can be stored and shown."""
+    if not has_undecodable(text):
+        return text
+    # surrogateescape reads byte b as U+DC00+b; any other lone surrogate cannot be a byte.
+    return _UNDECODABLE.sub(lambda m: f"\\x{ord(m.group()) - 0xDC00:02x}" if "\udc80" <= m.group() <= "\udcff"
+                            else "\ufffd", text)
 
 
 def split_copy_line(line: str) -> list[str]:
@@ -415,8 +449,61 @@ def _lines(fh: io.TextIOBase) -> Iterator[str]:
         yield pending
 
 
+# PostgreSQL's encoding names and aliases, as PostgreSQL compares them (case and punctuation ignored: "win-1252" is
+# WIN1252) → the Python codec that reads the same bytes. PostgreSQL encodings Python has no codec for (EUC_TW,
+# MULE_INTERNAL) are left out, so they are refused by name rather than read wrongly.
+_PG_CODECS = {
+    "utf8": "utf-8", "unicode": "utf-8",
+    "latin1": "iso8859-1", "latin2": "iso8859-2", "latin3": "iso8859-3", "latin4": "iso8859-4",
+    "latin5": "iso8859-9", "latin6": "iso8859-10", "latin7": "iso8859-13", "latin8": "iso8859-14",
+    "latin9": "iso8859-15", "latin10": "iso8859-16",
+    "iso88591": "iso8859-1", "iso88592": "iso8859-2", "iso88593": "iso8859-3", "iso88594": "iso8859-4",
+    "iso88599": "iso8859-9", "iso885910": "iso8859-10", "iso885913": "iso8859-13", "iso885914": "iso8859-14",
+    "iso885915": "iso8859-15", "iso885916": "iso8859-16",
+    "iso88595": "iso8859-5", "iso88596": "iso8859-6", "iso88597": "iso8859-7", "iso88598": "iso8859-8",
+    "win1250": "cp1250", "win1251": "cp1251", "win1252": "cp1252", "win1253": "cp1253", "win1254": "cp1254",
+    "win1255": "cp1255", "win1256": "cp1256", "win1257": "cp1257", "win1258": "cp1258",
+    "win": "cp1251", "tcvn": "cp1258", "tcvn5712": "cp1258", "abc": "cp1258", "vscii": "cp1258",
+    "win866": "cp866", "alt": "cp866", "win874": "cp874",
+    "koi8r": "koi8-r", "koi8": "koi8-r", "koi8u": "koi8-u",
+    "eucjp": "euc-jp", "eucjis2004": "euc-jis-2004", "euckr": "euc-kr", "euccn": "gb2312",
+    "sjis": "cp932", "mskanji": "cp932", "shiftjis": "cp932", "win932": "cp932", "windows932": "cp932",
+    "shiftjis2004": "shift-jis-2004", "big5": "cp950", "win950": "cp950", "windows950": "cp950",
+    "gbk": "gbk", "win936": "gbk", "windows936": "gbk", "gb18030": "gb18030",
+    "uhc": "cp949", "win949": "cp949", "windows949": "cp949", "johab": "johab",
+}
+
+
+def pg_codec(name: str) -> str:
+    """The Python codec for a PostgreSQL encoding name (``SET client_encoding = 'LATIN1'`` → ``iso8859-1``)."""
+    key = re.sub(r"[^0-9a-z]", "", name.lower())
+    if key == "sqlascii":
+        # SQL_ASCII means PostgreSQL never checked the bytes: they may be UTF-8, LATIN1 or a mix. Reading them as
+        # latin-1 would keep every byte but turn UTF-8 text (the usual case) into mojibake without a word, so
+        # the dump is refused and the user says which encoding the text really is in.
+        raise ValidationError(
+            "The dump's client_encoding is SQL_ASCII, which does not say how its text is encoded.",
+            "Dump it again naming the encoding its text is really in (pg_dump --encoding=UTF8, or LATIN1, "
+            "WIN1252, …), or change the dump's SET client_encoding line to that encoding.")
+    codec = _PG_CODECS.get(key)
+    if codec is None:
+        raise ValidationError(
+            f"The dump's client_encoding {name!r} is not one Helios can read.",
+            "Dump it again with pg_dump --encoding=UTF8 (PostgreSQL converts the text as it writes).")
+    return codec
+
+
+_CLIENT_ENCODING = re.compile(r"^\s*SET\s+client_encoding\s*(?:=|\bTO\b)\s*'?([^';\s]+)'?",
+                              re.IGNORECASE | re.MULTILINE)
+
+
+def client_encoding(statement: str) -> str | None:
+    """The encoding a ``SET client_encoding`` statement names (None for other statements)."""
+    m = _CLIENT_ENCODING.match(statement)
+    return m.group(1) if m else None
+
+
 def detect_encoding(head: str) -> str:
-    m = re.search(r"SET\s+client_encoding\s*=\s*'([^']+)'", head, re.IGNORECASE)
-    name = (m.group(1) if m else "UTF8").upper().replace("-", "").replace("_", "")
-    return {"UTF8": "utf-8", "UNICODE": "utf-8", "LATIN1": "latin-1", "ISO88591": "latin-1", "WIN1252": "cp1252",
-            "SQLASCII": "utf-8", "LATIN9": "iso8859-15", "WIN1251": "cp1251", "KOI8R": "koi8-r"}.get(name, "utf-8")
+    """The Python codec of a dump whose first lines are ``head`` (UTF-8 when it sets no client_encoding)."""
+    m = _CLIENT_ENCODING.search(head)
+    return pg_codec(m.group(1)) if m else "utf-8"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import ipaddress
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pandas as pd
@@ -74,6 +74,30 @@ def test_parquet_keeps_lists_and_times_as_they_are():
     assert back.column("tags").to_pylist() == [["a", "b"], [], None]
     assert back.column("at").type.tz == "UTC"
     assert back.column("at").to_pylist()[0] == datetime(2024, 1, 1, 12, tzinfo=UTC)
+
+
+def test_parquet_writes_python_dates_as_dates_and_datetimes_as_timestamps():
+    frame = pd.DataFrame({
+        "day": [date(2024, 5, 1), None, date(1999, 12, 31)],
+        "at": [datetime(2024, 1, 1, 12), None, datetime(2024, 1, 2)],
+        "zoned": [datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 1, 1, 2, tzinfo=timezone(timedelta(hours=2))),
+                  None],
+    })
+    table = pq.read_table(io.BytesIO(to_parquet_bytes(frame)))
+    assert str(table.schema.field("day").type) == "date32[day]"
+    assert str(table.schema.field("at").type) == "timestamp[us]"
+    assert table.schema.field("zoned").type.tz == "UTC"
+    assert table.column("day").to_pylist() == [date(2024, 5, 1), None, date(1999, 12, 31)]
+    assert table.column("zoned").to_pylist()[1] == datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def test_parquet_writes_mixed_dates_and_datetimes_as_text():
+    # Naive beside zoned datetimes: Arrow would drop the zones, so the text keeps them.
+    frame = pd.DataFrame({"mixed": [date(2024, 1, 1), datetime(2024, 1, 1, 6)],
+                          "zones": [datetime(2024, 1, 1), datetime(2024, 1, 1, tzinfo=UTC)]})
+    back = pq.read_table(io.BytesIO(to_parquet_bytes(frame))).to_pydict()
+    assert back == {"mixed": ["2024-01-01", "2024-01-01 06:00:00"],
+                    "zones": ["2024-01-01 00:00:00", "2024-01-01 00:00:00+00:00"]}
 
 
 def test_parquet_does_not_change_the_callers_frame():

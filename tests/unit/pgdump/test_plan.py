@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from helios_core.errors import ValidationError
 from helios_core.pgdump.plan import Unsupported, copy_target, parse_insert, plan_dump
 from helios_core.pgdump.scanner import line_source, tokenize
 
@@ -165,3 +166,30 @@ def test_inserts_helios_cannot_read(statement, reason):
     with pytest.raises(Unsupported) as info:
         parse_insert(tokenize(statement))
     assert str(info.value) == reason
+
+
+# ---- the dump's client_encoding ---------------------------------------------------------------------------
+
+
+def test_the_plan_takes_its_encoding_from_set_client_encoding():
+    assert plan_dump(line_source(b"SET client_encoding = 'LATIN1';\nCREATE TABLE t (a text);\n")).encoding \
+        == "iso8859-1"
+    assert plan_dump(line_source("SET client_encoding = 'WIN1252';\n")).encoding_name == "WIN1252"
+
+
+def test_a_dump_without_client_encoding_is_utf8():
+    plan = plan_dump(line_source(b"CREATE TABLE t (a text);\n"))
+    assert (plan.encoding, plan.encoding_name) == ("utf-8", "")
+
+
+def test_an_unknown_client_encoding_is_refused_even_when_the_text_is_given_as_str():
+    with pytest.raises(ValidationError, match="'EUC_TW'"):
+        plan_dump(line_source("SET client_encoding = 'EUC_TW';\nCREATE TABLE t (a text);\n"))
+
+
+def test_a_second_different_client_encoding_is_reported_not_followed():
+    plan = plan_dump(line_source("SET client_encoding = 'LATIN1';\nSET client_encoding = 'UTF8';\n"
+                                 "SET client_encoding = 'LATIN1';\n"))
+    assert plan.encoding == "iso8859-1"
+    assert [(i.line, i.reason) for i in plan.unsupported] == [
+        (2, "a second client_encoding: the whole dump is read as LATIN1")]

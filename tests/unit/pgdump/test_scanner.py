@@ -9,8 +9,11 @@ from helios_core.pgdump.scanner import (
     DumpScanner,
     decode_copy_field,
     detect_encoding,
+    has_undecodable,
     line_source,
     parse_pg_array,
+    pg_codec,
+    show_undecodable,
     split_copy_line,
     tokenize,
 )
@@ -49,12 +52,44 @@ def test_a_file_is_read_like_bytes(tmp_path):
 
 
 @pytest.mark.parametrize("head, encoding", [
-    ("SET client_encoding = 'UTF8';", "utf-8"), ("SET client_encoding = 'LATIN1';", "latin-1"),
-    ("set CLIENT_ENCODING='win-1252';", "cp1252"), ("SET client_encoding = 'SQL_ASCII';", "utf-8"),
-    ("SET client_encoding = 'EUC_JP';", "utf-8"), ("", "utf-8"),
+    ("SET client_encoding = 'UTF8';", "utf-8"), ("SET client_encoding = 'LATIN1';", "iso8859-1"),
+    ("set CLIENT_ENCODING='win-1252';", "cp1252"), ("SET client_encoding TO 'LATIN9';", "iso8859-15"),
+    ("SET client_encoding = 'EUC_JP';", "euc-jp"), ("-- a comment\nSET client_encoding = 'WIN1250';\n", "cp1250"),
+    ("", "utf-8"),
 ])
 def test_detect_encoding(head, encoding):
     assert detect_encoding(head) == encoding
+
+
+@pytest.mark.parametrize("name, codec", [
+    ("UTF8", "utf-8"), ("unicode", "utf-8"), ("LATIN1", "iso8859-1"), ("LATIN2", "iso8859-2"),
+    ("LATIN5", "iso8859-9"), ("LATIN7", "iso8859-13"), ("LATIN9", "iso8859-15"), ("LATIN10", "iso8859-16"),
+    ("ISO_8859_1", "iso8859-1"), ("WIN1250", "cp1250"), ("WIN1252", "cp1252"), ("WIN1258", "cp1258"),
+    ("KOI8R", "koi8-r"), ("SJIS", "cp932"),
+])
+def test_postgres_encoding_names_map_to_python_codecs(name, codec):
+    assert pg_codec(name) == codec
+
+
+def test_sql_ascii_is_refused_with_what_to_do():
+    with pytest.raises(ValidationError, match="SQL_ASCII.*pg_dump --encoding=UTF8"):
+        pg_codec("SQL_ASCII")
+
+
+@pytest.mark.parametrize("name", ["EUC_TW", "MULE_INTERNAL", "KLINGON"])
+def test_an_encoding_helios_cannot_read_is_named_in_the_error(name):
+    with pytest.raises(ValidationError) as info:
+        pg_codec(name)
+    assert repr(name) in str(info.value) and "pg_dump --encoding=UTF8" in str(info.value)
+
+
+def test_a_dump_in_an_encoding_helios_cannot_read_is_refused_before_reading(tmp_path):
+    with pytest.raises(ValidationError, match="'EUC_TW'"):
+        line_source(b"SET client_encoding = 'EUC_TW';\nSELECT 1;\n")
+    path = tmp_path / "dump.sql"
+    path.write_bytes(b"SET client_encoding = 'SQL_ASCII';\n")
+    with pytest.raises(ValidationError, match="SQL_ASCII"):
+        line_source(path)
 
 
 # ---- statements ------------------------------------------------------------------------------------------------
@@ -124,9 +159,26 @@ def test_copy_field_decoding(raw, value):
     assert decode_copy_field(raw) == value
 
 
-def test_octal_escapes_denote_bytes_of_the_dumps_encoding():
-    assert decode_copy_field("caf\\351", "latin-1") == "caf\u00e9"
-    assert decode_copy_field("caf\\351") == "caf\ufffd"  # not UTF-8: replaced, never an exception
+@pytest.mark.parametrize("raw, encoding, value", [
+    ("caf\\351", "iso8859-1", "caf\u00e9"), ("M\\xfcller", "iso8859-1", "M\u00fcller"),
+    ("M\\374ller\\t\u00e9", "iso8859-1", "M\u00fcller\t\u00e9"), ("\\200", "cp1252", "\u20ac"),
+    ("\\261", "iso8859-2", "\u0105"), ("caf\\303\\251", "utf-8", "caf\u00e9"),
+])
+def test_octal_and_hex_escapes_denote_bytes_of_the_dumps_encoding(raw, encoding, value):
+    assert decode_copy_field(raw, encoding) == value
+
+
+def test_a_character_the_dumps_encoding_has_not_is_kept_beside_escapes():
+    # Text given as str (not read through line_source) may hold any character.
+    assert decode_copy_field("\u20ac\\351", "iso8859-1") == "\u20ac\u00e9"
+
+
+def test_bytes_the_encoding_cannot_decode_are_marked_not_replaced():
+    value = decode_copy_field("caf\\351")  # not UTF-8
+    assert value == "caf\udce9" and has_undecodable(value) and show_undecodable(value) == "caf\\xe9"
+    raw = list(line_source(b"caf\xe9\n")())[0]  # a raw byte that is not UTF-8 reads the same way
+    assert has_undecodable(raw) and show_undecodable(raw) == "caf\\xe9\n"
+    assert not has_undecodable("caf\u00e9") and show_undecodable("caf\u00e9") == "caf\u00e9"
 
 
 # ---- array literals ------------------------------------------------------------------------------------------------
