@@ -107,9 +107,12 @@ def test_workers_stop_and_start_with_pause_and_resume_and_take_new_rules(ch, aws
                     if c.name == "event_type"] == [["click", "view"]],
                    message="the worker's consumer restarted with the new rules")
 
-        control.delete(ch, source.id, drop_table=True, aws=aws_conn)
+        control.delete(ch, source.id, drop_table=True, aws=aws_conn, lease_table=leases.name)
         assert item(mappings, source) is None
         wait_until(lambda: source.id not in worker.consumers, message="the worker drops the deleted source")
+        wait_until(lambda: not [lease for lease in leases.all() if lease.source_id == source.id],
+                   message="no leases of the deleted source left behind (a round that still saw it is cleaned up)")
+        assert [lease for lease in leases.all() if lease.source_id == other.id]
     finally:
         worker.stop()
         for s in (source, other):

@@ -130,8 +130,12 @@ def resume(ch: ClickHouse, source_id: str, user: Any = None, aws: Any = None) ->
     return manager.resume(source_id, keys, user)
 
 
-def delete(ch: ClickHouse, source_id: str, drop_table: bool = False, user: Any = None, aws: Any = None) -> Source:
-    """Stop a source wherever it runs, then forget it (and drop its tables when asked)."""
+def delete(ch: ClickHouse, source_id: str, drop_table: bool = False, user: Any = None, aws: Any = None,
+           lease_table: str = DEFAULT_LEASES) -> Source:
+    """Stop a source wherever it runs, then forget it (and drop its tables when asked).
+
+    A workers source's leases are deleted from ``lease_table`` (the workers' ``--lease-table``).
+    """
     source = source_for_change(ch, source_id, user)
     if source.mode in REMOTE_MODES:
         conn = remote_connection(source, aws)
@@ -139,6 +143,12 @@ def delete(ch: ClickHouse, source_id: str, drop_table: bool = False, user: Any =
         if source.mode == "lambda":
             serverless.remove(conn, source)
         unpublish(conn, source, table)
+        if source.mode == "workers":  # workers drop it at their next sync; its leases would stay behind forever
+            from helios_core.aws import aws_errors
+
+            with aws_errors("dynamodb:DeleteItem", conn):
+                LeaseTable(conn.session().resource("dynamodb", endpoint_url=conn.endpoint_url),
+                           lease_table).forget(source.id)
     manager = manager_here()
     if manager is not None:
         manager.stop_source(source_id)

@@ -103,6 +103,20 @@ class LeaseTable:
     def all(self) -> list[Lease]:
         return [Lease.from_item(i) for i in all_items(self.table.scan, ConsistentRead=True)]
 
+    def delete(self, key: str) -> None:
+        self.table.delete_item(Key={"lease_key": key})
+
+    def forget(self, source_id: str) -> int:
+        """Delete a deleted source's leases (its checkpoints go with it); a missing table holds none."""
+        try:
+            keys = [lease.key for lease in self.all() if lease.source_id == source_id]
+        except self.client.exceptions.ResourceNotFoundException:
+            return 0
+        with self.table.batch_writer() as batch:
+            for key in keys:
+                batch.delete_item(Key={"lease_key": key})
+        return len(keys)
+
     def get(self, source_id: str, shard_id: str) -> Lease | None:
         item = self.table.get_item(Key={"lease_key": lease_key(source_id, shard_id)}, ConsistentRead=True).get("Item")
         return Lease.from_item(item) if item else None
@@ -235,6 +249,7 @@ class Coordinator:
         self._held: dict[str, _Held] = {}
         self._lock = threading.Lock()
         self._read_locks: dict[str, threading.Lock] = {}   # per lease: held while the shard is read
+        self._forgotten: set[str] = set()   # deleted sources: their leases are deleted, never created again
         self._stop = threading.Event()
         self.thread: threading.Thread | None = None
 
@@ -277,14 +292,26 @@ class Coordinator:
 
     # ---- one round ----
 
+    def forget_sources(self, source_ids: set[str]) -> None:
+        """Sources deleted from the mapping: from the next round on, their leases are deleted (a round that
+        still saw them may have just re-created some, so every round deletes what it finds)."""
+        with self._lock:
+            self._forgotten |= source_ids
+
     def tick(self) -> None:
-        wanted = self.shards_of()
+        with self._lock:
+            forgotten = set(self._forgotten)
+        wanted = {k: v for k, v in self.shards_of().items() if k not in forgotten}
         for source_id, shards in wanted.items():
             for shard_id, parents in shards:
                 self.table.create(source_id, shard_id, parents)
         self._hand_back(set(wanted))
+        every = self.table.all()
+        for lease in every:
+            if lease.source_id in forgotten:
+                self.table.delete(lease.key)
         # Only the sources this worker runs: a paused or deleted source's leases are nobody's business.
-        leases = [lease for lease in self.table.all() if lease.source_id in wanted]
+        leases = [lease for lease in every if lease.source_id in wanted]
         now = self.clock()
         by_key = {lease.key: lease for lease in leases}
         self._renew(by_key, now)

@@ -100,7 +100,15 @@ def table_of(source: Source) -> str:
 
 def all_sources(store: MappingStore, mode: str | None = None) -> list[Source]:
     """Every running source in the mapping table (of one ingest mode when given)."""
-    return [s for s in _running(all_items(store.table.scan, ConsistentRead=True)) if mode is None or s.mode == mode]
+    return mapped_sources(store, mode)[0]
+
+
+def mapped_sources(store: MappingStore, mode: str | None = None) -> tuple[list[Source], set[str]]:
+    """The running sources (of one ingest mode when given), and the ids of every item, paused ones included:
+    a source missing from the second was deleted, not paused."""
+    items = all_items(store.table.scan, ConsistentRead=True)
+    running = [s for s in _running(items) if mode is None or s.mode == mode]
+    return running, {str(i["source_id"]) for i in items}
 
 
 def mapping_item(source: Source) -> dict[str, Any]:

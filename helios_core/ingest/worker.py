@@ -23,7 +23,7 @@ from typing import Any
 from helios_core.config import get_settings
 from helios_core.ingest.consumer import IngestConfig, SourceConsumer
 from helios_core.ingest.leases import Coordinator, HeldLease, LeaseCheckpoints, LeaseTable
-from helios_core.ingest.mapping import MappingStore, all_sources
+from helios_core.ingest.mapping import MappingStore, mapped_sources
 from helios_core.ingest.metrics import SourceMetrics
 from helios_core.sources import Source
 from helios_core.streams import list_shards
@@ -141,7 +141,9 @@ class Worker:
 
     def sync(self) -> None:
         """Consumers for the running ``workers`` sources, none for the others."""
-        sources = {s.id: s for s in all_sources(self.mappings, mode="workers")}
+        running, mapped = mapped_sources(self.mappings, mode="workers")
+        sources = {s.id: s for s in running}
+        self.coordinator.forget_sources({sid for sid in self._sources if sid not in mapped})  # deleted, not paused
         for source_id in list(self.consumers):
             if source_id not in sources or _rules(self.consumers[source_id].source) != _rules(sources[source_id]):
                 self.consumers.pop(source_id).stop()  # paused, deleted, or new rules: a fresh consumer has them
