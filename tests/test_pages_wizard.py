@@ -132,7 +132,7 @@ def test_the_created_source_keeps_the_streams_real_arn(app_path, ch, aws_sandbox
     """The stream list may carry no ARNs (ListStreams without StreamSummaries): the wizard asks Kinesis for it
     (DescribeStreamSummary) instead of writing one with account 000000000000."""
     from helios_core.aws import StreamInfo
-    from helios_core.ingest.manager import remove_source
+    from helios_core.ingest.control import delete
     from helios_core.sources import get_source
 
     conn = aws_sandbox.connection()
@@ -157,4 +157,4 @@ def test_the_created_source_keeps_the_streams_real_arn(app_path, ch, aws_sandbox
         assert result["streamARN"] == real and get_source(ch, result["sourceId"]).stream_arn == real
         assert f"`{real}`" in _texts(at)
     finally:
-        remove_source(ch, result["sourceId"], drop_table=True)
+        delete(ch, result["sourceId"], drop_table=True)

@@ -198,4 +198,10 @@ def test_sandbox_streams_show_their_bad_events(aws_sandbox):
     schema = infer_schema(sample.events)
     types = {c.name: c.type for c in schema.columns}
     assert types["time"] == "DateTime64(3, 'UTC')" and types["type"] == "LowCardinality(String)"
-    assert types["correlation_id"] == "UUID" and types["site_id"] == "UUID"
+    assert types["site_id"] == "UUID"
+    # The sandbox corrupts some correlation_ids into numbers at random; past infer_schema's outlier share (2%)
+    # String is the right call, and a random sample gets there now and then (about 1 in 700).
+    ids = [e["correlation_id"] for e in sample.events if e.get("correlation_id") is not None]
+    numbers, texts = sum(1 for v in ids if not isinstance(v, str)), sum(1 for v in ids if isinstance(v, str))
+    expected = "UUID" if numbers <= 0.02 * texts else "String"
+    assert types["correlation_id"] == expected, (numbers, texts)
