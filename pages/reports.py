@@ -10,27 +10,23 @@ from helios_core.charts import ChartSpec, build_chart
 from helios_core.clickhouse import list_user_databases, table_columns
 from helios_core.errors import HeliosError, ValidationError
 from helios_core.export import to_csv_bytes
+from helios_core.report_filters import OPERATORS, Filter, filters_from_rows, parse_conditions, type_family
 from helios_core.reports import (
     GRAINS,
     MEASURE_HELP,
     MEASURE_KINDS,
-    OPERATORS,
     PRESETS,
     CompiledReport,
-    Filter,
     Measure,
     ReportDefinition,
     SavedReport,
     captcha_preset,
     delete_report,
-    filters_from_rows,
     get_report,
     list_reports,
-    parse_conditions,
     run_report,
     save_report,
     share_report,
-    type_family,
 )
 from helios_core.wording import plural
 from pages._shared import acting_user, guarded, runtime, show_error, user_errors

@@ -11,8 +11,8 @@ from streamlit.testing.v1 import AppTest
 
 from helios_core.cli import main as cli_main
 from helios_core.errors import NotFound, ValidationError
+from helios_core.report_filters import Filter, parse_condition
 from helios_core.reports import (
-    Filter,
     Measure,
     ReportDefinition,
     captcha_preset,
@@ -20,7 +20,6 @@ from helios_core.reports import (
     delete_report,
     get_report,
     list_reports,
-    parse_condition,
     run_report,
     save_report,
 )

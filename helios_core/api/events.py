@@ -172,7 +172,8 @@ def _definition(report: str | None, preset: str | None, user: Any) -> Any:
 
 def _run(definition: Any, conditions: list[str], columns: list[tuple[str, list[str]]],
          time_from: str | None, time_to: str | None) -> dict[str, Any]:
-    from helios_core.reports import Filter, parse_conditions, report_json, run_report
+    from helios_core.report_filters import Filter, parse_conditions
+    from helios_core.reports import report_json, run_report
     for text in conditions:
         definition.filters.extend(parse_conditions(text))
     for column, values in columns:

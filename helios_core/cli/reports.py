@@ -10,6 +10,7 @@ from typing import Any
 from helios_core.cli import acting_user
 from helios_core.errors import ValidationError
 from helios_core.export import to_csv_bytes
+from helios_core.report_filters import parse_conditions
 from helios_core.reports import (
     PRESETS,
     ReportDefinition,
@@ -17,7 +18,6 @@ from helios_core.reports import (
     delete_report,
     get_report,
     list_reports,
-    parse_conditions,
     report_json,
     run_report,
     save_report,

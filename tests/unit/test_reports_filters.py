@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from helios_core.errors import ValidationError
-from helios_core.reports import (
+from helios_core.report_filters import (
     MAX_IN_VALUES,
     OPERATORS,
     Filter,
