@@ -29,12 +29,13 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from helios_core.config import load_settings, setting
 from helios_core.errors import ConfigError
-from helios_core.ingest.batch import MAX_EVENT_BYTES, BatchBuilder, RawRecord
+from helios_core.ingest.batch import MAX_EVENT_BYTES, BatchBuilder, Built, RawRecord, build_records
 from helios_core.ingest.mapping import MappingStore
 from helios_core.ingest.sink import write_range
 from helios_core.ingest.store import Checkpoint, CheckpointStore, seq_int
@@ -100,6 +101,7 @@ class HandlerEnv:
     mapping_ttl_s: float = 30.0
     _cache: dict[str, tuple[float, list[Source]]] = field(default_factory=dict)
     _builders: dict[tuple[str, str], tuple[Source, BatchBuilder]] = field(default_factory=dict)
+    _reader: ThreadPoolExecutor | None = None
 
     def sources_for(self, stream_arn: str) -> list[Source]:
         now = time.monotonic()
@@ -110,6 +112,12 @@ class HandlerEnv:
         found = [s for s in self.mappings.sources_for(stream_arn) if s.mode == "lambda"]
         self._cache[stream_arn] = (now, found)
         return found
+
+    def reader(self) -> ThreadPoolExecutor:
+        """One thread that reads checkpoints while the invocation builds its batch."""
+        if self._reader is None:
+            self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="helios-checkpoint")
+        return self._reader
 
     def builder(self, source: Source, shard_id: str) -> BatchBuilder:
         """The source's compiled batch builder for the shard (rebuilt when the mapping brought a new definition)."""
@@ -151,19 +159,25 @@ def _store_group(group: ShardRecords, env: HandlerEnv) -> str:
 
 
 def _store_for_source(source: Source, group: ShardRecords, env: HandlerEnv) -> str:
+    builder = env.builder(source, group.shard_id)
     try:
         client = env.clickhouse()
         store = CheckpointStore(client, source.id)
-        cp = _checkpoint(store, group.shard_id)
+        # The checkpoint read is a round trip: the batch is built meanwhile, and used as it is in the usual
+        # case (nothing of it stored yet, no other container's intent to replay).
+        reading = env.reader().submit(_checkpoint, store, group.shard_id)
+        prebuilt: Built | None = build_records(builder, group.records, env.max_event_bytes)
+        cp = reading.result()
     except Exception as exc:
         log.error("ClickHouse is not reachable for source %s: %s", source.id, exc)
         return group.records[0].sequence_number
     todo = _after(group.records, cp.committed_seq)
-    builder = env.builder(source, group.shard_id)
     while todo:
         batch = _next_batch(todo, cp)
+        built, prebuilt = (prebuilt if batch is group.records else None), None
         try:
-            write_range(client, store, source, builder, group.shard_id, cp, batch, env.max_event_bytes)
+            write_range(client, store, source, builder, group.shard_id, cp, batch, env.max_event_bytes,
+                        built=built)
         except Exception as exc:  # ClickHouse refused to take the batch at all: retry from its first record
             log.error("source %s shard %s: batch %s..%s not stored: %s", source.id, group.shard_id,
                       batch[0].sequence_number, batch[-1].sequence_number, exc)

@@ -228,13 +228,14 @@ def insert_payloads(client: Writer, source: Any, payloads: list[bytes], token: s
 
 def write_range(client: Any, store: Any, source: Any, builder: BatchBuilder, shard_id: str, cp: Any,
                 batch: list[RawRecord], max_event_bytes: int = MAX_EVENT_BYTES, replay: bool = False,
-                hook: Callable[[str], None] = lambda point: None) -> tuple[int, int]:
+                hook: Callable[[str], None] = lambda point: None, built: Built | None = None) -> tuple[int, int]:
     """One batch of one shard, exactly once, for every runner (in-app consumer, headless worker, Lambda).
 
     The intent (``pending_from``..``pending_seq``) is saved before anything is inserted, unless ``replay``: the
     batch *is* the saved intent, rebuilt after a crash. The token comes from the shard and that range, so a
     batch that had landed is dropped by ClickHouse. Then rows, quarantine rows, and the checkpoint moves.
     ``store`` is a checkpoint store (ClickHouse's or the leases'); ``hook`` marks each step (crash tests).
+    ``built`` is this very batch already built (the Lambda handler builds while it reads the checkpoint).
     Returns (rows inserted, events quarantined).
     """
     first, last = batch[0].sequence_number, batch[-1].sequence_number
@@ -243,7 +244,8 @@ def write_range(client: Any, store: Any, source: Any, builder: BatchBuilder, sha
         store.save(cp)
         hook("after_intent")
     token = f"{source.id}:{shard_id}:{cp.pending_from or first}:{cp.pending_seq or last}"
-    built = build_records(builder, batch, max_event_bytes)
+    if built is None:
+        built = build_records(builder, batch, max_event_bytes)
     hook("before_insert")
     target = Target.of_source(source)
     inserted, rejected = insert_built(client, target, built, token)
