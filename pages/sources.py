@@ -10,6 +10,7 @@ from helios_core import serverless
 from helios_core.identifiers import qualified
 from helios_core.ingest import control
 from helios_core.ingest.manager import get_ingest_manager
+from helios_core.ingest.store import LIVE_WITHIN_S, workers_counters
 from helios_core.schema import FORMATS
 from helios_core.sources import Source, list_sources, rules_from_rows
 from helios_core.users import User
@@ -65,6 +66,30 @@ def live_metrics(source_id: str) -> None:
         st.plotly_chart(fig, width="stretch", key=f"src_chart_{source_id}")
 
 
+@st.fragment(run_every=5.0)
+@guarded
+def worker_counters(source_id: str) -> None:
+    """The workers' own counters (their newest samples in helios.ingest_metrics, summed over workers)."""
+    m = workers_counters(runtime().clickhouse, source_id)
+    if not m.workers:
+        st.caption("No worker has reported counters for this source yet (they do every 30 seconds).")
+        return
+    c = st.columns(5)
+    c[0].metric("Records read", f"{m.records_read:,}")
+    c[1].metric("Rows inserted", f"{m.rows_inserted:,}")
+    c[2].metric("Rows quarantined", f"{m.rows_quarantined:,}")
+    c[3].metric("Workers' lag", "—" if m.millis_behind is None else duration(m.millis_behind / 1000),
+                help="How far the live workers' last reads were behind the newest event of the stream (the largest).")
+    c[4].metric("Live workers", f"{m.live_workers} of {m.workers}",
+                help=f"Workers that reported in the last {LIVE_WITHIN_S:.0f} seconds, of all that reported.")
+    last = m.last_insert.strftime("%H:%M:%S UTC") if m.last_insert else "—"
+    sample = m.last_sample.strftime("%H:%M:%S UTC") if m.last_sample else "—"
+    st.caption(f"Counted by the workers since each started · last insert {last} · last report {sample} · "
+               f"{m.errors:,} errors")
+    if m.last_error:
+        st.caption(f":material/warning: {m.last_error[:300]}")
+
+
 def workers_metrics(source: Source) -> None:
     """What headless workers leave behind: rows in ClickHouse; on demand, their leases and the lag (DynamoDB)."""
     st.caption(":material/dns: Ingested by headless workers (`python -m helios_core.ingest --worker-id …`), "
@@ -74,6 +99,7 @@ def workers_metrics(source: Source) -> None:
     c = st.columns(3)
     c[0].metric("Rows in table", f"{rows:,}")
     c[1].metric("Quarantined", f"{quarantined:,}")
+    worker_counters(source.id)
     if st.button("Check workers", icon=":material/monitor_heart:", key=f"src_workers_{source.id}"):
         with user_errors(stop=False):
             status = control.workers_status(ch, source, aws_connection())

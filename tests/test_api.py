@@ -392,6 +392,43 @@ def test_job_lifecycle_and_error_codes(api):
     assert_error(api.get("/get_status", params={"job_id": missing}), 404)
 
 
+def test_workers_send_their_counters_for_workers_sources_only(server, api, reader, source, stream):
+    """``POST /api/ingest/metrics`` through the workers' own client: the samples land stamped and tagged, and
+    only a write token may send them, for sources ingested by workers."""
+    from helios_core.ingest.remote import RemoteClickHouse, RemoteInsertError
+
+    made = api.post("/api/create-table", json={"streamName": stream, "tableName": f"w_{uuid.uuid4().hex[:6]}",
+                                                "databaseName": "im", "schema": CAPTCHA_SCHEMA, "mode": "workers",
+                                                "orderBy": ["site_id", "time"]})
+    assert made.status_code == 200, made.text
+    workers_id = made.json()["sourceId"]
+    try:  # deleted at the end: workers of other tests read the same mapping table (helios-sources)
+        sample = {"ts": datetime.now(UTC), "source_id": workers_id, "rows_inserted": 41, "rows_quarantined": 2,
+                  "batches": 3, "errors": 0, "millis_behind": 1500, "last_insert": datetime.now(UTC),
+                  "last_error": "", "records_read": 43}
+        client = RemoteClickHouse(server.url, server.tokens["write"])
+        client.insert_metrics([{**sample, "worker_id": "api-w1"},
+                               {**sample, "worker_id": "api-w2", "rows_inserted": 1}])
+        rows = api.post("/api/query", json={"query": "SELECT worker_id, rows_inserted, records_read, millis_behind "
+                                                     "FROM helios.ingest_metrics WHERE source_id = "
+                                                     f"'{workers_id}' ORDER BY worker_id"})
+        assert rows.status_code == 200, rows.text
+        assert [(r["worker_id"], int(r["rows_inserted"]), int(r["records_read"])) for r in rows.json()["data"]] == \
+            [("api-w1", 41, 43), ("api-w2", 1, 43)]
+
+        with pytest.raises(RemoteInsertError, match="not sources ingested by headless workers"):
+            client.insert_metrics([{**sample, "worker_id": "api-w1", "source_id": source["sourceId"]}])  # an app source
+        with pytest.raises(RemoteInsertError):
+            RemoteClickHouse(server.url, server.tokens["read"]).insert_metrics([{**sample, "worker_id": "api-w1"}])
+        body = {"samples": [{"worker_id": "api-w1", "source_id": workers_id, "rows_inserted": -1}]}
+        assert "rows_inserted" in assert_error(api.post("/api/ingest/metrics", json=body), 422)["error"]
+        assert_error(reader.post("/api/ingest/metrics", json=body), 403)
+        assert count(api, f"SELECT count() AS n FROM helios.ingest_metrics WHERE source_id = '{workers_id}'") == 2
+    finally:
+        deleted = api.post(f"/api/sources/{workers_id}/delete", json={"dropTable": True})
+        assert deleted.status_code == 200, deleted.text
+
+
 def test_body_limit_and_server_survives(server, api):
     assert_error(api.post("/api/event", content=b"[" + b" " * (BODY_LIMIT + 10) + b"]",
                           headers={"Content-Type": "application/json"}), 413)

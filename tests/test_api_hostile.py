@@ -56,6 +56,12 @@ def _chunks(total: int):
 
 J = {"Content-Type": "application/json"}
 UNKNOWN = "00000000-0000-4000-8000-000000000000"
+M = "/api/ingest/metrics"
+
+
+def sample(**overrides) -> dict:
+    """A worker's metrics sample that is well-formed apart from ``overrides``."""
+    return {"samples": [{"worker_id": "hostile", "source_id": "nosuchsource", "rows_inserted": 1, **overrides}]}
 
 # (name, token, method, path, request keyword arguments, allowed statuses)
 CASES = [
@@ -149,6 +155,30 @@ CASES = [
     ("submit missing job id", "write", "POST", "/submit_job", {"json": {}}, {400}),
     ("status without job id", "write", "GET", "/get_status", {}, {400}),
     ("status injected job id", "write", "GET", "/get_status", {"params": {"job_id": "' OR 1=1 --"}}, {404}),
+    ("metrics no token", None, "POST", M, {"json": sample()}, {401}),
+    ("metrics read-only", "read", "POST", M, {"json": sample()}, {403}),
+    ("metrics bad json", "write", "POST", M, {"content": b'{"samples": [', "headers": J}, {400}),
+    ("metrics not an object", "write", "POST", M, {"json": [1, 2]}, {422}),
+    ("metrics no samples", "write", "POST", M, {"json": {"samples": []}}, {422}),
+    ("metrics samples not a list", "write", "POST", M, {"json": {"samples": "all"}}, {422}),
+    ("metrics unknown source", "write", "POST", M, {"json": sample()}, {404}),
+    ("metrics injected source", "write", "POST", M,
+     {"json": sample(source_id="x' OR 1=1; DROP DATABASE helios; --")}, {404}),
+    ("metrics negative counter", "write", "POST", M, {"json": sample(rows_inserted=-1)}, {422}),
+    ("metrics counter as text", "write", "POST", M, {"json": sample(rows_inserted="5")}, {422}),
+    ("metrics counter as float", "write", "POST", M, {"json": sample(rows_inserted=1.5)}, {422}),
+    ("metrics counter overflow", "write", "POST", M, {"json": sample(rows_inserted=2**64)}, {422}),
+    ("metrics unknown field", "write", "POST", M, {"json": sample(ts="2020-01-01T00:00:00Z")}, {422}),
+    ("metrics worker id missing", "write", "POST", M, {"json": {"samples": [{"source_id": "x"}]}}, {400, 422}),
+    ("metrics worker id control chars", "write", "POST", M, {"json": sample(worker_id="w\n\x00")}, {422}),
+    ("metrics worker id too long", "write", "POST", M, {"json": sample(worker_id="w" * 5000)}, {422}),
+    ("metrics error too long", "write", "POST", M, {"json": sample(last_error="e" * 5000)}, {422}),
+    ("metrics insert far future", "write", "POST", M, {"json": sample(last_insert="9999-12-31T00:00:00Z")}, {422}),
+    ("metrics insert not a date", "write", "POST", M, {"json": sample(last_insert="yesterday")}, {422}),
+    ("metrics too many samples", "write", "POST", M,
+     {"json": {"samples": sample()["samples"] * 1001}}, {422}),
+    ("metrics huge body", "write", "POST", M, {"content": b"[" + b" " * (BODY_LIMIT + 1) + b"]", "headers": J},
+     {413}),
     ("unknown endpoint", "write", "GET", "/api/nothing", {}, {404}),
     ("wrong method", "write", "DELETE", "/api/sources", {}, {405}),
 ]
@@ -178,11 +208,23 @@ def test_hostile_request_gets_a_json_4xx(server, setup, name, token, method, pat
     assert "Traceback" not in response.text and "File \"" not in response.text
 
 
+def test_metrics_for_an_app_source_are_refused(server, setup):
+    """Samples name only sources ingested by headless workers: the app's own source is not one."""
+    with server.client("write") as api:
+        response = api.post(M, json=sample(source_id=setup["source"]))
+    assert response.status_code == 404, response.text
+    assert "not sources ingested by headless workers" in response.json()["error"]
+
+
 def test_nothing_was_written_and_the_server_is_up(server, setup):
     assert len(CASES) >= 40
     with server.client("write") as api:
         assert api.get("/healthz").json() == {"status": "ok"}
         after = api.post("/api/query", json={"query": FINGERPRINT}).json()["data"]
+        # ingest_metrics is left out of the fingerprint (the app's manager samples it): no worker wrote to it
+        samples = api.post("/api/query", json={"query": "SELECT count() AS n FROM helios.ingest_metrics "
+                                                        "WHERE worker_id != ''"}).json()["data"]
+    assert int(samples[0]["n"]) == 0
     assert after == setup["fingerprint"]
     assert server.alive()
     assert "Traceback" not in server.log.read_text()

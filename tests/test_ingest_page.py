@@ -95,3 +95,44 @@ def test_workers_and_lambda_sources_are_paused_and_resumed_from_the_page(app_pat
     finally:
         for source in (workers, lam):
             delete(ch, source.id, drop_table=True, aws=aws_conn)
+
+
+def test_workers_source_shows_the_counters_its_workers_sampled(app_path, ch, aws_conn, kinesis_stream):
+    from datetime import UTC, datetime, timedelta
+
+    from helios_core.ingest.control import delete
+    from helios_core.ingest.store import insert_metrics
+    from helios_core.wording import duration
+    from tests.test_source_control import make_source
+
+    source = make_source(ch, aws_conn, kinesis_stream(shards=1), "workers")
+    try:
+        at = AppTest.from_file(app_path, default_timeout=APPTEST_TIMEOUT).run()
+        at.session_state["src_open"] = source.id
+        at.switch_page("pages/sources.py").run()
+        assert not at.exception, at.exception
+        assert any("No worker has reported counters" in c.value for c in at.caption)
+
+        now = datetime.now(UTC)
+        base = {"source_id": source.id, "batches": 4, "errors": 0, "last_error": "", "last_insert": now}
+        client = ch.new_client()  # as a worker writes them: its own client, straight into helios.ingest_metrics
+        try:
+            insert_metrics(client, [
+                {**base, "ts": now - timedelta(seconds=10), "worker_id": "pw-a", "rows_inserted": 10,
+                 "rows_quarantined": 1, "records_read": 11, "millis_behind": 0},
+                {**base, "ts": now, "worker_id": "pw-a", "rows_inserted": 1000, "rows_quarantined": 30,
+                 "records_read": 1030, "millis_behind": 2000},
+                {**base, "ts": now - timedelta(hours=1), "worker_id": "pw-b", "rows_inserted": 234,
+                 "rows_quarantined": 4, "records_read": 238, "millis_behind": 90_000}])
+        finally:
+            client.close()
+        at.run()
+        assert not at.exception, at.exception
+        shown = {m.label: m.value for m in at.metric}
+        assert shown["Rows inserted"] == "1,234" and shown["Rows quarantined"] == "34"
+        assert shown["Records read"] == "1,268"
+        assert shown["Live workers"] == "1 of 2", "pw-b's newest sample is an hour old"
+        assert shown["Workers' lag"] == duration(2.0), "the lag of the live worker only"
+        assert {"Rows in table", "Quarantined"} <= set(shown), "the ClickHouse counts stay beside them"
+    finally:
+        delete(ch, source.id, drop_table=True, aws=aws_conn)

@@ -190,3 +190,70 @@ def test_three_workers_ingest_every_event_once_and_survive_one_going_silent(ch, 
             w.stop()
     got = landed(ch, source)
     assert sorted(got) == sorted(expected), "every event exactly once (table or quarantine)"
+
+
+def metric_samples(ch, source) -> list[dict]:
+    return ch.internal_query("SELECT worker_id, rows_inserted, rows_quarantined, records_read FROM "
+                             "helios.ingest_metrics WHERE source_id = {s:String} ORDER BY ts", {"s": source.id})
+
+
+def test_workers_sample_their_counters_and_the_sums_match_what_landed(ch, aws_conn, dynamodb, leases,
+                                                                      kinesis_stream):
+    from helios_core.ingest.store import workers_counters
+
+    mappings = MappingStore(dynamodb, f"helios-sources-{uuid.uuid4().hex[:6]}")
+    mappings.ensure_table()
+    stream = kinesis_stream(shards=2)
+    source = workers_source(ch, aws_conn, mappings, stream)
+    config = WorkerConfig(lease_timeout=3.0, sync_seconds=0.5, metrics_seconds=0.5,
+                          ingest=IngestConfig(batch_rows=50, flush_seconds=0.2, idle_sleep=0.02, max_backoff=0.5))
+    workers = [Worker(f"m{i}", lambda: aws_conn.client("kinesis"), ch.new_client, mappings, leases, config).start()
+               for i in range(2)]
+    try:
+        # Events only once the shards are split: no lease moves while they flow, so no batch is read twice
+        # (a re-read batch is deduplicated by ClickHouse but counted by both workers).
+        assert wait_for(lambda: sorted(len(w.coordinator.held_keys()) for w in workers) == [1, 1])
+        expected = put(aws_conn, stream, 400, seed=41)
+        assert wait_for(lambda: len(landed(ch, source)) >= len(expected)), "every event lands"
+        db, t = source.database, source.table
+        rows = ch.internal_query(f"SELECT count() AS n FROM `{db}`.`{t}`")[0]["n"]
+        bad = ch.internal_query(f"SELECT count() AS n FROM `{db}`.`{t}_quarantine`")[0]["n"]
+        assert rows and bad, "the 5% bad events give both tables rows"
+
+        def summed():
+            m = workers_counters(ch, source.id)
+            return m if (m.rows_inserted, m.rows_quarantined, m.records_read) == (rows, bad, len(expected)) else None
+
+        counters = wait_for(summed)
+        assert counters.workers == 2 and counters.live_workers == 2
+        assert counters.last_insert is not None and counters.millis_behind is not None
+        by_worker = {s["worker_id"] for s in metric_samples(ch, source)}
+        assert by_worker == {"m0", "m1"}, "every sample names its worker"
+        assert all(w.metrics[source.id].rows_inserted for w in workers), "both workers inserted rows"
+    finally:
+        for w in workers:
+            w.stop()
+    # The final samples, written on a clean stop, hold the same totals; nothing but live workers is counted live.
+    final = workers_counters(ch, source.id, live_within_s=3600)
+    assert (final.rows_inserted, final.rows_quarantined) == (rows, bad)
+    assert workers_counters(ch, source.id, live_within_s=0).live_workers == 0
+
+
+
+def test_the_metrics_columns_are_added_to_an_older_table(ch):
+    """Data dirs made before workers sampled: the ALTERs add records_read and worker_id, old rows read as the app's."""
+    from helios_core.ingest.store import METADATA_ALTERS, METRICS
+
+    old = f"metrics_upgrade.m_{uuid.uuid4().hex[:6]}"
+    ch.execute("CREATE DATABASE IF NOT EXISTS metrics_upgrade")
+    ch.execute(f"""CREATE TABLE {old} (ts DateTime64(3, 'UTC'), source_id String, rows_inserted UInt64,
+        rows_quarantined UInt64, batches UInt64, errors UInt64, millis_behind UInt64,
+        last_insert Nullable(DateTime64(3, 'UTC')), last_error String) ENGINE = MergeTree ORDER BY (source_id, ts)""")
+    try:
+        ch.execute(f"INSERT INTO {old} VALUES (now64(3), 'old', 5, 0, 1, 0, 0, NULL, '')")
+        for alter in METADATA_ALTERS * 2:  # idempotent: every start-up runs them
+            ch.execute(alter.replace(METRICS, old))
+        assert ch.internal_query(f"SELECT worker_id, records_read, rows_inserted FROM {old}") == \
+            [{"worker_id": "", "records_read": 0, "rows_inserted": 5}]
+    finally:
+        ch.execute("DROP DATABASE IF EXISTS metrics_upgrade")

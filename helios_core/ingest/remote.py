@@ -6,6 +6,8 @@ API (``POST /api/ingest/arrow`` and ``/api/ingest/rows``, write token). The work
 :class:`RemoteClickHouse`, offers the two calls the ingest sink and the lease store make
 (``insert_arrow``, ``insert``); the server side, :func:`accept_arrow` and :func:`accept_rows`, inserts
 into a ``workers`` source's table or quarantine table only, with the deduplication token the worker chose.
+The worker's counters go the same way (``POST /api/ingest/metrics``, :func:`accept_metrics`) into
+``helios.ingest_metrics``, for ``workers`` sources only.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import base64
 import io
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib import error as urlerror
 from urllib import request as urlrequest
@@ -90,8 +92,21 @@ class RemoteClickHouse:
                            "rows": [[_encode(v) for v in row] for row in rows], "settings": settings or {}})
         self._post("/api/ingest/rows", body.encode(), "application/json", {})
 
+    def insert_metrics(self, samples: list[dict[str, Any]]) -> None:
+        """The worker's metrics samples; the receiving process stamps them with its own clock."""
+        body = json.dumps({"samples": [{n: _iso(v) for n, v in s.items() if n in SAMPLE_FIELDS} for s in samples]})
+        self._post("/api/ingest/metrics", body.encode(), "application/json", {})
+
     def close(self) -> None:
         pass
+
+
+SAMPLE_FIELDS = ("worker_id", "source_id", "records_read", "rows_inserted", "rows_quarantined", "batches", "errors",
+                 "millis_behind", "last_insert", "last_error")
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
 
 
 # ---- the server side ----------------------------------------------------------------------------
@@ -133,3 +148,19 @@ def accept_rows(ch: Any, payload: dict[str, Any]) -> int:
     settings = _check_target(ch, database, table, dict(payload.get("settings") or {}))
     ch.insert_rows(table, rows, column_names=names, database=database, settings=settings)
     return len(rows)
+
+
+def accept_metrics(ch: Any, samples: list[dict[str, Any]]) -> int:
+    """Write workers' metrics samples (fields of :data:`SAMPLE_FIELDS`, validated by the route) for ``workers``
+    sources only, stamped with this process's clock so that "live" compares times of one clock."""
+    from helios_core.ingest.store import write_metrics
+    from helios_core.sources import list_sources
+
+    known = {s.id for s in list_sources(ch) if s.mode == "workers"}
+    unknown = sorted({str(s["source_id"]) for s in samples} - known)
+    if unknown:
+        raise NotFound(f"These are not sources ingested by headless workers: {', '.join(unknown[:5])}.",
+                       "Create the source with mode 'workers'; a deleted source's samples are not kept.")
+    now = datetime.now(UTC)
+    write_metrics(ch, [{**{n: s[n] for n in SAMPLE_FIELDS}, "ts": now} for s in samples])
+    return len(samples)

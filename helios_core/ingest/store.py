@@ -57,13 +57,18 @@ ORDER BY (source_id, shard_id)""",
     errors UInt64,
     millis_behind UInt64,
     last_insert Nullable(DateTime64(3, 'UTC')),
-    last_error String
+    last_error String,
+    records_read UInt64 DEFAULT 0,
+    worker_id String DEFAULT ''
 )
 ENGINE = MergeTree
 PARTITION BY toYYYYMM(ts)
 ORDER BY (source_id, ts)
 TTL toDateTime(ts) + INTERVAL 30 DAY""",
 ]
+# Headless workers' samples came later: a sample names the worker that took it ('' for the app's manager).
+METADATA_ALTERS = [f"ALTER TABLE {METRICS} ADD COLUMN IF NOT EXISTS records_read UInt64 DEFAULT 0",
+                   f"ALTER TABLE {METRICS} ADD COLUMN IF NOT EXISTS worker_id String DEFAULT ''"]
 
 
 @dataclass
@@ -124,9 +129,75 @@ def delete_checkpoints(ch: ClickHouse, source_id: str) -> None:
     ch.execute(f"DELETE FROM {CHECKPOINTS} WHERE source_id = {{s:String}}", {"s": source_id})
 
 
+METRIC_COLUMNS = ["ts", "source_id", "rows_inserted", "rows_quarantined", "batches", "errors", "millis_behind",
+                  "last_insert", "last_error", "records_read", "worker_id"]
+METRIC_TYPES = ["DateTime64(3, 'UTC')", "String", "UInt64", "UInt64", "UInt64", "UInt64", "UInt64",
+                "Nullable(DateTime64(3, 'UTC'))", "String", "UInt64", "String"]
+_METRIC_DEFAULTS: dict[str, Any] = {"records_read": 0, "worker_id": ""}
+# A worker whose newest sample is older than this is counted as gone (it samples every 30 s by default).
+LIVE_WITHIN_S = 90.0
+
+
+def metric_rows(samples: list[dict[str, Any]]) -> list[list[Any]]:
+    """Samples (``SourceMetrics.sample_row`` dicts, perhaps with ``records_read``/``worker_id``) as insert rows."""
+    return [[s[n] if n in s else _METRIC_DEFAULTS[n] for n in METRIC_COLUMNS] for s in samples]
+
+
 def write_metrics(ch: ClickHouse, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
-    names = ["ts", "source_id", "rows_inserted", "rows_quarantined", "batches", "errors", "millis_behind",
-             "last_insert", "last_error"]
-    ch.insert_rows("ingest_metrics", [[r[n] for n in names] for r in rows], column_names=names, database=METADATA_DB)
+    ch.insert_rows("ingest_metrics", metric_rows(rows), column_names=METRIC_COLUMNS, database=METADATA_DB)
+
+
+def insert_metrics(client: Client, samples: list[dict[str, Any]]) -> None:
+    """A headless worker's samples through its own clickhouse-connect client (a server's, not the app's)."""
+    if samples:
+        client.insert("ingest_metrics", metric_rows(samples), column_names=METRIC_COLUMNS,
+                      column_type_names=METRIC_TYPES, database=METADATA_DB)
+
+
+@dataclass
+class WorkersCounters:
+    """A ``workers`` source's counters: each worker's newest sample, summed (``millis_behind``: the largest).
+
+    A worker's counters start at zero when its process starts, so a worker restarted under the same id
+    counts from its restart on.
+    """
+
+    records_read: int = 0
+    rows_inserted: int = 0
+    rows_quarantined: int = 0
+    batches: int = 0
+    errors: int = 0
+    millis_behind: int | None = None      # over the live workers; None when none is live
+    last_insert: datetime | None = None
+    last_sample: datetime | None = None
+    workers: int = 0                      # workers that ever sampled the source (within the metrics' TTL)
+    live_workers: int = 0                 # of them, those with a sample in the last ``LIVE_WITHIN_S``
+    last_error: str = ""                  # the newest error any worker reported
+
+
+def workers_counters(ch: ClickHouse, source_id: str, live_within_s: float = LIVE_WITHIN_S) -> WorkersCounters:
+    rows = ch.internal_query(
+        f"""SELECT worker_id, argMax(records_read, ts) AS records_read, argMax(rows_inserted, ts) AS rows_inserted,
+       argMax(rows_quarantined, ts) AS rows_quarantined, argMax(batches, ts) AS batches,
+       argMax(errors, ts) AS errors, argMax(millis_behind, ts) AS millis_behind, max(last_insert) AS last_insert,
+       max(ts) AS last_sample, argMax(last_error, ts) AS last_error,
+       dateDiff('millisecond', max(ts), now64(3)) <= {{live:Int64}} AS live
+FROM {METRICS} WHERE source_id = {{s:String}} AND worker_id != '' GROUP BY worker_id ORDER BY last_sample""",
+        {"s": source_id, "live": int(live_within_s * 1000)})
+    out = WorkersCounters(workers=len(rows))
+    for r in rows:  # oldest sample first: the newest error wins
+        for name in ("records_read", "rows_inserted", "rows_quarantined", "batches", "errors"):
+            setattr(out, name, getattr(out, name) + int(r[name]))
+        if r["live"]:
+            out.live_workers += 1
+            out.millis_behind = max(out.millis_behind or 0, int(r["millis_behind"]))
+        out.last_insert = _latest(out.last_insert, r["last_insert"])
+        out.last_sample = _latest(out.last_sample, r["last_sample"])
+        out.last_error = r["last_error"] or out.last_error
+    return out
+
+
+def _latest(a: datetime | None, b: datetime | None) -> datetime | None:
+    return b if a is None or (b is not None and b > a) else a

@@ -25,6 +25,8 @@ from helios_core.ingest.consumer import IngestConfig, SourceConsumer
 from helios_core.ingest.leases import Coordinator, HeldLease, LeaseCheckpoints, LeaseTable
 from helios_core.ingest.mapping import MappingStore, mapped_sources
 from helios_core.ingest.metrics import SourceMetrics
+from helios_core.ingest.remote import RemoteClickHouse
+from helios_core.ingest.store import insert_metrics
 from helios_core.sources import Source
 from helios_core.streams import list_shards
 
@@ -37,6 +39,7 @@ class WorkerConfig:
     sync_seconds: float = 2.0         # how often sources are re-read from the mapping table
     ingest: IngestConfig | None = None
     journal_dir: Path | None = None   # None: HELIOS_WORKER_JOURNAL (unset: no journal)
+    metrics_seconds: float = 30.0     # how often counters are sampled into helios.ingest_metrics (as the app does)
 
 
 class Journal:
@@ -126,6 +129,8 @@ class Worker:
         self._sources: dict[str, Source] = {}
         self._stop = threading.Event()
         self.thread: threading.Thread | None = None
+        self._metrics_client: Any = None
+        self._last_metrics = time.monotonic()
         journal_dir = self.config.journal_dir or get_settings().worker_journal
         self.journal = Journal(journal_dir, worker_id, self.coordinator.clock) if journal_dir else None
 
@@ -183,6 +188,8 @@ class Worker:
                     self.sync()
                 except Exception as exc:  # the mapping table away for a moment
                     log.warning("worker %s: reading sources failed: %s", self.worker_id, exc)
+                if time.monotonic() - self._last_metrics >= self.config.metrics_seconds:
+                    self.write_metrics()
 
         self.thread = threading.Thread(target=loop, name=f"worker-{self.worker_id}", daemon=True)
         self.thread.start()
@@ -195,10 +202,45 @@ class Worker:
             self.thread.join(self.config.sync_seconds * 2)
         for consumer in self.consumers.values():
             consumer.stop()
+        self.write_metrics()  # the final counters, after the consumers flushed
+        if self._metrics_client is not None:
+            self._metrics_client.close()
+            self._metrics_client = None
         self.coordinator.stop(release=True)
         if self.journal is not None:  # no read can start any more: every lease was dropped
             self.journal.close()
             self.journal = None
+
+    def samples(self) -> list[dict[str, Any]]:
+        """A metrics sample of each source this worker runs, tagged with its id."""
+        out = []
+        for source_id in list(self.consumers):
+            metrics = self.metrics[source_id]
+            out.append({**metrics.sample_row(), "records_read": metrics.records_read, "worker_id": self.worker_id})
+        return out
+
+    def write_metrics(self) -> None:
+        """Samples into ``helios.ingest_metrics``: directly, or through the Helios API (best effort, as in the app)."""
+        self._last_metrics = time.monotonic()
+        samples = self.samples()
+        if not samples:
+            return
+        try:
+            if self._metrics_client is None:
+                self._metrics_client = self.clickhouse()
+            client = self._metrics_client
+            if isinstance(client, RemoteClickHouse):
+                client.insert_metrics(samples)
+            else:
+                insert_metrics(client, samples)
+        except Exception as exc:  # a fresh client next time: this one may be broken
+            log.warning("worker %s: could not write ingest metrics: %s", self.worker_id, exc)
+            client, self._metrics_client = self._metrics_client, None
+            if client is not None:
+                try:
+                    client.close()
+                except Exception:  # noqa: BLE001 - closing a broken client is best effort
+                    pass
 
 
 def _rules(source: Source) -> list[dict[str, Any]]:
