@@ -125,6 +125,7 @@ def test_killed_workers_lose_nothing_and_double_nothing(server, aws_conn, moto_s
         "streamName": stream, "databaseName": "workers_proc", "tableName": table, "mode": "workers",
         "schema": [c.to_json() for c in activity_columns()], "orderBy": ["event_type", "timestamp"]})
     assert created.status_code == 200, created.text
+    source_id = created.json()["sourceId"]
     dynamodb = aws_conn.session().resource("dynamodb", endpoint_url=moto_server)
     lease_table = f"helios-leases-{uuid.uuid4().hex[:6]}"
     workers = Workers(server, moto_server, lease_table, tmp_path)
@@ -147,7 +148,9 @@ def test_killed_workers_lose_nothing_and_double_nothing(server, aws_conn, moto_s
     def owners() -> dict[str, str]:
         items = dynamodb.Table(lease_table).scan(ConsistentRead=True).get("Items", []) \
             if lease_table in dynamodb.meta.client.list_tables()["TableNames"] else []
-        return {i["shard_id"]: i.get("owner", "") for i in items if not i.get("finished")}
+        # This source's shards only: the workers also run any other workers source in the shared mapping table.
+        return {i["shard_id"]: i.get("owner", "") for i in items
+                if i.get("source_id") == source_id and not i.get("finished")}
 
     try:
         for worker_id in ("w1", "w2", "w3"):
@@ -174,7 +177,7 @@ def test_killed_workers_lose_nothing_and_double_nothing(server, aws_conn, moto_s
         assert sorted(got) == sorted(expected), "every event landed (table or quarantine)"
     finally:
         workers.stop_all()
-    reads = journal(tmp_path / "journal")
+    reads = [r for r in journal(tmp_path / "journal") if r["shard"].startswith(f"{source_id}:")]  # this source's
     readers: dict[str, set[str]] = {}
     for r in reads:
         readers.setdefault(r["shard"], set()).add(r["worker"])

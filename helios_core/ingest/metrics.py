@@ -72,7 +72,7 @@ class SourceMetrics:
 
     def sample_row(self) -> dict[str, Any]:
         with self.lock:
-            return {"ts": datetime.now(UTC), "source_id": self.source_id,
+            return {"ts": datetime.now(UTC), "source_id": self.source_id, "records_read": self.records_read,
                     "rows_inserted": self.rows_inserted, "rows_quarantined": self.rows_quarantined,
                     "batches": self.batches, "errors": self.errors, "millis_behind": self.millis_behind,
                     "last_insert": self.last_insert, "last_error": self.last_error}

@@ -216,7 +216,7 @@ class Worker:
         out = []
         for source_id in list(self.consumers):
             metrics = self.metrics[source_id]
-            out.append({**metrics.sample_row(), "records_read": metrics.records_read, "worker_id": self.worker_id})
+            out.append({**metrics.sample_row(), "worker_id": self.worker_id})
         return out
 
     def write_metrics(self) -> None:
