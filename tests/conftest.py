@@ -187,6 +187,12 @@ def aws_conn(moto_server):
                          endpoint_url=moto_server)
 
 
+@pytest.fixture
+def dynamodb(aws_conn):
+    """A boto3 DynamoDB resource on ``moto_server`` (mapping and lease tables)."""
+    return aws_conn.session().resource("dynamodb", endpoint_url=aws_conn.endpoint_url)
+
+
 @pytest.fixture(scope="session")
 def aws_sandbox():
     """The process-wide sandbox (helios_core.sandbox.get_sandbox()): demo streams prefilled, producer running.

@@ -28,11 +28,6 @@ def wait_for(predicate, timeout: float = WAIT):
 
 
 @pytest.fixture
-def dynamodb(aws_conn):
-    return aws_conn.session().resource("dynamodb", endpoint_url=aws_conn.endpoint_url)
-
-
-@pytest.fixture
 def leases(dynamodb):
     table = LeaseTable(dynamodb, f"helios-leases-{uuid.uuid4().hex[:6]}")
     table.ensure_table()

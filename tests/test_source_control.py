@@ -27,11 +27,6 @@ from tests.test_ingest_workers import landed, put
 
 
 @pytest.fixture
-def dynamodb(aws_conn):
-    return aws_conn.session().resource("dynamodb", endpoint_url=aws_conn.endpoint_url)
-
-
-@pytest.fixture
 def mappings(dynamodb):
     store = MappingStore(dynamodb, f"helios-sources-{uuid.uuid4().hex[:6]}")
     store.ensure_table()
