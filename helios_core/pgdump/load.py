@@ -14,6 +14,7 @@ from typing import Any
 from helios_core.errors import Conflict, ValidationError
 from helios_core.identifiers import check_identifier, quote_ident
 from helios_core.loading import QuarantineRow, RowError, RowSink
+from helios_core.metadata import METADATA_DB
 from helios_core.pgdump.plan import DumpPlan, PgColumn, Unsupported, copy_target, parse_insert, plan_dump
 from helios_core.pgdump.scanner import (
     DumpScanner,
@@ -113,7 +114,7 @@ def prepare_database(ch: Any, database: str, replace: bool = False, append: bool
     if problems:
         raise ValidationError(problems[0], "Choose a database name of letters, digits and underscores.",
                               problems=problems)
-    if database in ("system", "helios", "default", "information_schema", "INFORMATION_SCHEMA"):
+    if database in ("system", METADATA_DB, "default", "information_schema", "INFORMATION_SCHEMA"):
         raise ValidationError(f"Helios will not load a dump into the {database!r} database.",
                               "Choose a new database name.")
     rows = ch.internal_query("SELECT count() AS n FROM system.tables WHERE database = {d:String}", {"d": database})
