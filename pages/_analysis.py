@@ -14,7 +14,7 @@ import streamlit as st
 from helios_core.analysis import check_sql, describe, get_result, owners_view, preview_check, run_query
 from helios_core.analysis_check import LEVELS
 from helios_core.cloud_urls import PROVIDERS, configured
-from helios_core.errors import Conflict, HeliosError
+from helios_core.errors import Conflict, HeliosError, ValidationError
 from helios_core.jobs import ACTIVE_STAGES, ANALYSIS, ANALYSIS_STAGES, FAIL, SUCCESS, Job, get_job, list_jobs
 from pages._shared import acting_user, guarded, show_error
 
@@ -114,7 +114,7 @@ def _create(service: Any) -> None:
         st.success(f"Created {job.name} ({job.id}). Register data owners below.")
     except HeliosError as exc:
         show_error(exc)
-        if getattr(exc, "missing_fields", None):
+        if isinstance(exc, ValidationError) and exc.missing_fields:
             st.caption("Missing: " + ", ".join(exc.missing_fields))
 
 

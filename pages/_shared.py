@@ -13,7 +13,7 @@ from typing import TypeVar
 
 import streamlit as st
 
-from helios_core.errors import HeliosError
+from helios_core.errors import HeliosError, ValidationError
 from helios_core.runtime import Runtime, get_runtime
 from helios_core.users import LOCAL, User, sign_in_configured, signed_in_user
 
@@ -106,9 +106,8 @@ def show_error(error: BaseException | str, hint: str = "") -> None:
     st.error(message, icon=":material/error:")
     if hint:
         st.caption(hint)
-    problems = getattr(error, "problems", None)
-    if problems and len(problems) > 1:
-        st.markdown("\n".join(f"- {p}" for p in problems))
+    if isinstance(error, ValidationError) and len(error.problems) > 1:
+        st.markdown("\n".join(f"- {p}" for p in error.problems))
 
 
 @contextmanager

@@ -58,9 +58,8 @@ NEW_JOB_KEYS = ("jobs_new_name", "jobs_new_db_text", "jobs_new_table_text", "job
 
 def show_validation(exc: HeliosError) -> None:
     show_error(exc)
-    missing = getattr(exc, "missing_fields", None)
-    if missing:
-        st.caption("Missing: " + ", ".join(missing))
+    if isinstance(exc, ValidationError) and exc.missing_fields:
+        st.caption("Missing: " + ", ".join(exc.missing_fields))
 
 
 # ---- where uploads go -------------------------------------------------------------------------------------
