@@ -335,6 +335,17 @@ def test_pg_dump_job(ch, service):
     assert origin.startswith("dba/") and origin.endswith(":public.events")
 
 
+def test_a_dump_in_an_unreadable_encoding_fails_naming_the_file(ch, service):
+    job = service.create({"name": "ascii dump", "format": "pg_dump", "database": f"jobs_dump_{uuid.uuid4().hex[:6]}"})
+    service.upload(job.id, "dba", "old.sql", b"SET client_encoding = 'SQL_ASCII';\n"
+                   + FIXTURE_DUMP.read_bytes().split(b"\n", 1)[1])
+    service.submit(job.id)
+    idle(service)
+    status = job_status(ch, job.id)
+    assert status["status"] == FAIL and "old.sql: The dump's client_encoding is SQL_ASCII" in status["error"]
+    assert ".." not in status["error"]
+
+
 def test_validation_failures_end_in_fail(ch, service):
     table = people_table(ch)
     job_id = new_job(service, ch, table)

@@ -13,7 +13,7 @@ from typing import Any
 
 from helios_core.chtypes import base_name, family, is_nullable
 from helios_core.clickhouse import ClickHouse, table_columns
-from helios_core.errors import ValidationError
+from helios_core.errors import HeliosError, ValidationError
 from helios_core.identifiers import sanitize_name
 from helios_core.jobs.records import Job, Progress, Upload
 from helios_core.loading import NOT_INSERTED, QuarantineRow, RowSink, add_csv_file
@@ -70,6 +70,8 @@ def check_file(ch: ClickHouse, job: Job, path: Path) -> str:
         fields = file_fields(job.format, path)
     except UnicodeDecodeError:
         return "not UTF-8 text"
+    except HeliosError as exc:  # e.g. a dump in an encoding Helios cannot read: named with the file it is about
+        return exc.message.rstrip(".")
     except (ValueError, OSError) as exc:
         return str(exc)
     if not fields:
