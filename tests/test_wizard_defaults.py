@@ -119,7 +119,9 @@ def test_preview_continue_keeps_the_suggested_sorting_key_and_partition(app_path
     at.run()
     at.switch_page("pages/stream_preview.py").run()
     at.selectbox(key="preview_stream").set_value("user_activity").run()
-    at.number_input(key="preview_n").set_value(80).run()
+    # 200 events: in 80, the sandbox's random bad timestamps pass the 2% outlier share now and then (about 1 sample
+    # in 150), the time column is inferred as String and there is no partition to hand over.
+    at.number_input(key="preview_n").set_value(200).run()
     _click(at, "preview_run")
     schema = at.session_state["preview_schema"]
     assert schema.order_by and schema.partition_by
