@@ -50,3 +50,32 @@ def wait_until(predicate: Callable[[], T], timeout: float = WAIT, interval: floa
                                  f"{what or getattr(predicate, '__name__', 'a condition')}; "
                                  f"last value seen: {last!r}")
         time.sleep(interval)
+
+
+# ---- AppTest steps shared by the page tests ----
+
+
+def click(at, key: str) -> None:
+    """Click a button and run the page; the run must not raise."""
+    at.button(key=key).click().run()
+    assert not at.exception, at.exception
+
+
+def page_texts(at) -> str:
+    """Every text element of the page's last run, joined (to look for a phrase wherever the page shows it)."""
+    parts = []
+    for kind in ("markdown", "caption", "info", "error", "warning", "success", "title", "subheader", "code"):
+        parts += [str(getattr(e, "value", "")) for e in getattr(at, kind)]
+    return " ".join(parts)
+
+
+def wizard_to_review(at, stream: str, new_database: str) -> None:
+    """From the wizard's first step to Review: the stream, every default accepted, a new database."""
+    at.switch_page("pages/create_table.py").run()
+    at.selectbox(key="wiz_stream_select").set_value(stream).run()
+    for key in ("wiz_next_0", "wiz_next_1", "wiz_next_2"):
+        click(at, key)
+    at.radio(key="wiz_db_mode").set_value("New").run()
+    at.text_input(key="wiz_new_db").set_value(new_database).run()
+    click(at, "wiz_next_3")
+    assert not at.error, [e.value for e in at.error]

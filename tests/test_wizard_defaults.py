@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from helpers import APPTEST_TIMEOUT
+from helpers import APPTEST_TIMEOUT, click, page_texts, wizard_to_review
 from streamlit.testing.v1 import AppTest
 
 from helios_core import ddl
@@ -19,18 +19,6 @@ def no_aws_credentials(monkeypatch, tmp_path):
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-
-
-def _click(at, key: str) -> None:
-    at.button(key=key).click().run()
-    assert not at.exception, at.exception
-
-
-def _texts(at) -> str:
-    parts = []
-    for kind in ("markdown", "caption", "info", "error", "warning", "success", "subheader", "code"):
-        parts += [str(getattr(e, "value", "")) for e in getattr(at, kind)]
-    return " ".join(parts)
 
 
 def _drop(ch, database: str, table: str) -> None:
@@ -56,20 +44,20 @@ def test_wizard_with_every_default_accepted_creates_the_table(app_path, ch, aws_
     assert at.session_state["aws_connection"].sandbox     # no credentials anywhere: the sandbox, automatically
     stream = at.selectbox(key="wiz_stream_select").value
     _drop(ch, "default", stream)
-    _click(at, "wiz_next_0")                              # 2: sample + schema
-    assert "Sample events" in _texts(at)
+    click(at, "wiz_next_0")                              # 2: sample + schema
+    assert "Sample events" in page_texts(at)
     assert len(at.code) <= 2, "sample events are a compact table, not one code block per event"
-    _click(at, "wiz_next_1")                              # 3: edit schema
-    _click(at, "wiz_next_2")                              # 4: options
+    click(at, "wiz_next_1")                              # 3: edit schema
+    click(at, "wiz_next_2")                              # 4: options
     assert at.selectbox(key="wiz_database").value == "default"
     schema = at.session_state["wizard_schema"]
     assert at.toggle(key="wiz_partition_on").value is bool(schema.time_column)
     if schema.time_column:
         assert at.selectbox(key="wiz_partition_col").value == schema.time_column
         assert at.selectbox(key="wiz_partition_fn").value in ("toYYYYMM", "toYYYYMMDD")
-    _click(at, "wiz_next_3")                              # 5: review
+    click(at, "wiz_next_3")                              # 5: review
     assert not at.error, [e.value for e in at.error]
-    _click(at, "wiz_create")                              # 6: created
+    click(at, "wiz_create")                              # 6: created
     result = at.session_state["wiz_result"]
     try:
         assert result["success"]
@@ -86,13 +74,13 @@ def test_partition_defaults_to_the_time_column_by_month_even_without_a_suggestio
     at.run()
     at.switch_page("pages/create_table.py").run()
     at.selectbox(key="wiz_stream_select").set_value("user_activity").run()
-    _click(at, "wiz_next_0")
+    click(at, "wiz_next_0")
     schema = at.session_state["wizard_schema"]
     schema.partition_by = ""                               # no suggestion at all (e.g. an older saved draft)
     at.session_state["wizard_schema"] = schema
     at.session_state["wiz_partition_col"] = ""
-    _click(at, "wiz_next_1")
-    _click(at, "wiz_next_2")
+    click(at, "wiz_next_1")
+    click(at, "wiz_next_2")
     assert at.toggle(key="wiz_partition_on").value is True
     assert at.selectbox(key="wiz_partition_col").value == schema.time_column == "timestamp"
     assert at.selectbox(key="wiz_partition_fn").value == "toYYYYMM"
@@ -102,15 +90,8 @@ def test_review_shows_create_database_for_a_new_database(app_path, ch, aws_sandb
     at = AppTest.from_file(app_path, default_timeout=APPTEST_TIMEOUT)
     at.session_state["aws_connection"] = aws_sandbox.connection()
     at.run()
-    at.switch_page("pages/create_table.py").run()
-    at.selectbox(key="wiz_stream_select").set_value("purchase_events").run()
-    for key in ("wiz_next_0", "wiz_next_1", "wiz_next_2"):
-        _click(at, key)
-    at.radio(key="wiz_db_mode").set_value("New").run()
-    at.text_input(key="wiz_new_db").set_value("wizard_review_new_db").run()
-    _click(at, "wiz_next_3")
-    assert not at.error, [e.value for e in at.error]
-    assert "CREATE DATABASE IF NOT EXISTS `wizard_review_new_db`" in _texts(at)
+    wizard_to_review(at, "purchase_events", "wizard_review_new_db")
+    assert "CREATE DATABASE IF NOT EXISTS `wizard_review_new_db`" in page_texts(at)
 
 
 def test_preview_continue_keeps_the_suggested_sorting_key_and_partition(app_path, ch, aws_sandbox):
@@ -122,10 +103,10 @@ def test_preview_continue_keeps_the_suggested_sorting_key_and_partition(app_path
     # 200 events: in 80, the sandbox's random bad timestamps pass the 2% outlier share now and then (about 1 sample
     # in 150), the time column is inferred as String and there is no partition to hand over.
     at.number_input(key="preview_n").set_value(200).run()
-    _click(at, "preview_run")
+    click(at, "preview_run")
     schema = at.session_state["preview_schema"]
     assert schema.order_by and schema.partition_by
-    _click(at, "preview_continue")
+    click(at, "preview_continue")
     assert at.session_state["wiz_order_by"] == schema.order_by
     assert at.session_state["wiz_partition_col"] == schema.time_column
     assert at.session_state["wiz_columns"]
