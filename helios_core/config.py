@@ -64,6 +64,8 @@ SETTINGS: tuple[Setting, ...] = (
             "the S3 bucket import jobs upload to; unset: helios-imports in the sandbox, else one per account"),
     Setting("sandbox_rate", ("HELIOS_SANDBOX_RATE",), "sandbox_rate", "rate", 2.0,
             "events per second per stream of the local sandbox's producer (0: none)"),
+    Setting("sandbox_seed", ("HELIOS_SANDBOX_SEED",), "sandbox_seed", "int", None,
+            "a fixed seed for the sandbox's demo events: the same prefill and event sequence at every start"),
     Setting("gcs_bucket", ("HELIOS_GCS_BUCKET",), "gcs_bucket", "text", None,
             "analysis jobs: the Cloud Storage bucket for gcp upload URLs"),
     Setting("gcs_endpoint_url", ("HELIOS_GCS_ENDPOINT_URL",), "gcs_endpoint_url", "text", None,
@@ -129,6 +131,7 @@ class Settings:
     aws_region: str
     import_bucket: str | None
     sandbox_rate: float
+    sandbox_seed: int | None
     gcs_bucket: str | None
     gcs_endpoint_url: str | None
     gcs_hmac_key_id: str | None

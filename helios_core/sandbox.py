@@ -442,21 +442,18 @@ _sandbox: Sandbox | None = None
 _sandbox_lock = threading.Lock()
 
 
-def _default_rate() -> float:
-    return get_settings().sandbox_rate
-
-
 def get_sandbox(start: bool = True) -> Sandbox:
     """The process-wide sandbox (one per process), started on first use.
 
     It lives here rather than in the runtime because the CLI starts it without
     opening ClickHouse. ``HELIOS_SANDBOX_RATE`` sets events per second per
-    stream (default 2; 0 disables the background producer).
+    stream (default 2; 0 disables the background producer); ``HELIOS_SANDBOX_SEED`` makes its events repeatable.
     """
     global _sandbox
     with _sandbox_lock:
         if _sandbox is None:
-            _sandbox = Sandbox(rate_per_s=_default_rate())
+            settings = get_settings()
+            _sandbox = Sandbox(rate_per_s=settings.sandbox_rate, seed=settings.sandbox_seed)
         sandbox = _sandbox
     return sandbox.start() if start else sandbox
 

@@ -48,6 +48,9 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["HELIOS_DATA_DIR"] = str(_DATA_DIR)
     os.environ.pop("HELIOS_CLICKHOUSE_URL", None)
     os.environ.setdefault("HELIOS_QUERY_TIMEOUT", "60")  # generous: the machine may be busy
+    # The sandbox's random bad events can outvote a column's type in a small sample now and then: the same
+    # events every run, so a test of what inference makes of them passes or fails for good.
+    os.environ.setdefault("HELIOS_SANDBOX_SEED", "11")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
