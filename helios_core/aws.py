@@ -173,6 +173,10 @@ class AwsConnection:
                     raise to_aws_error(exc, "", self) from None
             return cache[key]
 
+    def dynamodb(self) -> Any:
+        """A boto3 DynamoDB resource on this connection's endpoint (the mapping and lease tables use one)."""
+        return self.session().resource("dynamodb", endpoint_url=self.endpoint_url or None)
+
     def validate(self) -> CallerIdentity:
         """Prove the credentials work with STS ``GetCallerIdentity``."""
         return caller_identity(self)

@@ -167,8 +167,7 @@ def deploy(conn: Any, source: Source, clickhouse_url: str, options: LambdaOption
                               "embedded engine lives inside this process and cannot be reached from AWS.")
     names = Names.for_source(source)
     with aws_errors("dynamodb:CreateTable", conn):
-        store = MappingStore(conn.session().resource("dynamodb", endpoint_url=conn.endpoint_url),
-                             options.mapping_table)
+        store = MappingStore(conn.dynamodb(), options.mapping_table)
         store.ensure_table()
         store.put(source)
         table_arn = store.resource.meta.client.describe_table(TableName=options.mapping_table)["Table"]["TableArn"]

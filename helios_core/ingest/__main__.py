@@ -96,7 +96,7 @@ def run_worker(args: argparse.Namespace) -> int:
               "that holds the embedded engine (it allows one process)", file=sys.stderr)
         return 3
     conn = connection_from_settings()
-    resource = conn.session().resource("dynamodb", endpoint_url=conn.endpoint_url)
+    resource = conn.dynamodb()
     config = ingest_config(args)
     worker = Worker(args.worker_id, lambda: conn.client("kinesis"), clickhouse,
                     MappingStore(resource, args.mapping_table), LeaseTable(resource, args.lease_table),

@@ -147,8 +147,7 @@ def delete(ch: ClickHouse, source_id: str, drop_table: bool = False, user: Any =
             from helios_core.aws import aws_errors
 
             with aws_errors("dynamodb:DeleteItem", conn):
-                LeaseTable(conn.session().resource("dynamodb", endpoint_url=conn.endpoint_url),
-                           lease_table).forget(source.id)
+                LeaseTable(conn.dynamodb(), lease_table).forget(source.id)
     manager = manager_here()
     if manager is not None:
         manager.stop_source(source_id)
@@ -200,17 +199,13 @@ def ingested_counts(ch: ClickHouse, source: Source) -> tuple[int, int]:
 
 def workers_status(ch: ClickHouse, source: Source, aws: Any = None, lease_table: str = DEFAULT_LEASES) -> WorkersStatus:
     """Rows and quarantined rows, each shard's lease holder and checkpoint, and the lag measured from those
-    checkpoints (workers keep their counters in memory; their checkpoints are in the lease table)."""
+    checkpoints (the workers' checkpoints are in the lease table; their counters: ``store.workers_counters``)."""
     from helios_core.aws import aws_errors
 
     rows, quarantined = ingested_counts(ch, source)
     conn = remote_connection(source, aws)
     with aws_errors("dynamodb:Scan", conn):
-        table = LeaseTable(conn.session().resource("dynamodb", endpoint_url=conn.endpoint_url), lease_table)
-        try:
-            leases = [lease for lease in table.all() if lease.source_id == source.id]
-        except table.client.exceptions.ResourceNotFoundException:
-            leases = []  # no worker has run yet
+        leases = LeaseTable(conn.dynamodb(), lease_table).of_source(source.id)
     with aws_errors("kinesis:GetRecords", conn):
         lag = unread_lag_ms(source, conn.client("kinesis"), {lease.shard_id: lease.checkpoint() for lease in leases})
     shards = [{"shard": lease.shard_id, "worker": lease.owner or "—", "committed": lease.committed_seq or "—",

@@ -106,12 +106,16 @@ class LeaseTable:
     def delete(self, key: str) -> None:
         self.table.delete_item(Key={"lease_key": key})
 
-    def forget(self, source_id: str) -> int:
-        """Delete a deleted source's leases (its checkpoints go with it); a missing table holds none."""
+    def of_source(self, source_id: str) -> list[Lease]:
+        """One source's leases ([] when no worker has created the table yet)."""
         try:
-            keys = [lease.key for lease in self.all() if lease.source_id == source_id]
+            return [lease for lease in self.all() if lease.source_id == source_id]
         except self.client.exceptions.ResourceNotFoundException:
-            return 0
+            return []
+
+    def forget(self, source_id: str) -> int:
+        """Delete a deleted source's leases (its checkpoints go with it)."""
+        keys = [lease.key for lease in self.of_source(source_id)]
         with self.table.batch_writer() as batch:
             for key in keys:
                 batch.delete_item(Key={"lease_key": key})
@@ -322,8 +326,12 @@ class Coordinator:
         """Release the leases of sources no longer run (paused, deleted): a resume starts without a timeout."""
         with self._lock:
             gone = [held.lease for held in self._held.values() if held.lease.source_id not in sources]
-        for lease in gone:
-            self._drop(lease.key)  # after any read of its shard in flight
+        self._let_go(gone)
+
+    def _let_go(self, leases: list[Lease]) -> None:
+        """Stop holding these leases, each after any read of its shard in flight, and give them back."""
+        for lease in leases:
+            self._drop(lease.key)
             try:
                 self.table.release(lease, self.worker)
             except Exception:  # the lease expires by itself
@@ -420,13 +428,6 @@ class Coordinator:
         if self.thread:
             self.thread.join(self.timeout)
         if release:
-            for key in self.held_keys():
-                with self._lock:
-                    held = self._held.get(key)
-                if held is None:
-                    continue
-                self._drop(key)
-                try:
-                    self.table.release(held.lease, self.worker)
-                except Exception:
-                    pass
+            with self._lock:
+                held = [h.lease for h in self._held.values()]
+            self._let_go(held)

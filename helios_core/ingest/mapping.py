@@ -76,7 +76,7 @@ def publish(conn: Any, source: Source, table_name: str = MappingStore.DEFAULT_TA
     from helios_core.aws import aws_errors
 
     with aws_errors("dynamodb:PutItem", conn):
-        store = MappingStore(conn.session().resource("dynamodb", endpoint_url=conn.endpoint_url), table_name)
+        store = MappingStore(conn.dynamodb(), table_name)
         store.ensure_table()
         return store.put(source)
 
@@ -86,7 +86,7 @@ def unpublish(conn: Any, source: Source, table_name: str = MappingStore.DEFAULT_
     from helios_core.aws import aws_errors
 
     with aws_errors("dynamodb:DeleteItem", conn):
-        store = MappingStore(conn.session().resource("dynamodb", endpoint_url=conn.endpoint_url), table_name)
+        store = MappingStore(conn.dynamodb(), table_name)
         try:
             store.delete(source.stream_arn, source.id)
         except store.resource.meta.client.exceptions.ResourceNotFoundException:
