@@ -155,8 +155,7 @@ def create_and_start(ch: Any, request: CreateRequest, aws: Any, user: Any = None
         manager.connections.pop(request.source_id, None)
         raise
     if request.mode == "workers":  # workers read source definitions from the DynamoDB mapping table
-        from helios_core.ingest.mapping import publish
-        from helios_core.sources import get_source
-        publish(aws, get_source(ch, result.source_id))
+        from helios_core.ingest.control import publish_new_workers_source
+        publish_new_workers_source(ch, result.source_id, aws)
     manager.sync()
     return result.to_api()

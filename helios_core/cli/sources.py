@@ -22,7 +22,6 @@ from helios_core.cli.streams import add_aws_args, aws_connection
 from helios_core.ddl import ENGINES, PARTITION_FUNCTIONS, TTL_UNITS
 from helios_core.errors import ValidationError
 from helios_core.ingest import control
-from helios_core.ingest.mapping import MappingStore, publish
 from helios_core.runtime import get_clickhouse
 from helios_core.schema import ColumnSpec
 from helios_core.sources import (
@@ -30,7 +29,6 @@ from helios_core.sources import (
     START_POSITIONS,
     create_table_and_source,
     get_source,
-    record_mapping_table,
     sources_to_api,
 )
 from helios_core.table_request import build_create_request, columns_from_json, order_list, parse_partition, parse_ttl
@@ -67,9 +65,7 @@ def _create_table(args: argparse.Namespace) -> dict[str, Any]:
         result.update(run_for_source(args, get_source(ch, result["sourceId"])))
     elif args.mode == "workers":
         with aws_connection(args) as conn:
-            publish(conn, get_source(ch, result["sourceId"]), args.mapping_table)
-        if args.mapping_table != MappingStore.DEFAULT_TABLE:  # where pause, resume and new rules must go
-            record_mapping_table(ch, result["sourceId"], args.mapping_table)
+            control.publish_new_workers_source(ch, result["sourceId"], conn, args.mapping_table)
         result["mappingTable"] = args.mapping_table
     return result
 

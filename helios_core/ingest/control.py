@@ -28,12 +28,14 @@ from helios_core.ingest.lag import unread_lag_ms
 from helios_core.ingest.leases import DEFAULT_TABLE as DEFAULT_LEASES
 from helios_core.ingest.leases import LeaseTable
 from helios_core.ingest.manager import IngestManager, check_connection_fits, connection_for
-from helios_core.ingest.mapping import publish, table_of, unpublish
+from helios_core.ingest.mapping import MappingStore, publish, table_of, unpublish
 from helios_core.runtime import get_runtime
 from helios_core.sources import (
     Source,
     delete_source,
+    get_source,
     pause_source,
+    record_mapping_table,
     resume_source,
     source_for_change,
     with_rules,
@@ -99,6 +101,17 @@ def _tell_remote(source: Source, aws: Any) -> None:
     publish(conn, source, table)
     if source.mode == "lambda" and source.status == "running":
         serverless.set_enabled(conn, source, True)    # the item is there before the first batch asks
+
+
+def publish_new_workers_source(ch: ClickHouse, source_id: str, aws: Any,
+                               mapping_table: str = MappingStore.DEFAULT_TABLE) -> Source:
+    """Hand a new ``workers`` source to its workers: its item in the mapping table, and that table remembered
+    when it is not the default one (where a pause, a resume or new rules must go later)."""
+    source = get_source(ch, source_id)
+    publish(aws, source, mapping_table)
+    if mapping_table != MappingStore.DEFAULT_TABLE:
+        source = record_mapping_table(ch, source_id, mapping_table)
+    return source
 
 
 def pause(ch: ClickHouse, source_id: str, user: Any = None, aws: Any = None) -> Source:
