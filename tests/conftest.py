@@ -196,6 +196,18 @@ def dynamodb(aws_conn):
     return aws_conn.session().resource("dynamodb", endpoint_url=aws_conn.endpoint_url)
 
 
+@pytest.fixture
+def mappings(dynamodb):
+    """A fresh DynamoDB mapping table of its own (workers and Lambda read source definitions there)."""
+    import uuid
+
+    from helios_core.ingest.mapping import MappingStore
+
+    store = MappingStore(dynamodb, f"helios-sources-{uuid.uuid4().hex[:6]}")
+    store.ensure_table()
+    return store
+
+
 @pytest.fixture(scope="session")
 def aws_sandbox():
     """The process-wide sandbox (helios_core.sandbox.get_sandbox()): demo streams prefilled, producer running.

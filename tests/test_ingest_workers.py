@@ -123,17 +123,20 @@ def test_children_wait_for_their_parents_to_finish(leases):
 
 # ---- workers over real streams ----
 
-def workers_source(ch, aws_conn, mappings: MappingStore, stream: str) -> sources.Source:
+def make_source(ch, aws_conn, stream: str, mode: str, mappings: MappingStore | None = None) -> sources.Source:
+    """A source on ``stream`` (its table in a new table of ``workers_test``), published to ``mappings`` if given."""
     arn = aws_conn.client("kinesis").describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"][
         "StreamARN"]
     req = sources.CreateRequest(
         stream_name=stream, stream_arn=arn, columns=activity_columns(),
         options=TableOptions(database="workers_test", table=f"t_{uuid.uuid4().hex[:8]}",
                              order_by=["event_type", "timestamp"], create_database=True),
-        connection=sources.Connection(region="eu-west-1"), mode="workers")
-    source = sources.get_source(ch, sources.create_table_and_source(ch, req).source_id)
-    mappings.put(source)
-    return source
+        connection=sources.Connection.from_aws(aws_conn), mode=mode)  # keys: given again on every change
+    source_id = sources.create_table_and_source(ch, req).source_id
+    if mappings is not None:
+        sources.record_mapping_table(ch, source_id, mappings.table_name)
+        mappings.put(sources.get_source(ch, source_id))
+    return sources.get_source(ch, source_id)
 
 
 def landed(ch, source) -> list[str]:
@@ -154,12 +157,10 @@ def put(aws_conn, stream: str, n: int, seed: int) -> list[str]:
     return seqs
 
 
-def test_three_workers_ingest_every_event_once_and_survive_one_going_silent(ch, aws_conn, dynamodb, leases,
+def test_three_workers_ingest_every_event_once_and_survive_one_going_silent(ch, aws_conn, mappings, leases,
                                                                             kinesis_stream):
-    mappings = MappingStore(dynamodb, f"helios-sources-{uuid.uuid4().hex[:6]}")
-    mappings.ensure_table()
     stream = kinesis_stream(shards=4)
-    source = workers_source(ch, aws_conn, mappings, stream)
+    source = make_source(ch, aws_conn, stream, "workers", mappings)
     expected = put(aws_conn, stream, 600, seed=31)
     config = WorkerConfig(lease_timeout=3.0, sync_seconds=1.0,
                           ingest=IngestConfig(batch_rows=50, flush_seconds=0.2, idle_sleep=0.02, max_backoff=0.5))
@@ -192,14 +193,12 @@ def metric_samples(ch, source) -> list[dict]:
                              "helios.ingest_metrics WHERE source_id = {s:String} ORDER BY ts", {"s": source.id})
 
 
-def test_workers_sample_their_counters_and_the_sums_match_what_landed(ch, aws_conn, dynamodb, leases,
+def test_workers_sample_their_counters_and_the_sums_match_what_landed(ch, aws_conn, mappings, leases,
                                                                       kinesis_stream):
     from helios_core.ingest.store import workers_counters
 
-    mappings = MappingStore(dynamodb, f"helios-sources-{uuid.uuid4().hex[:6]}")
-    mappings.ensure_table()
     stream = kinesis_stream(shards=2)
-    source = workers_source(ch, aws_conn, mappings, stream)
+    source = make_source(ch, aws_conn, stream, "workers", mappings)
     config = WorkerConfig(lease_timeout=3.0, sync_seconds=0.5, metrics_seconds=0.5,
                           ingest=IngestConfig(batch_rows=50, flush_seconds=0.2, idle_sleep=0.02, max_backoff=0.5))
     workers = [Worker(f"m{i}", lambda: aws_conn.client("kinesis"), ch.new_client, mappings, leases, config).start()

@@ -14,7 +14,6 @@ import pytest
 from helpers import wait_until
 
 from helios_core import serverless, sources
-from helios_core.ddl import TableOptions
 from helios_core.errors import AwsError, Forbidden, ValidationError
 from helios_core.ingest import control
 from helios_core.ingest.consumer import IngestConfig
@@ -22,30 +21,7 @@ from helios_core.ingest.leases import LeaseTable
 from helios_core.ingest.mapping import MappingStore
 from helios_core.ingest.worker import Worker, WorkerConfig
 from helios_core.users import User
-from tests.test_ingest import activity_columns
-from tests.test_ingest_workers import landed, put
-
-
-@pytest.fixture
-def mappings(dynamodb):
-    store = MappingStore(dynamodb, f"helios-sources-{uuid.uuid4().hex[:6]}")
-    store.ensure_table()
-    return store
-
-
-def make_source(ch, aws_conn, stream: str, mode: str, mappings: MappingStore | None = None) -> sources.Source:
-    arn = aws_conn.client("kinesis").describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"][
-        "StreamARN"]
-    req = sources.CreateRequest(
-        stream_name=stream, stream_arn=arn, columns=activity_columns(),
-        options=TableOptions(database="control_test", table=f"t_{uuid.uuid4().hex[:8]}",
-                             order_by=["event_type", "timestamp"], create_database=True),
-        connection=sources.Connection.from_aws(aws_conn), mode=mode)  # keys: given again on every change
-    source_id = sources.create_table_and_source(ch, req).source_id
-    if mappings is not None:
-        sources.record_mapping_table(ch, source_id, mappings.table_name)
-        mappings.put(sources.get_source(ch, source_id))
-    return sources.get_source(ch, source_id)
+from tests.test_ingest_workers import landed, make_source, put
 
 
 def item(mappings: MappingStore, source: sources.Source) -> dict | None:
