@@ -267,11 +267,15 @@ def connect_sandbox():
     return conn
 
 
-def auto_sandbox() -> bool:
-    """Once per session, with no AWS credentials anywhere, connect the sandbox (as the Connect page does).
+AUTO_SANDBOX_KEY = "aws_auto_sandbox"  # this session's sandbox was connected for the user, not chosen
+
+
+def auto_sandbox(announce: bool = True, stop: bool = True) -> bool:
+    """Once per session, with no AWS credentials anywhere, connect the sandbox; True when it did.
 
     A deep link to a page that needs streams then works at once instead of asking to connect; a user who
-    disconnected on purpose is not connected again (the check runs once per session).
+    disconnected on purpose is not connected again (the check runs once per session). ``announce``: say so in
+    a toast (the Connect page says it in its status instead); ``stop``: a failure ends the page's run.
     """
     from helios_core.aws import default_credentials_available
     from helios_core.config import get_settings
@@ -281,11 +285,12 @@ def auto_sandbox() -> bool:
     st.session_state["aws_auto_checked"] = True
     if get_settings().aws_endpoint_url or default_credentials_available():
         return False
-    with user_errors():
+    with user_errors(stop=stop):
         connect_sandbox()
-        st.session_state["aws_auto_sandbox"] = True
-        st.toast("No AWS credentials were found: using the local sandbox and its demo streams.",
-                 icon=":material/science:")
+        st.session_state[AUTO_SANDBOX_KEY] = True
+        if announce:
+            st.toast("No AWS credentials were found: using the local sandbox and its demo streams.",
+                     icon=":material/science:")
         return True
     return False
 

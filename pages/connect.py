@@ -8,14 +8,15 @@ import streamlit as st
 from helios_core.aws import (
     AwsConnection,
     available_profiles,
-    default_credentials_available,
     kinesis_regions,
     list_streams,
 )
 from helios_core.config import Settings, get_settings
 from pages._shared import (
+    AUTO_SANDBOX_KEY,
     AWS_IDENTITY_KEY,
     AWS_STREAMS_KEY,
+    auto_sandbox,
     aws_connection,
     connect_sandbox,
     forget_aws_connection,
@@ -48,23 +49,17 @@ def clear_used_secrets() -> None:
             st.session_state.pop(key, None)
 
 
-def sandbox_when_nothing_else(settings: Settings) -> None:
+def sandbox_when_nothing_else() -> None:
     """With no connection yet and no credentials anywhere, the sandbox is the sensible default (once a session)."""
-    if aws_connection() is not None or st.session_state.get("aws_auto_checked"):
-        return
-    st.session_state["aws_auto_checked"] = True
-    if not settings.aws_endpoint_url and not default_credentials_available():
-        with user_errors(stop=False):  # the form below is the way on
-            connect_sandbox()
-            st.session_state["aws_auto_sandbox"] = True
-            st.rerun()  # so the sidebar shows the Sandbox label at once
+    if aws_connection() is None and auto_sandbox(announce=False, stop=False):  # else the form below is the way on
+        st.rerun()  # so the sidebar shows the Sandbox label at once
 
 
 def connection_status(conn: AwsConnection) -> None:
     """Who this session is connected as, with Refresh streams and Disconnect."""
     identity = st.session_state.get(AWS_IDENTITY_KEY)
     with st.container(border=True):
-        if st.session_state.get("aws_auto_sandbox") and conn.sandbox:
+        if st.session_state.get(AUTO_SANDBOX_KEY) and conn.sandbox:
             st.info("No AWS credentials were found, so Helios connected to the **local sandbox**: a moto server in "
                     "this app with demo streams and a producer writing events. Enter credentials below to use AWS.",
                     icon=":material/science:")
@@ -78,7 +73,7 @@ def connection_status(conn: AwsConnection) -> None:
                 st.session_state[AWS_STREAMS_KEY] = list_streams(conn)
         if c2.button("Disconnect", icon=":material/link_off:", key="aws_disconnect"):
             forget_aws_connection()
-            st.session_state.pop("aws_auto_sandbox", None)
+            st.session_state.pop(AUTO_SANDBOX_KEY, None)
             st.rerun()
 
 
@@ -163,7 +158,7 @@ def connect_with(typed: TypedCredentials) -> None:
             found_identity = candidate.validate()
             found_streams = list_streams(candidate)
         set_aws_connection(candidate, found_identity, found_streams)
-        st.session_state.pop("aws_auto_sandbox", None)
+        st.session_state.pop(AUTO_SANDBOX_KEY, None)
         st.session_state["aws_clear_secrets"] = True
         st.rerun()
 
@@ -172,7 +167,7 @@ def main() -> None:
     clear_used_secrets()
     settings = get_settings()
     st.title("Connect to AWS")
-    sandbox_when_nothing_else(settings)
+    sandbox_when_nothing_else()
     conn = aws_connection()
     sandbox_badge()
     if conn is not None:
