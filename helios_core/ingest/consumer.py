@@ -50,7 +50,7 @@ from helios_core.ingest.batch import MAX_EVENT_BYTES, BatchBuilder, RawRecord
 from helios_core.ingest.leases import LeaseLost
 from helios_core.ingest.metrics import SourceMetrics
 from helios_core.ingest.sink import write_range
-from helios_core.ingest.store import Checkpoint, CheckpointStore, seq_int
+from helios_core.ingest.store import Checkpoint, CheckpointStore, records_after, records_up_to, seq_int
 from helios_core.sources import Source, latest_anchor
 from helios_core.streams import list_shards
 
@@ -362,8 +362,7 @@ class SourceConsumer:
             return False
         state.empty_polls = 0
         new = [RawRecord.from_kinesis(r) for r in records]
-        last = seq_int(state.last_seen)
-        new = [r for r in new if seq_int(r.sequence_number) > last]  # never take a record twice
+        new = records_after(new, state.last_seen)  # never take a record twice
         if new:
             if not state.buffer:
                 state.buffer_since = time.monotonic()
@@ -439,8 +438,7 @@ class SourceConsumer:
     def _flush(self, state: ShardState) -> None:
         cp = state.checkpoint
         if state.recover_to:
-            limit = seq_int(state.recover_to)
-            batch = [r for r in state.buffer if seq_int(r.sequence_number) <= limit]
+            batch = records_up_to(state.buffer, state.recover_to)
         else:
             batch = state.buffer[: self.config.batch_rows]
         rest = state.buffer[len(batch):]

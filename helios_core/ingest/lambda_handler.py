@@ -38,7 +38,7 @@ from helios_core.errors import ConfigError
 from helios_core.ingest.batch import MAX_EVENT_BYTES, BatchBuilder, Built, RawRecord, build_records
 from helios_core.ingest.mapping import MappingStore
 from helios_core.ingest.sink import write_range
-from helios_core.ingest.store import Checkpoint, CheckpointStore, seq_int
+from helios_core.ingest.store import Checkpoint, CheckpointStore, records_after, records_up_to, seq_int
 from helios_core.sources import Source
 
 log = logging.getLogger("helios.lambda")
@@ -171,7 +171,7 @@ def _store_for_source(source: Source, group: ShardRecords, env: HandlerEnv) -> s
     except Exception as exc:
         log.error("ClickHouse is not reachable for source %s: %s", source.id, exc)
         return group.records[0].sequence_number
-    todo = _after(group.records, cp.committed_seq)
+    todo = records_after(group.records, cp.committed_seq)
     while todo:
         batch = _next_batch(todo, cp)
         built, prebuilt = (prebuilt if batch is group.records else None), None
@@ -202,19 +202,10 @@ def _checkpoint(store: CheckpointStore, shard_id: str) -> Checkpoint:
     return store.load_one(shard_id) or Checkpoint(shard_id)
 
 
-def _after(records: list[RawRecord], committed: str) -> list[RawRecord]:
-    """The records after the committed sequence number (Lambda gives a shard's records in order)."""
-    if not committed or seq_int(records[0].sequence_number) > seq_int(committed):
-        return records  # the usual case: nothing of this batch was stored yet
-    done = seq_int(committed)
-    return [r for r in records if seq_int(r.sequence_number) > done]
-
-
 def _next_batch(todo: list[RawRecord], cp: Checkpoint) -> list[RawRecord]:
     """The in-flight range first (same records → same token), else everything left."""
     if cp.has_pending and todo[0].sequence_number == cp.pending_from:
-        limit = seq_int(cp.pending_seq)
-        replay = [r for r in todo if seq_int(r.sequence_number) <= limit]
+        replay = records_up_to(todo, cp.pending_seq)
         if replay and replay[-1].sequence_number == cp.pending_seq:
             return replay
     return todo

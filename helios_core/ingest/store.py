@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
 
     from helios_core.clickhouse import ClickHouse
+    from helios_core.ingest.batch import RawRecord
 
 CHECKPOINTS = f"{METADATA_DB}.ingest_checkpoints"
 METRICS = f"{METADATA_DB}.ingest_metrics"
@@ -86,6 +87,21 @@ class Checkpoint:
 
 def seq_int(seq: str) -> int:
     return int(seq) if seq else -1
+
+
+def records_after(records: list[RawRecord], seq: str) -> list[RawRecord]:
+    """The records past ``seq`` ("": all). A shard's records come in order, so when the first is past it they
+    all are, and the list itself comes back (the usual case: nothing of it was taken or stored yet)."""
+    if not records or seq_int(records[0].sequence_number) > seq_int(seq):
+        return records
+    done = seq_int(seq)
+    return [r for r in records if seq_int(r.sequence_number) > done]
+
+
+def records_up_to(records: list[RawRecord], seq: str) -> list[RawRecord]:
+    """The records up to and including ``seq`` (a range in flight, replayed as it was)."""
+    limit = seq_int(seq)
+    return [r for r in records if seq_int(r.sequence_number) <= limit]
 
 
 class CheckpointStore:
