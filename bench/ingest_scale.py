@@ -55,7 +55,7 @@ def main() -> int:
     from helios_core.ingest.leases import LeaseTable
     from helios_core.ingest.mapping import MappingStore
     from helios_core.ingest.sink import write_range
-    from helios_core.ingest.store import Checkpoint, CheckpointStore
+    from helios_core.ingest.store import Checkpoint, CheckpointStore, records_after
     from helios_core.ingest.worker import Worker, WorkerConfig
     from helios_core.runtime import get_clickhouse
     from helios_core.sandbox import generate_events
@@ -164,7 +164,7 @@ def main() -> int:
         store = CheckpointStore(client, worker_source.id)
         builder = BatchBuilder(worker_source.columns, shard)
         cp = Checkpoint(shard)
-        last_seen = -1
+        last_seen = ""
         env = HandlerEnv(mappings, lambda c=client: c)
         env.sources_for(lambda_source.stream_arn)
         events_ = [{"Records": [{"kinesis": {"sequenceNumber": rec["SequenceNumber"],
@@ -181,8 +181,8 @@ def main() -> int:
                     for x in got:   # what botocore's parser does to a GetRecords reply's blobs
                         x["Data"] = base64.b64decode(x["Data"])
                     records = [RawRecord.from_kinesis(x) for x in got]
-                    records = [x for x in records if int(x.sequence_number) > last_seen]
-                    last_seen = int(records[-1].sequence_number)
+                    records = records_after(records, last_seen)   # the consumer's never-take-twice filter
+                    last_seen = records[-1].sequence_number
                     write_range(client, store, worker_source, builder, shard, cp, records)
                 else:
                     reply = process(event, env)
