@@ -16,6 +16,8 @@ import socket
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -49,16 +51,21 @@ def browser():
         browser.close()
 
 
-@pytest.fixture(scope="module")
-def app_url(tmp_path_factory):
-    port = _free_port()
-    data_dir = tmp_path_factory.mktemp("e2e-data")
-    env = dict(os.environ, HELIOS_DATA_DIR=str(data_dir))
-    log = (data_dir / "streamlit.log").open("w")
+def new_page(browser):
+    """A page of the size the app is laid out for, waiting with the suite's deadline."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(WAIT * 1000)
+    return page
+
+
+@contextmanager
+def running_app(port: int, cwd: Path, env: dict[str, str], log_path: Path) -> Iterator[str]:
+    """``streamlit run app.py`` on 127.0.0.1:``port`` for the block (its URL); the test fails if it never answers."""
+    log = log_path.open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
          "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
 
     def healthy() -> bool:
@@ -69,23 +76,31 @@ def app_url(tmp_path_factory):
             return False
 
     try:
-        wait_until(healthy, interval=0.3, message="streamlit to answer /_stcore/health")
-    except AssertionError:
+        try:
+            wait_until(healthy, interval=0.3, message="streamlit to answer /_stcore/health")
+        except AssertionError:
+            pytest.fail("streamlit did not start: " + log_path.read_text()[-2000:])
+        yield url
+    finally:
         proc.terminate()
-        pytest.fail("streamlit did not start: " + (data_dir / "streamlit.log").read_text()[-2000:])
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("e2e-data")
+    with running_app(_free_port(), ROOT, dict(os.environ, HELIOS_DATA_DIR=str(data_dir)),
+                     data_dir / "streamlit.log") as url:
+        yield url
 
 
 def test_a_deep_link_opened_first_gets_the_app_navigation(browser, app_url):
     # Runs first on a fresh server: Streamlit would otherwise treat pages/ as an old-style multipage app.
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.set_default_timeout(WAIT * 1000)
+    page = new_page(browser)
     page.goto(f"{app_url}/databases")
     page.get_by_role("heading", name="Databases").first.wait_for()
     nav = page.locator("[data-testid='stSidebarNav']")
@@ -144,8 +159,7 @@ def _wait_grid(page, text: str) -> None:
 
 
 def test_load_demo_and_run_a_query_in_the_browser(browser, app_url):
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.set_default_timeout(WAIT * 1000)
+    page = new_page(browser)
     _ensure_demo(page, app_url)
     page.get_by_role("link", name="SQL explorer").first.click()
     _type_sql(page, "SELECT count() AS total_users FROM demo.users")
@@ -176,8 +190,7 @@ def test_load_demo_and_run_a_query_in_the_browser(browser, app_url):
 
 def test_history_run_again_in_the_browser(browser, app_url):
     # issue 17: "Run again" crashed with StreamlitWidgetAlreadyInstantiatedError every time
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.set_default_timeout(WAIT * 1000)
+    page = new_page(browser)
     _ensure_demo(page, app_url)
     page.get_by_role("link", name="SQL explorer").first.click()
     _type_sql(page, "SELECT count() AS purchases FROM demo.purchase_events")
@@ -200,8 +213,7 @@ def test_history_run_again_in_the_browser(browser, app_url):
 
 
 def test_the_sql_editor_completes_table_names(browser, app_url):
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.set_default_timeout(WAIT * 1000)
+    page = new_page(browser)
     _ensure_demo(page, app_url)
     page.get_by_role("link", name="SQL explorer").first.click()
     _type_sql(page, "SELECT * FROM demo.purchase_ev")
@@ -216,8 +228,7 @@ def test_the_sql_editor_completes_table_names(browser, app_url):
 
 def test_wizard_with_every_default_accepted_creates_the_table(browser, app_url):
     """Connect the sandbox, open Create table and accept every default through to Create."""
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.set_default_timeout(WAIT * 1000)
+    page = new_page(browser)
     page.goto(f"{app_url}/connect")
     page.get_by_role("heading", name="Connect to AWS").wait_for()
     start = page.get_by_role("button", name="Start the local sandbox")
@@ -248,8 +259,7 @@ def test_wizard_with_every_default_accepted_creates_the_table(browser, app_url):
 
 
 def test_an_unanswerable_chat_question_is_declined_with_suggestions(browser, app_url):
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.set_default_timeout(WAIT * 1000)
+    page = new_page(browser)
     ask = page.locator("[data-testid='stChatInputTextArea']")
     no_data = page.get_by_text("There is no database to ask about yet")
     page.goto(f"{app_url}/chat")

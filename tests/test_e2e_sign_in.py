@@ -17,12 +17,19 @@ import subprocess
 import sys
 import textwrap
 import time
-import urllib.request
 
 import pytest
 from helpers import WAIT
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
-from test_e2e_browser import CHROMIUM, CHROMIUM_ARGS, ROOT, _free_port, _wait_idle, browser  # noqa: F401 (fixture)
+from test_e2e_browser import (  # noqa: F401 (browser: a fixture)
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    ROOT,
+    _free_port,
+    _wait_idle,
+    browser,
+    running_app,
+)
 
 pytestmark = pytest.mark.e2e
 USERS = {"ann": "ann@example.com", "bob": "bob@example.com"}
@@ -94,29 +101,8 @@ def signed_in_app(tmp_path_factory, oidc_provider, moto_server):
     line = next((ln for ln in seeded.stdout.splitlines() if ln.startswith("SEEDED ")), None)
     assert line, f"seeding failed: {seeded.stdout[-1500:]} {seeded.stderr[-1500:]}"
     records = json.loads(line.removeprefix("SEEDED "))
-    log = (home / "streamlit.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=home, env=env, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            time.sleep(0.3)
-    else:
-        proc.terminate()
-        pytest.fail("streamlit did not start: " + (home / "streamlit.log").read_text()[-2000:])
-    yield url, records
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    with running_app(port, home, env, home / "streamlit.log"):
+        yield url, records
 
 
 def sign_in(context, url: str, email: str):
